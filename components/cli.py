@@ -1,0 +1,112 @@
+"""The ``gateway`` command: check the configuration, render the Crossbar config, run the node.
+
+    gateway check-config [--config gateway.yaml]
+    gateway render [--config gateway.yaml] [--out .crossbar/config.yaml]
+    gateway run [--config gateway.yaml] [--cbdir .crossbar]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from components.config import GatewayConfig, load_config
+from components.events import Registry
+from components.exceptions import GatewayError
+from components.nodeconfig import RenderPaths, render
+
+HEADER = """\
+# Crossbar node configuration of the gateway. GENERATED from gateway.yaml by
+# `gateway render` (`make crossbar-config`): edit gateway.yaml instead.
+# `crossbar start` uses this file as it is; `make run` renders a fresh one
+# (.crossbar/run.yaml) with env overrides and a random backend secret.
+"""
+
+
+def _load(config: str) -> tuple[GatewayConfig, Registry]:
+    # Event modules are imported by name, from the repo root (or the installed package).
+    root = str(Path(config).resolve().parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    cfg = load_config(config, os.environ)
+    return cfg, Registry.from_modules(cfg.events.modules)
+
+
+def render_text(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPaths(),
+                backend_secret: str | None = None) -> str:
+    node = render(cfg, registry, paths, backend_secret)
+    return HEADER + yaml.safe_dump(node, sort_keys=False, default_flow_style=False)
+
+
+def _check(args: argparse.Namespace) -> int:
+    cfg, registry = _load(args.config)
+    print(f"{args.config}: OK")
+    print(f"  router  ws://{cfg.router.host}:{cfg.router.port}/{cfg.router.ws_path}  realm {cfg.router.realm!r}")
+    print(f"  bridge  http://{cfg.bridge.host}:{cfg.bridge.port}/  ({len(cfg.bridge.api_keys)} API key(s))")
+    print(f"  events  {', '.join(f'{c.name} ({c.visibility})' for c in registry)}")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    cfg, registry = _load(args.config)
+    text = render_text(cfg, registry)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg, registry = _load(args.config)
+    cbdir = Path(args.cbdir).resolve()
+    cbdir.mkdir(parents=True, exist_ok=True)
+    repo = Path(args.config).resolve().parent
+    paths = RenderPaths(
+        config=str(Path(args.config).resolve()),
+        page=str(repo / "examples" / "page"),
+        vendor=str(repo / "node_modules" / "autobahn-browser"),
+    )
+    run_config = cbdir / "run.yaml"
+    # A fresh secret each start: only this node's own components ever know it.
+    run_config.write_text(render_text(cfg, registry, paths, backend_secret=secrets.token_urlsafe(32)))
+    run_config.chmod(0o600)
+    crossbar = shutil.which("crossbar") or str(Path(sys.executable).with_name("crossbar"))
+    print(f"gateway: router on http://{cfg.router.host}:{cfg.router.port}/ "
+          f"(WAMP at /{cfg.router.ws_path}), bridge on http://{cfg.bridge.host}:{cfg.bridge.port}/", flush=True)
+    argv = [crossbar, "start", "--cbdir", str(cbdir), "--config", str(run_config), "--logformat", "standard"]
+    os.execv(crossbar, argv)
+    return 0  # not reached
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check-config", help="validate gateway.yaml and the event modules it names, start nothing")
+    p.add_argument("--config", default="gateway.yaml")
+    p.set_defaults(func=_check)
+    p = sub.add_parser("render", help="write the Crossbar node configuration for gateway.yaml")
+    p.add_argument("--config", default="gateway.yaml")
+    p.add_argument("--out", default=".crossbar/config.yaml", help="file to write, or - for stdout")
+    p.set_defaults(func=_render)
+    p = sub.add_parser("run", help="render the node configuration and start Crossbar in the foreground")
+    p.add_argument("--config", default="gateway.yaml")
+    p.add_argument("--cbdir", default=".crossbar")
+    p.set_defaults(func=_run)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GatewayError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

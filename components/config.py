@@ -1,0 +1,167 @@
+"""The shared configuration (gateway.yaml): parsed once, validated, immutable.
+
+Every error names the config path and the bad value, and where a value came
+from an environment variable, that variable too. Unknown keys are refused so
+that a typo ("bridge.prot") is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from components.exceptions import ConfigError
+
+#: The API key shipped in the example gateway.yaml. Fine on loopback for a
+#: demo; the bridge refuses to listen anywhere else while it is in use.
+EXAMPLE_API_KEY = "example-key-change-me"
+#: Same rule for the secret our components present to the router.
+EXAMPLE_BACKEND_SECRET = "example-backend-secret-change-me"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+#: env variable -> (config path, how to turn the string into config data)
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "GATEWAY_ROUTER_HOST": ("router.host", "str"),
+    "GATEWAY_ROUTER_PORT": ("router.port", "str"),
+    "GATEWAY_BRIDGE_HOST": ("bridge.host", "str"),
+    "GATEWAY_BRIDGE_PORT": ("bridge.port", "str"),
+    "GATEWAY_API_KEY": ("bridge.api_keys", "list"),
+    "GATEWAY_BACKEND_SECRET": ("backend.secret", "str"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RouterConfig(_Section):
+    """Where browsers and other WAMP clients connect."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    realm: str = Field(default="gateway", pattern=r"^[a-z][a-z0-9_.]*$")
+    ws_path: str = Field(default="ws", pattern=r"^[a-z0-9_-]+$")
+
+
+class BridgeConfig(_Section):
+    """The HTTP interface that web-apps post events to."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8081
+    api_keys: tuple[Annotated[str, Field(min_length=8)], ...] = Field(
+        default=(EXAMPLE_API_KEY,), min_length=1
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+
+class BackendConfig(_Section):
+    """How our own components authenticate to the router (role ``backend``)."""
+
+    secret: str = Field(default=EXAMPLE_BACKEND_SECRET, min_length=16)
+
+
+class EventsConfig(_Section):
+    """Where event definitions come from."""
+
+    modules: tuple[str, ...] = ("examples.demo_events",)
+
+
+class StoreConfig(_Section):
+    """Durable state. A relative path is relative to the Crossbar node directory."""
+
+    path: str = "gateway.sqlite3"
+
+
+class GatewayConfig(_Section):
+    router: RouterConfig = RouterConfig()
+    bridge: BridgeConfig = BridgeConfig()
+    backend: BackendConfig = BackendConfig()
+    events: EventsConfig = EventsConfig()
+    store: StoreConfig = StoreConfig()
+
+    @model_validator(mode="after")
+    def _no_example_secrets_in_the_open(self) -> GatewayConfig:
+        if EXAMPLE_API_KEY in self.bridge.api_keys and not is_loopback(self.bridge.host):
+            raise ValueError(
+                f"bridge.host is {self.bridge.host!r}, not a loopback address, while "
+                f"bridge.api_keys still holds the example key {EXAMPLE_API_KEY!r}: "
+                "set your own key (or env GATEWAY_API_KEY) before listening beyond this machine"
+            )
+        if self.router.port == self.bridge.port and self.router.host == self.bridge.host:
+            raise ValueError(f"router.port and bridge.port are both {self.router.port}")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"; False for anything else, 0.0.0.0 included."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_config(
+    raw: Any, env: Mapping[str, str] | None = None, source: str = "gateway.yaml"
+) -> GatewayConfig:
+    """Validate config data (as loaded from YAML) with env overrides applied.
+
+    Raises ConfigError naming the source, the config path and the bad value.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, not {type(raw).__name__}")
+    data: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    from_env: dict[str, str] = {}
+    for var, (path, kind) in ENV_OVERRIDES.items():
+        value = (env or {}).get(var)
+        if value is None or value == "":
+            continue
+        section, key = path.split(".")
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            break  # the validation error below names the section
+        target[key] = [v.strip() for v in value.split(",") if v.strip()] if kind == "list" else value
+        from_env[path] = var
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, from_env)) from None
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a gateway.yaml file (see parse_config)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, env, source=str(path))
+
+
+def _describe(exc: ValidationError, source: str, from_env: Mapping[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        where = f"in {path}" if path else "in the configuration"
+        env_var = from_env.get(path) or from_env.get(".".join(str(p) for p in err["loc"][:2]))
+        if env_var:
+            where += f" (from env {env_var})"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        value = f" (got {err['input']!r})" if path and err["type"] != "extra_forbidden" else ""
+        lines.append(f"{where}: {msg}{value}")
+    return f"{source}: " + "; ".join(lines)

@@ -1,0 +1,162 @@
+"""Render the Crossbar node configuration from the gateway configuration.
+
+Crossbar reads a static file; the gateway's ports, bind addresses and secrets
+live in gateway.yaml (and env). This module is the one place that turns the
+latter into the former. It is pure: config in, a dict out.
+
+The committed ``.crossbar/config.yaml`` is this rendering of the default
+gateway.yaml (a test keeps the two in sync), so ``crossbar start`` from the
+repo root works once installed. ``gateway run`` and the test harness render a
+fresh one with env overrides and a random backend secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from components import uris
+from components.config import GatewayConfig
+from components.events import Registry
+
+#: Our components reach the router over this unix socket, relative to the
+#: node directory: only processes of this user can connect to it at all.
+BACKEND_SOCKET = "backend.sock"
+
+#: Crossbar paths are relative to the node directory; the repo is its parent.
+DEFAULT_PATHS = {
+    "config": "../gateway.yaml",
+    "page": "../examples/page",
+    "vendor": "../node_modules/autobahn-browser",
+}
+
+
+@dataclass(frozen=True)
+class RenderPaths:
+    """Paths as Crossbar and our components will see them (absolute, or relative to the node dir)."""
+
+    config: str = DEFAULT_PATHS["config"]
+    page: str = DEFAULT_PATHS["page"]
+    vendor: str = DEFAULT_PATHS["vendor"]
+
+
+def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPaths(),
+           backend_secret: str | None = None) -> dict[str, Any]:
+    """The Crossbar node configuration (version 2) for this gateway configuration."""
+    secret = backend_secret or cfg.backend.secret
+    backend_transport = {
+        "type": "rawsocket",
+        "endpoint": {"type": "unix", "path": BACKEND_SOCKET},
+        "serializer": "msgpack",
+    }
+
+    def container(name: str, classname: str, authid: str) -> dict[str, Any]:
+        return {
+            "type": "container",
+            "id": name,
+            "options": {
+                # A component that fails or leaves is started again at once,
+                # inside the same container, while the router keeps every
+                # client session open.
+                "restart": "restart-always",
+                "title": f"gateway {name}",
+            },
+            "components": [{
+                "type": "class",
+                "id": name,
+                "classname": classname,
+                "realm": cfg.router.realm,
+                "transport": backend_transport,
+                "extra": {
+                    "authid": authid,
+                    "secret": secret,
+                    "config_path": paths.config,
+                },
+            }],
+        }
+
+    anonymous_permissions = [
+        {
+            "uri": uris.event_topic(cls.name),
+            "match": "exact",
+            "allow": {"call": False, "register": False, "publish": False, "subscribe": True},
+            "disclose": {"caller": False, "publisher": False},
+            "cache": True,
+        }
+        for cls in sorted(registry.public(), key=lambda c: c.name)
+    ]
+
+    return {
+        "version": 2,
+        "controller": {
+            "options": {
+                # Crossbar's default shuts the whole node down (dropping every
+                # client) when any worker exits; only an explicit shutdown may.
+                "shutdown": ["shutdown_on_shutdown_requested"],
+            },
+        },
+        "workers": [
+            {
+                "type": "router",
+                "id": "router",
+                "options": {"title": "gateway router"},
+                "realms": [{
+                    "name": cfg.router.realm,
+                    "options": {"enable_meta_api": True},
+                    "roles": [
+                        {
+                            "name": "backend",
+                            "permissions": [{
+                                "uri": "",
+                                "match": "prefix",
+                                "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
+                                "disclose": {"caller": True, "publisher": True},
+                                "cache": True,
+                            }],
+                        },
+                        {"name": "anonymous", "permissions": anonymous_permissions},
+                    ],
+                }],
+                "transports": [
+                    {
+                        "type": "rawsocket",
+                        "id": "backend",
+                        "endpoint": {"type": "unix", "path": BACKEND_SOCKET},
+                        "serializers": ["msgpack"],
+                        "auth": {
+                            "wampcra": {
+                                "type": "static",
+                                "users": {
+                                    authid: {"secret": secret, "role": "backend"}
+                                    for authid in (uris.DISPATCHER_AUTHID, uris.BRIDGE_AUTHID)
+                                },
+                            },
+                        },
+                    },
+                    {
+                        "type": "web",
+                        "id": "web",
+                        "endpoint": {"type": "tcp", "interface": cfg.router.host, "port": cfg.router.port},
+                        "paths": {
+                            "/": {"type": "static", "directory": paths.page,
+                                  "options": {"enable_directory_listing": False}},
+                            "vendor": {"type": "static", "directory": paths.vendor,
+                                       "options": {"enable_directory_listing": False}},
+                            cfg.router.ws_path: {
+                                "type": "websocket",
+                                "serializers": ["json", "msgpack", "cbor"],
+                                "options": {
+                                    "auto_ping_interval": 10000,
+                                    "auto_ping_timeout": 5000,
+                                    "max_message_size": 4 * 1024 * 1024,
+                                },
+                                "auth": {"anonymous": {"type": "static", "role": "anonymous"}},
+                            },
+                        },
+                    },
+                ],
+            },
+            container("dispatcher", "components.dispatcher.Dispatcher", uris.DISPATCHER_AUTHID),
+            container("bridge", "webapp_bridge.component.Bridge", uris.BRIDGE_AUTHID),
+        ],
+    }

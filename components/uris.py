@@ -1,0 +1,26 @@
+"""Every WAMP URI the gateway uses, defined once.
+
+Anything outside this module refers to these names, never to literal strings,
+so that renaming a URI is a one-line change and a grep finds every use.
+"""
+
+#: Prefix of the per-class topics: ``gateway.event.<class name>``.
+EVENT_TOPIC_PREFIX = "gateway.event."
+
+#: Called by the bridge (role backend) to hand an accepted event to the
+#: dispatcher, which assigns seq and time and publishes it.
+INTERNAL_PUBLISH = "gateway.internal.publish"
+
+#: The authid each of our components joins with (role backend).
+DISPATCHER_AUTHID = "dispatcher"
+BRIDGE_AUTHID = "bridge"
+
+# Errors (WAMP error URIs with readable messages).
+ERROR_UNKNOWN_EVENT = "gateway.error.unknown_event"
+ERROR_INVALID_EVENT = "gateway.error.invalid_event"
+ERROR_NOT_AUTHORIZED = "gateway.error.not_authorized"
+
+
+def event_topic(name: str) -> str:
+    """The topic every event of class ``name`` is published to."""
+    return EVENT_TOPIC_PREFIX + name

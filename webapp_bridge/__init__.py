@@ -1,0 +1,1 @@
+"""The web-app side of the gateway: the HTTP bridge component."""
