@@ -31,6 +31,7 @@ from components.nodeconfig import RenderPaths
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789"
+BACKEND_SECRET = "test-backend-secret-0123456789"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -78,7 +79,7 @@ class GatewayNode:
         raw: dict[str, Any] = {
             "router": {"host": "127.0.0.1", "port": self.router_port},
             "bridge": {"host": "127.0.0.1", "port": self.bridge_port, "api_keys": [API_KEY]},
-            "backend": {"secret": "test-backend-secret-0123456789"},
+            "backend": {"secret": BACKEND_SECRET},
             "store": {"path": str(self.workdir / "store.sqlite3")},
         }
         for section, values in self.extra_config.items():
