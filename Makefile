@@ -1,0 +1,49 @@
+# The two commands: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Stamps: re-install only when the dependency lists change.
+PY_STAMP  := $(VENV)/.stamp-install
+NPM_STAMP := node_modules/.stamp-install
+
+.PHONY: run test install lint check-config crossbar-config unit integration clean
+
+run: install
+	$(VENV)/bin/gateway run
+
+test: install
+	$(PY) -m pytest
+
+install: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	$(PYTHON) -m venv $(VENV)
+
+$(PY_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+integration: install
+	$(PY) -m pytest tests/integration
+
+lint: install
+	$(VENV)/bin/mypy
+
+check-config: install
+	$(VENV)/bin/gateway check-config
+
+# Re-generate the committed .crossbar/config.yaml after editing gateway.yaml.
+crossbar-config: install
+	$(VENV)/bin/gateway render --out .crossbar/config.yaml
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .hypothesis

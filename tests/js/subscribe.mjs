@@ -1,0 +1,39 @@
+// A plain autobahn-js subscriber for the integration tests, run by Node:
+//   node --experimental-websocket tests/js/subscribe.mjs <ws url> <realm> <topic> <count>
+// Prints "READY" once subscribed, then each event's envelope as one JSON line,
+// and exits 0 after <count> events (or 1 on error / after 30 s).
+import autobahn from "autobahn";
+
+const [url, realm, topic, count] = process.argv.slice(2);
+const wanted = Number(count);
+let received = 0;
+const deadline = setTimeout(() => {
+  console.error(`timeout: received ${received} of ${wanted} events`);
+  process.exit(1);
+}, 30000);
+
+const connection = new autobahn.Connection({ url, realm, max_retries: 0 });
+connection.onopen = async (session) => {
+  try {
+    await session.subscribe(topic, (args) => {
+      console.log(JSON.stringify(args[0]));
+      received += 1;
+      if (received >= wanted) {
+        clearTimeout(deadline);
+        connection.close();
+        process.exit(0);
+      }
+    });
+    console.log("READY");
+  } catch (err) {
+    console.error("subscribe failed:", err.error || err, err.args || "");
+    process.exit(1);
+  }
+};
+connection.onclose = (reason, details) => {
+  if (received < wanted) {
+    console.error("connection closed:", reason, JSON.stringify(details));
+    process.exit(1);
+  }
+};
+connection.open();

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.cli import render_text
+from components.config import EXAMPLE_API_KEY, is_loopback, load_config, parse_config
+from components.events import Registry
+from components.exceptions import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_are_loopback_with_the_documented_ports() -> None:
+    cfg = parse_config({})
+    assert (cfg.router.host, cfg.router.port, cfg.router.realm) == ("127.0.0.1", 8080, "gateway")
+    assert (cfg.bridge.host, cfg.bridge.port) == ("127.0.0.1", 8081)
+    assert cfg.bridge.max_body_bytes == 1024 * 1024
+
+
+def test_the_repo_gateway_yaml_is_valid_and_matches_the_defaults() -> None:
+    assert load_config(REPO / "gateway.yaml", {}) == parse_config({})
+
+
+def test_env_overrides_ports_hosts_and_keys() -> None:
+    cfg = parse_config({"bridge": {"port": 9000}}, {
+        "GATEWAY_ROUTER_PORT": "9100", "GATEWAY_BRIDGE_PORT": "9101",
+        "GATEWAY_API_KEY": "first-key-123, second-key-456", "GATEWAY_ROUTER_HOST": "::1",
+    })
+    assert cfg.router.port == 9100 and cfg.bridge.port == 9101 and cfg.router.host == "::1"
+    assert cfg.bridge.api_keys == ("first-key-123", "second-key-456")
+
+
+def test_an_empty_env_value_does_not_override() -> None:
+    assert parse_config({}, {"GATEWAY_ROUTER_PORT": ""}).router.port == 8080
+
+
+def test_a_bad_env_value_names_the_variable_and_the_path() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({}, {"GATEWAY_BRIDGE_PORT": "eighty"})
+    assert "in bridge.port (from env GATEWAY_BRIDGE_PORT)" in str(exc.value)
+    assert "'eighty'" in str(exc.value)
+
+
+def test_errors_name_the_file_the_path_and_the_value() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"router": {"port": 70000}}, source="my.yaml")
+    message = str(exc.value)
+    assert message.startswith("my.yaml: in router.port:") and "70000" in message
+
+
+def test_every_error_is_reported_not_just_the_first() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"router": {"port": 0}, "bridge": {"max_body_bytes": -1}})
+    assert "router.port" in str(exc.value) and "bridge.max_body_bytes" in str(exc.value)
+
+
+def test_unknown_keys_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"in bridge\.prot: unknown key"):
+        parse_config({"bridge": {"prot": 80}})
+    with pytest.raises(ConfigError, match=r"in routr: unknown key"):
+        parse_config({"routr": {}})
+
+
+def test_a_section_that_is_not_a_mapping_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"in bridge"):
+        parse_config({"bridge": "8081"})
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        parse_config(["a"])
+
+
+def test_the_example_key_is_refused_beyond_loopback() -> None:
+    with pytest.raises(ConfigError, match="example key"):
+        parse_config({"bridge": {"host": "0.0.0.0"}})
+    with pytest.raises(ConfigError, match="example key"):
+        parse_config({}, {"GATEWAY_BRIDGE_HOST": "192.0.2.10"})
+    cfg = parse_config({"bridge": {"host": "0.0.0.0", "api_keys": ["a-real-secret-key"]}})
+    assert EXAMPLE_API_KEY not in cfg.bridge.api_keys
+
+
+def test_router_and_bridge_cannot_share_a_port() -> None:
+    with pytest.raises(ConfigError, match="both 8081"):
+        parse_config({"router": {"port": 8081}})
+
+
+def test_loopback_detection() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "example.org", ""))
+
+
+def test_unreadable_and_invalid_yaml_files_are_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml", {})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("router: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, {})
+
+
+def test_the_committed_crossbar_config_is_the_rendering_of_gateway_yaml() -> None:
+    # `crossbar start` from the repo root uses .crossbar/config.yaml as it is;
+    # if this fails, run `make crossbar-config` after editing gateway.yaml.
+    cfg = load_config(REPO / "gateway.yaml", {})
+    expected = render_text(cfg, Registry.from_modules(cfg.events.modules))
+    assert (REPO / ".crossbar" / "config.yaml").read_text() == expected
+    assert yaml.safe_load(expected)["version"] == 2

@@ -1,0 +1,65 @@
+from typing import Any
+
+from components.config import parse_config
+from components.events import Registry
+from components.nodeconfig import render
+
+REGISTRY = Registry.from_modules(["examples.demo_events"])
+
+
+def _node(raw: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    return render(parse_config(raw or {}), REGISTRY, **kw)
+
+
+def _router(node: dict[str, Any]) -> dict[str, Any]:
+    return next(w for w in node["workers"] if w["type"] == "router")
+
+
+def test_web_transport_binds_the_configured_address_and_serializers() -> None:
+    node = _node({"router": {"host": "127.0.0.2", "port": 9999}})
+    web = next(t for t in _router(node)["transports"] if t["type"] == "web")
+    assert web["endpoint"] == {"type": "tcp", "interface": "127.0.0.2", "port": 9999}
+    assert web["paths"]["ws"]["serializers"] == ["json", "msgpack", "cbor"]
+    assert web["paths"]["/"]["type"] == "static"
+
+
+def test_no_tcp_endpoint_is_left_on_all_interfaces() -> None:
+    def endpoints(obj: Any) -> list[dict[str, Any]]:
+        if isinstance(obj, dict):
+            found = [obj] if obj.get("type") == "tcp" else []
+            return found + [e for v in obj.values() for e in endpoints(v)]
+        if isinstance(obj, list):
+            return [e for v in obj for e in endpoints(v)]
+        return []
+
+    eps = endpoints(_node())
+    assert eps and all(e.get("interface") == "127.0.0.1" for e in eps)
+
+
+def test_components_authenticate_as_backend_over_the_unix_socket() -> None:
+    node = _node(backend_secret="s3cret-s3cret-s3cret")
+    backend = next(t for t in _router(node)["transports"] if t["type"] == "rawsocket")
+    assert backend["endpoint"]["type"] == "unix"
+    users = backend["auth"]["wampcra"]["users"]
+    assert set(users) == {"dispatcher", "bridge"}
+    assert all(u == {"secret": "s3cret-s3cret-s3cret", "role": "backend"} for u in users.values())
+    assert "anonymous" not in backend["auth"]
+    containers = [w for w in node["workers"] if w["type"] == "container"]
+    assert {c["id"] for c in containers} == {"dispatcher", "bridge"}
+    for c in containers:
+        assert c["options"]["restart"] == "restart-always"
+        (component,) = c["components"]
+        assert component["extra"]["secret"] == "s3cret-s3cret-s3cret"
+        assert component["transport"]["endpoint"] == backend["endpoint"]
+
+
+def test_a_worker_exit_does_not_shut_the_node_down() -> None:
+    assert _node()["controller"]["options"]["shutdown"] == ["shutdown_on_shutdown_requested"]
+
+
+def test_anonymous_may_only_subscribe_to_public_classes() -> None:
+    roles = {r["name"]: r for r in _router(_node())["realms"][0]["roles"]}
+    perms = roles["anonymous"]["permissions"]
+    assert [p["uri"] for p in perms] == ["gateway.event.demo.message"]
+    assert perms[0]["allow"] == {"call": False, "register": False, "publish": False, "subscribe": True}
+    assert perms[0]["match"] == "exact"
