@@ -23,6 +23,10 @@ from components.events import Registry
 #: node directory: only processes of this user can connect to it at all.
 BACKEND_SOCKET = "backend.sock"
 
+#: Container workers, each running every component. Two: one may die
+#: (even by SIGKILL, which Crossbar does not restart) without an outage.
+COMPONENT_CONTAINERS = 2
+
 #: Crossbar paths are relative to the node directory; the repo is its parent.
 DEFAULT_PATHS = {
     "config": "../gateway.yaml",
@@ -50,7 +54,20 @@ def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPa
         "serializer": "msgpack",
     }
 
-    def container(name: str, classname: str, authid: str) -> dict[str, Any]:
+    def component(cid: str, classname: str, authid: str) -> dict[str, Any]:
+        return {
+            "type": "class",
+            "id": cid,
+            "classname": classname,
+            "realm": cfg.router.realm,
+            "transport": backend_transport,
+            "extra": {"authid": authid, "secret": secret, "config_path": paths.config},
+        }
+
+    def container(name: str) -> dict[str, Any]:
+        # Each container runs a dispatcher and a bridge: one dispatcher is
+        # active and the other stands by; both bridges accept HTTP on the same
+        # port. Killing either process leaves a working gateway behind.
         return {
             "type": "container",
             "id": name,
@@ -61,18 +78,10 @@ def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPa
                 "restart": "restart-always",
                 "title": f"gateway {name}",
             },
-            "components": [{
-                "type": "class",
-                "id": name,
-                "classname": classname,
-                "realm": cfg.router.realm,
-                "transport": backend_transport,
-                "extra": {
-                    "authid": authid,
-                    "secret": secret,
-                    "config_path": paths.config,
-                },
-            }],
+            "components": [
+                component("dispatcher", "components.dispatcher.Dispatcher", uris.DISPATCHER_AUTHID),
+                component("bridge", "webapp_bridge.component.Bridge", uris.BRIDGE_AUTHID),
+            ],
         }
 
     anonymous_permissions = [
@@ -156,7 +165,6 @@ def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPa
                     },
                 ],
             },
-            container("dispatcher", "components.dispatcher.Dispatcher", uris.DISPATCHER_AUTHID),
-            container("bridge", "webapp_bridge.component.Bridge", uris.BRIDGE_AUTHID),
+            *(container(f"components-{i}") for i in range(1, COMPONENT_CONTAINERS + 1)),
         ],
     }

@@ -104,16 +104,25 @@ class GatewayNode:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.workdir, env=env, start_new_session=True,
             )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a node that failed to come up must not outlive the attempt
+            raise
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
-        """Until the bridge says an event posted now would be accepted (no fixed sleep)."""
+        """Until every worker is up (Crossbar says NODE_BOOT_COMPLETE) and the bridge says an
+        event posted now would be accepted. Polls; never a fixed sleep."""
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the node exited with {self.process.returncode}:\n{self.log_tail()}")
+            if "NODE_BOOT_COMPLETE" not in self.log_text():
+                last = "still booting"
+                time.sleep(0.1)
+                continue
             try:
                 r = self.get("/healthz", timeout=2)
                 if r.status == 200:

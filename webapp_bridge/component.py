@@ -3,10 +3,15 @@
 It runs inside a Crossbar container worker, listens on the bridge port,
 validates each request (``webapp_bridge.api``) and hands accepted events to
 the dispatcher over WAMP.
+
+Every container worker runs a bridge, all on the same port (SO_REUSEPORT):
+the kernel spreads connections over them, so HTTP parsing and validation use
+every core, and a bridge whose process dies leaves the others serving.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
@@ -42,7 +47,7 @@ class Bridge(BackendSession):
         registry = Registry.from_modules(cfg.events.modules)
         logic = BridgeLogic(cfg.bridge.api_keys, registry, cfg.bridge.max_body_bytes)
         site = BridgeSite(logic, self._forward, self._health)
-        self._port = reactor.listenTCP(cfg.bridge.port, site, interface=host)  # type: ignore[attr-defined]
+        self._port = listen_shared(host, cfg.bridge.port, site)
         self.log.info("bridge listening on http://{host}:{port}/", host=host, port=cfg.bridge.port)
 
     async def _forward_async(self, req: PublishRequest) -> Answer:
@@ -51,16 +56,11 @@ class Bridge(BackendSession):
                 result = await self.call(uris.INTERNAL_PUBLISH, req.event, req.data, req.id)
             except ApplicationError as exc:
                 if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
-                    await _sleep(delay)
+                    await _sleep(delay)  # a dispatcher is (re)starting
                     continue
-                if exc.error == ApplicationError.NO_SUCH_PROCEDURE:
-                    return error(503, "unavailable", "the dispatcher is not running; the event was not accepted",
-                                 headers=(("Retry-After", "1"),))
-                if exc.error == uris.ERROR_UNKNOWN_EVENT:
-                    return error(404, "unknown_event", str(exc.args[0]) if exc.args else exc.error)
-                raise
+                return _dispatch_failed(exc)
             return accepted(result["id"], result["seq"])
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the last attempt returns")
 
     def _forward(self, req: PublishRequest) -> Deferred[Answer]:
         if not self.is_attached():
@@ -69,15 +69,17 @@ class Bridge(BackendSession):
         return Deferred.fromCoroutine(self._forward_async(req))
 
     def _health(self) -> Deferred[Answer]:
-        """200 when an event posted now would be accepted: attached, and the dispatcher registered."""
+        """200 when an event posted now would be accepted; says how many dispatchers stand ready."""
         if not self.is_attached():
-            return _now(Answer(503, {"status": "unavailable", "router": False, "dispatcher": False}))
+            return _now(Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0}))
 
         async def check() -> Answer:
             registration = await self.call("wamp.registration.lookup", uris.INTERNAL_PUBLISH)
-            ok = registration is not None
-            return Answer(200 if ok else 503, {"status": "ok" if ok else "unavailable", "router": True,
-                                               "dispatcher": ok})
+            callees = [] if registration is None else await self.call(
+                "wamp.registration.list_callees", registration)
+            n = len(callees)
+            return Answer(200 if n else 503, {"status": "ok" if n else "unavailable", "router": True,
+                                              "dispatchers": n})
 
         return Deferred.fromCoroutine(check())
 
@@ -86,6 +88,39 @@ class Bridge(BackendSession):
             self._port.stopListening()
             self._port = None
         super().onLeave(details)
+
+
+def _dispatch_failed(exc: ApplicationError) -> Answer:
+    retry = (("Retry-After", "1"),)
+    if exc.error == ApplicationError.NO_SUCH_PROCEDURE:
+        return error(503, "unavailable", "no dispatcher is running; the event was not accepted", headers=retry)
+    if exc.error == ApplicationError.CANCELED:
+        # The dispatcher died between taking the event and answering: it may
+        # have been delivered. Retrying with the same id is the safe move.
+        return error(503, "unavailable", "the dispatcher stopped while publishing this event; it may or may not "
+                     "have been delivered: retry with the same id", headers=retry)
+    if exc.error == uris.ERROR_UNKNOWN_EVENT:
+        return error(404, "unknown_event", str(exc.args[0]) if exc.args else exc.error)
+    raise exc
+
+
+def listen_shared(host: str, port: int, factory: Any) -> IListeningPort:
+    """Listen on host:port with SO_REUSEPORT, so that every bridge process can accept on it.
+
+    Linux only lets sockets of the same user share a port this way.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        listening: IListeningPort = reactor.adoptStreamPort(sock.fileno(), family, factory)  # type: ignore[attr-defined]
+    finally:
+        sock.close()  # adoptStreamPort keeps its own duplicate of the descriptor
+    return listening
 
 
 def _now(answer: Answer) -> Deferred[Answer]:

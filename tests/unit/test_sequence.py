@@ -3,52 +3,67 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.sequence import Sequencer, SqliteReservations
+from components.sequence import Sequencer, SqliteCounter
 
 
-class MemoryReservations:
+class MemoryCounter:
     def __init__(self) -> None:
-        self.reserved = 0
+        self.value = 0
         self.writes = 0
 
-    def save(self, n: int) -> None:
-        self.reserved = n
+    def take(self, n: int) -> int:
+        self.value += n
         self.writes += 1
+        return self.value
 
 
 def test_numbers_start_at_one_and_increase_by_one_within_a_run() -> None:
-    store = MemoryReservations()
-    seq = Sequencer(store.reserved, store.save, block=10)
+    counter = MemoryCounter()
+    seq = Sequencer(counter.take, block=10)
     assert [seq.next() for _ in range(25)] == list(range(1, 26))
-    assert store.writes == 3 and store.reserved == 30
+    assert counter.writes == 3 and counter.value == 30
 
 
-def test_a_number_is_reserved_before_it_is_handed_out() -> None:
-    store = MemoryReservations()
-    seq = Sequencer(0, store.save, block=5)
+def test_a_number_is_taken_before_it_is_handed_out() -> None:
+    counter = MemoryCounter()
+    seq = Sequencer(counter.take, block=5)
     for _ in range(12):
-        n = seq.next()
-        assert n <= store.reserved
+        assert seq.next() <= counter.value
 
 
-@given(st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=8), st.integers(1, 7))
-def test_restarts_never_repeat_or_go_back(runs: list[int], block: int) -> None:
-    # Each run is a process lifetime that hands out some numbers, then dies.
-    store = MemoryReservations()
+def test_nothing_is_taken_until_the_first_number_is_needed() -> None:
+    counter = MemoryCounter()
+    Sequencer(counter.take)
+    assert counter.writes == 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 30)), min_size=1, max_size=10), st.integers(1, 7))
+def test_failover_and_restarts_never_repeat_or_go_back(turns: list[tuple[int, int]], block: int) -> None:
+    # Two dispatchers share one counter. In each turn one of them is active
+    # and numbers some events; between turns the other may take over, and a
+    # dispatcher that lost its turn died and comes back as a new instance.
+    counter = MemoryCounter()
+    live = [Sequencer(counter.take, block), Sequencer(counter.take, block)]
     handed: list[int] = []
-    for count in runs:
-        seq = Sequencer(store.reserved, store.save, block=block)
-        handed.extend(seq.next() for _ in range(count))
+    previous = None
+    for who, count in turns:
+        if previous is not None and previous != who:
+            live[previous] = Sequencer(counter.take, block)  # the one that stopped was restarted
+        handed.extend(live[who].next() for _ in range(count))
+        previous = who
     assert handed == sorted(set(handed))
 
 
-def test_sqlite_reservations_survive_reopening(tmp_path: Path) -> None:
+def test_sqlite_counter_survives_reopening_and_is_shared(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite3"
-    first = SqliteReservations(path)
-    seq = Sequencer(first.load(), first.save, block=100)
-    used = [seq.next() for _ in range(3)]
+    first, second = SqliteCounter(path), SqliteCounter(path)
+    a = Sequencer(first.take, block=100)
+    used = [a.next() for _ in range(3)]
+    b = Sequencer(second.take, block=100)
+    assert b.next() == 101
     first.close()
-    second = SqliteReservations(path)
-    assert second.load() == 100
-    assert Sequencer(second.load(), second.save).next() > max(used)
     second.close()
+    reopened = SqliteCounter(path)
+    assert reopened.taken() == 200
+    assert Sequencer(reopened.take).next() > max(used)
+    reopened.close()
