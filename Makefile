@@ -12,6 +12,7 @@ run: install
 	$(VENV)/bin/gateway run
 
 test: install
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 install: $(PY_STAMP) $(NPM_STAMP)

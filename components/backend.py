@@ -8,13 +8,14 @@ so a failed start waits, with a growing delay, before it leaves.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp import auth
 from autobahn.wamp.types import Challenge, SessionDetails
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from components.config import GatewayConfig, load_config
@@ -23,7 +24,7 @@ from components.config import GatewayConfig, load_config
 START_RETRY_DELAYS = (0.5, 1, 2, 5, 10)
 
 
-class BackendSession(ApplicationSession):  # type: ignore[misc]
+class BackendSession(ApplicationSession):
     log = Logger()
     _failed_starts: ClassVar[int] = 0
 
@@ -52,7 +53,7 @@ class BackendSession(ApplicationSession):  # type: ignore[misc]
                 "{name} could not start (attempt {n}): {err}; retrying in {delay}s",
                 name=type(self).__name__, n=n, err=exc, delay=delay,
             )
-            await _sleep(delay)
+            await sleep(delay)
             self.leave("gateway.error.start_failed", str(exc))
             return
         type(self)._failed_starts = 0
@@ -66,11 +67,6 @@ class BackendSession(ApplicationSession):  # type: ignore[misc]
         pass
 
 
-def _sleep(seconds: float) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
-    return d
+def sleep(seconds: float) -> Deferred[None]:
+    return deferLater(reactor, seconds)
 
-
-def extra(session: Any, key: str) -> Any:
-    return session.config.extra[key]

@@ -12,16 +12,16 @@ every core, and a bridge whose process dies leaves the others serving.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, cast
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CloseDetails, SessionDetails
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.tcp import Port
 
 from components import uris
-from components.backend import BackendSession, _sleep
+from components.backend import BackendSession, sleep
 from components.config import is_loopback
 from components.events import Registry
 from components.exceptions import ConfigError
@@ -35,7 +35,11 @@ DISPATCHER_WAIT = (0.1, 0.2, 0.4, 0.8, 1.5)
 
 
 class Bridge(BackendSession):
-    _port: IListeningPort | None = None
+    _port: Port | None
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self._port = None
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
@@ -56,7 +60,7 @@ class Bridge(BackendSession):
                 result = await self.call(uris.INTERNAL_PUBLISH, req.event, req.data, req.id)
             except ApplicationError as exc:
                 if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
-                    await _sleep(delay)  # a dispatcher is (re)starting
+                    await sleep(delay)  # a dispatcher is (re)starting
                     continue
                 return _dispatch_failed(exc)
             return accepted(result["id"], result["seq"])
@@ -104,7 +108,7 @@ def _dispatch_failed(exc: ApplicationError) -> Answer:
     raise exc
 
 
-def listen_shared(host: str, port: int, factory: Any) -> IListeningPort:
+def listen_shared(host: str, port: int, factory: Any) -> Port:
     """Listen on host:port with SO_REUSEPORT, so that every bridge process can accept on it.
 
     Linux only lets sockets of the same user share a port this way.
@@ -117,7 +121,7 @@ def listen_shared(host: str, port: int, factory: Any) -> IListeningPort:
         sock.bind((host, port))
         sock.listen(128)
         sock.setblocking(False)
-        listening: IListeningPort = reactor.adoptStreamPort(sock.fileno(), family, factory)  # type: ignore[attr-defined]
+        listening = cast(Port, reactor.adoptStreamPort(sock.fileno(), family, factory))
     finally:
         sock.close()  # adoptStreamPort keeps its own duplicate of the descriptor
     return listening

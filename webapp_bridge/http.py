@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web import http, server
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, error
 
@@ -31,9 +31,13 @@ class _LimitedRequest(server.Request):
     _received = 0
     _refused = False
 
+    @property
+    def _logic(self) -> BridgeLogic:
+        site: BridgeSite = self.channel.site  # type: ignore[attr-defined]  # set by Site.buildProtocol
+        return site.logic
+
     def gotLength(self, length: int | None) -> None:
-        site: BridgeSite = self.channel.site
-        if length is not None and length > site.logic.max_body_bytes:
+        if length is not None and length > self._logic.max_body_bytes:
             self._refuse()
             return
         super().gotLength(length)
@@ -42,21 +46,20 @@ class _LimitedRequest(server.Request):
         if self._refused:
             return
         self._received += len(data)
-        if self._received > self.channel.site.logic.max_body_bytes:
+        if self._received > self._logic.max_body_bytes:
             self._refuse()
             return
         super().handleContentChunk(data)
 
-    def allContentReceived(self) -> None:
-        if not self._refused:
-            super().allContentReceived()
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:  # a refused request was answered already; never render it
+            super().requestReceived(command, path, version)
 
     def _refuse(self) -> None:
         self._refused = True
-        self.content = None
-        answer = self.channel.site.logic.too_large()
-        body = answer.encode()
-        self.channel.transport.write(
+        body = self._logic.too_large().encode()
+        transport: Any = self.channel.transport
+        transport.write(
             b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
             b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
@@ -69,13 +72,13 @@ class BridgeSite(server.Site):
     def __init__(self, logic: BridgeLogic, forward: Forward, health: Health) -> None:
         self.logic = logic
         root = _Root()
-        root.putChild(b"events", _Events(logic, forward))
-        root.putChild(b"healthz", _Health(health))
+        root.putChild(b"events", cast(IResource, _Events(logic, forward)))
+        root.putChild(b"healthz", cast(IResource, _Health(health)))
         super().__init__(root)
         self.displayTracebacks = False
         self.noisy = False
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: http.Request) -> None:
         """No access log per request: the bridge's hot path stays quiet."""
 
 
@@ -92,11 +95,11 @@ def _send(request: server.Request, answer: Answer) -> None:
     request.finish()
 
 
-def _method_not_allowed(request: server.Request, allowed: str) -> bytes:
+def _method_not_allowed(request: server.Request, allowed: str) -> int:
     answer = error(405, "method_not_allowed", f"{request.method.decode()} is not allowed here; use {allowed}",
                    headers=(("Allow", allowed),))
     _send(request, answer)
-    return server.NOT_DONE_YET  # type: ignore[no-any-return]
+    return server.NOT_DONE_YET
 
 
 class _Root(Resource):
