@@ -55,17 +55,17 @@ class SqliteCounter:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS sequence (name TEXT PRIMARY KEY, taken INTEGER NOT NULL)")
-        self._db.execute("INSERT OR IGNORE INTO sequence (name, taken) VALUES (?, 0)", (name,))
+        self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, taken INTEGER NOT NULL)")
+        self._db.execute("INSERT OR IGNORE INTO counters (name, taken) VALUES (?, 0)", (name,))
 
     def take(self, n: int) -> int:
         row = self._db.execute(
-            "UPDATE sequence SET taken = taken + ? WHERE name = ? RETURNING taken", (n, self._name)
+            "UPDATE counters SET taken = taken + ? WHERE name = ? RETURNING taken", (n, self._name)
         ).fetchone()
         return int(row[0])
 
     def taken(self) -> int:
-        return int(self._db.execute("SELECT taken FROM sequence WHERE name = ?", (self._name,)).fetchone()[0])
+        return int(self._db.execute("SELECT taken FROM counters WHERE name = ?", (self._name,)).fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
