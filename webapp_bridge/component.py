@@ -22,9 +22,7 @@ from twisted.internet.tcp import Port
 
 from components import uris
 from components.backend import BackendSession, sleep
-from components.config import is_loopback
 from components.events import Registry
-from components.exceptions import ConfigError
 from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, accepted, error
 from webapp_bridge.http import BridgeSite
 
@@ -42,12 +40,9 @@ class Bridge(BackendSession):
         self._port = None
 
     async def start(self, details: SessionDetails) -> None:
+        # Loading refuses a non-loopback host while the example API key is configured.
         cfg = self.load_gateway_config()
         host = cfg.bridge.host
-        # Checked again here (not only in config validation) because this is
-        # the last moment before the key becomes reachable from elsewhere.
-        if not is_loopback(host) and any(k.startswith("example-") for k in cfg.bridge.api_keys):
-            raise ConfigError(f"refusing to listen on {host}: the example API key is still configured")
         registry = Registry.from_modules(cfg.events.modules)
         logic = BridgeLogic(cfg.bridge.api_keys, registry, cfg.bridge.max_body_bytes)
         site = BridgeSite(logic, self._forward, self._health)
