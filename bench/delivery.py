@@ -522,22 +522,22 @@ class _HttpConnection:
         self._writer: asyncio.StreamWriter | None = None
         self.reconnects = 0
 
-    async def post(self, body: bytes) -> tuple[int, bytes]:
+    async def post(self, body: bytes, path: bytes = b"/events") -> tuple[int, bytes]:
         try:
-            return await self._post(body)
+            return await self._post(body, path)
         except BaseException:
             self.close()  # half a request or answer on the wire: the next one starts afresh
             raise
 
-    async def _post(self, body: bytes) -> tuple[int, bytes]:
+    async def _post(self, body: bytes, path: bytes) -> tuple[int, bytes]:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(HOST, self._port)
             self.reconnects += 1
         assert self._reader is not None
         self._writer.write(
-            b"POST /events HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+            b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-            % (HOST.encode(), self._port, API_KEY.encode(), len(body), body)
+            % (path, HOST.encode(), self._port, API_KEY.encode(), len(body), body)
         )
         try:
             head = await self._reader.readuntil(b"\r\n\r\n")

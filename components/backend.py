@@ -12,13 +12,18 @@ from typing import ClassVar
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp import auth
-from autobahn.wamp.types import Challenge, SessionDetails
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import Challenge, CloseDetails, SessionDetails
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from components import uris
 from components.config import GatewayConfig, load_config
+from components.events import Registry
+from components.exceptions import DefinitionError
+from components.live_registry import LiveRegistry
 
 #: Delays (seconds) before a component whose start failed leaves to be restarted.
 START_RETRY_DELAYS = (0.5, 1, 2, 5, 10)
@@ -27,6 +32,7 @@ START_RETRY_DELAYS = (0.5, 1, 2, 5, 10)
 class BackendSession(ApplicationSession):
     log = Logger()
     _failed_starts: ClassVar[int] = 0
+    _live: LiveRegistry | None = None
 
     def onConnect(self) -> None:
         extra = self.config.extra
@@ -61,6 +67,40 @@ class BackendSession(ApplicationSession):
     async def start(self, details: SessionDetails) -> None:
         """Set the component up; raising makes it leave and be restarted after a delay."""
         raise NotImplementedError
+
+    # -- event definitions -------------------------------------------------
+
+    def start_registry(self, cfg: GatewayConfig) -> None:
+        """Load the event definitions; watch them if configured. Call from start()."""
+        self._live = LiveRegistry(cfg.events.modules, cfg.events.files, on_change=self.registry_changed)
+        if cfg.events.watch:
+            self._live.watch(cfg.events.watch_interval)
+
+    @property
+    def registry(self) -> Registry:
+        assert self._live is not None, "start_registry() was not called"
+        return self._live.current
+
+    def registry_changed(self, old: Registry, new: Registry) -> None:
+        """Called after a reload swapped in a different registry."""
+
+    async def register_reload(self) -> None:
+        """Offer ``gateway.internal.reload.<session>`` so that POST /admin/reload can reach this component."""
+        assert self._session_id is not None
+        await self.register(self.reload_registry, uris.internal_reload(self._session_id))
+
+    def reload_registry(self) -> dict[str, object]:
+        assert self._live is not None
+        try:
+            new = self._live.reload()
+        except DefinitionError as exc:
+            raise ApplicationError(uris.ERROR_INVALID_DEFINITIONS, str(exc)) from None
+        return {"version": new.version, "classes": [c.name for c in new]}
+
+    def onLeave(self, details: CloseDetails) -> None:
+        if self._live is not None:
+            self._live.stop()
+        super().onLeave(details)
 
     def onDisconnect(self) -> None:
         # Never stop the reactor: the container hosts this component and restarts it.

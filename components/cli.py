@@ -36,7 +36,7 @@ def _load(config: str) -> tuple[GatewayConfig, Registry]:
     if root not in sys.path:
         sys.path.insert(0, root)
     cfg = load_config(config, os.environ)
-    return cfg, Registry.from_modules(cfg.events.modules)
+    return cfg, Registry.load(cfg.events.modules, cfg.events.files)
 
 
 def render_text(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPaths(),
@@ -50,7 +50,7 @@ def _check(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK")
     print(f"  router  ws://{cfg.router.host}:{cfg.router.port}/{cfg.router.ws_path}  realm {cfg.router.realm!r}")
     print(f"  bridge  http://{cfg.bridge.host}:{cfg.bridge.port}/  ({len(cfg.bridge.api_keys)} API key(s))")
-    print(f"  events  {', '.join(f'{c.name} ({c.visibility})' for c in registry)}")
+    print(f"  events  {', '.join(f'{c.name} ({c.visibility})' for c in registry)}  version {registry.version}")
     return 0
 
 

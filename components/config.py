@@ -58,6 +58,7 @@ class BridgeConfig(_Section):
         default=(EXAMPLE_API_KEY,), min_length=1
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_batch: int = Field(default=1000, ge=1, le=100_000)
 
 
 class BackendConfig(_Section):
@@ -67,15 +68,23 @@ class BackendConfig(_Section):
 
 
 class EventsConfig(_Section):
-    """Where event definitions come from."""
+    """Where event definitions come from, and how changes to them are picked up."""
 
+    #: Python modules; every Event subclass defined in them is loaded.
     modules: tuple[str, ...] = ("examples.demo_events",)
+    #: YAML definition files; a relative path is relative to gateway.yaml's folder.
+    files: tuple[str, ...] = ("examples/demo_events.yaml",)
+    #: Reload by itself when a module's source or a file changes (else only on POST /admin/reload).
+    watch: bool = True
+    watch_interval: float = Field(default=1.0, gt=0, le=3600)
 
 
 class StoreConfig(_Section):
     """Durable state. A relative path is relative to the Crossbar node directory."""
 
     path: str = "gateway.sqlite3"
+    #: How long an event id is remembered, so that posting it again is not a second event.
+    idempotency_window: float = Field(default=24 * 3600, ge=60)
 
 
 class GatewayConfig(_Section):
@@ -138,7 +147,11 @@ def parse_config(
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read and validate a gateway.yaml file (see parse_config)."""
+    """Read and validate a gateway.yaml file (see parse_config).
+
+    Relative ``events.files`` are made absolute against the file's folder, so
+    that every process (whatever its working directory) finds the same files.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -148,7 +161,10 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Gatew
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw, env, source=str(path))
+    cfg = parse_config(raw, env, source=str(path))
+    base = path.resolve().parent
+    files = tuple(str(base / f) for f in cfg.events.files)
+    return cfg.model_copy(update={"events": cfg.events.model_copy(update={"files": files})})
 
 
 def _describe(exc: ValidationError, source: str, from_env: Mapping[str, str]) -> str:

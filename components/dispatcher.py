@@ -1,9 +1,12 @@
 """The dispatcher: numbers accepted events and publishes them to their topics.
 
-Events reach it from the bridge through ``gateway.internal.publish``. It gives
-each a ``seq`` (strictly increasing, durable across restarts) and a ``time``,
-and publishes the envelope to ``gateway.event.<class>``, asking the router to
-acknowledge, so that the bridge answers 202 only for events the router took.
+Events reach it from the bridge through ``gateway.internal.publish``, in
+batches (a single event is a batch of one). For each it checks the event id
+against the ids it accepted before (idempotency: the same id twice is one
+event, and the second answer says so), gives it a ``seq`` (strictly
+increasing, durable across restarts) and a ``time``, and publishes the
+envelope to ``gateway.event.<class>``, asking the router to acknowledge, so
+that the bridge answers 202 only for events the router took.
 
 Every container worker runs a dispatcher. They register the procedure with
 the ``first`` invocation policy: one is active, the others stand by, and
@@ -14,46 +17,126 @@ time and a standby takes its first block of numbers only when it takes over.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import CloseDetails, PublishOptions, RegisterOptions, SessionDetails
-from twisted.internet.defer import Deferred
+from autobahn.wamp.types import CallDetails, CloseDetails, PublishOptions, RegisterOptions, SessionDetails
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.task import LoopingCall
 
 from components import uris
-from components.envelope import make_envelope, new_event_id
-from components.events import Registry
 from components.backend import BackendSession
-from components.sequence import Sequencer, SqliteCounter
+from components.envelope import make_envelope, new_event_id
+from components.sequence import Sequencer
+from components.store import SqliteStore
 
 _ACK = PublishOptions(acknowledge=True)
+#: How often ids older than the idempotency window are forgotten.
+PRUNE_INTERVAL = 600.0
+
+Result = dict[str, Any]
 
 
 class Dispatcher(BackendSession):
-    _registry: Registry
-    _counter: SqliteCounter | None = None
+    _store: SqliteStore | None = None
     _sequencer: Sequencer
+    _pruner: LoopingCall | None = None
+    _window: float
+    #: id -> the result of an event being published right now, so that the
+    #: same id arriving meanwhile waits for it instead of publishing twice.
+    _pending: dict[str, Deferred[Result]]
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
-        self._registry = Registry.from_modules(cfg.events.modules)
-        self._counter = SqliteCounter(cfg.store.path)
-        self._sequencer = Sequencer(self._counter.take)
+        self.start_registry(cfg)
+        self._store = SqliteStore(cfg.store.path)
+        self._sequencer = Sequencer(self._store.take)
+        self._window = cfg.store.idempotency_window
+        self._pending = {}
+        self._pruner = LoopingCall(self._prune)
+        self._pruner.start(PRUNE_INTERVAL, now=True)
         await self.register(self._publish, uris.INTERNAL_PUBLISH, options=RegisterOptions(invoke="first"))
-        self.log.info("dispatcher ready: {n} event classes", n=len(self._registry))
+        await self.register(self._catalog, uris.CATALOG,
+                            options=RegisterOptions(invoke="roundrobin", details_arg="details"))
+        await self.register_reload()
+        self.log.info("dispatcher ready: {n} event classes, version {v}",
+                      n=len(self.registry), v=self.registry.version)
 
-    def _publish(self, event: str, data: dict[str, Any], event_id: str | None = None) -> Deferred[dict[str, Any]]:
-        if event not in self._registry:
-            raise ApplicationError(uris.ERROR_UNKNOWN_EVENT, f"unknown event class {event!r}")
+    def _publish(self, items: list[list[Any]]) -> Deferred[list[Result]]:
+        """Publish a batch, in order; one result per item, never an exception for one bad item."""
+        results = [self._publish_one(event, data, event_id or new_event_id()) for event, data, event_id in items]
+        gathered: Deferred[list[tuple[bool, Result]]] = DeferredList(results, consumeErrors=True)
+        return gathered.addCallback(lambda pairs: [r for _, r in pairs])
+
+    def _publish_one(self, event: str, data: dict[str, Any], event_id: str) -> Deferred[Result]:
+        if event not in self.registry:
+            return succeed({"error": "unknown_event", "message": f"no event class named {event!r}", "status": 404})
+        pending = self._pending.get(event_id)
+        if pending is not None:
+            return _follow(pending, event)
+        assert self._store is not None
+        earlier = self._store.accepted(event_id)
+        if earlier is not None:
+            return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
         seq = self._sequencer.next()
-        eid = event_id or new_event_id()
-        envelope = make_envelope(event, eid, seq, datetime.now(timezone.utc), data)
+        envelope = make_envelope(event, event_id, seq, datetime.now(timezone.utc), data)
         d: Deferred[Any] = self.publish(uris.event_topic(event), envelope, options=_ACK)
-        return d.addCallback(lambda _: {"id": eid, "seq": seq})
+        outcome: Deferred[Result] = Deferred()
+        self._pending[event_id] = outcome
+
+        def done(_: Any) -> Result:
+            assert self._store is not None
+            self._store.remember(event_id, event, seq)
+            return {"id": event_id, "seq": seq, "event": event}
+
+        def failed(failure: Any) -> Result:
+            self.log.warn("publishing {event} (seq {seq}) failed: {err}", event=event, seq=seq,
+                          err=failure.getErrorMessage())
+            return {"error": "unavailable", "message": "the router did not take the event; it was not accepted",
+                    "status": 503}
+
+        def settle(r: Result) -> Result:
+            del self._pending[event_id]
+            outcome.callback(r)
+            return {k: v for k, v in r.items() if k != "event"}
+
+        return d.addCallbacks(done, failed).addCallback(settle)
+
+    def _catalog(self, details: CallDetails) -> dict[str, Any]:
+        return self.registry.catalog(details.caller_authrole or "anonymous")
+
+    def _prune(self) -> None:
+        if self._store is not None:
+            self._store.forget_before(time.time() - self._window)
 
     def onLeave(self, details: CloseDetails) -> None:
-        if self._counter is not None:
-            self._counter.close()
-            self._counter = None
+        if self._pruner is not None and self._pruner.running:
+            self._pruner.stop()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         super().onLeave(details)
+
+
+def _follow(pending: Deferred[Result], event: str) -> Deferred[Result]:
+    """The answer for an id whose first event is being published right now, once it is."""
+    waiter: Deferred[Result] = Deferred()
+
+    def relay(first: Result) -> Result:
+        waiter.callback(_as_duplicate(first, event))
+        return first
+
+    pending.addCallback(relay)
+    return waiter
+
+
+def _as_duplicate(first: Result, event: str) -> Result:
+    """The answer for an id seen before: the same seq, or a conflict if it named another class."""
+    if "error" in first:
+        return {k: v for k, v in first.items()}
+    if first["event"] != event:
+        return {"error": "conflict", "status": 409,
+                "message": f"id {first['id']!r} was already used by a {first['event']} event (seq {first['seq']})"}
+    return {"id": first["id"], "seq": first["seq"], "duplicate": True}

@@ -93,6 +93,15 @@ def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPa
             "cache": True,
         }
         for cls in sorted(registry.public(), key=lambda c: c.name)
+    ] + [
+        {
+            # The callee answers by the caller's role: it must be disclosed.
+            "uri": uris.CATALOG,
+            "match": "exact",
+            "allow": {"call": True, "register": False, "publish": False, "subscribe": False},
+            "disclose": {"caller": True, "publisher": False},
+            "cache": True,
+        },
     ]
 
     return {

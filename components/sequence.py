@@ -12,9 +12,7 @@ going back, but not contiguous.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 
 #: Numbers taken per disk write: one write per this many events.
 DEFAULT_BLOCK = 1000
@@ -40,32 +38,3 @@ class Sequencer:
         seq = self._next
         self._next += 1
         return seq
-
-
-class SqliteCounter:
-    """The shared counter in a small table of the SQLite store file.
-
-    Several dispatcher processes may share the file; each ``take`` is one
-    atomic statement, so two never get the same block.
-    """
-
-    def __init__(self, path: str | Path, name: str = "events") -> None:
-        self._name = name
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, taken INTEGER NOT NULL)")
-        self._db.execute("INSERT OR IGNORE INTO counters (name, taken) VALUES (?, 0)", (name,))
-
-    def take(self, n: int) -> int:
-        row = self._db.execute(
-            "UPDATE counters SET taken = taken + ? WHERE name = ? RETURNING taken", (n, self._name)
-        ).fetchone()
-        return int(row[0])
-
-    def taken(self) -> int:
-        return int(self._db.execute("SELECT taken FROM counters WHERE name = ?", (self._name,)).fetchone()[0])
-
-    def close(self) -> None:
-        self._db.close()

@@ -11,16 +11,27 @@ EVENT_TOPIC_PREFIX = "gateway.event."
 #: dispatcher, which assigns seq and time and publishes it.
 INTERNAL_PUBLISH = "gateway.internal.publish"
 
+#: Each component offers ``gateway.internal.reload.<session id>``: reload the
+#: event definitions now and say which version runs.
+INTERNAL_RELOAD_PREFIX = "gateway.internal.reload."
+
+#: The event classes the caller may see: ``{"version", "classes": [...]}``.
+CATALOG = "gateway.catalog"
+
 #: The authid each of our components joins with (role backend).
 DISPATCHER_AUTHID = "dispatcher"
 BRIDGE_AUTHID = "bridge"
 
 # Errors (WAMP error URIs with readable messages).
 ERROR_UNKNOWN_EVENT = "gateway.error.unknown_event"
-ERROR_INVALID_EVENT = "gateway.error.invalid_event"
 ERROR_NOT_AUTHORIZED = "gateway.error.not_authorized"
+ERROR_INVALID_DEFINITIONS = "gateway.error.invalid_definitions"
 
 
 def event_topic(name: str) -> str:
     """The topic every event of class ``name`` is published to."""
     return EVENT_TOPIC_PREFIX + name
+
+
+def internal_reload(session_id: int) -> str:
+    return f"{INTERNAL_RELOAD_PREFIX}{session_id}"

@@ -81,13 +81,21 @@ class GatewayNode:
             "bridge": {"host": "127.0.0.1", "port": self.bridge_port, "api_keys": [API_KEY]},
             "backend": {"secret": BACKEND_SECRET},
             "store": {"path": str(self.workdir / "store.sqlite3")},
+            "events": {"files": [str(REPO / "examples" / "demo_events.yaml")]},
         }
         for section, values in self.extra_config.items():
             raw.setdefault(section, {}).update(values)
         config_file = self.workdir / "gateway.yaml"
         config_file.write_text(yaml.safe_dump(raw))
         cfg = parse_config(raw, {})
-        registry = Registry.from_modules(cfg.events.modules)
+        # Rendering needs the classes (anonymous may subscribe to the public ones):
+        # load them as the node will, test modules in the workdir included, afresh.
+        if str(self.workdir) not in sys.path:
+            sys.path.insert(0, str(self.workdir))
+        try:
+            registry = Registry.load(cfg.events.modules, cfg.events.files, reload=True)
+        finally:
+            sys.path.remove(str(self.workdir))
         paths = RenderPaths(config=str(config_file), page=str(REPO / "examples" / "page"),
                             vendor=str(REPO / "node_modules" / "autobahn-browser"))
         self.cbdir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +104,7 @@ class GatewayNode:
     def start(self, timeout: float = 60) -> GatewayNode:
         self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONPATH"] = f"{REPO}:{self.workdir}"  # the workdir may hold test event modules
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "crossbar"), "start", "--cbdir", str(self.cbdir), "--logformat", "standard",

@@ -53,6 +53,7 @@ class BridgeLogic:
     api_keys: tuple[str, ...]
     registry: Registry
     max_body_bytes: int
+    max_batch: int = 1000
     _keys: tuple[bytes, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,31 +82,54 @@ class BridgeLogic:
         The Content-Type is not checked: the body is JSON or it is refused, and a
         curl without ``-H 'Content-Type: application/json'`` should just work.
         """
-        try:
-            doc = json.loads(body)
-        except UnicodeDecodeError:
-            return error(400, "malformed_json", "the body is not UTF-8 text")
-        except json.JSONDecodeError as exc:
-            return error(400, "malformed_json",
-                         f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+        doc = _decode(body)
+        if isinstance(doc, Answer):
+            return doc
+        return self.check_event(doc)
+
+    def parse_batch(self, body: bytes) -> list[PublishRequest | Answer] | Answer:
+        """A POST /events/batch body: one PublishRequest or refusal per item, in order."""
+        doc = _decode(body)
+        if isinstance(doc, Answer):
+            return doc
         if not isinstance(doc, dict):
             return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
-        unknown = sorted(set(doc) - _EVENT_KEYS)
+        unknown = sorted(set(doc) - {"events"})
         if unknown:
             return error(400, "invalid_request", f"unknown key(s) in the body: {', '.join(unknown)}",
                          details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
+        items = doc.get("events")
+        if not isinstance(items, list):
+            what = "missing" if items is None else f"{_json_type(items)}, not an array"
+            return error(400, "invalid_request", f"'events' must be an array of events ({what})",
+                         details=[{"path": "events", "message": "must be an array", "type": "list_type"}])
+        if len(items) > self.max_batch:
+            return error(400, "too_many_events",
+                         f"a batch holds at most {self.max_batch} events; this one has {len(items)}")
+        return [self.check_event(item, f"events.{i}.") for i, item in enumerate(items)]
+
+    def check_event(self, doc: Any, where: str = "") -> PublishRequest | Answer:
+        """One event object (the body of POST /events, or an item of a batch at ``where``)."""
+        if not isinstance(doc, dict):
+            what = where[:-1] if where else "the body"
+            return error(400, "invalid_request", f"{what} must be a JSON object, not {_json_type(doc)}")
+        unknown = sorted(set(doc) - _EVENT_KEYS)
+        if unknown:
+            return error(400, "invalid_request", f"unknown key(s): {', '.join(where + k for k in unknown)}",
+                         details=[{"path": where + k, "message": "unknown key", "type": "extra_forbidden"}
+                                  for k in unknown])
         name = doc.get("event")
         if name is None:
             return error(400, "invalid_request", "missing 'event': the name of the event class, e.g. 'demo.message'",
-                         details=[{"path": "event", "message": "required", "type": "missing"}])
+                         details=[{"path": where + "event", "message": "required", "type": "missing"}])
         if not isinstance(name, str):
             return error(400, "invalid_request", f"'event' must be a string, not {_json_type(name)}",
-                         details=[{"path": "event", "message": "must be a string", "type": "string_type"}])
+                         details=[{"path": where + "event", "message": "must be a string", "type": "string_type"}])
         event_id = doc.get("id")
         if event_id is not None and (not isinstance(event_id, str) or not _ID.match(event_id)):
             return error(400, "invalid_request",
                          "'id' must be a string of 1 to 128 letters, digits or . _ : -",
-                         details=[{"path": "id", "message": "invalid id", "type": "string_pattern_mismatch"}])
+                         details=[{"path": where + "id", "message": "invalid id", "type": "string_pattern_mismatch"}])
         try:
             cls = self.registry.get(name)
         except UnknownEvent:
@@ -113,17 +137,49 @@ class BridgeLogic:
             return error(404, "unknown_event", f"no event class named {name!r} (known: {known})")
         if "data" not in doc:
             return error(400, "invalid_event", f"missing 'data': the payload of the {name} event",
-                         details=[{"path": "data", "message": "required", "type": "missing"}])
+                         details=[{"path": where + "data", "message": "required", "type": "missing"}])
         try:
             data = cls.validate(doc["data"])
         except InvalidEventData as exc:
             return error(400, "invalid_event", f"the data does not match the event class {name}",
-                         details=[{**e.as_dict(), "path": f"data.{e.path}"} for e in exc.errors])
+                         details=[{**e.as_dict(), "path": ".".join(p for p in (f"{where}data", e.path) if p)}
+                                  for e in exc.errors])
         return PublishRequest(event=name, data=data, id=event_id)
 
+    def catalog(self) -> Answer:
+        """GET /catalog: every event class, for web-apps (which may publish any of them)."""
+        return Answer(200, self.registry.catalog("backend"))
 
-def accepted(event_id: str, seq: int) -> Answer:
-    return Answer(202, {"id": event_id, "seq": seq})
+
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        return error(400, "malformed_json", "the body is not UTF-8 text")
+    except json.JSONDecodeError as exc:
+        return error(400, "malformed_json",
+                     f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+
+
+def published(result: dict[str, Any]) -> Answer:
+    """The answer to POST /events for one result of the dispatcher."""
+    if "error" in result:
+        status = int(result.get("status", 503))
+        body = {k: v for k, v in result.items() if k != "status"}
+        return Answer(status, body, (("Retry-After", "1"),) if status == 503 else ())
+    return Answer(202, result)
+
+
+def batch_results(items: list[PublishRequest | Answer], results: list[dict[str, Any]]) -> Answer:
+    """The answer to POST /events/batch: each refusal in place, each published item's result."""
+    published_results = iter(results)
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, Answer):
+            out.append({**item.body, "status": item.status})
+        else:
+            out.append(next(published_results))
+    return Answer(200, {"results": out})
 
 
 def error(status: int, code: str, message: str, *, details: list[dict[str, str]] | None = None,

@@ -12,28 +12,32 @@ every core, and a bridge whose process dies leaves the others serving.
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from typing import Any, cast
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CloseDetails, SessionDetails
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.tcp import Port
 
 from components import uris
 from components.backend import BackendSession, sleep
+from components.envelope import new_event_id
 from components.events import Registry
-from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, accepted, error
-from webapp_bridge.http import BridgeSite
+from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, batch_results, error, published
+from webapp_bridge.http import BridgeSite, Route
+from webapp_bridge.openapi import openapi_document
 
 #: While the dispatcher is (re)starting its procedure is missing; the bridge
 #: waits this long in all before answering 503, so that a component restart
 #: is invisible to web-apps.
 DISPATCHER_WAIT = (0.1, 0.2, 0.4, 0.8, 1.5)
+RETRY = (("Retry-After", "1"),)
 
 
 class Bridge(BackendSession):
     _port: Port | None
+    _logic: BridgeLogic
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -42,45 +46,121 @@ class Bridge(BackendSession):
     async def start(self, details: SessionDetails) -> None:
         # Loading refuses a non-loopback host while the example API key is configured.
         cfg = self.load_gateway_config()
-        host = cfg.bridge.host
-        registry = Registry.from_modules(cfg.events.modules)
-        logic = BridgeLogic(cfg.bridge.api_keys, registry, cfg.bridge.max_body_bytes)
-        site = BridgeSite(logic, self._forward, self._health)
-        self._port = listen_shared(host, cfg.bridge.port, site)
-        self.log.info("bridge listening on http://{host}:{port}/", host=host, port=cfg.bridge.port)
+        self.start_registry(cfg)
+        self._logic = BridgeLogic(cfg.bridge.api_keys, self.registry, cfg.bridge.max_body_bytes,
+                                  cfg.bridge.max_batch)
+        await self.register_reload()
+        routes = [
+            Route(b"POST", b"/events", self._post_event),
+            Route(b"POST", b"/events/batch", self._post_batch),
+            Route(b"GET", b"/catalog", self._catalog),
+            Route(b"GET", b"/openapi.json", self._openapi, auth=False),
+            Route(b"POST", b"/admin/reload", self._reload_everywhere),
+            Route(b"GET", b"/healthz", self._health, auth=False),
+        ]
+        self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, BridgeSite(lambda: self._logic, routes))
+        self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
 
-    async def _forward_async(self, req: PublishRequest) -> Answer:
+    def registry_changed(self, old: Registry, new: Registry) -> None:
+        self._logic = replace(self._logic, registry=new)
+
+    # -- events --------------------------------------------------------------
+
+    async def _post_event(self, body: bytes) -> Answer:
+        parsed = self._logic.parse_event(body)
+        if isinstance(parsed, Answer):
+            return parsed
+        results = await self._dispatch([parsed])
+        return results if isinstance(results, Answer) else published(results[0])
+
+    async def _post_batch(self, body: bytes) -> Answer:
+        items = self._logic.parse_batch(body)
+        if isinstance(items, Answer):
+            return items
+        good = [item for item in items if isinstance(item, PublishRequest)]
+        results = await self._dispatch(good) if good else []
+        if isinstance(results, Answer):
+            return results
+        return batch_results(items, results)
+
+    async def _dispatch(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
+        if not self.is_attached():
+            return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
+        # An id for every event, chosen here: a retry after a failure can then
+        # never publish the same event twice.
+        items = [[r.event, r.data, r.id or new_event_id()] for r in requests]
         for delay in (*DISPATCHER_WAIT, None):
             try:
-                result = await self.call(uris.INTERNAL_PUBLISH, req.event, req.data, req.id)
+                results: list[dict[str, Any]] = await self.call(uris.INTERNAL_PUBLISH, items)
+                return results
             except ApplicationError as exc:
                 if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
                     await sleep(delay)  # a dispatcher is (re)starting
                     continue
+                if exc.error == ApplicationError.CANCELED and delay is not None:
+                    # The dispatcher died between taking the events and answering. Retrying
+                    # with the same ids is safe: those it published are answered as duplicates.
+                    continue
                 return _dispatch_failed(exc)
-            return accepted(result["id"], result["seq"])
         raise AssertionError("unreachable: the last attempt returns")
 
-    def _forward(self, req: PublishRequest) -> Deferred[Answer]:
-        if not self.is_attached():
-            return _now(error(503, "unavailable", "the bridge is reconnecting to the router; retry",
-                              headers=(("Retry-After", "1"),)))
-        return Deferred.fromCoroutine(self._forward_async(req))
+    async def _catalog(self, body: bytes) -> Answer:
+        return self._logic.catalog()
 
-    def _health(self) -> Deferred[Answer]:
+    async def _openapi(self, body: bytes) -> Answer:
+        return Answer(200, openapi_document(self.registry))
+
+    # -- reload --------------------------------------------------------------
+
+    async def _reload_everywhere(self, body: bytes) -> Answer:
+        previous = self.registry.version
+        try:
+            mine = self.reload_registry()
+        except ApplicationError as exc:
+            self.log.error("reload refused, still serving version {v}: {err}", v=previous, err=exc.args[0])
+            return error(422, "invalid_definitions", str(exc.args[0]))
+        others = await self._other_components()
+        failures = []
+        for procedure in others:
+            try:
+                theirs = await self.call(procedure)
+            except ApplicationError as exc:
+                failures.append({"component": procedure, "error": str(exc.args[0]) if exc.args else exc.error})
+                continue
+            if theirs["version"] != mine["version"]:
+                failures.append({"component": procedure, "error": f"loaded version {theirs['version']}"})
+        if failures:
+            self.log.error("reload incomplete: {failures}", failures=failures)
+            return Answer(500, {"error": "reload_incomplete", "message": "some components did not load the new "
+                                "definitions", "version": mine["version"], "details": failures})
+        return Answer(200, {"version": mine["version"], "previous": previous, "classes": mine["classes"],
+                            "components": len(others) + 1})
+
+    async def _other_components(self) -> list[str]:
+        listing = await self.call("wamp.registration.list")
+        assert self._session_id is not None
+        mine = uris.internal_reload(self._session_id)
+        found = []
+        for registration in listing.get("exact", []):
+            try:
+                info = await self.call("wamp.registration.get", registration)
+            except ApplicationError:
+                continue  # gone meanwhile
+            if info["uri"].startswith(uris.INTERNAL_RELOAD_PREFIX) and info["uri"] != mine:
+                found.append(info["uri"])
+        return found
+
+    # -- health --------------------------------------------------------------
+
+    async def _health(self, body: bytes) -> Answer:
         """200 when an event posted now would be accepted; says how many dispatchers stand ready."""
         if not self.is_attached():
-            return _now(Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0}))
-
-        async def check() -> Answer:
-            registration = await self.call("wamp.registration.lookup", uris.INTERNAL_PUBLISH)
-            callees = [] if registration is None else await self.call(
-                "wamp.registration.list_callees", registration)
-            n = len(callees)
-            return Answer(200 if n else 503, {"status": "ok" if n else "unavailable", "router": True,
-                                              "dispatchers": n})
-
-        return Deferred.fromCoroutine(check())
+            return Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0})
+        registration = await self.call("wamp.registration.lookup", uris.INTERNAL_PUBLISH)
+        callees = [] if registration is None else await self.call("wamp.registration.list_callees", registration)
+        n = len(callees)
+        return Answer(200 if n else 503, {"status": "ok" if n else "unavailable", "router": True,
+                                          "dispatchers": n, "definitions": self.registry.version})
 
     def onLeave(self, details: CloseDetails) -> None:
         if self._port is not None:
@@ -90,16 +170,11 @@ class Bridge(BackendSession):
 
 
 def _dispatch_failed(exc: ApplicationError) -> Answer:
-    retry = (("Retry-After", "1"),)
     if exc.error == ApplicationError.NO_SUCH_PROCEDURE:
-        return error(503, "unavailable", "no dispatcher is running; the event was not accepted", headers=retry)
+        return error(503, "unavailable", "no dispatcher is running; the event was not accepted", headers=RETRY)
     if exc.error == ApplicationError.CANCELED:
-        # The dispatcher died between taking the event and answering: it may
-        # have been delivered. Retrying with the same id is the safe move.
-        return error(503, "unavailable", "the dispatcher stopped while publishing this event; it may or may not "
-                     "have been delivered: retry with the same id", headers=retry)
-    if exc.error == uris.ERROR_UNKNOWN_EVENT:
-        return error(404, "unknown_event", str(exc.args[0]) if exc.args else exc.error)
+        return error(503, "unavailable", "the dispatcher stopped while publishing; it may or may not have been "
+                     "delivered: retry with the same id", headers=RETRY)
     raise exc
 
 
@@ -120,9 +195,3 @@ def listen_shared(host: str, port: int, factory: Any) -> Port:
     finally:
         sock.close()  # adoptStreamPort keeps its own duplicate of the descriptor
     return listening
-
-
-def _now(answer: Answer) -> Deferred[Answer]:
-    d: Deferred[Any] = Deferred()
-    d.callback(answer)
-    return d

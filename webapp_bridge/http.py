@@ -1,8 +1,15 @@
-"""Twisted adapter of the bridge's HTTP API (the rules live in ``webapp_bridge.api``)."""
+"""Twisted adapter of the bridge's HTTP API (the rules live in ``webapp_bridge.api``).
+
+The component gives a list of routes, each a method, a path and a handler
+that turns the request body into an Answer (now or later). This module does
+the HTTP: body limits, API-key checks, JSON answers, 404/405, and never a
+traceback page.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
@@ -10,14 +17,21 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import IResource, Resource
 
-from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, error
+from webapp_bridge.api import Answer, BridgeLogic, error
 
 log = Logger()
 
-#: Hands a validated event to the dispatcher; resolves to the 202 answer or an error answer.
-Forward = Callable[[PublishRequest], "Deferred[Answer]"]
-#: Tells whether the gateway can accept events now; resolves to the /healthz answer.
-Health = Callable[[], "Deferred[Answer]"]
+#: Turns a request body into the answer.
+Handler = Callable[[bytes], Coroutine[Any, Any, Answer]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: bytes
+    path: bytes
+    handler: Handler
+    #: Requires ``Authorization: Bearer <api key>``.
+    auth: bool = True
 
 
 class _LimitedRequest(server.Request):
@@ -34,7 +48,7 @@ class _LimitedRequest(server.Request):
     @property
     def _logic(self) -> BridgeLogic:
         site: BridgeSite = self.channel.site  # type: ignore[attr-defined]  # set by Site.buildProtocol
-        return site.logic
+        return site.logic()
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self._logic.max_body_bytes:
@@ -69,17 +83,50 @@ class _LimitedRequest(server.Request):
 class BridgeSite(server.Site):
     requestFactory = _LimitedRequest
 
-    def __init__(self, logic: BridgeLogic, forward: Forward, health: Health) -> None:
+    def __init__(self, logic: Callable[[], BridgeLogic], routes: Sequence[Route]) -> None:
+        #: The current rules (keys, limits, event classes): a reload swaps them.
         self.logic = logic
-        root = _Root()
-        root.putChild(b"events", cast(IResource, _Events(logic, forward)))
-        root.putChild(b"healthz", cast(IResource, _Health(health)))
-        super().__init__(root)
+        super().__init__(cast(IResource, _Api(self, routes)))
         self.displayTracebacks = False
         self.noisy = False
 
     def log(self, request: http.Request) -> None:
         """No access log per request: the bridge's hot path stays quiet."""
+
+
+class _Api(Resource):
+    isLeaf = True
+
+    def __init__(self, site: BridgeSite, routes: Sequence[Route]) -> None:
+        super().__init__()
+        self._site = site
+        self._routes: dict[bytes, dict[bytes, Route]] = {}
+        for route in routes:
+            self._routes.setdefault(route.path, {})[route.method] = route
+
+    def render(self, request: server.Request) -> Any:
+        path = request.path.rstrip(b"/") or b"/"
+        by_method = self._routes.get(path)
+        if by_method is None:
+            _send(request, error(404, "not_found", f"no such path: {request.path.decode(errors='replace')}"))
+            return server.NOT_DONE_YET
+        route = by_method.get(request.method)
+        if route is None:
+            allowed = ", ".join(sorted(m.decode() for m in by_method))
+            _send(request, error(405, "method_not_allowed",
+                                 f"{request.method.decode(errors='replace')} is not allowed here; use {allowed}",
+                                 headers=(("Allow", allowed),)))
+            return server.NOT_DONE_YET
+        if route.auth:
+            refusal = self._site.logic().authenticate(_header(request, b"authorization"))
+            if refusal is not None:
+                _send(request, refusal)
+                return server.NOT_DONE_YET
+        body = request.content.read() if request.content is not None else b""
+        d = Deferred.fromCoroutine(route.handler(body))
+        d.addCallback(lambda answer: _send(request, answer))
+        d.addErrback(_internal_error, request)
+        return server.NOT_DONE_YET
 
 
 def _send(request: server.Request, answer: Answer) -> None:
@@ -93,74 +140,6 @@ def _send(request: server.Request, answer: Answer) -> None:
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.write(body)
     request.finish()
-
-
-def _method_not_allowed(request: server.Request, allowed: str) -> int:
-    answer = error(405, "method_not_allowed", f"{request.method.decode()} is not allowed here; use {allowed}",
-                   headers=(("Allow", allowed),))
-    _send(request, answer)
-    return server.NOT_DONE_YET
-
-
-class _Root(Resource):
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
-        return _NotFound()
-
-    def render(self, request: server.Request) -> Any:
-        return _NotFound().render(request)
-
-
-class _NotFound(Resource):
-    isLeaf = True
-
-    def render(self, request: server.Request) -> Any:
-        _send(request, error(404, "not_found", f"no such path: {request.path.decode(errors='replace')}"))
-        return server.NOT_DONE_YET
-
-
-class _Events(Resource):
-    isLeaf = True
-
-    def __init__(self, logic: BridgeLogic, forward: Forward) -> None:
-        super().__init__()
-        self._logic = logic
-        self._forward = forward
-
-    def render_POST(self, request: server.Request) -> Any:
-        if request.postpath not in ([], [b""]):
-            _send(request, error(404, "not_found", f"no such path: {request.path.decode(errors='replace')}"))
-            return server.NOT_DONE_YET
-        refusal = self._logic.authenticate(_header(request, b"authorization"))
-        if refusal is not None:
-            _send(request, refusal)
-            return server.NOT_DONE_YET
-        assert request.content is not None
-        body = request.content.read()
-        parsed = self._logic.parse_event(body)
-        if isinstance(parsed, Answer):
-            _send(request, parsed)
-            return server.NOT_DONE_YET
-        d = self._forward(parsed)
-        d.addCallback(lambda answer: _send(request, answer))
-        d.addErrback(_internal_error, request)
-        return server.NOT_DONE_YET
-
-    def render_GET(self, request: server.Request) -> Any:
-        return _method_not_allowed(request, "POST")
-
-
-class _Health(Resource):
-    isLeaf = True
-
-    def __init__(self, health: Health) -> None:
-        super().__init__()
-        self._health = health
-
-    def render_GET(self, request: server.Request) -> Any:
-        d = self._health()
-        d.addCallback(lambda answer: _send(request, answer))
-        d.addErrback(_internal_error, request)
-        return server.NOT_DONE_YET
 
 
 def _internal_error(failure: Any, request: server.Request) -> None:

@@ -1,10 +1,13 @@
-"""Event classes: what kinds of events exist, their payload schemas and rules."""
+"""Event classes: what kinds of events exist, their payload schemas and rules.
 
-from components.events.registry import (
-    EventClass,
-    FieldError,
-    InvalidEventData,
-    Registry,
-)
+Define them in Python (subclasses of ``Event``) or in YAML files
+(``yaml_definitions``); ``Registry.load`` gathers both. See
+docs/event-definitions.md.
+"""
 
-__all__ = ["EventClass", "FieldError", "InvalidEventData", "Registry"]
+from components.events.event import Event, event_class_of
+from components.events.eventclass import EventClass
+from components.events.registry import Registry
+from components.events.validation import FieldError, InvalidEventData
+
+__all__ = ["Event", "EventClass", "FieldError", "InvalidEventData", "Registry", "event_class_of"]

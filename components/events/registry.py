@@ -1,79 +1,21 @@
-"""A registry of event classes, loaded from Python modules named in gateway.yaml.
+"""The registry: every loaded event class by name, with its catalog and version.
 
-This is the simple registry of the walking skeleton: a module lists its
-classes in ``EVENTS``; each pairs a name and rules with a pydantic model for
-its ``data``. Validation is pure: data in, data or field errors out.
+Immutable once built: a reload builds a new registry and the caller swaps it
+in whole, so nobody ever sees half of each.
 """
 
 from __future__ import annotations
 
-import importlib
-import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
+from components.events.eventclass import EventClass
+from components.events.loader import classes_from_files, classes_from_modules
+from components.events.rules import BACKEND_ROLE
 from components.exceptions import DefinitionError, UnknownEvent
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_VISIBILITY = re.compile(r"^(public|authenticated|role:[a-z][a-z0-9_]*)$")
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One bad field of an event's data: where, what was wrong, and its kind."""
-
-    path: str
-    message: str
-    type: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "message": self.message, "type": self.type}
-
-
-class InvalidEventData(Exception):
-    """The data of an event does not match its class; ``errors`` lists every bad field."""
-
-    def __init__(self, event: str, errors: list[FieldError]) -> None:
-        super().__init__(f"invalid data for {event}: " + "; ".join(f"{e.path}: {e.message}" for e in errors))
-        self.event = event
-        self.errors = errors
-
-
-@dataclass(frozen=True)
-class EventClass:
-    """A kind of event: its name, its payload model and who may see it."""
-
-    name: str
-    model: type[BaseModel]
-    visibility: str = "public"
-    description: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            raise DefinitionError(
-                f"event class name {self.name!r} must be dotted lower-case segments, e.g. 'orders.created'"
-            )
-        if not _VISIBILITY.match(self.visibility):
-            raise DefinitionError(
-                f"{self.name}: visibility {self.visibility!r} must be 'public', 'authenticated' or 'role:<name>'"
-            )
-        if not self.description and self.model.__doc__:
-            object.__setattr__(self, "description", self.model.__doc__.strip().splitlines()[0])
-
-    def validate(self, data: Any) -> dict[str, Any]:
-        """Return the validated data, or raise InvalidEventData listing every bad field."""
-        if not isinstance(data, Mapping):
-            raise InvalidEventData(
-                self.name, [FieldError("data", f"must be an object, not {_json_type(data)}", "type_error")]
-            )
-        try:
-            model = self.model.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidEventData(self.name, [_field_error(e) for e in exc.errors()]) from None
-        return model.model_dump(mode="json", exclude_unset=True)
 
 
 class Registry:
@@ -82,29 +24,27 @@ class Registry:
     def __init__(self, classes: Iterable[EventClass] = ()) -> None:
         self._classes: dict[str, EventClass] = {}
         for cls in classes:
-            if cls.name in self._classes:
-                other = self._classes[cls.name].model
+            other = self._classes.get(cls.name)
+            if other is not None:
                 raise DefinitionError(
-                    f"event class {cls.name!r} is defined twice: by {_qualname(other)} and by {_qualname(cls.model)}"
+                    f"event class {cls.name!r} is defined twice: in {other.source} and in {cls.source}"
                 )
             self._classes[cls.name] = cls
+        self._version = _version(self._classes.values())
 
     @classmethod
-    def from_modules(cls, modules: Iterable[str]) -> Registry:
-        """Import each module and collect the event classes it lists in ``EVENTS``."""
-        found: list[EventClass] = []
-        for name in modules:
-            try:
-                module = importlib.import_module(name)
-            except Exception as exc:  # any import failure is a definition error of that module
-                raise DefinitionError(f"cannot import event module {name!r}: {exc}") from exc
-            events = getattr(module, "EVENTS", None)
-            if not isinstance(events, (list, tuple)) or not all(isinstance(e, EventClass) for e in events):
-                raise DefinitionError(f"event module {name!r} must define EVENTS, a list of EventClass")
-            found.extend(events)
-        return cls(found)
+    def load(cls, modules: Sequence[str] = (), files: Sequence[str | Path] = (),
+             base_dir: Path | None = None, reload: bool = False) -> Registry:
+        """Load the Event subclasses of ``modules`` and the YAML ``files`` (relative to ``base_dir``).
+
+        ``reload`` runs already imported modules again from their source (hot
+        reload). Any mistake raises DefinitionError naming the module or
+        file, and the class.
+        """
+        return cls([*classes_from_modules(modules, reload), *classes_from_files(files, base_dir)])
 
     def get(self, name: str) -> EventClass:
+        """The class called ``name``; UnknownEvent if there is none."""
         try:
             return self._classes[name]
         except KeyError:
@@ -123,24 +63,25 @@ class Registry:
         """Classes anyone may see, anonymous clients included."""
         return [c for c in self if c.visibility == "public"]
 
+    def visible(self, authrole: str, roles: Collection[str] = ()) -> list[EventClass]:
+        """Classes a caller with ``authrole`` (and extra ``roles``) may see."""
+        return [c for c in self if c.visible_to(authrole, roles)]
 
-def _field_error(err: Any) -> FieldError:
-    path = ".".join(str(p) for p in err["loc"]) or "data"
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field (not in the event class)"
-    elif err["type"] == "missing":
-        msg = "required field is missing"
-    return FieldError(path, msg, err["type"])
+    @property
+    def version(self) -> str:
+        """A short hash of every class's definition: equal definitions, equal versions, in any process."""
+        return self._version
 
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}.get(
-        type(value), type(value).__name__
-    )
+    def catalog(self, authrole: str = BACKEND_ROLE, roles: Collection[str] = ()) -> dict[str, Any]:
+        """``{"version", "classes"}``: the catalog entries the caller may see, sorted by name."""
+        visible = sorted(self.visible(authrole, roles), key=lambda c: c.name)
+        return {"version": self._version, "classes": [c.catalog_entry() for c in visible]}
 
 
-def _qualname(obj: type) -> str:
-    return f"{obj.__module__}.{obj.__qualname__}"
+def _version(classes: Iterable[EventClass]) -> str:
+    # The catalog entries plus row_filter: it is a rule, so changing it must
+    # change the version, but it is not published in the catalog.
+    entries = sorted(({**c.catalog_entry(), "row_filter": c.row_filter} for c in classes),
+                     key=lambda e: str(e["name"]))
+    text = json.dumps(entries, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,12 +1,15 @@
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.events import Registry
-from webapp_bridge.api import Answer, BridgeLogic, PublishRequest
+from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, batch_results, published
 
-LOGIC = BridgeLogic(("key-one-12345", "key-two-67890"), Registry.from_modules(["examples.demo_events"]), 1024)
+REPO = Path(__file__).resolve().parents[2]
+REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"], base_dir=REPO)
+LOGIC = BridgeLogic(("key-one-12345", "key-two-67890"), REGISTRY, 1024)
 MESSAGE = {"room": "lobby", "text": "hi", "author": "ann"}
 
 
@@ -108,3 +111,67 @@ def test_invalid_data_lists_every_bad_field_under_data() -> None:
 def test_answers_encode_as_compact_json() -> None:
     assert Answer(202, {"id": "a", "seq": 1}).encode() == b'{"id":"a","seq":1}'
     assert LOGIC.too_large().status == 413 and "1024 bytes" in LOGIC.too_large().body["message"]
+
+
+def batch(doc: Any) -> list[PublishRequest | Answer] | Answer:
+    return LOGIC.parse_batch(json.dumps(doc).encode())
+
+
+def test_a_batch_is_checked_item_by_item_in_order() -> None:
+    items = batch({"events": [
+        {"event": "demo.message", "data": MESSAGE},
+        {"event": "demo.nope", "data": {}},
+        {"event": "demo.message", "data": {"room": 1}},
+        "not an object",
+        {"event": "demo.message", "data": MESSAGE, "id": "x-1"},
+    ]})
+    assert isinstance(items, list) and len(items) == 5
+    assert items[0] == PublishRequest("demo.message", MESSAGE, None)
+    assert isinstance(items[1], Answer) and items[1].status == 404
+    assert isinstance(items[2], Answer) and items[2].status == 400
+    assert {d["path"] for d in items[2].body["details"]} == {"events.2.data.room", "events.2.data.text",
+                                                            "events.2.data.author"}
+    assert isinstance(items[3], Answer) and items[3].body["message"] == "events.3 must be a JSON object, not a string"
+    assert items[4] == PublishRequest("demo.message", MESSAGE, "x-1")
+
+
+@pytest.mark.parametrize("doc,message", [
+    ([], "the body must be a JSON object, not an array"),
+    ({}, "'events' must be an array of events (missing)"),
+    ({"events": {}}, "'events' must be an array of events (an object, not an array)"),
+    ({"events": [], "more": 1}, "unknown key(s) in the body: more"),
+])
+def test_a_malformed_batch_is_refused_whole(doc: Any, message: str) -> None:
+    answer = batch(doc)
+    assert isinstance(answer, Answer) and answer.status == 400 and answer.body["message"] == message
+
+
+def test_a_batch_over_the_limit_is_refused_whole() -> None:
+    small = BridgeLogic(("key-one-12345",), LOGIC.registry, 1024, max_batch=2)
+    answer = small.parse_batch(json.dumps({"events": [{"event": "demo.message", "data": MESSAGE}] * 3}).encode())
+    assert isinstance(answer, Answer) and answer.status == 400 and "at most 2 events" in answer.body["message"]
+
+
+def test_batch_results_keep_refusals_in_place() -> None:
+    items: list[PublishRequest | Answer] = [PublishRequest("demo.message", MESSAGE),
+                                            Answer(404, {"error": "unknown_event", "message": "m"}),
+                                            PublishRequest("demo.message", MESSAGE)]
+    answer = batch_results(items, [{"id": "a", "seq": 1}, {"id": "b", "seq": 2, "duplicate": True}])
+    assert answer.status == 200 and answer.body == {"results": [
+        {"id": "a", "seq": 1}, {"error": "unknown_event", "message": "m", "status": 404},
+        {"id": "b", "seq": 2, "duplicate": True}]}
+
+
+def test_one_published_result_becomes_its_answer() -> None:
+    assert published({"id": "a", "seq": 3}) == Answer(202, {"id": "a", "seq": 3})
+    conflict = published({"error": "conflict", "message": "m", "status": 409})
+    assert conflict.status == 409 and conflict.body == {"error": "conflict", "message": "m"}
+    assert dict(published({"error": "unavailable", "message": "m", "status": 503}).headers)["Retry-After"] == "1"
+
+
+def test_the_catalog_lists_every_class_with_its_schema() -> None:
+    answer = LOGIC.catalog()
+    assert answer.status == 200 and answer.body["version"] == LOGIC.registry.version
+    names = [c["name"] for c in answer.body["classes"]]
+    assert names == sorted(names) and {"demo.message", "demo.order", "demo.alert"} <= set(names)
+    assert all("schema" in c and "visibility" in c for c in answer.body["classes"])

@@ -19,7 +19,15 @@ def test_defaults_are_loopback_with_the_documented_ports() -> None:
 
 
 def test_the_repo_gateway_yaml_is_valid_and_matches_the_defaults() -> None:
-    assert load_config(REPO / "gateway.yaml", {}) == parse_config({})
+    loaded = load_config(REPO / "gateway.yaml", {})
+    assert loaded.model_copy(update={"events": parse_config({}).events}) == parse_config({})
+    assert loaded.events.modules == ("examples.demo_events",)
+
+
+def test_definition_files_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "gateway.yaml").write_text("events:\n  files: [defs/a.yaml, /abs/b.yaml]\n")
+    cfg = load_config(tmp_path / "gateway.yaml", {})
+    assert cfg.events.files == (str(tmp_path / "defs" / "a.yaml"), "/abs/b.yaml")
 
 
 def test_env_overrides_ports_hosts_and_keys() -> None:
@@ -101,6 +109,6 @@ def test_the_committed_crossbar_config_is_the_rendering_of_gateway_yaml() -> Non
     # `crossbar start` from the repo root uses .crossbar/config.yaml as it is;
     # if this fails, run `make crossbar-config` after editing gateway.yaml.
     cfg = load_config(REPO / "gateway.yaml", {})
-    expected = render_text(cfg, Registry.from_modules(cfg.events.modules))
+    expected = render_text(cfg, Registry.load(cfg.events.modules, cfg.events.files))
     assert (REPO / ".crossbar" / "config.yaml").read_text() == expected
     assert yaml.safe_load(expected)["version"] == 2

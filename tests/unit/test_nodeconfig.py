@@ -1,10 +1,12 @@
+from pathlib import Path
 from typing import Any
 
 from components.config import parse_config
 from components.events import Registry
 from components.nodeconfig import render
 
-REGISTRY = Registry.from_modules(["examples.demo_events"])
+REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"],
+                         base_dir=Path(__file__).resolve().parents[2])
 
 
 def _node(raw: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
@@ -61,7 +63,10 @@ def test_a_worker_exit_does_not_shut_the_node_down() -> None:
 
 def test_anonymous_may_only_subscribe_to_public_classes() -> None:
     roles = {r["name"]: r for r in _router(_node())["realms"][0]["roles"]}
-    perms = roles["anonymous"]["permissions"]
-    assert [p["uri"] for p in perms] == ["gateway.event.demo.message"]
-    assert perms[0]["allow"] == {"call": False, "register": False, "publish": False, "subscribe": True}
-    assert perms[0]["match"] == "exact"
+    perms = {p["uri"]: p for p in roles["anonymous"]["permissions"]}
+    assert set(perms) == {"gateway.event.demo.message", "gateway.catalog"}
+    topic = perms["gateway.event.demo.message"]
+    assert topic["allow"] == {"call": False, "register": False, "publish": False, "subscribe": True}
+    assert topic["match"] == "exact"
+    catalog = perms["gateway.catalog"]
+    assert catalog["allow"]["call"] and not catalog["allow"]["register"] and catalog["disclose"]["caller"]

@@ -1,9 +1,7 @@
-from pathlib import Path
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.sequence import Sequencer, SqliteCounter
+from components.sequence import Sequencer
 
 
 class MemoryCounter:
@@ -52,18 +50,3 @@ def test_failover_and_restarts_never_repeat_or_go_back(turns: list[tuple[int, in
         handed.extend(live[who].next() for _ in range(count))
         previous = who
     assert handed == sorted(set(handed))
-
-
-def test_sqlite_counter_survives_reopening_and_is_shared(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
-    first, second = SqliteCounter(path), SqliteCounter(path)
-    a = Sequencer(first.take, block=100)
-    used = [a.next() for _ in range(3)]
-    b = Sequencer(second.take, block=100)
-    assert b.next() == 101
-    first.close()
-    second.close()
-    reopened = SqliteCounter(path)
-    assert reopened.taken() == 200
-    assert Sequencer(reopened.take).next() > max(used)
-    reopened.close()

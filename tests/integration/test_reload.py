@@ -1,0 +1,147 @@
+"""Hot reload of event definitions while clients stay connected."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir
+from tests.wamp import WampClient
+
+pytestmark = pytest.mark.integration
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+TOPIC = "gateway.event.live.note"
+
+YAML_V1 = textwrap.dedent("""\
+    events:
+      live.note:
+        description: A note.
+        fields:
+          text: {type: string}
+""")
+YAML_V2 = textwrap.dedent("""\
+    events:
+      live.note:
+        description: A note, now with a priority.
+        fields:
+          text: {type: string}
+          priority: {type: integer, minimum: 1, maximum: 5}
+      live.extra:
+        description: A class that did not exist before.
+        fields:
+          n: {type: integer}
+""")
+BROKEN = textwrap.dedent("""\
+    events:
+      live.note:
+        fields:
+          text: {type: strng}
+""")
+MODULE_V1 = textwrap.dedent('''\
+    from components.events import Event
+
+    class Ping(Event, name="live.ping"):
+        """A ping."""
+        n: int
+''')
+MODULE_V2 = MODULE_V1 + "    label: str\n"
+
+
+@pytest.fixture
+def live_node() -> Iterator[GatewayNode]:
+    workdir = temp_workdir()
+    (workdir / "live.yaml").write_text(YAML_V1)
+    (workdir / "live_events.py").write_text(MODULE_V1)
+    node = GatewayNode(workdir, extra_config={"events": {
+        "modules": ["live_events"], "files": [str(workdir / "live.yaml")], "watch": False}})
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        remove_workdir(workdir)
+
+
+def reload(node: GatewayNode):  # type: ignore[no-untyped-def]
+    return node.request("POST", "/admin/reload", b"", AUTH)
+
+
+def test_a_reload_swaps_definitions_and_no_client_notices(live_node: GatewayNode) -> None:
+    node = live_node
+    with WampClient(node.ws_url) as client:
+        client.subscribe(TOPIC)
+        session = client.session_id
+        before = node.post_event("live.note", {"text": "before"})
+        assert before.status == 202
+        assert node.post_event("live.note", {"text": "x", "priority": 3}).status == 400  # not yet a field
+
+        (node.workdir / "live.yaml").write_text(YAML_V2)
+        r = reload(node)
+        assert r.status == 200, r.body
+        assert r.body["previous"] != r.body["version"] and r.body["components"] == 4
+        assert {"live.note", "live.extra", "live.ping"} <= set(r.body["classes"])
+
+        # Every bridge and dispatcher runs the new version: post several times so both bridges answer.
+        answers = [node.post_event("live.note", {"text": f"after {i}", "priority": 2}) for i in range(6)]
+        assert all(a.status == 202 for a in answers), [a.body for a in answers]
+        assert node.post_event("live.extra", {"n": 1}).status == 202
+        assert node.post_event("live.note", {"text": "x", "priority": 9}).status == 400
+
+        got = client.take(7)
+        assert [e["data"]["text"] for e in got] == ["before"] + [f"after {i}" for i in range(6)]
+        assert client.is_attached and client.session_id == session
+
+
+def test_a_python_module_edit_is_picked_up(live_node: GatewayNode) -> None:
+    node = live_node
+    assert node.post_event("live.ping", {"n": 1}).status == 202
+    time.sleep(1.1)  # a new mtime second, so the edited source is compiled afresh
+    (node.workdir / "live_events.py").write_text(MODULE_V2)
+    assert reload(node).status == 200
+    missing = node.post_event("live.ping", {"n": 1})
+    assert missing.status == 400 and missing.body["details"][0]["path"] == "data.label"
+    assert node.post_event("live.ping", {"n": 1, "label": "x"}).status == 202
+
+
+def test_a_broken_definition_is_reported_and_the_old_one_keeps_serving(live_node: GatewayNode) -> None:
+    node = live_node
+    version = node.get("/healthz").body["definitions"]
+    (node.workdir / "live.yaml").write_text(BROKEN)
+    r = reload(node)
+    assert r.status == 422 and r.body["error"] == "invalid_definitions"
+    assert "live.yaml" in r.body["message"] and "live.note" in r.body["message"] and "strng" in r.body["message"]
+    assert node.post_event("live.note", {"text": "still fine"}).status == 202
+    assert node.get("/healthz").body["definitions"] == version
+    assert "reload refused" in node.log_text()
+
+
+def test_watching_reloads_by_itself() -> None:
+    workdir = temp_workdir()
+    (workdir / "live.yaml").write_text(YAML_V1)
+    (workdir / "live_events.py").write_text(MODULE_V1)
+    node = GatewayNode(workdir, extra_config={"events": {
+        "modules": ["live_events"], "files": [str(workdir / "live.yaml")], "watch": True,
+        "watch_interval": 0.2}})
+    try:
+        node.start()
+        assert node.post_event("live.extra", {"n": 1}).status == 404
+        (workdir / "live.yaml").write_text(YAML_V2)
+        deadline = time.monotonic() + 10
+        statuses: list[int] = []
+        while time.monotonic() < deadline:
+            # Several posts: both bridges must have picked the change up.
+            statuses = [node.post_event("live.extra", {"n": 1}).status for _ in range(4)]
+            if statuses == [202] * 4:
+                break
+            time.sleep(0.2)
+        assert statuses == [202] * 4
+        with WampClient(node.ws_url) as client:
+            # Both dispatchers answer the catalog in turn; each reloaded on its own.
+            catalogs = [client.call("gateway.catalog") for _ in range(4)]
+        assert all("live.extra" in [c["name"] for c in cat["classes"]] for cat in catalogs)
+    finally:
+        node.stop()
+        remove_workdir(workdir)

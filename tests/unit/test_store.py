@@ -1,0 +1,42 @@
+"""The SQLite store, on a temporary file (a local file, no sockets)."""
+
+import sqlite3
+from pathlib import Path
+
+from components.sequence import Sequencer
+from components.store import MIGRATIONS, SqliteStore
+
+
+def test_counter_survives_reopening_and_is_shared(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    first, second = SqliteStore(path), SqliteStore(path)
+    a = Sequencer(first.take, block=100)
+    used = [a.next() for _ in range(3)]
+    b = Sequencer(second.take, block=100)
+    assert b.next() == 101
+    first.close()
+    second.close()
+    reopened = SqliteStore(path)
+    assert reopened.taken() == 200
+    assert Sequencer(reopened.take).next() > max(used)
+    reopened.close()
+
+
+def test_ids_are_remembered_and_forgotten_after_the_window(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    assert store.accepted("a") is None
+    store.remember("a", "demo.message", 7, at=100.0)
+    store.remember("b", "demo.order", 8, at=200.0)
+    store.remember("a", "demo.order", 9, at=300.0)  # the first acceptance wins
+    assert store.accepted("a") == ("demo.message", 7)
+    assert store.forget_before(150.0) == 1
+    assert store.accepted("a") is None and store.accepted("b") == ("demo.order", 8)
+    store.close()
+
+
+def test_the_schema_version_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    SqliteStore(path).close()
+    SqliteStore(path).close()  # a second open migrates nothing
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == len(MIGRATIONS)

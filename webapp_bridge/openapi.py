@@ -1,0 +1,133 @@
+"""The OpenAPI 3.1 description of the bridge, with every event class's schema in it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.events import Registry
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "a short code, e.g. invalid_event"},
+        "message": {"type": "string", "description": "what was wrong, in a sentence"},
+        "details": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+    },
+}
+_FIELD_ERROR = {
+    "type": "object",
+    "required": ["path", "message", "type"],
+    "properties": {
+        "path": {"type": "string", "description": "where, e.g. data.customer.id or events.3.data.amount"},
+        "message": {"type": "string"},
+        "type": {"type": "string", "description": "the kind of error, e.g. missing, int_type, extra_forbidden"},
+    },
+}
+_ACCEPTED = {
+    "type": "object",
+    "required": ["id", "seq"],
+    "properties": {
+        "id": {"type": "string"},
+        "seq": {"type": "integer", "description": "strictly increasing in the order events were accepted"},
+        "duplicate": {"type": "boolean", "description": "true when this id was accepted before: same seq"},
+    },
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "malformed or invalid request", 401: "missing or wrong API key", 404: "unknown event class",
+            409: "the id was used by an event of another class", 413: "body over the size limit",
+            422: "the new event definitions cannot be loaded", 503: "cannot accept events now; retry"}
+    return {str(c): {"description": text[c], **_json({"$ref": "#/components/schemas/Error"})} for c in codes}
+
+
+def _schema_name(event: str) -> str:
+    return "Event_" + event.replace(".", "_")
+
+
+def openapi_document(registry: Registry) -> dict[str, Any]:
+    """The document served at GET /openapi.json (pure: registry in, document out)."""
+    schemas: dict[str, Any] = {"Error": _ERROR, "FieldError": _FIELD_ERROR, "Accepted": _ACCEPTED}
+    variants = []
+    for cls in sorted(registry, key=lambda c: c.name):
+        data_schema = dict(cls.json_schema())
+        prefix = f"#/components/schemas/{_schema_name(cls.name)}__"
+        for def_name, definition in data_schema.pop("$defs", {}).items():
+            schemas[f"{_schema_name(cls.name)}__{def_name}"] = _rebase_refs(definition, prefix)
+        data_schema = _rebase_refs(data_schema, prefix)
+        schemas[_schema_name(cls.name)] = {
+            "type": "object",
+            "description": cls.description,
+            "required": ["event", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "event": {"const": cls.name},
+                "id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$",
+                       "description": "idempotency key: the same id posted twice is one event"},
+                "data": data_schema,
+            },
+        }
+        variants.append({"$ref": f"#/components/schemas/{_schema_name(cls.name)}"})
+    schemas["Event"] = {"oneOf": variants, "discriminator": {"propertyName": "event"}} if variants else {}
+    security: list[dict[str, list[str]]] = [{"apiKey": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Events gateway: web-app interface", "version": registry.version,
+                 "description": "Post server-side events; the gateway delivers them to WAMP subscribers."},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "an API key from gateway.yaml (bridge.api_keys)"}},
+        },
+        "paths": {
+            "/events": {"post": {
+                "summary": "Publish one event", "security": security,
+                "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Event"})},
+                "responses": {"202": {"description": "accepted (or accepted before, with the same id)",
+                                      **_json({"$ref": "#/components/schemas/Accepted"})},
+                              **_errors(400, 401, 404, 409, 413, 503)}}},
+            "/events/batch": {"post": {
+                "summary": "Publish several events; each is accepted or refused on its own", "security": security,
+                "requestBody": {"required": True, **_json({
+                    "type": "object", "required": ["events"], "additionalProperties": False,
+                    "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}})},
+                "responses": {"200": {"description": "one result per event, in order", **_json({
+                    "type": "object", "properties": {"results": {"type": "array", "items": {"oneOf": [
+                        {"$ref": "#/components/schemas/Accepted"},
+                        {"allOf": [{"$ref": "#/components/schemas/Error"},
+                                   {"type": "object", "properties": {"status": {"type": "integer"}}}]}]}}}})},
+                    **_errors(400, 401, 413, 503)}}},
+            "/catalog": {"get": {
+                "summary": "Every event class: name, description, visibility, retention, JSON Schema",
+                "security": security,
+                "responses": {"200": {"description": "the catalog and the definitions' version"},
+                              **_errors(401)}}},
+            "/admin/reload": {"post": {
+                "summary": "Reload the event definitions in every component", "security": security,
+                "responses": {"200": {"description": "every component runs the new version"},
+                              **_errors(401, 422)}}},
+            "/healthz": {"get": {"summary": "Can an event posted now be accepted?",
+                                 "responses": {"200": {"description": "yes"}, "503": {"description": "no"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
+        },
+    }
+
+
+def _rebase_refs(node: Any, prefix: str) -> Any:
+    """Point pydantic's local ``#/$defs/X`` references at their new place under components/schemas."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+                out[key] = prefix + value.removeprefix("#/$defs/")
+            else:
+                out[key] = _rebase_refs(value, prefix)
+        return out
+    if isinstance(node, list):
+        return [_rebase_refs(v, prefix) for v in node]
+    return node
