@@ -18,6 +18,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import yaml
 
 from components.cli import render_text
-from components.config import parse_config
+from components.config import load_config
 from components.events import Registry
 from components.nodeconfig import RenderPaths
 
@@ -87,7 +89,7 @@ class GatewayNode:
             raw.setdefault(section, {}).update(values)
         config_file = self.workdir / "gateway.yaml"
         config_file.write_text(yaml.safe_dump(raw))
-        cfg = parse_config(raw, {})
+        cfg = load_config(config_file, {})  # relative definition files are relative to the workdir
         # Rendering needs the classes (anonymous may subscribe to the public ones):
         # load them as the node will, test modules in the workdir included, afresh.
         if str(self.workdir) not in sys.path:
@@ -201,6 +203,22 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+@contextmanager
+def running_node(extra_config: dict[str, Any] | None = None, prepare: Callable[[Path], None] | None = None,
+                 ) -> Iterator[GatewayNode]:
+    """A started node in a fresh temp dir (``prepare`` writes files there first); all gone afterwards."""
+    workdir = temp_workdir()
+    node = GatewayNode(workdir, extra_config=extra_config or {})
+    try:
+        if prepare is not None:
+            prepare(workdir)
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        remove_workdir(workdir)
 
 
 def temp_workdir(prefix: str = "gw-") -> Path:

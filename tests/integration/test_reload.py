@@ -5,10 +5,12 @@ from __future__ import annotations
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir
+from tests.harness import API_KEY, GatewayNode, running_node
 from tests.wamp import WampClient
 
 pytestmark = pytest.mark.integration
@@ -50,19 +52,21 @@ MODULE_V1 = textwrap.dedent('''\
 MODULE_V2 = MODULE_V1 + "    label: str\n"
 
 
-@pytest.fixture
-def live_node() -> Iterator[GatewayNode]:
-    workdir = temp_workdir()
+def write_v1(workdir: Path) -> None:
     (workdir / "live.yaml").write_text(YAML_V1)
     (workdir / "live_events.py").write_text(MODULE_V1)
-    node = GatewayNode(workdir, extra_config={"events": {
-        "modules": ["live_events"], "files": [str(workdir / "live.yaml")], "watch": False}})
-    try:
-        node.start()
+
+
+def live_config(watch: bool) -> dict[str, Any]:
+    # Both files are in the node's workdir: on its PYTHONPATH, and where relative files are found.
+    return {"events": {"modules": ["live_events"], "files": ["live.yaml"], "watch": watch,
+                       "watch_interval": 0.2}}
+
+
+@pytest.fixture
+def live_node() -> Iterator[GatewayNode]:
+    with running_node(live_config(watch=False), prepare=write_v1) as node:
         yield node
-    finally:
-        node.stop()
-        remove_workdir(workdir)
 
 
 def reload(node: GatewayNode):  # type: ignore[no-untyped-def]
@@ -119,16 +123,9 @@ def test_a_broken_definition_is_reported_and_the_old_one_keeps_serving(live_node
 
 
 def test_watching_reloads_by_itself() -> None:
-    workdir = temp_workdir()
-    (workdir / "live.yaml").write_text(YAML_V1)
-    (workdir / "live_events.py").write_text(MODULE_V1)
-    node = GatewayNode(workdir, extra_config={"events": {
-        "modules": ["live_events"], "files": [str(workdir / "live.yaml")], "watch": True,
-        "watch_interval": 0.2}})
-    try:
-        node.start()
+    with running_node(live_config(watch=True), prepare=write_v1) as node:
         assert node.post_event("live.extra", {"n": 1}).status == 404
-        (workdir / "live.yaml").write_text(YAML_V2)
+        (node.workdir / "live.yaml").write_text(YAML_V2)
         deadline = time.monotonic() + 10
         statuses: list[int] = []
         while time.monotonic() < deadline:
@@ -142,6 +139,3 @@ def test_watching_reloads_by_itself() -> None:
             # Both dispatchers answer the catalog in turn; each reloaded on its own.
             catalogs = [client.call("gateway.catalog") for _ in range(4)]
         assert all("live.extra" in [c["name"] for c in cat["classes"]] for cat in catalogs)
-    finally:
-        node.stop()
-        remove_workdir(workdir)
