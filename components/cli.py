@@ -39,9 +39,8 @@ def _load(config: str) -> tuple[GatewayConfig, Registry]:
     return cfg, Registry.load(cfg.events.modules, cfg.events.files)
 
 
-def render_text(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPaths(),
-                backend_secret: str | None = None) -> str:
-    node = render(cfg, registry, paths, backend_secret)
+def render_text(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secret: str | None = None) -> str:
+    node = render(cfg, paths, backend_secret)
     return HEADER + yaml.safe_dump(node, sort_keys=False, default_flow_style=False)
 
 
@@ -55,8 +54,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    cfg, registry = _load(args.config)
-    text = render_text(cfg, registry)
+    cfg, _ = _load(args.config)  # the definitions too: render nothing for a broken gateway
+    text = render_text(cfg)
     if args.out == "-":
         sys.stdout.write(text)
     else:
@@ -65,7 +64,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg, registry = _load(args.config)
+    cfg, _ = _load(args.config)  # refuse to start on broken definitions, before Crossbar does anything
     cbdir = Path(args.cbdir).resolve()
     cbdir.mkdir(parents=True, exist_ok=True)
     repo = Path(args.config).resolve().parent
@@ -76,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     run_config = cbdir / "run.yaml"
     # A fresh secret each start: only this node's own components ever know it.
-    run_config.write_text(render_text(cfg, registry, paths, backend_secret=secrets.token_urlsafe(32)))
+    run_config.write_text(render_text(cfg, paths, backend_secret=secrets.token_urlsafe(32)))
     run_config.chmod(0o600)
     crossbar = shutil.which("crossbar") or str(Path(sys.executable).with_name("crossbar"))
     print(f"gateway: router on http://{cfg.router.host}:{cfg.router.port}/ "

@@ -79,6 +79,14 @@ class EventsConfig(_Section):
     watch_interval: float = Field(default=1.0, gt=0, le=3600)
 
 
+class QueriesConfig(_Section):
+    """Limits on subscription queries, so that no client can make the gateway work for nothing."""
+
+    max_length: int = Field(default=2000, ge=10, le=100_000)
+    max_depth: int = Field(default=32, ge=2, le=100)
+    max_per_session: int = Field(default=100, ge=1, le=100_000)
+
+
 class StoreConfig(_Section):
     """Durable state. A relative path is relative to the Crossbar node directory."""
 
@@ -92,6 +100,7 @@ class GatewayConfig(_Section):
     bridge: BridgeConfig = BridgeConfig()
     backend: BackendConfig = BackendConfig()
     events: EventsConfig = EventsConfig()
+    queries: QueriesConfig = QueriesConfig()
     store: StoreConfig = StoreConfig()
 
     @model_validator(mode="after")

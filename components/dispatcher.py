@@ -30,11 +30,14 @@ from components import uris
 from components.backend import BackendSession
 from components.envelope import make_envelope, new_event_id
 from components.sequence import Sequencer
+from components.events import Registry
 from components.store import SqliteStore
+from components.subscriptions import QuerySubscriptions
 
 _ACK = PublishOptions(acknowledge=True)
-#: How often ids older than the idempotency window are forgotten.
-PRUNE_INTERVAL = 600.0
+#: How often ids older than the idempotency window (and queries granted but
+#: never subscribed to) are forgotten.
+PRUNE_INTERVAL = 60.0
 
 Result = dict[str, Any]
 
@@ -47,6 +50,7 @@ class Dispatcher(BackendSession):
     #: id -> the result of an event being published right now, so that the
     #: same id arriving meanwhile waits for it instead of publishing twice.
     _pending: dict[str, Deferred[Result]]
+    _queries: QuerySubscriptions
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
@@ -55,9 +59,22 @@ class Dispatcher(BackendSession):
         self._sequencer = Sequencer(self._store.take)
         self._window = cfg.store.idempotency_window
         self._pending = {}
+        self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries)
         self._pruner = LoopingCall(self._prune)
         self._pruner.start(PRUNE_INTERVAL, now=True)
+        # Live queries: follow the router's subscriptions, then catch up with what exists now.
+        await self.subscribe(self._queries.created, "wamp.subscription.on_create")
+        await self.subscribe(self._queries.unsubscribed, "wamp.subscription.on_unsubscribe")
+        await self.subscribe(self._queries.deleted, "wamp.subscription.on_delete")
+        await self.subscribe(self._queries.session_left, "wamp.session.on_leave")
+        await self._queries.rebuild(self.call)
+        # The authorizer first: until it is registered, clients can do nothing at all.
+        await self.register(self._queries.authorize, uris.AUTHORIZE, options=RegisterOptions(invoke="roundrobin"))
         await self.register(self._publish, uris.INTERNAL_PUBLISH, options=RegisterOptions(invoke="first"))
+        with_caller = RegisterOptions(invoke="first", details_arg="details")
+        await self.register(self._queries.subscribe, uris.SUBSCRIBE, options=with_caller)
+        await self.register(self._end_subscription, uris.UNSUBSCRIBE, options=with_caller)
+        await self.register(self._queries.subscriptions, uris.SUBSCRIPTIONS, options=with_caller)
         await self.register(self._catalog, uris.CATALOG,
                             options=RegisterOptions(invoke="roundrobin", details_arg="details"))
         await self.register_reload()
@@ -82,6 +99,14 @@ class Dispatcher(BackendSession):
             return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
         seq = self._sequencer.next()
         envelope = make_envelope(event, event_id, seq, datetime.now(timezone.utc), data)
+        # One publish per matching query (not per client), then the class topic. The
+        # router handles a session's messages in order: its acknowledgement of the
+        # last publish means it took them all.
+        for topic, exclude in self._queries.topics_for(event, data):
+            if exclude:
+                self.publish(topic, envelope, options=PublishOptions(exclude=exclude))
+            else:
+                self.publish(topic, envelope)
         d: Deferred[Any] = self.publish(uris.event_topic(event), envelope, options=_ACK)
         outcome: Deferred[Result] = Deferred()
         self._pending[event_id] = outcome
@@ -104,12 +129,19 @@ class Dispatcher(BackendSession):
 
         return d.addCallbacks(done, failed).addCallback(settle)
 
+    def _end_subscription(self, subscription_id: str, details: CallDetails) -> None:
+        self._queries.unsubscribe(subscription_id, details)
+
+    def registry_changed(self, old: Registry, new: Registry) -> None:
+        self._queries.recompile()
+
     def _catalog(self, details: CallDetails) -> dict[str, Any]:
         return self.registry.catalog(details.caller_authrole or "anonymous")
 
     def _prune(self) -> None:
         if self._store is not None:
             self._store.forget_before(time.time() - self._window)
+            self._queries.expire_unconfirmed()
 
     def onLeave(self, details: CloseDetails) -> None:
         if self._pruner is not None and self._pruner.running:

@@ -17,7 +17,6 @@ from typing import Any
 
 from components import uris
 from components.config import GatewayConfig
-from components.events import Registry
 
 #: Our components reach the router over this unix socket, relative to the
 #: node directory: only processes of this user can connect to it at all.
@@ -44,8 +43,8 @@ class RenderPaths:
     vendor: str = DEFAULT_PATHS["vendor"]
 
 
-def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPaths(),
-           backend_secret: str | None = None) -> dict[str, Any]:
+def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secret: str | None = None
+           ) -> dict[str, Any]:
     """The Crossbar node configuration (version 2) for this gateway configuration."""
     secret = backend_secret or cfg.backend.secret
     backend_transport = {
@@ -84,26 +83,6 @@ def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPa
             ],
         }
 
-    anonymous_permissions = [
-        {
-            "uri": uris.event_topic(cls.name),
-            "match": "exact",
-            "allow": {"call": False, "register": False, "publish": False, "subscribe": True},
-            "disclose": {"caller": False, "publisher": False},
-            "cache": True,
-        }
-        for cls in sorted(registry.public(), key=lambda c: c.name)
-    ] + [
-        {
-            # The callee answers by the caller's role: it must be disclosed.
-            "uri": uris.CATALOG,
-            "match": "exact",
-            "allow": {"call": True, "register": False, "publish": False, "subscribe": False},
-            "disclose": {"caller": True, "publisher": False},
-            "cache": True,
-        },
-    ]
-
     return {
         "version": 2,
         "controller": {
@@ -132,7 +111,10 @@ def render(cfg: GatewayConfig, registry: Registry, paths: RenderPaths = RenderPa
                                 "cache": True,
                             }],
                         },
-                        {"name": "anonymous", "permissions": anonymous_permissions},
+                        # Every client role asks our authorizer (components/policy.py):
+                        # what a client may see depends on event classes, which reload,
+                        # and on the query topics it was granted.
+                        {"name": "anonymous", "authorizer": uris.AUTHORIZE},
                     ],
                 }],
                 "transports": [

@@ -24,6 +24,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " accepted_at REAL NOT NULL)",
         "CREATE INDEX IF NOT EXISTS event_ids_accepted_at ON event_ids (accepted_at)",
     ),
+    (
+        # The canonical text of every query a client was granted, by topic key.
+        "CREATE TABLE IF NOT EXISTS queries (key TEXT PRIMARY KEY, text TEXT NOT NULL, created REAL NOT NULL)",
+        # Which WAMP session was granted which query topic (live subscriptions).
+        "CREATE TABLE IF NOT EXISTS subscriptions (id TEXT PRIMARY KEY, session INTEGER NOT NULL,"
+        " key TEXT NOT NULL, created REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS subscriptions_session ON subscriptions (session, key)",
+    ),
 )
 
 
@@ -88,6 +96,47 @@ class SqliteStore:
             (moment, limit),
         )
         return cur.rowcount
+
+    # -- query subscriptions -------------------------------------------------
+
+    def save_query(self, key: str, text: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO queries (key, text, created) VALUES (?, ?, ?)",
+                         (key, text, time.time()))
+
+    def query_text(self, key: str) -> str | None:
+        row = self._db.execute("SELECT text FROM queries WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def grant(self, subscription_id: str, session: int, key: str) -> None:
+        self._db.execute("INSERT INTO subscriptions (id, session, key, created) VALUES (?, ?, ?, ?)",
+                         (subscription_id, session, key, time.time()))
+
+    def granted(self, session: int, key: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM subscriptions WHERE session = ? AND key = ? LIMIT 1",
+                               (session, key)).fetchone()
+        return row is not None
+
+    def subscriptions_of(self, session: int) -> list[tuple[str, str, str]]:
+        """(subscription id, topic key, canonical query) of a session's subscriptions, oldest first."""
+        rows = self._db.execute(
+            "SELECT s.id, s.key, q.text FROM subscriptions s JOIN queries q ON q.key = s.key"
+            " WHERE s.session = ? ORDER BY s.created, s.id", (session,)).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def revoke(self, subscription_id: str, session: int) -> str | None:
+        """Remove a session's subscription; the topic key it was for, or None if there was none."""
+        row = self._db.execute("DELETE FROM subscriptions WHERE id = ? AND session = ? RETURNING key",
+                               (subscription_id, session)).fetchone()
+        return str(row[0]) if row else None
+
+    def revoke_session(self, session: int) -> None:
+        self._db.execute("DELETE FROM subscriptions WHERE session = ?", (session,))
+
+    def revoke_all_but(self, sessions: set[int]) -> None:
+        """Forget the subscriptions of sessions that no longer exist (after a restart of everything)."""
+        live = list(sessions)
+        marks = ",".join("?" * len(live)) or "NULL"
+        self._db.execute(f"DELETE FROM subscriptions WHERE session NOT IN ({marks})", live)
 
     def close(self) -> None:
         self._db.close()

@@ -18,6 +18,18 @@ INTERNAL_RELOAD_PREFIX = "gateway.internal.reload."
 #: The event classes the caller may see: ``{"version", "classes": [...]}``.
 CATALOG = "gateway.catalog"
 
+#: ``gateway.subscribe(query, persistent=False)`` -> ``{"id", "topic", "query", "persistent"}``.
+SUBSCRIBE = "gateway.subscribe"
+#: ``gateway.unsubscribe(id)``: the subscription ends; its topic stops delivering to the caller.
+UNSUBSCRIBE = "gateway.unsubscribe"
+#: ``gateway.subscriptions()`` -> the caller's subscriptions.
+SUBSCRIPTIONS = "gateway.subscriptions"
+#: Prefix of the topics of queries: ``gateway.query.<key>``, one per canonical query.
+QUERY_TOPIC_PREFIX = "gateway.query."
+
+#: The dynamic authorizer the router asks about every client action.
+AUTHORIZE = "gateway.authorize"
+
 #: The authid each of our components joins with (role backend).
 DISPATCHER_AUTHID = "dispatcher"
 BRIDGE_AUTHID = "bridge"
@@ -26,6 +38,9 @@ BRIDGE_AUTHID = "bridge"
 ERROR_UNKNOWN_EVENT = "gateway.error.unknown_event"
 ERROR_NOT_AUTHORIZED = "gateway.error.not_authorized"
 ERROR_INVALID_DEFINITIONS = "gateway.error.invalid_definitions"
+ERROR_INVALID_QUERY = "gateway.error.invalid_query"
+ERROR_NO_SUCH_SUBSCRIPTION = "gateway.error.no_such_subscription"
+ERROR_NOT_SUPPORTED = "gateway.error.not_supported"
 
 
 def event_topic(name: str) -> str:
@@ -35,3 +50,7 @@ def event_topic(name: str) -> str:
 
 def internal_reload(session_id: int) -> str:
     return f"{INTERNAL_RELOAD_PREFIX}{session_id}"
+
+
+def query_topic(key: str) -> str:
+    return QUERY_TOPIC_PREFIX + key

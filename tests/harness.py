@@ -28,7 +28,6 @@ import yaml
 
 from components.cli import render_text
 from components.config import load_config
-from components.events import Registry
 from components.nodeconfig import RenderPaths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,18 +89,10 @@ class GatewayNode:
         config_file = self.workdir / "gateway.yaml"
         config_file.write_text(yaml.safe_dump(raw))
         cfg = load_config(config_file, {})  # relative definition files are relative to the workdir
-        # Rendering needs the classes (anonymous may subscribe to the public ones):
-        # load them as the node will, test modules in the workdir included, afresh.
-        if str(self.workdir) not in sys.path:
-            sys.path.insert(0, str(self.workdir))
-        try:
-            registry = Registry.load(cfg.events.modules, cfg.events.files, reload=True)
-        finally:
-            sys.path.remove(str(self.workdir))
         paths = RenderPaths(config=str(config_file), page=str(REPO / "examples" / "page"),
                             vendor=str(REPO / "node_modules" / "autobahn-browser"))
         self.cbdir.mkdir(parents=True, exist_ok=True)
-        (self.cbdir / "config.yaml").write_text(render_text(cfg, registry, paths))
+        (self.cbdir / "config.yaml").write_text(render_text(cfg, paths))
 
     def start(self, timeout: float = 60) -> GatewayNode:
         self.write_config()

@@ -1,5 +1,7 @@
 // A plain autobahn-js subscriber for the integration tests, run by Node:
 //   node --experimental-websocket tests/js/subscribe.mjs <ws url> <realm> <topic> <count>
+// A <topic> of the form "query:<query>" subscribes by query: gateway.subscribe
+// first, then the topic it grants.
 // Prints "READY" once subscribed, then each event's envelope as one JSON line,
 // and exits 0 after <count> events (or 1 on error / after 30 s).
 import autobahn from "autobahn";
@@ -15,7 +17,12 @@ const deadline = setTimeout(() => {
 const connection = new autobahn.Connection({ url, realm, max_retries: 0 });
 connection.onopen = async (session) => {
   try {
-    await session.subscribe(topic, (args) => {
+    let target = topic;
+    if (topic.startsWith("query:")) {
+      const granted = await session.call("gateway.subscribe", [topic.slice("query:".length)]);
+      target = granted.topic;
+    }
+    await session.subscribe(target, (args) => {
       console.log(JSON.stringify(args[0]));
       received += 1;
       if (received >= wanted) {

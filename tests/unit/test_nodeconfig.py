@@ -1,16 +1,12 @@
-from pathlib import Path
 from typing import Any
 
 from components.config import parse_config
-from components.events import Registry
 from components.nodeconfig import render
 
-REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"],
-                         base_dir=Path(__file__).resolve().parents[2])
 
 
 def _node(raw: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
-    return render(parse_config(raw or {}), REGISTRY, **kw)
+    return render(parse_config(raw or {}), **kw)
 
 
 def _router(node: dict[str, Any]) -> dict[str, Any]:
@@ -61,12 +57,7 @@ def test_a_worker_exit_does_not_shut_the_node_down() -> None:
     assert _node()["controller"]["options"]["shutdown"] == ["shutdown_on_shutdown_requested"]
 
 
-def test_anonymous_may_only_subscribe_to_public_classes() -> None:
+def test_clients_are_judged_by_our_authorizer_and_the_backend_by_static_rules() -> None:
     roles = {r["name"]: r for r in _router(_node())["realms"][0]["roles"]}
-    perms = {p["uri"]: p for p in roles["anonymous"]["permissions"]}
-    assert set(perms) == {"gateway.event.demo.message", "gateway.catalog"}
-    topic = perms["gateway.event.demo.message"]
-    assert topic["allow"] == {"call": False, "register": False, "publish": False, "subscribe": True}
-    assert topic["match"] == "exact"
-    catalog = perms["gateway.catalog"]
-    assert catalog["allow"]["call"] and not catalog["allow"]["register"] and catalog["disclose"]["caller"]
+    assert roles["anonymous"] == {"name": "anonymous", "authorizer": "gateway.authorize"}
+    assert roles["backend"]["permissions"][0]["uri"] == "" and roles["backend"]["permissions"][0]["match"] == "prefix"

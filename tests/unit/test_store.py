@@ -40,3 +40,22 @@ def test_the_schema_version_is_recorded(tmp_path: Path) -> None:
     SqliteStore(path).close()  # a second open migrates nothing
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == len(MIGRATIONS)
+
+
+def test_query_grants_by_session(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    store.save_query("k1", 'demo.message where room = "a"')
+    store.save_query("k1", "ignored: the first text stays")
+    store.grant("sub-1", 11, "k1")
+    store.grant("sub-2", 22, "k1")
+    assert store.query_text("k1") == 'demo.message where room = "a"' and store.query_text("k2") is None
+    assert store.granted(11, "k1") and not store.granted(11, "k2") and not store.granted(33, "k1")
+    assert store.subscriptions_of(11) == [("sub-1", "k1", 'demo.message where room = "a"')]
+    assert store.revoke("sub-1", 22) is None, "only the owner may revoke"
+    assert store.revoke("sub-1", 11) == "k1" and not store.granted(11, "k1")
+    store.grant("sub-3", 33, "k1")
+    store.revoke_all_but({22})
+    assert store.granted(22, "k1") and not store.granted(33, "k1")
+    store.revoke_session(22)
+    assert not store.granted(22, "k1")
+    store.close()

@@ -1,0 +1,47 @@
+"""Who may do what on the router: the rules of the dynamic authorizer, as a pure function.
+
+Crossbar asks ``gateway.authorize`` before a client (any role but our own
+``backend``) subscribes, calls, publishes or registers. The component that
+answers (the dispatcher) passes the question here with what it knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from components import uris
+from components.events import Registry
+
+#: Procedures any client may call; they answer by the caller's identity.
+CLIENT_PROCEDURES = frozenset({uris.SUBSCRIBE, uris.UNSUBSCRIBE, uris.SUBSCRIPTIONS, uris.CATALOG})
+
+Decision = dict[str, bool]
+
+DENY: Decision = {"allow": False, "disclose": False, "cache": False}
+
+
+def authorize(authrole: str, roles: Collection[str], uri: str, action: str, options: Mapping[str, Any],
+              registry: Registry, granted: Callable[[str], bool]) -> Decision:
+    """Allow or deny ``action`` on ``uri``. ``granted(key)``: was this session given query topic ``key``?
+
+    Never cached where the answer can change while the session lives: class
+    visibility changes with a reload of the definitions, grants with every
+    ``gateway.subscribe``.
+    """
+    if action == "call":
+        if uri in CLIENT_PROCEDURES:
+            # The callee needs to know who calls: disclose the caller.
+            return {"allow": True, "disclose": True, "cache": True}
+        return DENY
+    if action != "subscribe":
+        return DENY  # clients never publish or register: events come from web-apps through the bridge
+    if options.get("match", "exact") != "exact":
+        return DENY  # a pattern would reach topics one by one it was never granted
+    if uri.startswith(uris.EVENT_TOPIC_PREFIX):
+        name = uri[len(uris.EVENT_TOPIC_PREFIX):]
+        allowed = name in registry and registry.get(name).visible_to(authrole, roles)
+        return {"allow": allowed, "disclose": False, "cache": False}
+    if uri.startswith(uris.QUERY_TOPIC_PREFIX):
+        return {"allow": granted(uri[len(uris.QUERY_TOPIC_PREFIX):]), "disclose": False, "cache": False}
+    return DENY

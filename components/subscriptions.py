@@ -1,0 +1,199 @@
+"""Query subscriptions: the client procedures, the authorizer, and the live index of queries.
+
+A client calls ``gateway.subscribe(query)``; the query is parsed, checked
+against the event classes the client may see and put in canonical form,
+whose hash names its topic, ``gateway.query.<key>``. The client is granted
+that topic (a row in the store, so every dispatcher's authorizer knows) and
+then subscribes to it like to any WAMP topic. Clients with equal canonical
+queries share the topic: an event is published to it once, whatever the
+number of subscribers.
+
+Which queries are live is the router's own knowledge: the meta events
+``wamp.subscription.on_create`` / ``on_delete`` (first subscriber came, last
+one left) add a query to this dispatcher's index and take it out, and at
+start-up the index is rebuilt from ``wamp.subscription.list``. A query
+nobody subscribes to costs nothing. The dispatcher that serves
+``gateway.subscribe`` also adds the query at once, so that an event posted
+right after the client's SUBSCRIBED is matched even before the meta event
+arrives; a query granted but never subscribed to is dropped after a while.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CallDetails
+from twisted.logger import Logger
+
+from components import uris
+from components.config import QueriesConfig
+from components.events import Registry
+from components.policy import Decision, authorize
+from components.query import Query, QueryError, QueryNotAuthorized, canonical, check, parse, to_text, \
+    topic_key
+from components.query.compile import compile_query
+from components.query.index import QueryIndex
+from components.store import SqliteStore
+
+log = Logger()
+
+#: A query granted but not subscribed to within this many seconds leaves the index.
+UNCONFIRMED_TTL = 60.0
+
+#: Calls into the router's meta API: (procedure, *args) -> result.
+Caller = Callable[..., Any]
+
+
+class QuerySubscriptions:
+    def __init__(self, store: SqliteStore, registry: Callable[[], Registry], limits: QueriesConfig) -> None:
+        self._store = store
+        self._registry = registry
+        self._limits = limits
+        self.index: QueryIndex[str] = QueryIndex()
+        #: router subscription id -> query key, for the live query topics
+        self._live: dict[int, str] = {}
+        #: query key -> when it was added by gateway.subscribe without a subscriber yet
+        self._unconfirmed: dict[str, float] = {}
+        #: query key -> sessions that called gateway.unsubscribe but may still be
+        #: subscribed to the topic: publishes exclude them. (Crossbar can remove a
+        #: subscriber, but autobahn-python drops its connection when told so.)
+        self._revoked: dict[str, set[int]] = {}
+
+    # -- the client procedures -------------------------------------------------
+
+    def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None) -> dict[str, Any]:
+        session, authrole = _caller(details)
+        if persistent:
+            raise ApplicationError(uris.ERROR_NOT_SUPPORTED,
+                                   "persistent subscriptions are not available yet; subscribe with persistent=False")
+        if not isinstance(query, str):
+            raise ApplicationError(uris.ERROR_INVALID_QUERY, f"the query must be a string, not {type(query).__name__}")
+        if len(self._store.subscriptions_of(session)) >= self._limits.max_per_session:
+            raise ApplicationError(uris.ERROR_INVALID_QUERY,
+                                   f"a session may hold at most {self._limits.max_per_session} subscriptions")
+        try:
+            checked = check(parse(query, max_length=self._limits.max_length, max_depth=self._limits.max_depth),
+                            self._registry(), visible=lambda cls: cls.visible_to(authrole, ()))
+        except QueryNotAuthorized as exc:
+            raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, str(exc), message=exc.message) from None
+        except QueryError as exc:
+            raise ApplicationError(uris.ERROR_INVALID_QUERY, str(exc), message=exc.message, position=exc.position,
+                                   query=query) from None
+        # Wildcards are expanded to the classes this caller may see: the topic of
+        # "demo.*" for an anonymous client must never carry staff-only events.
+        text = to_text(canonical(Query(checked.classes, checked.query.where)))
+        key = topic_key(text)
+        self._store.save_query(key, text)
+        subscription_id = secrets.token_urlsafe(12)
+        self._store.grant(subscription_id, session, key)
+        self._revoked.get(key, set()).discard(session)
+        if key not in self.index:
+            self._add(key, text)
+            self._unconfirmed[key] = time.monotonic()
+        return {"id": subscription_id, "topic": uris.query_topic(key), "query": text, "persistent": False}
+
+    def unsubscribe(self, subscription_id: str, details: CallDetails | None = None) -> tuple[int, str]:
+        """Revoke the grant; returns (session, key) so that the caller can end the router subscription."""
+        session, _ = _caller(details)
+        key = self._store.revoke(str(subscription_id), session)
+        if key is None:
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
+                                   f"no subscription {subscription_id!r} of this session")
+        if not self._store.granted(session, key):
+            self._revoked.setdefault(key, set()).add(session)
+        return session, key
+
+    def subscriptions(self, details: CallDetails | None = None) -> list[dict[str, Any]]:
+        session, _ = _caller(details)
+        return [{"id": sid, "topic": uris.query_topic(key), "query": text, "persistent": False}
+                for sid, key, text in self._store.subscriptions_of(session)]
+
+    def authorize(self, session: dict[str, Any], uri: str, action: str, options: dict[str, Any] | None = None
+                  ) -> Decision:
+        session_id = int(session.get("session", 0))
+        return authorize(str(session.get("authrole", "")), (), uri, action, options or {}, self._registry(),
+                         lambda key: self._store.granted(session_id, key))
+
+    # -- the live index ------------------------------------------------------
+
+    def topics_for(self, event: str, data: dict[str, Any]) -> list[tuple[str, list[int]]]:
+        """(topic, sessions to exclude) for every live query the event matches."""
+        return [(uris.query_topic(key), sorted(self._revoked.get(key, ()))) for key in self.index.match(event, data)]
+
+    def created(self, session_id: int, subscription: dict[str, Any]) -> None:
+        """``wamp.subscription.on_create``: the first subscriber of a topic arrived."""
+        uri = subscription.get("uri", "")
+        if not uri.startswith(uris.QUERY_TOPIC_PREFIX):
+            return
+        key = uri[len(uris.QUERY_TOPIC_PREFIX):]
+        self._live[int(subscription["id"])] = key
+        self._unconfirmed.pop(key, None)
+        if key not in self.index:
+            text = self._store.query_text(key)
+            if text is not None:
+                self._add(key, text)
+
+    def unsubscribed(self, session_id: int, subscription_id: int) -> None:
+        """``wamp.subscription.on_unsubscribe``: a session left a topic; nothing to exclude any more."""
+        key = self._live.get(int(subscription_id))
+        if key is not None and key in self._revoked:
+            self._revoked[key].discard(int(session_id))
+            if not self._revoked[key]:
+                del self._revoked[key]
+
+    def deleted(self, session_id: int, subscription_id: int) -> None:
+        """``wamp.subscription.on_delete``: the last subscriber left; the query costs nothing more."""
+        key = self._live.pop(int(subscription_id), None)
+        if key is not None and key not in self._live.values() and key not in self._unconfirmed:
+            self.index.remove(key)
+
+    def session_left(self, session_id: int) -> None:
+        self._store.revoke_session(int(session_id))
+        for key in list(self._revoked):
+            self._revoked[key].discard(int(session_id))
+            if not self._revoked[key]:
+                del self._revoked[key]
+
+    async def rebuild(self, call: Caller) -> None:
+        """Index every query topic that has subscribers now; forget grants of sessions that are gone."""
+        listing = await call("wamp.subscription.list")
+        for subscription_id in listing.get("exact", []):
+            try:
+                info = await call("wamp.subscription.get", subscription_id)
+            except ApplicationError:
+                continue  # gone meanwhile
+            self.created(0, info)
+        self._store.revoke_all_but(set(await call("wamp.session.list")))
+
+    def expire_unconfirmed(self) -> None:
+        cutoff = time.monotonic() - UNCONFIRMED_TTL
+        for key, since in list(self._unconfirmed.items()):
+            if since < cutoff:
+                del self._unconfirmed[key]
+                if key not in self._live.values():
+                    self.index.remove(key)
+
+    def recompile(self) -> None:
+        """After a reload: compile every live query again (their text was checked when granted)."""
+        for key in list(self.index.keys()):
+            text = self._store.query_text(key)
+            self.index.remove(key)
+            if text is not None:
+                self._add(key, text)
+
+    def _add(self, key: str, text: str) -> None:
+        try:
+            # Texts we stored were accepted under some config; the config caps depth at 100.
+            self.index.add(key, compile_query(parse(text, max_length=1_000_000, max_depth=100)))
+        except QueryError as exc:  # a canonical text we wrote ourselves: only a bug gets here
+            log.error("cannot index query {key} ({text}): {err}", key=key, text=text, err=exc)
+
+
+def _caller(details: CallDetails | None) -> tuple[int, str]:
+    if details is None or details.caller is None:
+        raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "the caller's identity was not disclosed")
+    return int(details.caller), str(details.caller_authrole or "anonymous")
