@@ -167,6 +167,13 @@ class GatewayNode:
         except urllib.error.HTTPError as exc:
             return Response(exc.code, _json(exc.read()), dict(exc.headers))
 
+    def backend_client(self) -> Any:
+        """A (not yet connected) WAMP client with role backend, over the components' unix socket."""
+        from tests.wamp import WampClient
+
+        return WampClient("", serializer="msgpack", authid="bridge", secret=BACKEND_SECRET,
+                          unix_path=str(self.cbdir / "backend.sock"))
+
     def get(self, path: str, timeout: float = 10) -> Response:
         return self.request("GET", path, timeout=timeout)
 

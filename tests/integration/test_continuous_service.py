@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.harness import BACKEND_SECRET, GatewayNode, Response
+from tests.harness import GatewayNode, Response
 from tests.wamp import WampClient
 
 pytestmark = pytest.mark.integration
@@ -24,8 +24,7 @@ MESSAGE = {"room": "ops", "text": "still here", "author": "test"}
 @contextmanager
 def backend(node: GatewayNode) -> Iterator[WampClient]:
     """A session with role backend, over the components' own unix socket."""
-    client = WampClient("", serializer="msgpack", authid="bridge", secret=BACKEND_SECRET,
-                        unix_path=str(node.cbdir / "backend.sock"))
+    client = node.backend_client()
     with client:
         yield client
 

@@ -1,13 +1,12 @@
 """POST /events → the envelope reaches WAMP subscribers (Python and JS), in order."""
 
-import json
 import shutil
-import subprocess
 from datetime import datetime
 
 import pytest
 
-from tests.harness import REPO, GatewayNode
+from tests.harness import GatewayNode
+from tests.jsclient import js_subscriber_receives
 from tests.wamp import WampClient
 
 TOPIC = "gateway.event.demo.message"
@@ -40,21 +39,12 @@ def test_an_event_without_id_gets_one(node: GatewayNode) -> None:
 
 def test_a_posted_event_reaches_an_autobahn_js_subscriber_in_node(node: GatewayNode) -> None:
     assert shutil.which("node"), "Node.js is part of this machine's toolset"
-    proc = subprocess.Popen(
-        ["node", "--experimental-websocket", "tests/js/subscribe.mjs", node.ws_url, "gateway", TOPIC, "2"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first == "READY", f"{first} {proc.stderr.read() if proc.poll() is not None else ''}"
-        sent = [node.post_event("demo.message", {**MESSAGE, "text": f"js {i}"}).body for i in range(2)]
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    got = [json.loads(line) for line in out.splitlines()]
+    sent: list[dict[str, object]] = []
+
+    def post() -> None:
+        sent.extend(node.post_event("demo.message", {**MESSAGE, "text": f"js {i}"}).body for i in range(2))
+
+    got = js_subscriber_receives(node.ws_url, TOPIC, 2, post)
     assert [(e["id"], e["seq"], e["data"]["text"]) for e in got] == [
         (s["id"], s["seq"], f"js {i}") for i, s in enumerate(sent)]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import API_KEY, BACKEND_SECRET, GatewayNode, Response
+from tests.harness import API_KEY, GatewayNode, Response
 from tests.wamp import WampClient
 
 pytestmark = pytest.mark.integration
@@ -102,8 +102,7 @@ def test_the_wamp_catalog_shows_what_the_caller_may_see(node: GatewayNode) -> No
     with WampClient(node.ws_url) as anonymous:
         seen = anonymous.call("gateway.catalog")
     assert [c["name"] for c in seen["classes"]] == ["demo.message"]
-    with WampClient("", serializer="msgpack", authid="bridge", secret=BACKEND_SECRET,
-                    unix_path=str(node.cbdir / "backend.sock")) as backend:
+    with node.backend_client() as backend:
         everything = backend.call("gateway.catalog")
     assert {c["name"] for c in everything["classes"]} == {"demo.message", "demo.order", "demo.alert"}
     assert seen["version"] == everything["version"]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import queue
-import subprocess
 import time
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.harness import BACKEND_SECRET, REPO, GatewayNode
+from tests.harness import GatewayNode
+from tests.jsclient import js_subscriber_receives
 from tests.wamp import WampClient
 
 pytestmark = pytest.mark.integration
@@ -48,8 +47,7 @@ def test_a_query_subscription_receives_only_matching_events(node: GatewayNode) -
 
 def test_equal_queries_share_one_topic_and_one_publish(node: GatewayNode) -> None:
     with WampClient(node.ws_url) as a, WampClient(node.ws_url, serializer="msgpack") as b, \
-            WampClient("", serializer="msgpack", authid="bridge", secret=BACKEND_SECRET,
-                       unix_path=str(node.cbdir / "backend.sock")) as spy:
+            node.backend_client() as spy:
         first = a.call("gateway.subscribe", "demo.message where author = 'x' and room in ['b', 'a', 'a']")
         second = b.call("gateway.subscribe", 'demo.message   WHERE (room IN ["a","b"]) AND author == "x"')
         assert first["topic"] == second["topic"] and first["query"] == second["query"]
@@ -90,8 +88,7 @@ def test_unsubscribe_stops_delivery_even_if_the_client_does_not(node: GatewayNod
 
 
 def test_a_topic_is_dropped_when_its_last_subscriber_leaves(node: GatewayNode) -> None:
-    with WampClient("", serializer="msgpack", authid="bridge", secret=BACKEND_SECRET,
-                    unix_path=str(node.cbdir / "backend.sock")) as admin:
+    with node.backend_client() as admin:
         with WampClient(node.ws_url) as client:
             topic = client.call("gateway.subscribe", 'demo.message where room = "brief"')["topic"]
             client.subscribe(topic)
@@ -134,21 +131,11 @@ def test_persistent_subscriptions_are_refused_until_they_exist(node: GatewayNode
 
 
 def test_an_autobahn_js_client_subscribes_by_query(node: GatewayNode) -> None:
-    proc = subprocess.Popen(
-        ["node", "--experimental-websocket", "tests/js/subscribe.mjs", node.ws_url, "gateway",
-         "query:" + LOBBY, "1"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first == "READY", f"{first} {proc.stderr.read() if proc.poll() is not None else ''}"
+    sent: list[dict[str, object]] = []
+
+    def post() -> None:
         node.post_event("demo.message", message("elsewhere", "no"))
-        sent = node.post_event("demo.message", message("lobby", "js"))
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    (envelope,) = [json.loads(line) for line in out.splitlines()]
-    assert envelope["seq"] == sent.body["seq"] and envelope["data"]["text"] == "js"
+        sent.append(node.post_event("demo.message", message("lobby", "js")).body)
+
+    (envelope,) = js_subscriber_receives(node.ws_url, "query:" + LOBBY, 1, post)
+    assert envelope["seq"] == sent[0]["seq"] and envelope["data"]["text"] == "js"
