@@ -10,18 +10,22 @@ matched in full. One anchor test is one of:
 * ``("^", path, prefix)``: the field is a string that starts with the
   prefix; from ``startswith``. Looked up by the event's string cut to each
   prefix length in use.
+* ``("~", path, value key)``: the field is a list holding the value, or a
+  string holding it; from ``contains``. A list looks up each of its
+  elements; a string tests each string value filed on the path for being a
+  substring (in C, before any matcher runs).
 * ``(">", path, bound)`` / ``("<", path, bound)``: the field is above
   (``>``, ``>=``) or below (``<``, ``<=``) a number or a string; found by
   bisection in the bounds kept sorted.
 
 An ``and`` offers the anchor of any operand; an ``or`` has one only if every
 operand has, and it is their union. Of the alternatives, equality is taken
-first, then a prefix, then a range (that order is about how many queries
-a lookup returns that then fail), and within a kind the one whose tables
-hold the fewest queries at the time: with no statistics about events, that
-spreads queries over the selective fields as they fill. A query with no
-anchor (``not``, ``exists``, ``contains``, ``!=``, no ``where``) is tried on
-every event of its classes.
+first, then a prefix or ``contains``, then a range (that order is about how
+many queries a lookup returns that then fail), and within a kind the one
+whose tables hold the fewest queries at the time: with no statistics about
+events, that spreads queries over the selective fields as they fill. A
+query with no anchor (``not``, ``exists``, ``!=``, no ``where``) is tried
+on every event of its classes.
 
 Values are filed by the kind they compare as: 1 and 1.0 are one key (equal
 numbers hash alike), ``true`` and ``1`` are not (bools get keys of their own).
@@ -33,7 +37,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Hashable
 from typing import Any
 
-from components.query.ast import And, Compare, Expr, In, Or, Path, StartsWith
+from components.query.ast import And, Compare, Contains, Expr, In, Or, Path, StartsWith
 from components.query.compile import Matcher
 
 __all__ = ["Anchor", "Tables"]
@@ -41,7 +45,7 @@ __all__ = ["Anchor", "Tables"]
 #: Anchor tests, distinct; see the module docstring.
 Anchor = tuple[tuple[str, Path, Any], ...]
 
-_RANK = {"=": 0, "^": 1, ">": 2, "<": 2}
+_RANK = {"=": 0, "^": 1, "~": 1, ">": 2, "<": 2}
 
 
 class _Bool:
@@ -129,13 +133,15 @@ class _Ranges:
 class Tables:
     """The queries of one selector pattern, filed by anchor."""
 
-    __slots__ = ("equal", "prefixes", "ranges", "scanned", "size")
+    __slots__ = ("contained", "equal", "prefixes", "ranges", "scanned", "size")
 
     def __init__(self) -> None:
         # path -> value key -> query key -> matcher
         self.equal: dict[Path, dict[Any, dict[Hashable, Matcher]]] = {}
         # path -> prefix length -> prefix -> query key -> matcher
         self.prefixes: dict[Path, dict[int, dict[str, dict[Hashable, Matcher]]]] = {}
+        # path -> value key -> query key -> matcher
+        self.contained: dict[Path, dict[Any, dict[Hashable, Matcher]]] = {}
         self.ranges: dict[Path, _Ranges] = {}
         self.scanned: dict[Hashable, Matcher] = {}
         self.size = 0  # queries filed here, each once however many anchor tests it has
@@ -155,6 +161,8 @@ class Tables:
         for test, path, value in anchor:
             if test == "=":
                 self.equal.setdefault(path, {}).setdefault(value, {})[key] = matcher
+            elif test == "~":
+                self.contained.setdefault(path, {}).setdefault(value, {})[key] = matcher
             elif test == "^":
                 by_length = self.prefixes.setdefault(path, {})
                 by_length.setdefault(len(value), {}).setdefault(value, {})[key] = matcher
@@ -170,6 +178,8 @@ class Tables:
         for test, path, value in anchor:
             if test == "=":
                 _delete(self.equal, path, value, key)
+            elif test == "~":
+                _delete(self.contained, path, value, key)
             elif test == "^":
                 by_length = self.prefixes[path]
                 _delete(by_length, len(value), value, key)
@@ -197,6 +207,17 @@ class Tables:
                         bucket = by_prefix.get(value[:length])
                         if bucket:
                             _try(bucket.items(), data, matched)
+        for path, by_value in self.contained.items():
+            value = data.get(path[0], MISSING) if len(path) == 1 else resolve(data, path)
+            if value.__class__ is list:
+                for element_key in {value_key(element) for element in value}:
+                    bucket = by_value.get(element_key)
+                    if bucket:
+                        _try(bucket.items(), data, matched)
+            elif value.__class__ is str:
+                for part, bucket in by_value.items():
+                    if part.__class__ is str and part in value:
+                        _try(bucket.items(), data, matched)
         for path, ranges in self.ranges.items():
             value = data.get(path[0], MISSING) if len(path) == 1 else resolve(data, path)
             cls = value.__class__
@@ -216,8 +237,9 @@ class Tables:
 
     def counts(self) -> tuple[int, int, int]:
         """(anchored paths, buckets and range tables, scanned queries)."""
-        paths = len(self.equal) + len(self.prefixes) + len(self.ranges)
-        buckets = (sum(len(v) for v in self.equal.values()) + len(self.ranges)
+        paths = len(self.equal) + len(self.contained) + len(self.prefixes) + len(self.ranges)
+        buckets = (sum(len(v) for v in self.equal.values()) + sum(len(v) for v in self.contained.values())
+                   + len(self.ranges)
                    + sum(len(p) for by_length in self.prefixes.values() for p in by_length.values()))
         return paths, buckets, len(self.scanned)
 
@@ -226,6 +248,8 @@ class Tables:
         for test, path, value in anchor:
             if test == "=":
                 total += len(self.equal.get(path, {}).get(value, ()))
+            elif test == "~":
+                total += len(self.contained.get(path, {}).get(value, ()))
             elif test == "^":
                 total += len(self.prefixes.get(path, {}).get(len(value), {}).get(value, ()))
             else:
@@ -249,6 +273,9 @@ class Tables:
             if not isinstance(expr.value, str):
                 return None
             anchor = (("^", expr.path, expr.value),)
+            return self._cost(anchor), anchor
+        if isinstance(expr, Contains):
+            anchor = (("~", expr.path, value_key(expr.value)),)
             return self._cost(anchor), anchor
         if isinstance(expr, And):
             options = [choice for operand in expr.operands if (choice := self._best(operand)) is not None]

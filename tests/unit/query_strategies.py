@@ -91,8 +91,8 @@ patterns: st.SearchStrategy[str] = st.lists(
 
 @st.composite
 def anchored_exprs(draw: st.DrawFn) -> Expr:
-    """Conditions the index can anchor (an equality, `in`, range or prefix beside the rest), and some it cannot."""
-    kind = draw(st.integers(0, 5))
+    """Conditions the index can anchor (an equality, `in`, range, prefix or `contains` beside the rest), and others."""
+    kind = draw(st.integers(0, 6))
     rest = draw(exprs)
     if kind == 0:
         return And((Compare("=", draw(paths), draw(literals)), rest))
@@ -104,6 +104,8 @@ def anchored_exprs(draw: st.DrawFn) -> Expr:
         return And((Compare(draw(st.sampled_from(("<", "<=", ">", ">="))), draw(paths), draw(literals)), rest))
     if kind == 4:
         return Or((StartsWith(draw(paths), draw(strings)), And((rest, Compare(">", draw(paths), draw(literals))))))
+    if kind == 5:
+        return And((Contains(draw(paths), draw(st.one_of(literals, strings))), rest))
     return rest
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.query.ast import And, Compare, Exists, Expr, In, Not, Or, Query, StartsWith
+from components.query.ast import And, Compare, Contains, Exists, Expr, In, Not, Or, Query, StartsWith
 from components.query.compile import CompiledQuery, compile_query
 from components.query.anchors import value_key
 from components.query.index import RESOLVE_CACHE_SIZE, QueryIndex
@@ -173,6 +173,19 @@ def test_prefixes_are_looked_up_by_length() -> None:
     assert index.match("e", {"t": ["!cmd1"]}) == set()
 
 
+def test_contains_looks_up_list_elements_and_tests_substrings() -> None:
+    index: QueryIndex[str] = QueryIndex()
+    spies = {repr(v): Spy("e", Contains(("tags",), v)) for v in ("urgent", "gift", "ur", 1, True, None)}
+    for key, spy in spies.items():
+        index.add(key, spy.compiled)
+    assert index.match("e", {"tags": ["urgent", 1.0, "urgent"]}) == {"'urgent'", "1"}
+    assert [spy.calls for spy in spies.values()] == [1, 0, 0, 1, 0, 0]
+    assert index.match("e", {"tags": "urgent!"}) == {"'urgent'", "'ur'"}
+    assert spies["'gift'"].calls == 0 and spies["1"].calls == 1
+    assert index.match("e", {"tags": [True, None, [1], {"a": 1}]}) == {"True", "None"}
+    assert index.match("e", {"tags": 1}) == set()
+
+
 def test_an_equality_is_preferred_to_a_range_or_a_prefix() -> None:
     index: QueryIndex[int] = QueryIndex()
     spies = [Spy("e", And((Compare(">", ("n",), 0), StartsWith(("t",), ""), eq("id", i)))) for i in range(50)]
@@ -190,6 +203,7 @@ def test_removing_everything_leaves_an_empty_tree() -> None:
         q("**", Compare(">", ("n",), 1)),
         q("demo.order"),
         q("demo.**", Or((StartsWith(("t",), "ab"), Compare("<", ("t",), "b")))),
+        q("demo.*", Contains(("tags",), "x")),
     ]
     for i, c in enumerate(compiled):
         index.add(i, c)
