@@ -40,7 +40,8 @@ import platform
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from multiprocessing.connection import Connection
@@ -84,6 +85,7 @@ _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # WAMP message codes the subscriber handles.
 _HELLO, _WELCOME, _ABORT, _GOODBYE, _ERROR = 1, 2, 3, 6, 8
 _SUBSCRIBE, _SUBSCRIBED, _EVENT = 32, 33, 36
+_CALL, _RESULT = 48, 50
 
 
 # ---------------------------------------------------------------------------
@@ -95,10 +97,15 @@ class SubscriberSpec:
     port: int
     sessions: int
     serializer: str
+    #: Empty: every session subscribes to TOPIC. Otherwise one query per session:
+    #: the session calls ``gateway.subscribe(query)`` and subscribes to the topic granted.
+    queries: tuple[str, ...] = ()
+    #: The field of ``data`` that names the phase an event belongs to.
+    phase_field: str = "room"
 
 
 class _Tally:
-    """Deliveries of one phase (one ``data.room``) in one subscriber process."""
+    """Deliveries of one phase (one value of ``data[phase_field]``) in one subscriber process."""
 
     __slots__ = ("count", "last", "hist")
 
@@ -136,17 +143,24 @@ def _client_frame(opcode: int, payload: bytes) -> bytes:
 
 
 class _WampSubscriber(asyncio.Protocol):
-    """One anonymous WAMP session over WebSocket, subscribed to TOPIC; only counts events.
+    """One anonymous WAMP session over WebSocket, subscribed to one topic; only counts events.
 
-    Handles exactly what the router sends such a session: the handshake,
-    WELCOME, SUBSCRIBED, EVENT, pings (answered, or the router's auto-ping
-    would drop us), close, ABORT/GOODBYE.
+    The topic is TOPIC, or with ``query`` the topic ``gateway.subscribe(query)``
+    grants (one CALL before the SUBSCRIBE). Handles exactly what the router
+    sends such a session: the handshake, WELCOME, RESULT, SUBSCRIBED, EVENT,
+    pings (answered, or the router's auto-ping would drop us), close,
+    ABORT/GOODBYE/ERROR.
     """
 
-    def __init__(self, spec: SubscriberSpec, tallies: dict[str, _Tally], on_lost: Callable[[str], None]) -> None:
+    def __init__(self, spec: SubscriberSpec, tallies: dict[str, _Tally], on_lost: Callable[[str], None],
+                 query: str | None = None) -> None:
         self._spec = spec
         self._tallies = tallies
         self._on_lost = on_lost
+        self._phase_field = spec.phase_field
+        self.query = query
+        #: The topic subscribed to (for a query: known once gateway.subscribe answered).
+        self.topic: str | None = None if query is not None else TOPIC
         self._loads, self._dumps, binary = _codec(spec.serializer)
         self._opcode = 2 if binary else 1
         self._key = base64.b64encode(os.urandom(16))
@@ -264,16 +278,24 @@ class _WampSubscriber(asyncio.Protocol):
         if code == _EVENT:
             # The hot path: every delivered event of every session comes here.
             data = msg[4][0]["data"]
-            tally = self._tallies.get(data["room"])
+            phase = data[self._phase_field]
+            tally = self._tallies.get(phase)
             if tally is None:
-                tally = self._tallies[data["room"]] = _Tally()
+                tally = self._tallies[phase] = _Tally()
             tally.count += 1
             tally.last = now
             bucket = int((now - float(data["text"])) * BUCKETS_PER_SECOND)
             hist = tally.hist
             hist[bucket] = hist.get(bucket, 0) + 1
         elif code == _WELCOME:
-            self._send([_SUBSCRIBE, 1, {}, TOPIC])
+            if self.query is None:
+                self._send([_SUBSCRIBE, 1, {}, TOPIC])
+            else:
+                self._send([_CALL, 1, {}, uris.SUBSCRIBE, [self.query]])
+        elif code == _RESULT and self.topic is None:
+            # [RESULT, request, details, [{"id", "topic", "query", "persistent"}]]
+            self.topic = str(msg[3][0]["topic"])
+            self._send([_SUBSCRIBE, 2, {}, self.topic])
         elif code == _SUBSCRIBED:
             if not self.subscribed.done():
                 self.subscribed.set_result(None)
@@ -309,15 +331,16 @@ async def _serve_subscribers(conn: Connection, spec: SubscriberSpec) -> None:
     # Opening a hundred WebSockets at once makes the router time some out.
     gate = asyncio.Semaphore(20)
 
-    async def open_one() -> None:
+    async def open_one(query: str | None) -> None:
         async with gate:
-            _, proto = await loop.create_connection(lambda: _WampSubscriber(spec, tallies, lost.append),
+            _, proto = await loop.create_connection(lambda: _WampSubscriber(spec, tallies, lost.append, query),
                                                     HOST, spec.port)
             sessions.append(proto)
             await asyncio.wait_for(proto.subscribed, 30)
 
+    queries: Sequence[str | None] = spec.queries or [None] * spec.sessions
     try:
-        await asyncio.gather(*(open_one() for _ in range(spec.sessions)))
+        await asyncio.gather(*(open_one(q) for q in queries))
     except Exception as exc:  # reported to the parent, which stops the run
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         for s in sessions:
@@ -343,6 +366,8 @@ async def _serve_subscribers(conn: Connection, spec: SubscriberSpec) -> None:
         elif cmd[0] == "stats":
             tally = tallies.get(cmd[1]) or _Tally()
             conn.send((tally.count, tally.last, tally.hist, list(lost)))
+        elif cmd[0] == "topics":
+            conn.send({s.query: s.topic for s in sessions if s.query is not None})
         else:
             break
     loop.remove_reader(conn.fileno())
@@ -375,7 +400,12 @@ class Deliveries:
 class SubscriberPool:
     """N subscribed sessions spread over a few processes, driven through pipes."""
 
-    def __init__(self, port: int, sessions: int, processes: int, serializer: str) -> None:
+    def __init__(self, port: int, sessions: int, processes: int, serializer: str, queries: Sequence[str] = (),
+                 phase_field: str = "room") -> None:
+        """``queries``: none (every session takes TOPIC) or one per session, for ``gateway.subscribe``.
+        ``phase_field``: the field of ``data`` that ``delivered()`` and ``deliveries()`` select by."""
+        if queries and len(queries) != sessions:
+            raise ValueError(f"{len(queries)} queries for {sessions} sessions")
         # fork, not spawn: spawn also starts a resource-tracker process that
         # outlives the run as an unreaped zombie. The parent holds no thread
         # or running event loop when it forks, so fork is safe here.
@@ -384,6 +414,8 @@ class SubscriberPool:
         self._sessions = sessions
         self._nprocs = max(1, min(processes, sessions))
         self._serializer = serializer
+        self._queries = tuple(queries)
+        self._phase_field = phase_field
         self._procs: list[tuple[BaseProcess, Connection]] = []
 
     @property
@@ -392,9 +424,13 @@ class SubscriberPool:
 
     def start(self, timeout: float = 60) -> None:
         base, extra = divmod(self._sessions, self._nprocs)
+        first = 0
         for i in range(self._nprocs):
             parent_end, child_end = self._ctx.Pipe()
-            spec = SubscriberSpec(self._port, base + (1 if i < extra else 0), self._serializer)
+            count = base + (1 if i < extra else 0)
+            spec = SubscriberSpec(self._port, count, self._serializer, self._queries[first:first + count],
+                                  self._phase_field)
+            first += count
             parent_ends = [c for _, c in self._procs] + [parent_end]
             proc = self._ctx.Process(target=subscriber_process, args=(child_end, spec, parent_ends), daemon=True,
                                      name=f"bench-subscriber-{i}")
@@ -419,13 +455,13 @@ class SubscriberPool:
             answers.append(conn.recv())
         return answers
 
-    def delivered(self, room: str) -> int:
+    def delivered(self, phase: str) -> int:
         """Events delivered so far in this phase, over all sessions."""
-        return sum(self._ask("count", room))
+        return sum(self._ask("count", phase))
 
-    def deliveries(self, room: str) -> Deliveries:
+    def deliveries(self, phase: str) -> Deliveries:
         total = Deliveries()
-        for count, last, hist, lost in self._ask("stats", room):
+        for count, last, hist, lost in self._ask("stats", phase):
             if count:
                 total.last = max(total.last, last)
                 total.count += count
@@ -433,6 +469,13 @@ class SubscriberPool:
                     total.hist[bucket] = total.hist.get(bucket, 0) + n
             total.lost.extend(lost)
         return total
+
+    def topics(self) -> dict[str, str]:
+        """query -> the topic ``gateway.subscribe`` granted for it (sessions started with queries)."""
+        granted: dict[str, str] = {}
+        for answer in self._ask("topics"):
+            granted.update(answer)
+        return granted
 
     def stop(self) -> None:
         for proc, conn in self._procs:
@@ -453,8 +496,9 @@ class SubscriberPool:
 # Publishers (run in the main process, one asyncio loop per phase)
 # ---------------------------------------------------------------------------
 
-#: Sends one event stamped with the given monotonic time; raises when it was not accepted.
-Sender = Callable[[float], Awaitable[None]]
+#: Sends one event (or a batch) stamped with the given monotonic time; raises when it was not
+#: accepted. Returns None for one event accepted, or how many events of a batch were accepted.
+Sender = Callable[[float], Awaitable[int | None]]
 
 
 @dataclass
@@ -467,22 +511,28 @@ class Load:
     notes: list[str] = field(default_factory=list)
 
 
-async def drive(senders: list[Sender], duration: float, rate: float | None) -> Load:
+async def drive(senders: list[Sender], duration: float, rate: float | None, sends: int | None = None) -> Load:
     """One worker per sender, each with one request in flight: at most len(senders) in flight.
 
     Unpaced, workers send back to back (saturation). Paced, they take the next
     slot of a fixed schedule; the event is stamped when it actually leaves,
     and sends that leave late are counted, because a late send hides queueing
-    from the latency figures.
+    from the latency figures. With ``sends``, stop after that many sends
+    (or at ``duration``, whichever comes first).
     """
     start = time.monotonic()
     deadline = start + duration
     load = Load(0, start, start, 0, {})
     slot = 0
+    started = 0
 
     async def worker(send: Sender) -> None:
-        nonlocal slot
+        nonlocal slot, started
         while True:
+            if sends is not None:
+                if started >= sends:
+                    return
+                started += 1
             if rate is not None:
                 due = start + slot / rate
                 slot += 1
@@ -497,12 +547,12 @@ async def drive(senders: list[Sender], duration: float, rate: float | None) -> L
             if stamp >= deadline:
                 return
             try:
-                await send(stamp)
+                accepted = await send(stamp)
             except Exception as exc:  # counted and shown, the run goes on
                 key = f"{type(exc).__name__}: {exc}"[:120]
                 load.errors[key] = load.errors.get(key, 0) + 1
             else:
-                load.accepted += 1
+                load.accepted += 1 if accepted is None else accepted
 
     await asyncio.gather(*(worker(s) for s in senders))
     load.end = time.monotonic()
@@ -618,27 +668,17 @@ class _BackendPublisher(ApplicationSession):
             self.gone.set_result(None)
 
 
-async def publish_bare(socket_path: Path, room: str, concurrency: int, duration: float,
-                       rate: float | None) -> Load:
+@asynccontextmanager
+async def backend_session(socket_path: Path) -> AsyncIterator[_BackendPublisher]:
+    """A joined backend session on the node's unix socket; it leaves on exit."""
     loop = asyncio.get_running_loop()
     session = _BackendPublisher()
     serializer = MsgPackSerializer()  # type: ignore[no-untyped-call]
     factory = WampRawSocketClientFactory(lambda: session, serializer=serializer)  # type: ignore[no-untyped-call]
     await loop.create_unix_connection(factory, str(socket_path))
-    await asyncio.wait_for(session.joined, 10)
-
-    options = PublishOptions(acknowledge=True)  # type: ignore[no-untyped-call]
-    seq = 0
-
-    async def send(stamp: float) -> None:
-        nonlocal seq
-        seq += 1
-        # The same envelope the dispatcher builds, so the router ships the same bytes.
-        envelope = make_envelope(EVENT, new_event_id(), seq, datetime.now(timezone.utc), _data(room, stamp))
-        await session.publish(TOPIC, envelope, options=options)
-
     try:
-        return await drive([send] * concurrency, duration, rate)
+        await asyncio.wait_for(session.joined, 10)
+        yield session
     finally:
         if session.is_attached():
             session.leave()
@@ -648,6 +688,22 @@ async def publish_bare(socket_path: Path, room: str, concurrency: int, duration:
             await asyncio.wait_for(session.gone, 5)
         except asyncio.TimeoutError:
             pass
+
+
+async def publish_bare(socket_path: Path, room: str, concurrency: int, duration: float,
+                       rate: float | None) -> Load:
+    options = PublishOptions(acknowledge=True)  # type: ignore[no-untyped-call]
+    seq = 0
+    async with backend_session(socket_path) as session:
+
+        async def send(stamp: float) -> None:
+            nonlocal seq
+            seq += 1
+            # The same envelope the dispatcher builds, so the router ships the same bytes.
+            envelope = make_envelope(EVENT, new_event_id(), seq, datetime.now(timezone.utc), _data(room, stamp))
+            await session.publish(TOPIC, envelope, options=options)
+
+        return await drive([send] * concurrency, duration, rate)
 
 
 # ---------------------------------------------------------------------------
@@ -781,6 +837,23 @@ def _require_running(node: GatewayNode) -> None:
         raise RuntimeError("the node exited during the run (its log tail follows)")
 
 
+def wait_delivered(pool: SubscriberPool, phase: str, expected: int) -> None:
+    """Wait for what the router still has queued: until ``expected`` deliveries of the phase
+    have arrived, nothing more arrives for DRAIN_QUIET, or DRAIN_LIMIT has passed."""
+    last_count, last_change = -1, time.monotonic()
+    limit = time.monotonic() + DRAIN_LIMIT
+    while time.monotonic() < limit:
+        count = pool.delivered(phase)
+        now = time.monotonic()
+        if count >= expected:
+            break
+        if count != last_count:
+            last_count, last_change = count, now
+        elif now - last_change > DRAIN_QUIET:
+            break
+        time.sleep(0.1)
+
+
 def run_phase(node: GatewayNode, pool: SubscriberPool, meter: CpuMeter, n: int, path: str,
               room: str, args: argparse.Namespace, rate: float | None, duration: float | None = None) -> Row:
     _require_running(node)
@@ -790,21 +863,7 @@ def run_phase(node: GatewayNode, pool: SubscriberPool, meter: CpuMeter, n: int, 
         load = asyncio.run(publish_gateway(node.bridge_port, room, args.concurrency, seconds, rate))
     else:
         load = asyncio.run(publish_bare(node.cbdir / "backend.sock", room, args.concurrency, seconds, rate))
-    # Wait for what the router still has queued: stop when everything
-    # accepted has arrived everywhere, or nothing more arrives.
-    expected = load.accepted * n
-    last_count, last_change = -1, time.monotonic()
-    limit = time.monotonic() + DRAIN_LIMIT
-    while time.monotonic() < limit:
-        count = pool.delivered(room)
-        now = time.monotonic()
-        if count >= expected:
-            break
-        if count != last_count:
-            last_count, last_change = count, now
-        elif now - last_change > DRAIN_QUIET:
-            break
-        time.sleep(0.1)
+    wait_delivered(pool, room, load.accepted * n)
     cpu = meter.stop()
     _require_running(node)
     return Row(n, path, f"paced {rate:g}/s" if rate else "max", load, pool.deliveries(room), cpu)
