@@ -24,6 +24,8 @@ from typing import Any
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails, CloseDetails, PublishOptions, RegisterOptions, SessionDetails
 from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet import reactor
+from twisted.internet.base import DelayedCall
 from twisted.internet.task import LoopingCall
 
 from components import uris
@@ -35,6 +37,7 @@ from components.store import SqliteStore
 from components.subscriptions import QuerySubscriptions
 
 _ACK = PublishOptions(acknowledge=True)
+_REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
 #: How often ids older than the idempotency window (and queries granted but
 #: never subscribed to) are forgotten.
 PRUNE_INTERVAL = 60.0
@@ -51,6 +54,9 @@ class Dispatcher(BackendSession):
     #: same id arriving meanwhile waits for it instead of publishing twice.
     _pending: dict[str, Deferred[Result]]
     _queries: QuerySubscriptions
+    #: ids accepted in this reactor turn, not yet written: id -> (event class, seq)
+    _unsaved: dict[str, tuple[str, int]]
+    _flush: DelayedCall | None
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
@@ -59,6 +65,8 @@ class Dispatcher(BackendSession):
         self._sequencer = Sequencer(self._store.take)
         self._window = cfg.store.idempotency_window
         self._pending = {}
+        self._unsaved = {}
+        self._flush = None
         self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries)
         self._pruner = LoopingCall(self._prune)
         self._pruner.start(PRUNE_INTERVAL, now=True)
@@ -94,7 +102,7 @@ class Dispatcher(BackendSession):
         if pending is not None:
             return _follow(pending, event)
         assert self._store is not None
-        earlier = self._store.accepted(event_id)
+        earlier = self._unsaved.get(event_id) or self._store.accepted(event_id)
         if earlier is not None:
             return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
         seq = self._sequencer.next()
@@ -112,8 +120,7 @@ class Dispatcher(BackendSession):
         self._pending[event_id] = outcome
 
         def done(_: Any) -> Result:
-            assert self._store is not None
-            self._store.remember(event_id, event, seq)
+            self._remember(event_id, event, seq)
             return {"id": event_id, "seq": seq, "event": event}
 
         def failed(failure: Any) -> Result:
@@ -135,6 +142,20 @@ class Dispatcher(BackendSession):
     def registry_changed(self, old: Registry, new: Registry) -> None:
         self._queries.recompile()
 
+    def _remember(self, event_id: str, event: str, seq: int) -> None:
+        # Acknowledgements of a batch arrive together: write their ids in one
+        # transaction at the end of this reactor turn instead of one each.
+        # Until then they are looked up here.
+        self._unsaved[event_id] = (event, seq)
+        if self._flush is None:
+            self._flush = _REACTOR.callLater(0, self._save)
+
+    def _save(self) -> None:
+        self._flush = None
+        if self._store is not None and self._unsaved:
+            self._store.remember_many([(i, e, s) for i, (e, s) in self._unsaved.items()])
+        self._unsaved.clear()
+
     def _catalog(self, details: CallDetails) -> dict[str, Any]:
         return self.registry.catalog(details.caller_authrole or "anonymous")
 
@@ -146,6 +167,10 @@ class Dispatcher(BackendSession):
     def onLeave(self, details: CloseDetails) -> None:
         if self._pruner is not None and self._pruner.running:
             self._pruner.stop()
+        flush = getattr(self, "_flush", None)
+        if flush is not None:
+            flush.cancel()
+            self._save()
         if self._store is not None:
             self._store.close()
             self._store = None

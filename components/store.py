@@ -84,10 +84,21 @@ class SqliteStore:
         return (str(row[0]), int(row[1])) if row else None
 
     def remember(self, event_id: str, event: str, seq: int, at: float | None = None) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO event_ids (id, event, seq, accepted_at) VALUES (?, ?, ?, ?)",
-            (event_id, event, seq, time.time() if at is None else at),
-        )
+        self.remember_many([(event_id, event, seq)], at)
+
+    def remember_many(self, accepted: list[tuple[str, str, int]], at: float | None = None) -> None:
+        """Remember (id, event class, seq) of accepted events, in one transaction."""
+        moment = time.time() if at is None else at
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO event_ids (id, event, seq, accepted_at) VALUES (?, ?, ?, ?)",
+                [(event_id, event, seq, moment) for event_id, event, seq in accepted],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def forget_before(self, moment: float, limit: int = 10_000) -> int:
         """Forget ids accepted before ``moment``, at most ``limit`` at a time (short write locks)."""

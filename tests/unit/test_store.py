@@ -59,3 +59,10 @@ def test_query_grants_by_session(tmp_path: Path) -> None:
     store.revoke_session(22)
     assert not store.granted(22, "k1")
     store.close()
+
+
+def test_many_ids_are_remembered_in_one_go(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    store.remember_many([("a", "demo.message", 1), ("b", "demo.order", 2), ("a", "demo.order", 3)])
+    assert store.accepted("a") == ("demo.message", 1) and store.accepted("b") == ("demo.order", 2)
+    store.close()
