@@ -3,6 +3,9 @@
     checked = check(parse(text), registry, visible=lambda c: c.visible_to(authrole, roles))
     checked.text, checked.topic_key, checked.classes
 
+``parse(text, params={"user": "alice", "roles": ("staff",)})`` fills in
+``$user`` and ``$roles``: the tree holds the values, as if written as literals.
+
 Every mistake in a query raises QueryError (QueryNotAuthorized when it names
 a class the caller may not see); nothing else. Stages, one module each:
 grammar.lark + parser (text -> ast), canonical (ast -> one tree and text per
@@ -29,7 +32,7 @@ from components.query.ast import (
 from components.query.canonical import canonical, to_text, topic_key
 from components.query.check import CheckedQuery, check
 from components.query.errors import QueryError, QueryNotAuthorized
-from components.query.parser import MAX_DEPTH, MAX_LENGTH, parse
+from components.query.parser import MAX_DEPTH, MAX_LENGTH, ParamValue, parse
 
 __all__ = [
     "MAX_DEPTH",
@@ -45,6 +48,7 @@ __all__ = [
     "Literal",
     "Not",
     "Or",
+    "ParamValue",
     "Path",
     "Query",
     "QueryError",

@@ -10,7 +10,12 @@
 - ``in`` values are sorted (null, booleans, numbers, strings) and deduplicated;
 - a float with an integral value is an int (numbers compare as numbers:
   ``1 = 1.0``), up to 2**53 where floats stop being exact;
-- selectors are sorted, deduplicated, and dropped when another covers them.
+- selectors are sorted, deduplicated, and dropped when another covers them;
+- ``x in []`` (from a list parameter with no values: ``team in $roles``),
+  which matches nothing, is ``x = null and x exists``, the always-false
+  condition the language can write (``in []`` is not in it). An ``and``
+  with such an operand is that operand alone; an ``or`` drops it unless
+  nothing else is left.
 
 Nothing else: no De Morgan, no absorption, because ``not (x = 1)`` and
 ``x != 1`` differ when x is missing. ``to_text`` writes any tree (canonical
@@ -123,6 +128,8 @@ def _leaf_text(expr: _Leaf) -> str:
     if isinstance(expr, Compare):
         return f"{path} {expr.op} {literal_text(expr.value)}"
     if isinstance(expr, In):
+        if not expr.values:  # matches nothing, as what canonical() makes of it
+            return f"{path} = null and {path} exists"
         return f"{path} in [{', '.join(map(literal_text, expr.values))}]"
     if isinstance(expr, Contains):
         return f"{path} contains {literal_text(expr.value)}"
@@ -140,13 +147,27 @@ def _inner_text(expr: Not | And | Or, texts: list[str]) -> str:
 
 
 def _not_text(operand: Expr, text: str) -> str:
-    return f"not ({text})" if isinstance(operand, (And, Or)) else f"not {text}"
+    return f"not ({text})" if isinstance(operand, (And, Or)) or _empty_in(operand) else f"not {text}"
 
 
 def _junction_text(expr: And | Or, operands: list[tuple[Expr, str]]) -> str:
     if isinstance(expr, And):
-        return " and ".join(f"({t})" if isinstance(e, Or) else t for e, t in operands)
+        # An empty in stays one operand (canonical() takes it for the whole and).
+        return " and ".join(f"({t})" if isinstance(e, Or) or _empty_in(e) else t for e, t in operands)
     return " or ".join(t for _, t in operands)
+
+
+def _empty_in(expr: Expr) -> bool:
+    return isinstance(expr, In) and not expr.values
+
+
+def _is_never(expr: Expr) -> bool:
+    """Whether ``expr`` is ``x = null and x exists``: false for every event; an empty ``in`` in canonical form."""
+    if not (isinstance(expr, And) and len(expr.operands) == 2):
+        return False
+    first, second = expr.operands
+    return (isinstance(first, Compare) and first.op == "=" and first.value is None
+            and second == Exists(first.path))
 
 
 class _Canonical(NamedTuple):
@@ -165,6 +186,11 @@ def _canonical_leaf(expr: _Leaf) -> _Canonical:
         else:
             node = Compare(expr.op, expr.path, _number(expr.value))
     elif isinstance(expr, In):
+        if not expr.values:
+            null, exists = Compare("=", expr.path, None), Exists(expr.path)
+            operands = (_Canonical(null, _leaf_text(null)), _Canonical(exists, _leaf_text(exists)))
+            never = And((null, exists))
+            return _Canonical(never, _junction_text(never, [(p.node, p.text) for p in operands]), operands)
         values = _values(expr.values)
         node = Compare("=", expr.path, values[0]) if len(values) == 1 else In(expr.path, values)
     elif isinstance(expr, Contains):
@@ -179,6 +205,11 @@ def _canonical_inner(expr: Not | And | Or, parts: list[_Canonical]) -> _Canonica
             return part.operands[0]  # not not x: x
         return _Canonical(Not(part.node), _not_text(part.node, part.text), (part,))
     kind = type(expr)
+    nevers = sorted((part for part in parts if _is_never(part.node)), key=lambda part: part.text)
+    if nevers and (kind is And or len(nevers) == len(parts)):
+        return nevers[0]  # false and x: false; false or false: false
+    if nevers:
+        parts = [part for part in parts if not _is_never(part.node)]  # false or x: x
     flat: list[_Canonical] = []
     for part in parts:
         flat.extend(part.operands if isinstance(part.node, kind) else (part,))

@@ -5,6 +5,11 @@ callbacks inline, so no parse tree is built and nothing recurses: a query
 nested ten thousand levels deep is refused with a message, never a
 RecursionError. Where each field and value stood is kept beside the tree
 (``source_of``) for the checker's messages; the tree itself is plain ``ast``.
+
+Parameters (``$user``) are filled in here, from ``parse``'s ``params``: the
+tree holds their values as if written as literals, so nothing after the
+parser knows about them, and a value is never pasted into text (a string
+parameter holding quotes is one string, whatever it holds).
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ import functools
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -37,12 +42,16 @@ from components.query.ast import (
     Query,
     StartsWith,
 )
+from components.query.canonical import literal_text, path_text
 from components.query.errors import QueryError
 
 #: Defaults of ``parse``: far above any query a person writes, low enough that
 #: a hostile one costs little. The WAMP side passes its configured values.
 MAX_LENGTH = 2000
 MAX_DEPTH = 32
+
+#: The value of a parameter: a literal, or a tuple of literals for the list of an ``in``.
+ParamValue: TypeAlias = Literal | tuple[Literal, ...]
 
 #: What an error calls each terminal, in the order an "expected ..." lists them.
 TOKEN_NAMES: dict[str, str] = {
@@ -54,6 +63,7 @@ TOKEN_NAMES: dict[str, str] = {
     "TRUE": "true",
     "FALSE": "false",
     "NULL": "null",
+    "PARAM": "a parameter",
     "COMPARE": "a comparison (=, !=, <, <=, >, >=)",
     "IN": "'in'",
     "CONTAINS": "'contains'",
@@ -80,6 +90,11 @@ _SIMPLE_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "n": "\n", "t": "\t
 # unterminated one runs to the end, as the lexer would refuse it anyway.
 _PAREN_SCAN = re.compile(r'"(?:[^"\\]|\\.)*"?|\'(?:[^\'\\]|\\.)*\'?|`[^`]*`?|[()]', re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The parameters a text names: what the lexer reads as PARAM (grammar.lark),
+# skipping strings and quoted names, the only other tokens that may hold a $.
+_PARAM_SCAN = re.compile(r'"(?:[^"\\]|\\.)*"?|\'(?:[^\'\\]|\\.)*\'?|`[^`]*`?|\$([a-z_][a-z0-9_]*)(?![A-Za-z0-9_])',
+                         re.DOTALL)
+_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -112,36 +127,123 @@ def source_of(query: Query) -> Source | None:
     return found if isinstance(found, Source) else None
 
 
-def parse(text: str, *, max_length: int = MAX_LENGTH, max_depth: int = MAX_DEPTH) -> Query:
+def parse(text: str, *, max_length: int = MAX_LENGTH, max_depth: int = MAX_DEPTH,
+          params: Mapping[str, ParamValue] | None = None) -> Query:
     """Parse a subscription query; raise QueryError (with the column) if it is not one.
 
     ``max_length`` (characters) is checked before anything else;
     ``max_depth`` bounds the nesting of parentheses, ``not``, ``and`` and ``or``.
     Selectors and operands come back as written: ``canonical`` normalises.
+
+    ``params`` gives the values of the parameters the text may use: ``$name``
+    stands for ``params[name]`` wherever a literal may stand, and a tuple
+    value for the whole list of an ``in`` (``team in $roles``; an empty tuple
+    matches nothing). Only the names the text uses are looked up (``name in
+    params``, then ``params[name]``). An unknown name, a tuple used as one
+    value, a parameter with no params at all (None) are QueryErrors at the
+    parameter's column; a value of another type than str, int, float, bool,
+    None or a tuple of those is a TypeError (the caller's mistake, not the
+    query's).
     """
     if not isinstance(text, str):
         raise QueryError(f"a query must be text, not {type(text).__name__}", repr(text))
-    return _parse(text, max_length, max_depth)
+    if params is None or "$" not in text:
+        return _parse(text, max_length, max_depth, None)
+    names = dict.fromkeys(m[1] for m in _PARAM_SCAN.finditer(text) if m[1] is not None)
+    if not names:
+        return _parse(text, max_length, max_depth, None)
+    return _parse(text, max_length, max_depth, _Bound.of(names, params))
+
+
+class _Value:
+    """A parameter's value as part of the parse cache's key.
+
+    Equal only to the same value of the same types: ``1``, ``1.0`` and
+    ``True`` are equal in Python, but not in the query language, nor are
+    ``0.0`` and ``-0.0`` in the tree the parser returns.
+    """
+
+    __slots__ = ("value", "_key")
+
+    def __init__(self, value: ParamValue) -> None:
+        self.value = value
+        self._key = _typed(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Value) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+
+def _typed(value: ParamValue) -> Hashable:
+    if isinstance(value, tuple):
+        return (tuple, tuple(_typed(v) for v in value))
+    if type(value) is float:
+        return (float, value, math.copysign(1.0, value))
+    return (type(value), value)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The values of the parameters a text uses, looked up once: what the callbacks substitute."""
+
+    values: tuple[tuple[str, _Value | None], ...]  # None: params has no such name
+    known: tuple[str, ...]  # the names params has, for the message about an unknown one; () if none is
+
+    @classmethod
+    def of(cls, names: Mapping[str, None], params: Mapping[str, ParamValue]) -> _Bound:
+        values: list[tuple[str, _Value | None]] = []
+        for name in names:
+            if name in params:
+                value = params[name]
+                _check_type(name, value)
+                values.append((name, _Value(value)))
+            else:
+                values.append((name, None))
+        missing = any(value is None for _, value in values)
+        return cls(tuple(values), tuple(sorted(str(k) for k in params)) if missing else ())
+
+    def get(self, name: str) -> _Value | None:
+        for known, value in self.values:
+            if known == name:
+                return value
+        return None
+
+
+def _check_type(name: str, value: object) -> None:
+    # Exact types: a subclass (an enum, say) could write itself or compare otherwise than its base.
+    if type(value) is tuple:
+        wrong = [v for v in value if type(v) not in _SCALARS]
+        if not wrong:
+            return
+        what = f"a tuple holding {type(wrong[0]).__name__}"
+    elif type(value) in _SCALARS:
+        return
+    else:
+        what = type(value).__name__
+    raise TypeError(f"parameter ${name} must be a str, int, float, bool, None or a tuple of those, not {what}")
 
 
 # Clients that subscribe to the same channel send the same text, often all at
 # once (a reconnect after a restart): those parse once. The result is
 # immutable, so sharing it is safe. 1024 texts cover the distinct queries a
 # node serves at a time; a flood of distinct ones only evicts, never grows.
+# A text with parameters is cached with their values (the parse differs with them).
 @functools.lru_cache(maxsize=1024)
-def _parse(text: str, max_length: int, max_depth: int) -> Query:
+def _parse(text: str, max_length: int, max_depth: int, bound: _Bound | None) -> Query:
     if len(text) > max_length:
         raise QueryError(f"the query is {len(text)} characters long; the limit is {max_length}", text)
     if not text.isascii():
         _refuse_surrogates(text)
     if text.count("(") > max_depth:
         _check_parentheses(text, max_depth)
-    state = _Parse(text, max_depth)
+    state = _Parse(text, max_depth, bound)
     _local.state = state
     try:
         query = _PARSER.parse(text)  # with inline callbacks: what _Build.start returned
     except UnexpectedInput as exc:
-        raise _syntax_error(text, exc) from None
+        raise _syntax_error(text, exc, bound) from None
     finally:
         _local.state = None
     assert isinstance(query, Query)
@@ -154,11 +256,12 @@ def _parse(text: str, max_length: int, max_depth: int) -> Query:
 class _Parse:
     """What one call of ``parse`` collects while lark runs the callbacks."""
 
-    __slots__ = ("text", "max_depth", "leaves", "selector_columns")
+    __slots__ = ("text", "max_depth", "bound", "leaves", "selector_columns")
 
-    def __init__(self, text: str, max_depth: int) -> None:
+    def __init__(self, text: str, max_depth: int, bound: _Bound | None) -> None:
         self.text = text
         self.max_depth = max_depth
+        self.bound = bound
         self.leaves: dict[int, Leaf] = {}
         self.selector_columns: tuple[int, ...] = ()
 
@@ -195,23 +298,39 @@ class _Build(Transformer[Token, Any]):
 
     def compare(self, children: list[Any]) -> _Node:
         (path, column), op, token = children
-        value = _literal(token)
+        value = _literal(token, path)
         operator: CompareOp = "=" if op.value == "==" else op.value  # the grammar allows no other
         if operator in ("<", "<=", ">", ">=") and (value is None or isinstance(value, bool)):
+            if token.type == "PARAM":
+                raise _error(f"'{operator}' compares numbers or strings, but {token} is {literal_text(value)}", token)
             raise _error(f"'{operator}' compares numbers or strings, not {token.value.lower()}", token)
-        return self._leaf(Compare(operator, path, value), column, token)
+        return self._leaf(Compare(operator, path, value), column, _column(token))
 
     def in_list(self, children: list[Any]) -> _Node:
         (path, column), _, *tokens = children
-        return self._leaf(In(path, tuple(_literal(t) for t in tokens)), column, *tokens)
+        return self._leaf(In(path, tuple(_literal(t, path) for t in tokens)), column, *map(_column, tokens))
+
+    def in_param(self, children: list[Any]) -> _Node:
+        (path, column), _, token = children
+        values = _param(token)
+        if not isinstance(values, tuple):
+            raise _error(f"parameter {token} is one value, not a list: write `{path_text(path)} = {token}` or "
+                         f"`{path_text(path)} in [{token}]`", token)
+        return self._leaf(In(path, values), column, *(_column(token),) * len(values))
 
     def contains(self, children: list[Any]) -> _Node:
         (path, column), _, token = children
-        return self._leaf(Contains(path, _literal(token)), column, token)
+        return self._leaf(Contains(path, _literal(token, path)), column, _column(token))
 
     def startswith(self, children: list[Any]) -> _Node:
         (path, column), _, token = children
-        return self._leaf(StartsWith(path, _string(token)), column, token)
+        if token.type == "PARAM":
+            value = _literal(token, path)
+            if not isinstance(value, str):
+                raise _error(f"'startswith' needs a string, but {token} is {_kind(value)}", token)
+        else:
+            value = _string(token)
+        return self._leaf(StartsWith(path, value), column, _column(token))
 
     def exists(self, children: list[Any]) -> _Node:
         (path, column), _ = children
@@ -232,9 +351,9 @@ class _Build(Transformer[Token, Any]):
         return _nested(Or(tuple(c[0] for c in children)), 1 + max(c[1] for c in children), children[0][2])
 
     @staticmethod
-    def _leaf(node: Expr, column: int, *values: Token) -> _Node:
+    def _leaf(node: Expr, column: int, *values: int) -> _Node:
         state: _Parse = _local.state
-        state.leaves[id(node)] = Leaf(node, column, tuple(_column(t) for t in values))
+        state.leaves[id(node)] = Leaf(node, column, values)
         return node, 0, column
 
 
@@ -267,13 +386,59 @@ def _selector(token: Token, text: str) -> str:
     return str(token)
 
 
-def _literal(token: Token) -> Literal:
+def _literal(token: Token, path: Path) -> Literal:
     kind = token.type
     if kind == "STRING":
         return _string(token)
     if kind == "NUMBER":
         return _number(token)
+    if kind == "PARAM":
+        value = _param(token)
+        if isinstance(value, tuple):
+            raise _error(f"parameter {token} is a list; use it with `in`, e.g. `{path_text(path)} in {token}`",
+                         token)
+        return value
     return {"TRUE": True, "FALSE": False}.get(kind)  # NULL: None
+
+
+def _param(token: Token) -> ParamValue:
+    """The value of the parameter ``token`` names, checked to be one the query language can write."""
+    state: _Parse = _local.state
+    name = str(token)[1:]
+    if state.bound is None:
+        raise _error(f"parameters such as {token} are not available here", token)
+    found = state.bound.get(name)
+    if found is None:
+        known = ", ".join(f"${k}" for k in state.bound.known) or "none"
+        raise _error(f"unknown parameter {token} (known: {known})", token)
+    value = found.value
+    for scalar in value if isinstance(value, tuple) else (value,):
+        _check_value(token, scalar)
+    return value
+
+
+def _check_value(token: Token, value: Literal) -> None:
+    """Refuse what the canonical text could not write, or the parser read back."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _error(f"parameter {token} holds U+{ord(value[exc.start]):04X}, half of a surrogate pair, "
+                             "which is not text", token) from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _error(f"parameter {token} is {value!r}, not a number the query language has", token)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        try:
+            repr(value)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise _error(f"parameter {token} is a number with too many digits", token) from None
+
+
+def _kind(value: Literal) -> str:
+    if value is None or isinstance(value, bool):
+        return literal_text(value)
+    return "a number" if isinstance(value, (int, float)) else "a string"
 
 
 def _number(token: Token) -> int | float:
@@ -348,10 +513,13 @@ def _check_parentheses(text: str, max_depth: int) -> None:
             depth = max(0, depth - 1)
 
 
-def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
-    expected = _expected(text, exc)
+def _syntax_error(text: str, exc: UnexpectedInput, bound: _Bound | None) -> QueryError:
+    expected = _expected(text, exc, bound)
     if isinstance(exc, UnexpectedToken):
         token: Token = exc.token
+        if token.type == "PARAM" and "NAME" in expected:
+            return QueryError(f"{token} is a parameter, which stands for a value: the left side of a comparison "
+                              f"is a field, as in `owner = {token}`", text, _column(token))
         if token.type == "$END":
             found, position = "the end of the query", len(text) + 1
         else:
@@ -373,10 +541,12 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
     message = f"expected {_alternatives(expected)}, found {_quote(char)}"
     if char in "&|":
         message += " (write 'and' and 'or', not && and ||)"
+    elif char == "$":
+        message += " (a parameter is $ and a lower-case name: $user)"
     return QueryError(message, text, position)
 
 
-def _expected(text: str, exc: UnexpectedInput) -> set[str]:
+def _expected(text: str, exc: UnexpectedInput, bound: _Bound | None) -> set[str]:
     """The terminals that could have come where the error is: what "expected ..." lists.
 
     lark's own sets are off both ways: an LALR state merges lookaheads (a ')'
@@ -384,12 +554,12 @@ def _expected(text: str, exc: UnexpectedInput) -> set[str]:
     have reduced past the point where 'and' or 'or' were still possible. So
     replay the tokens before the fault and ask the parser there what it
     accepts (accepts() tries each terminal on a copy, without callbacks).
-    Only errors pay for this.
+    Only errors pay for this. The replay fills in the parameters as the parse did.
     """
     if isinstance(exc, UnexpectedToken):
         stop = len(text) if exc.token.type == "$END" else (exc.token.start_pos or 0)
         parser = _PARSER.parse_interactive(text)
-        _local.state = _Parse(text, len(text) + 1)  # the callbacks run while replaying
+        _local.state = _Parse(text, len(text) + 1, bound)  # the callbacks run while replaying
         try:
             for token in parser.lexer_thread.lex(parser.parser_state):
                 if (token.start_pos or 0) >= stop:
@@ -406,6 +576,8 @@ def _expected(text: str, exc: UnexpectedInput) -> set[str]:
 
 
 def _alternatives(names: set[str]) -> str:
+    # Where a parameter may stand, so may a literal or a list: those are what a message offers.
+    names = names - {"PARAM"}
     order = list(TOKEN_NAMES)
     words = list(dict.fromkeys(TOKEN_NAMES.get(n, n) for n in sorted(names, key=lambda n: (
         order.index(n) if n in TOKEN_NAMES else len(order), n))))
