@@ -8,7 +8,7 @@ so a failed start waits, with a growing delay, before it leaves.
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp import auth
@@ -101,6 +101,13 @@ class BackendSession(ApplicationSession):
         if self._live is not None:
             self._live.stop()
         super().onLeave(details)
+
+    def onUserError(self, fail: Any, msg: str) -> None:
+        """An ApplicationError from a procedure is an answer the caller gets (a bad query, a refused
+        login), not a fault of ours: it is not logged here (the procedures log what matters)."""
+        if isinstance(getattr(fail, "value", None), ApplicationError):
+            return
+        super().onUserError(fail, msg)
 
     def onDisconnect(self) -> None:
         # Never stop the reactor: the container hosts this component and restarts it.

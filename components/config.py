@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.exceptions import ConfigError
 
@@ -22,6 +22,9 @@ from components.exceptions import ConfigError
 EXAMPLE_API_KEY = "example-key-change-me"
 #: Same rule for the secret our components present to the router.
 EXAMPLE_BACKEND_SECRET = "example-backend-secret-change-me"
+#: And for the secret JWT logins are signed with: the router refuses to listen
+#: beyond loopback while it is in use, since anyone could sign with it.
+EXAMPLE_AUTH_SECRET = "example-jwt-secret-change-me-0123456789abcdef"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -33,6 +36,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_BRIDGE_PORT": ("bridge.port", "str"),
     "GATEWAY_API_KEY": ("bridge.api_keys", "list"),
     "GATEWAY_BACKEND_SECRET": ("backend.secret", "str"),
+    "GATEWAY_SECRET": ("auth.secret", "str"),
 }
 
 
@@ -49,22 +53,72 @@ class RouterConfig(_Section):
     ws_path: str = Field(default="ws", pattern=r"^[a-z0-9_-]+$")
 
 
+class ApiKey(_Section):
+    """A web-app's key to the bridge. The name (never the key) is what the access log shows."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    key: str = Field(min_length=8, repr=False)
+
+
 class BridgeConfig(_Section):
     """The HTTP interface that web-apps post events to."""
 
     host: str = "127.0.0.1"
     port: Port = 8081
-    api_keys: tuple[Annotated[str, Field(min_length=8)], ...] = Field(
-        default=(EXAMPLE_API_KEY,), min_length=1
-    )
+    #: Each key either ``{name, key}`` or a bare key string (named ``key-1``, ``key-2``, ... by position).
+    api_keys: tuple[ApiKey, ...] = Field(default=(ApiKey(name="example", key=EXAMPLE_API_KEY),), min_length=1)
+    #: One log line per request: method, path, status, the key's name and the time taken.
+    access_log: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_batch: int = Field(default=1000, ge=1, le=100_000)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _name_bare_keys(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [{"name": f"key-{i}", "key": v} if isinstance(v, str) else v for i, v in enumerate(value, 1)]
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> BridgeConfig:
+        names = [k.name for k in self.api_keys]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"api_keys: the name {twice[0]!r} is used twice; each key needs its own name")
+        if len({k.key for k in self.api_keys}) < len(self.api_keys):
+            raise ValueError("api_keys: the same key is listed twice")
+        return self
+
+    def has_key(self, key: str) -> bool:
+        return any(k.key == key for k in self.api_keys)
 
 
 class BackendConfig(_Section):
     """How our own components authenticate to the router (role ``backend``)."""
 
     secret: str = Field(default=EXAMPLE_BACKEND_SECRET, min_length=16)
+
+
+class AuthConfig(_Section):
+    """How clients log in, and the client tokens they get."""
+
+    #: HS256 secret that web-apps sign JWT logins with (the shared-configuration policy).
+    secret: str = Field(default=EXAMPLE_AUTH_SECRET, min_length=32, repr=False)
+    #: The WAMP role of logged-in users (their own roles go in authextra.roles).
+    user_role: str = Field(default="user", pattern=r"^[a-z][a-z0-9_]*$")
+    #: Seconds a client token lives after its last use (renewed on each connection).
+    client_token_ttl: float = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    #: Seconds a ticket from POST /tickets is valid when the request names no ttl, and at most.
+    ticket_ttl: float = Field(default=60, ge=1)
+    max_ticket_ttl: float = Field(default=3600, ge=1, le=30 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> AuthConfig:
+        if self.ticket_ttl > self.max_ticket_ttl:
+            raise ValueError(f"ticket_ttl ({self.ticket_ttl:g}) is over max_ticket_ttl ({self.max_ticket_ttl:g})")
+        if self.user_role in ("anonymous", "backend"):
+            raise ValueError(f"user_role cannot be {self.user_role!r}: that role is the gateway's own")
+        return self
 
 
 class EventsConfig(_Section):
@@ -99,17 +153,23 @@ class GatewayConfig(_Section):
     router: RouterConfig = RouterConfig()
     bridge: BridgeConfig = BridgeConfig()
     backend: BackendConfig = BackendConfig()
+    auth: AuthConfig = AuthConfig()
     events: EventsConfig = EventsConfig()
     queries: QueriesConfig = QueriesConfig()
     store: StoreConfig = StoreConfig()
 
     @model_validator(mode="after")
     def _no_example_secrets_in_the_open(self) -> GatewayConfig:
-        if EXAMPLE_API_KEY in self.bridge.api_keys and not is_loopback(self.bridge.host):
+        if self.bridge.has_key(EXAMPLE_API_KEY) and not is_loopback(self.bridge.host):
             raise ValueError(
                 f"bridge.host is {self.bridge.host!r}, not a loopback address, while "
                 f"bridge.api_keys still holds the example key {EXAMPLE_API_KEY!r}: "
                 "set your own key (or env GATEWAY_API_KEY) before listening beyond this machine"
+            )
+        if self.auth.secret == EXAMPLE_AUTH_SECRET and not is_loopback(self.router.host):
+            raise ValueError(
+                f"router.host is {self.router.host!r}, not a loopback address, while auth.secret is still the "
+                "example secret: anyone could sign a JWT login with it; set your own (or env GATEWAY_SECRET)"
             )
         if self.router.port == self.bridge.port and self.router.host == self.bridge.host:
             raise ValueError(f"router.port and bridge.port are both {self.router.port}")

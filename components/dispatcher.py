@@ -34,6 +34,7 @@ from components.envelope import make_envelope, new_event_id
 from components.sequence import Sequencer
 from components.events import Registry
 from components.store import SqliteStore
+from components.sessions import Sessions
 from components.subscriptions import QuerySubscriptions
 
 _ACK = PublishOptions(acknowledge=True)
@@ -54,6 +55,7 @@ class Dispatcher(BackendSession):
     #: same id arriving meanwhile waits for it instead of publishing twice.
     _pending: dict[str, Deferred[Result]]
     _queries: QuerySubscriptions
+    _sessions: Sessions
     #: ids accepted in this reactor turn, not yet written: id -> (event class, seq)
     _unsaved: dict[str, tuple[str, int]]
     _flush: DelayedCall | None
@@ -67,14 +69,17 @@ class Dispatcher(BackendSession):
         self._pending = {}
         self._unsaved = {}
         self._flush = None
-        self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries)
+        self._sessions = Sessions()
+        self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries, self._sessions)
         self._pruner = LoopingCall(self._prune)
         self._pruner.start(PRUNE_INTERVAL, now=True)
         # Live queries: follow the router's subscriptions, then catch up with what exists now.
         await self.subscribe(self._queries.created, "wamp.subscription.on_create")
         await self.subscribe(self._queries.unsubscribed, "wamp.subscription.on_unsubscribe")
         await self.subscribe(self._queries.deleted, "wamp.subscription.on_delete")
-        await self.subscribe(self._queries.session_left, "wamp.session.on_leave")
+        await self.subscribe(self._sessions.joined, "wamp.session.on_join")
+        await self.subscribe(self._session_left, "wamp.session.on_leave")
+        await self._rebuild_sessions()
         await self._queries.rebuild(self.call)
         # The authorizer first: until it is registered, clients can do nothing at all.
         await self.register(self._queries.authorize, uris.AUTHORIZE, options=RegisterOptions(invoke="roundrobin"))
@@ -89,13 +94,30 @@ class Dispatcher(BackendSession):
         self.log.info("dispatcher ready: {n} event classes, version {v}",
                       n=len(self.registry), v=self.registry.version)
 
+    async def _rebuild_sessions(self) -> None:
+        """Know every client session there is now (the meta events tell of those that come later)."""
+        for session_id in await self.call("wamp.session.list"):
+            try:
+                self._sessions.joined(await self.call("wamp.session.get", session_id))
+            except ApplicationError:
+                continue  # gone meanwhile
+
+    def _session_left(self, session_id: int, *rest: Any) -> None:
+        self._sessions.left(session_id)
+        self._queries.session_left(session_id)
+
     def _publish(self, items: list[list[Any]]) -> Deferred[list[Result]]:
-        """Publish a batch, in order; one result per item, never an exception for one bad item."""
-        results = [self._publish_one(event, data, event_id or new_event_id()) for event, data, event_id in items]
+        """Publish a batch, in order; one result per item, never an exception for one bad item.
+
+        Each item is ``[event, data, id]`` or ``[event, data, id, audience]``.
+        """
+        results = [self._publish_one(item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None)
+                   for item in items]
         gathered: Deferred[list[tuple[bool, Result]]] = DeferredList(results, consumeErrors=True)
         return gathered.addCallback(lambda pairs: [r for _, r in pairs])
 
-    def _publish_one(self, event: str, data: dict[str, Any], event_id: str) -> Deferred[Result]:
+    def _publish_one(self, event: str, data: dict[str, Any], event_id: str,
+                     audience: dict[str, list[str]] | None = None) -> Deferred[Result]:
         if event not in self.registry:
             return succeed({"error": "unknown_event", "message": f"no event class named {event!r}", "status": 404})
         pending = self._pending.get(event_id)
@@ -107,15 +129,25 @@ class Dispatcher(BackendSession):
             return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
         seq = self._sequencer.next()
         envelope = make_envelope(event, event_id, seq, datetime.now(timezone.utc), data)
+        # An audience is the sessions it names now; none at all must reach no one
+        # (an empty eligible list would mean "no restriction"): this session, which
+        # never receives its own publications, stands in.
+        eligible = None
+        if audience is not None:
+            eligible = self._sessions.audience(audience.get("users", ()), audience.get("roles", ()))
+            if not eligible:
+                assert self._session_id is not None
+                eligible = [self._session_id]
         # One publish per matching query (not per client), then the class topic. The
         # router handles a session's messages in order: its acknowledgement of the
         # last publish means it took them all.
         for topic, exclude in self._queries.topics_for(event, data):
-            if exclude:
-                self.publish(topic, envelope, options=PublishOptions(exclude=exclude))
+            if exclude or eligible is not None:
+                self.publish(topic, envelope, options=PublishOptions(exclude=exclude or None, eligible=eligible))
             else:
                 self.publish(topic, envelope)
-        d: Deferred[Any] = self.publish(uris.event_topic(event), envelope, options=_ACK)
+        options = _ACK if eligible is None else PublishOptions(acknowledge=True, eligible=eligible)
+        d: Deferred[Any] = self.publish(uris.event_topic(event), envelope, options=options)
         outcome: Deferred[Result] = Deferred()
         self._pending[event_id] = outcome
 
@@ -157,6 +189,9 @@ class Dispatcher(BackendSession):
         self._unsaved.clear()
 
     def _catalog(self, details: CallDetails) -> dict[str, Any]:
+        known = self._sessions.get(int(details.caller)) if details.caller is not None else None
+        if known is not None:
+            return self.registry.catalog(known.authrole, known.roles)
         return self.registry.catalog(details.caller_authrole or "anonymous")
 
     def _prune(self) -> None:

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from components.events import Registry
 from components.exceptions import DefinitionError
+from components.rowfilter import check_row_filters
 
 log = Logger()
 
@@ -38,13 +39,13 @@ class LiveRegistry:
         self._files = tuple(files)
         self._on_change = on_change
         self._watcher: LoopingCall | None = None
-        self.current = Registry.load(self._modules, self._files)
+        self.current = _checked(Registry.load(self._modules, self._files))
         self._seen = self._snapshot()
 
     def reload(self) -> Registry:
         """Load the sources again and swap; on a DefinitionError the current registry stays."""
         seen = self._snapshot()
-        new = Registry.load(self._modules, self._files, reload=True)
+        new = _checked(Registry.load(self._modules, self._files, reload=True))
         self._seen = seen
         old, self.current = self.current, new
         if new.version != old.version:
@@ -90,3 +91,9 @@ class LiveRegistry:
             except OSError:
                 stamps[path] = -1  # a missing file is a state too: its return is a change
         return stamps
+
+
+def _checked(registry: Registry) -> Registry:
+    """The registry, once its row filters are known to parse and to name fields the classes have."""
+    check_row_filters(registry)
+    return registry

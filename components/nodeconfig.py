@@ -78,6 +78,7 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                 "title": f"gateway {name}",
             },
             "components": [
+                component("authenticator", "components.authenticator.Authenticator", uris.AUTHENTICATOR_AUTHID),
                 component("dispatcher", "components.dispatcher.Dispatcher", uris.DISPATCHER_AUTHID),
                 component("bridge", "webapp_bridge.component.Bridge", uris.BRIDGE_AUTHID),
             ],
@@ -115,6 +116,7 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                         # what a client may see depends on event classes, which reload,
                         # and on the query topics it was granted.
                         {"name": "anonymous", "authorizer": uris.AUTHORIZE},
+                        {"name": cfg.auth.user_role, "authorizer": uris.AUTHORIZE},
                     ],
                 }],
                 "transports": [
@@ -128,7 +130,7 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                 "type": "static",
                                 "users": {
                                     authid: {"secret": secret, "role": "backend"}
-                                    for authid in (uris.DISPATCHER_AUTHID, uris.BRIDGE_AUTHID)
+                                    for authid in (uris.AUTHENTICATOR_AUTHID, uris.DISPATCHER_AUTHID, uris.BRIDGE_AUTHID)
                                 },
                             },
                         },
@@ -150,7 +152,12 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                     "auto_ping_timeout": 5000,
                                     "max_message_size": 4 * 1024 * 1024,
                                 },
-                                "auth": {"anonymous": {"type": "static", "role": "anonymous"}},
+                                # Both ask our authenticator (components/authenticator.py), which
+                                # hands every client its token: no credentials -> anonymous;
+                                # a ticket from POST /tickets or a JWT -> the user.
+                                "auth": {method: {"type": "dynamic", "authenticator": uris.AUTHENTICATE,
+                                                  "authenticator-realm": cfg.router.realm}
+                                         for method in ("anonymous", "ticket")},
                             },
                         },
                     },

@@ -14,7 +14,7 @@ from components import uris
 from components.events import Registry
 
 #: Procedures any client may call; they answer by the caller's identity.
-CLIENT_PROCEDURES = frozenset({uris.SUBSCRIBE, uris.UNSUBSCRIBE, uris.SUBSCRIPTIONS, uris.CATALOG})
+CLIENT_PROCEDURES = frozenset({uris.SUBSCRIBE, uris.UNSUBSCRIBE, uris.SUBSCRIPTIONS, uris.CATALOG, uris.WHOAMI})
 
 Decision = dict[str, bool]
 
@@ -40,7 +40,10 @@ def authorize(authrole: str, roles: Collection[str], uri: str, action: str, opti
         return DENY  # a pattern would reach topics one by one it was never granted
     if uri.startswith(uris.EVENT_TOPIC_PREFIX):
         name = uri[len(uris.EVENT_TOPIC_PREFIX):]
-        allowed = name in registry and registry.get(name).visible_to(authrole, roles)
+        # A class with a row filter has no topic a client may take whole: each
+        # subscriber's rows come on the topic of their own query (gateway.subscribe).
+        allowed = (name in registry and registry.get(name).visible_to(authrole, roles)
+                   and registry.get(name).row_filter is None)
         return {"allow": allowed, "disclose": False, "cache": False}
     if uri.startswith(uris.QUERY_TOPIC_PREFIX):
         return {"allow": granted(uri[len(uris.QUERY_TOPIC_PREFIX):]), "disclose": False, "cache": False}

@@ -13,6 +13,7 @@ brings a file from version n to n+1 and runs at start-up.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -31,6 +32,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS subscriptions (id TEXT PRIMARY KEY, session INTEGER NOT NULL,"
         " key TEXT NOT NULL, created REAL NOT NULL)",
         "CREATE INDEX IF NOT EXISTS subscriptions_session ON subscriptions (session, key)",
+    ),
+    (
+        # Client tokens, by the SHA-256 of the token (a copy of the file gives no one a token):
+        # the identity it was issued to ("user:<id>" or "anonymous") and when it expires.
+        "CREATE TABLE IF NOT EXISTS client_tokens (hash TEXT PRIMARY KEY, identity TEXT NOT NULL,"
+        " created REAL NOT NULL, expires REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS client_tokens_expires ON client_tokens (expires)",
+        # One-time tickets from POST /tickets, by hash; a ticket is deleted when used.
+        "CREATE TABLE IF NOT EXISTS tickets (hash TEXT PRIMARY KEY, user TEXT NOT NULL, roles TEXT NOT NULL,"
+        " expires REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS tickets_expires ON tickets (expires)",
+        # A query topic is one or more parts (a class's row filter splits a query by class): JSON list.
+        "ALTER TABLE queries ADD COLUMN parts TEXT",
     ),
 )
 
@@ -110,13 +124,20 @@ class SqliteStore:
 
     # -- query subscriptions -------------------------------------------------
 
-    def save_query(self, key: str, text: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO queries (key, text, created) VALUES (?, ?, ?)",
-                         (key, text, time.time()))
+    def save_query(self, key: str, text: str, parts: list[str] | None = None) -> None:
+        """A query topic: the client's canonical query and the canonical parts events are matched with."""
+        self._db.execute("INSERT OR IGNORE INTO queries (key, text, parts, created) VALUES (?, ?, ?, ?)",
+                         (key, text, json.dumps(parts if parts is not None else [text]), time.time()))
 
     def query_text(self, key: str) -> str | None:
         row = self._db.execute("SELECT text FROM queries WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
+
+    def query_parts(self, key: str) -> list[str] | None:
+        row = self._db.execute("SELECT text, parts FROM queries WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return [str(p) for p in json.loads(row[1])] if row[1] is not None else [str(row[0])]
 
     def grant(self, subscription_id: str, session: int, key: str) -> None:
         self._db.execute("INSERT INTO subscriptions (id, session, key, created) VALUES (?, ?, ?, ?)",
@@ -148,6 +169,40 @@ class SqliteStore:
         live = list(sessions)
         marks = ",".join("?" * len(live)) or "NULL"
         self._db.execute(f"DELETE FROM subscriptions WHERE session NOT IN ({marks})", live)
+
+    # -- client tokens and tickets ---------------------------------------------
+
+    def token(self, token_hash: str) -> tuple[str, float] | None:
+        """(identity, expires) of a client token, if known."""
+        row = self._db.execute("SELECT identity, expires FROM client_tokens WHERE hash = ?",
+                               (token_hash,)).fetchone()
+        return (str(row[0]), float(row[1])) if row else None
+
+    def save_token(self, token_hash: str, identity: str, expires: float) -> None:
+        """Record a new token, or renew one (its identity never changes)."""
+        self._db.execute(
+            "INSERT INTO client_tokens (hash, identity, created, expires) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (hash) DO UPDATE SET expires = excluded.expires WHERE identity = excluded.identity",
+            (token_hash, identity, time.time(), expires))
+
+    def save_ticket(self, ticket_hash: str, user: str, roles: list[str], expires: float) -> None:
+        self._db.execute("INSERT INTO tickets (hash, user, roles, expires) VALUES (?, ?, ?, ?)",
+                         (ticket_hash, user, json.dumps(roles), expires))
+
+    def use_ticket(self, ticket_hash: str) -> tuple[str, list[str], float] | None:
+        """Take a ticket (it is gone after this, even when expired): (user, roles, expires)."""
+        row = self._db.execute("DELETE FROM tickets WHERE hash = ? RETURNING user, roles, expires",
+                               (ticket_hash,)).fetchone()
+        return (str(row[0]), [str(r) for r in json.loads(row[1])], float(row[2])) if row else None
+
+    def forget_expired_credentials(self, moment: float, limit: int = 10_000) -> int:
+        """Drop expired tokens and tickets, at most ``limit`` of each at a time."""
+        n = 0
+        for table in ("client_tokens", "tickets"):
+            n += self._db.execute(
+                f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires < ? LIMIT ?)",
+                (moment, limit)).rowcount
+        return n
 
     def close(self) -> None:
         self._db.close()

@@ -31,12 +31,14 @@ from twisted.logger import Logger
 
 from components import uris
 from components.config import QueriesConfig
-from components.events import Registry
+from components.events import EventClass, Registry
+from components.events.rules import ANONYMOUS_ROLE
 from components.policy import Decision, authorize
-from components.query import Query, QueryError, QueryNotAuthorized, canonical, check, parse, to_text, \
-    topic_key
+from components.query import Query, QueryError, QueryNotAuthorized, canonical, check, parse, to_text
 from components.query.compile import compile_query
 from components.query.index import QueryIndex
+from components.rowfilter import parts, parts_key, session_params, visible_with_row_filter
+from components.sessions import SessionInfo, Sessions
 from components.store import SqliteStore
 
 log = Logger()
@@ -49,11 +51,17 @@ Caller = Callable[..., Any]
 
 
 class QuerySubscriptions:
-    def __init__(self, store: SqliteStore, registry: Callable[[], Registry], limits: QueriesConfig) -> None:
+    def __init__(self, store: SqliteStore, registry: Callable[[], Registry], limits: QueriesConfig,
+                 sessions: Sessions | None = None) -> None:
         self._store = store
+        self._sessions = sessions if sessions is not None else Sessions()
         self._registry = registry
         self._limits = limits
         self.index: QueryIndex[str] = QueryIndex()
+        #: query key -> its entries in the index (itself, or ``<key>/<n>`` per part)
+        self._indexed: dict[str, list[str]] = {}
+        #: index entry of a part -> the query key it belongs to
+        self._part_of: dict[str, str] = {}
         #: router subscription id -> query key, for the live query topics
         self._live: dict[int, str] = {}
         #: query key -> when it was added by gateway.subscribe without a subscriber yet
@@ -66,7 +74,8 @@ class QuerySubscriptions:
     # -- the client procedures -------------------------------------------------
 
     def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None) -> dict[str, Any]:
-        session, authrole = _caller(details)
+        who = self._who(details)
+        session = who.session
         if persistent:
             raise ApplicationError(uris.ERROR_NOT_SUPPORTED,
                                    "persistent subscriptions are not available yet; subscribe with persistent=False")
@@ -75,9 +84,15 @@ class QuerySubscriptions:
         if len(self._store.subscriptions_of(session)) >= self._limits.max_per_session:
             raise ApplicationError(uris.ERROR_INVALID_QUERY,
                                    f"a session may hold at most {self._limits.max_per_session} subscriptions")
+        registry = self._registry()
+        params = session_params(who.user, who.authrole, who.roles)
+
+        def visible(cls: EventClass) -> bool:
+            return cls.visible_to(who.authrole, who.roles) and visible_with_row_filter(cls, who.user)
+
         try:
-            checked = check(parse(query, max_length=self._limits.max_length, max_depth=self._limits.max_depth),
-                            self._registry(), visible=lambda cls: cls.visible_to(authrole, ()))
+            checked = check(parse(query, max_length=self._limits.max_length, max_depth=self._limits.max_depth,
+                                  params=params), registry, visible=visible)
         except QueryNotAuthorized as exc:
             raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, str(exc), message=exc.message) from None
         except QueryError as exc:
@@ -85,20 +100,23 @@ class QuerySubscriptions:
                                    query=query) from None
         # Wildcards are expanded to the classes this caller may see: the topic of
         # "demo.*" for an anonymous client must never carry staff-only events.
+        # Row filters are ANDed in with this caller's parameters: the topic of
+        # alice's "orders.*" carries alice's orders only.
         text = to_text(canonical(Query(checked.classes, checked.query.where)))
-        key = topic_key(text)
-        self._store.save_query(key, text)
+        texts = parts(checked, registry, params)
+        key = parts_key(texts)
+        self._store.save_query(key, text, texts)
         subscription_id = secrets.token_urlsafe(12)
         self._store.grant(subscription_id, session, key)
         self._revoked.get(key, set()).discard(session)
-        if key not in self.index:
-            self._add(key, text)
+        if key not in self._indexed:
+            self._add(key, texts)
             self._unconfirmed[key] = time.monotonic()
         return {"id": subscription_id, "topic": uris.query_topic(key), "query": text, "persistent": False}
 
     def unsubscribe(self, subscription_id: str, details: CallDetails | None = None) -> tuple[int, str]:
         """Revoke the grant; returns (session, key) so that the caller can end the router subscription."""
-        session, _ = _caller(details)
+        session = self._who(details).session
         key = self._store.revoke(str(subscription_id), session)
         if key is None:
             raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
@@ -108,21 +126,25 @@ class QuerySubscriptions:
         return session, key
 
     def subscriptions(self, details: CallDetails | None = None) -> list[dict[str, Any]]:
-        session, _ = _caller(details)
+        session = self._who(details).session
         return [{"id": sid, "topic": uris.query_topic(key), "query": text, "persistent": False}
                 for sid, key, text in self._store.subscriptions_of(session)]
 
     def authorize(self, session: dict[str, Any], uri: str, action: str, options: dict[str, Any] | None = None
                   ) -> Decision:
         session_id = int(session.get("session", 0))
-        return authorize(str(session.get("authrole", "")), (), uri, action, options or {}, self._registry(),
+        # authextra is what our authenticator answered for this session: trusted.
+        roles = SessionInfo.from_details({**session, "session": session_id}).roles
+        return authorize(str(session.get("authrole", "")), roles, uri, action, options or {}, self._registry(),
                          lambda key: self._store.granted(session_id, key))
 
     # -- the live index ------------------------------------------------------
 
     def topics_for(self, event: str, data: dict[str, Any]) -> list[tuple[str, list[int]]]:
         """(topic, sessions to exclude) for every live query the event matches."""
-        return [(uris.query_topic(key), sorted(self._revoked.get(key, ()))) for key in self.index.match(event, data)]
+        matched = self.index.match(event, data)
+        keys = {self._part_of.get(k, k) for k in matched} if self._part_of else matched
+        return [(uris.query_topic(key), sorted(self._revoked.get(key, ()))) for key in keys]
 
     def created(self, session_id: int, subscription: dict[str, Any]) -> None:
         """``wamp.subscription.on_create``: the first subscriber of a topic arrived."""
@@ -132,10 +154,10 @@ class QuerySubscriptions:
         key = uri[len(uris.QUERY_TOPIC_PREFIX):]
         self._live[int(subscription["id"])] = key
         self._unconfirmed.pop(key, None)
-        if key not in self.index:
-            text = self._store.query_text(key)
-            if text is not None:
-                self._add(key, text)
+        if key not in self._indexed:
+            texts = self._store.query_parts(key)
+            if texts is not None:
+                self._add(key, texts)
 
     def unsubscribed(self, session_id: int, subscription_id: int) -> None:
         """``wamp.subscription.on_unsubscribe``: a session left a topic; nothing to exclude any more."""
@@ -149,7 +171,7 @@ class QuerySubscriptions:
         """``wamp.subscription.on_delete``: the last subscriber left; the query costs nothing more."""
         key = self._live.pop(int(subscription_id), None)
         if key is not None and key not in self._live.values() and key not in self._unconfirmed:
-            self.index.remove(key)
+            self._remove(key)
 
     def session_left(self, session_id: int) -> None:
         self._store.revoke_session(int(session_id))
@@ -175,25 +197,46 @@ class QuerySubscriptions:
             if since < cutoff:
                 del self._unconfirmed[key]
                 if key not in self._live.values():
-                    self.index.remove(key)
+                    self._remove(key)
 
     def recompile(self) -> None:
         """After a reload: compile every live query again (their text was checked when granted)."""
-        for key in list(self.index.keys()):
-            text = self._store.query_text(key)
-            self.index.remove(key)
-            if text is not None:
-                self._add(key, text)
+        for key in list(self._indexed):
+            texts = self._store.query_parts(key)
+            self._remove(key)
+            if texts is not None:
+                self._add(key, texts)
 
-    def _add(self, key: str, text: str) -> None:
+    def _add(self, key: str, texts: list[str]) -> None:
+        """Index a query topic: one entry, or one per part (``<key>/<n>``) when row filters split it."""
         try:
             # Texts we stored were accepted under some config; the config caps depth at 100.
-            self.index.add(key, compile_query(parse(text, max_length=1_000_000, max_depth=100)))
+            compiled = [compile_query(parse(t, max_length=1_000_000, max_depth=100)) for t in texts]
         except QueryError as exc:  # a canonical text we wrote ourselves: only a bug gets here
-            log.error("cannot index query {key} ({text}): {err}", key=key, text=text, err=exc)
+            log.error("cannot index query {key} ({texts}): {err}", key=key, texts=texts, err=exc)
+            return
+        if len(compiled) == 1:
+            self.index.add(key, compiled[0])
+            self._indexed[key] = [key]
+            return
+        entries = [f"{key}/{n}" for n in range(len(compiled))]
+        for entry, part in zip(entries, compiled):
+            self.index.add(entry, part)
+            self._part_of[entry] = key
+        self._indexed[key] = entries
 
+    def _remove(self, key: str) -> None:
+        for entry in self._indexed.pop(key, []):
+            self.index.remove(entry)
+            self._part_of.pop(entry, None)
 
-def _caller(details: CallDetails | None) -> tuple[int, str]:
-    if details is None or details.caller is None:
-        raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "the caller's identity was not disclosed")
-    return int(details.caller), str(details.caller_authrole or "anonymous")
+    def _who(self, details: CallDetails | None) -> SessionInfo:
+        """The caller, as the session table knows it (or, if it does not yet, as the call says)."""
+        if details is None or details.caller is None:
+            raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "the caller's identity was not disclosed")
+        known = self._sessions.get(int(details.caller))
+        if known is not None:
+            return known
+        role = str(details.caller_authrole or ANONYMOUS_ROLE)
+        user = None if role == ANONYMOUS_ROLE else str(details.caller_authid)
+        return SessionInfo(int(details.caller), str(details.caller_authid or ""), role, user, ())

@@ -29,10 +29,18 @@ QUERY_TOPIC_PREFIX = "gateway.query."
 
 #: The dynamic authorizer the router asks about every client action.
 AUTHORIZE = "gateway.authorize"
+#: The dynamic authenticator the router asks about every connecting client:
+#: ``(realm, authid, details)`` -> ``{"role", "authid"?, "extra"}``.
+AUTHENTICATE = "gateway.authenticate"
+#: Called by the bridge: ``(user, roles, ttl)`` -> ``{"ticket", "expires_at", ...}``, a one-time WAMP-ticket.
+INTERNAL_TICKET = "gateway.internal.ticket"
+#: ``gateway.whoami()`` -> authid, role, user, roles, client token and its expiry.
+WHOAMI = "gateway.whoami"
 
 #: The authid each of our components joins with (role backend).
 DISPATCHER_AUTHID = "dispatcher"
 BRIDGE_AUTHID = "bridge"
+AUTHENTICATOR_AUTHID = "authenticator"
 
 # Errors (WAMP error URIs with readable messages).
 ERROR_UNKNOWN_EVENT = "gateway.error.unknown_event"
@@ -41,6 +49,8 @@ ERROR_INVALID_DEFINITIONS = "gateway.error.invalid_definitions"
 ERROR_INVALID_QUERY = "gateway.error.invalid_query"
 ERROR_NO_SUCH_SUBSCRIPTION = "gateway.error.no_such_subscription"
 ERROR_NOT_SUPPORTED = "gateway.error.not_supported"
+ERROR_AUTHENTICATION_FAILED = "gateway.error.authentication_failed"
+ERROR_INVALID_ARGUMENT = "gateway.error.invalid_argument"
 
 
 def event_topic(name: str) -> str:

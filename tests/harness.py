@@ -33,6 +33,16 @@ from components.nodeconfig import RenderPaths
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789"
 BACKEND_SECRET = "test-backend-secret-0123456789"
+#: The shared secret JWT logins are signed with (auth.secret).
+JWT_SECRET = "test-jwt-secret-0123456789abcdef-0123456789"
+
+
+def make_jwt(claims: dict[str, Any], secret: str = JWT_SECRET, algorithm: str = "HS256") -> str:
+    """A JWT login as a web-app would mint it (``exp`` one minute ahead unless given)."""
+    import jwt
+
+    return jwt.encode({"exp": int(time.time()) + 60, **claims}, None if algorithm == "none" else secret,
+                      algorithm=algorithm)
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -82,7 +92,9 @@ class GatewayNode:
             "bridge": {"host": "127.0.0.1", "port": self.bridge_port, "api_keys": [API_KEY]},
             "backend": {"secret": BACKEND_SECRET},
             "store": {"path": str(self.workdir / "store.sqlite3")},
-            "events": {"files": [str(REPO / "examples" / "demo_events.yaml")]},
+            "auth": {"secret": JWT_SECRET},
+            "events": {"files": [str(REPO / "examples" / "demo_events.yaml"),
+                                 str(REPO / "tests" / "integration" / "identity_events.yaml")]},
         }
         for section, values in self.extra_config.items():
             raw.setdefault(section, {}).update(values)
@@ -181,6 +193,24 @@ class GatewayNode:
         body = json.dumps({"event": event, "data": data, **extra}).encode()
         return self.request("POST", "/events", body, {"Authorization": f"Bearer {key}",
                                                        "Content-Type": "application/json"})
+
+    def ticket(self, user: str, roles: list[str] | None = None, ttl: float | None = None) -> str:
+        """A one-time WAMP-ticket for ``user`` from POST /tickets."""
+        doc: dict[str, Any] = {"user": user}
+        if roles is not None:
+            doc["roles"] = roles
+        if ttl is not None:
+            doc["ttl"] = ttl
+        r = self.request("POST", "/tickets", json.dumps(doc).encode(), {"Authorization": f"Bearer {API_KEY}"})
+        assert r.status == 201, (r.status, r.body)
+        return str(r.body["ticket"])
+
+    def client(self, user: str | None = None, roles: list[str] | None = None, **kw: Any) -> Any:
+        """A connected WAMP client: anonymous, or logged in as ``user`` with a fresh ticket."""
+        from tests.wamp import WampClient
+
+        ticket = None if user is None else self.ticket(user, roles)
+        return WampClient(self.ws_url, ticket=ticket, **kw).connect()
 
     def __enter__(self) -> GatewayNode:
         return self.start()

@@ -27,13 +27,19 @@ class _Session(ApplicationSession):  # type: ignore[misc]
 
     def onConnect(self) -> None:
         c = self.client
-        if c.authid is not None:
+        if c.authmethods is not None:
+            self.join(self.config.realm, authmethods=c.authmethods, authid=c.authid, authextra=c.authextra)
+        elif c.ticket is not None:
+            self.join(self.config.realm, authmethods=["ticket"], authid=c.authid, authextra=c.authextra)
+        elif c.authid is not None:
             self.join(self.config.realm, authmethods=["wampcra"], authid=c.authid)
         else:
-            self.join(self.config.realm)
+            self.join(self.config.realm, authextra=c.authextra)
 
-    def onChallenge(self, challenge: Any) -> str:
-        return auth.compute_wcs(self.client.secret, challenge.extra["challenge"]).decode()  # type: ignore[no-any-return]
+    def onChallenge(self, challenge: Any) -> Any:
+        if challenge.method == "ticket":
+            return self.client.ticket
+        return auth.compute_wcs(self.client.secret, challenge.extra["challenge"]).decode()
 
     async def onJoin(self, details: Any) -> None:
         self.client._joined(self, details)
@@ -50,18 +56,26 @@ class WampClient:
     """One WAMP session. ``events`` receives (topic, envelope) for every subscription."""
 
     def __init__(self, url: str, realm: str = "gateway", serializer: str = "json",
-                 authid: str | None = None, secret: str | None = None, unix_path: str | None = None) -> None:
+                 authid: str | None = None, secret: str | None = None, unix_path: str | None = None,
+                 ticket: Any = None, authextra: dict[str, Any] | None = None,
+                 authmethods: list[str] | None = None) -> None:
+        """No credentials: anonymous. ``ticket``: WAMP-ticket (a ticket or a JWT). ``secret``: WAMP-CRA."""
         self.url = url
         self.realm = realm
         self.authid = authid
         self.secret = secret
+        self.ticket = ticket
+        self.authextra = authextra
+        self.authmethods = authmethods
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.session: _Session | None = None
         self.details: Any = None
         self.leave_reason: str | None = None
+        self.leave_message: str | None = None
         self.disconnected = threading.Event()
         self._serializer = SERIALIZERS[serializer]()
         self._unix_path = unix_path
+        self._connected = False
         self._loop = asyncio.new_event_loop()
         self._joined_future: Future[Any] = Future()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -76,6 +90,7 @@ class WampClient:
 
     async def _connect(self) -> None:
         def make() -> _Session:
+            self._connected = True
             s = _Session(ComponentConfig(self.realm))
             s.client = self
             return s
@@ -98,6 +113,7 @@ class WampClient:
 
     def _left(self, details: Any) -> None:
         self.leave_reason = details.reason
+        self.leave_message = details.message
         if not self._joined_future.done():
             self._joined_future.set_exception(RuntimeError(f"session left: {details.reason} {details.message}"))
 
@@ -114,6 +130,10 @@ class WampClient:
                     self.disconnected.wait(5)
                 except Exception:  # closing is best effort; the loop stops below anyway
                     pass
+            elif self._connected:
+                # Refused (ABORT) or dropped: the router closes the connection; let it finish
+                # closing so that no transport is left open.
+                self.disconnected.wait(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
         if not self._loop.is_running() and not self._loop.is_closed():
@@ -124,7 +144,7 @@ class WampClient:
         await self.session.leave()
 
     def __enter__(self) -> WampClient:
-        return self.connect()
+        return self if self._thread.is_alive() else self.connect()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -138,6 +158,11 @@ class WampClient:
     def session_id(self) -> int:
         assert self.session is not None
         return int(self.session.session_id)
+
+    @property
+    def authextra_welcome(self) -> dict[str, Any]:
+        """What the gateway said in WELCOME authextra (the client token and the identity)."""
+        return dict(self.details.authextra or {})
 
     @property
     def is_attached(self) -> bool:

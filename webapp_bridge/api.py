@@ -15,13 +15,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.config import ApiKey
 from components.events import InvalidEventData, Registry
 from components.exceptions import UnknownEvent
+from components.identity import ROLE, AuthFailure, check_roles, check_user
 
-#: Keys a POST /events body may have. ``audience`` arrives with the identity
-#: issue; until then it is refused rather than ignored, because ignoring it
-#: would show an event to people it was meant to be hidden from.
-_EVENT_KEYS = frozenset({"event", "data", "id"})
+#: Keys a POST /events body may have.
+_EVENT_KEYS = frozenset({"event", "data", "id", "audience"})
+_TICKET_KEYS = frozenset({"user", "roles", "ttl"})
+#: Most users (or roles) one audience may name.
+MAX_AUDIENCE = 10_000
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -44,23 +47,39 @@ class PublishRequest:
     event: str
     data: dict[str, Any]
     id: str | None = None
+    #: ``{"users": [...], "roles": [...]}``: only these may receive it (None: whoever may see the class).
+    audience: dict[str, list[str]] | None = None
+
+    def item(self, event_id: str) -> list[Any]:
+        """The dispatcher's item for this event: ``[event, data, id]`` (+ audience)."""
+        return [self.event, self.data, event_id] if self.audience is None else \
+            [self.event, self.data, event_id, self.audience]
+
+
+@dataclass(frozen=True)
+class TicketRequest:
+    user: str
+    roles: list[str]
+    ttl: float
 
 
 @dataclass(frozen=True)
 class BridgeLogic:
     """The rules of the web-app interface, given the keys and the event classes."""
 
-    api_keys: tuple[str, ...]
+    api_keys: tuple[ApiKey, ...]
     registry: Registry
     max_body_bytes: int
     max_batch: int = 1000
-    _keys: tuple[bytes, ...] = field(init=False, repr=False)
+    ticket_ttl: float = 60
+    max_ticket_ttl: float = 3600
+    _keys: tuple[tuple[bytes, str], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_keys", tuple(k.encode() for k in self.api_keys))
+        object.__setattr__(self, "_keys", tuple((k.key.encode(), k.name) for k in self.api_keys))
 
-    def authenticate(self, authorization: str | None) -> Answer | None:
-        """None when the Authorization header holds a valid key, else the 401 answer."""
+    def authenticate(self, authorization: str | None) -> str | Answer:
+        """The name of the key the Authorization header holds, else the 401 answer."""
         if not authorization:
             return error(401, "unauthorized", "missing Authorization header: send 'Authorization: Bearer <api key>'",
                          headers=(("WWW-Authenticate", 'Bearer realm="gateway"'),))
@@ -68,10 +87,11 @@ class BridgeLogic:
         if scheme.lower() != "bearer" or not token.strip():
             return error(401, "unauthorized", "the Authorization header must be 'Bearer <api key>'",
                          headers=(("WWW-Authenticate", 'Bearer realm="gateway"'),))
-        if not _matches_any(token.strip().encode(), self._keys):
+        name = _matching(token.strip().encode(), self._keys)
+        if name is None:
             return error(401, "unauthorized", "the API key is not valid",
                          headers=(("WWW-Authenticate", 'Bearer realm="gateway", error="invalid_token"'),))
-        return None
+        return name
 
     def too_large(self) -> Answer:
         return error(413, "too_large", f"the request body is over the limit of {self.max_body_bytes} bytes")
@@ -144,7 +164,42 @@ class BridgeLogic:
             return error(400, "invalid_event", f"the data does not match the event class {name}",
                          details=[{**e.as_dict(), "path": ".".join(p for p in (f"{where}data", e.path) if p)}
                                   for e in exc.errors])
-        return PublishRequest(event=name, data=data, id=event_id)
+        audience: dict[str, list[str]] | None = None
+        if "audience" in doc:
+            checked = check_audience(doc["audience"], where + "audience")
+            if isinstance(checked, Answer):
+                return checked
+            audience = checked
+        return PublishRequest(event=name, data=data, id=event_id, audience=audience)
+
+    def parse_ticket(self, body: bytes) -> TicketRequest | Answer:
+        """A POST /tickets body: ``{"user", "roles"?, "ttl"?}``."""
+        doc = _decode(body)
+        if isinstance(doc, Answer):
+            return doc
+        if not isinstance(doc, dict):
+            return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
+        unknown = sorted(set(doc) - _TICKET_KEYS)
+        if unknown:
+            return error(400, "invalid_request", f"unknown key(s): {', '.join(unknown)} (expected user, roles, ttl)",
+                         details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
+        if "user" not in doc:
+            return error(400, "invalid_request", "missing 'user': the id of the user the ticket logs in",
+                         details=[{"path": "user", "message": "required", "type": "missing"}])
+        ttl = doc.get("ttl", self.ticket_ttl)
+        checked: dict[str, Any] = {}
+        for key, rule in (("user", check_user), ("roles", check_roles)):
+            try:
+                checked[key] = rule(doc.get(key), key)
+            except AuthFailure as exc:
+                return error(400, "invalid_request", str(exc),
+                             details=[{"path": key, "message": str(exc), "type": "value_error"}])
+        user, roles = checked["user"], list(checked["roles"])
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= self.max_ticket_ttl:
+            message = f"ttl must be a number of seconds, more than 0 and at most {self.max_ticket_ttl:g}"
+            return error(400, "invalid_request", f"{message} (got {ttl!r})",
+                         details=[{"path": "ttl", "message": message, "type": "value_error"}])
+        return TicketRequest(user, roles, float(ttl))
 
     def catalog(self) -> Answer:
         """GET /catalog: every event class, for web-apps (which may publish any of them)."""
@@ -159,6 +214,51 @@ def _decode(body: bytes) -> Any:
     except json.JSONDecodeError as exc:
         return error(400, "malformed_json",
                      f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+
+
+def check_audience(value: Any, where: str = "audience") -> dict[str, list[str]] | Answer:
+    """``{"users": [...], "roles": [...]}``: who alone may receive an event. Naming no one is a mistake."""
+    if not isinstance(value, dict):
+        return error(400, "invalid_request", f"'{where}' must be an object like "
+                     f'{{"users": ["alice"], "roles": ["staff"]}}, not {_json_type(value)}',
+                     details=[{"path": where, "message": "must be an object", "type": "dict_type"}])
+    unknown = sorted(set(value) - {"users", "roles"})
+    if unknown:
+        return error(400, "invalid_request", f"unknown key(s) in {where}: {', '.join(unknown)} (expected users, roles)",
+                     details=[{"path": f"{where}.{k}", "message": "unknown key", "type": "extra_forbidden"}
+                              for k in unknown])
+    out: dict[str, list[str]] = {}
+    for key, check in (("users", check_user), ("roles", _role)):
+        items = value.get(key, [])
+        path = f"{where}.{key}"
+        if not isinstance(items, list):
+            return error(400, "invalid_request", f"'{path}' must be a list, not {_json_type(items)}",
+                         details=[{"path": path, "message": "must be a list", "type": "list_type"}])
+        if len(items) > MAX_AUDIENCE:
+            return error(400, "invalid_request", f"'{path}' names {len(items)}; at most {MAX_AUDIENCE}",
+                         details=[{"path": path, "message": "too long", "type": "too_long"}])
+        for i, item in enumerate(items):
+            try:
+                check(item, f"{path}.{i}")
+            except AuthFailure as exc:
+                return error(400, "invalid_request", str(exc),
+                             details=[{"path": f"{path}.{i}", "message": str(exc), "type": "value_error"}])
+        out[key] = sorted(set(items))
+    if not out["users"] and not out["roles"]:
+        return error(400, "invalid_request", f"'{where}' names no users and no roles: the event would reach no one "
+                     "(leave 'audience' out to reach everyone who may see the class)",
+                     details=[{"path": where, "message": "names no one", "type": "value_error"}])
+    return out
+
+
+def _role(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not ROLE.match(value):
+        raise AuthFailure(f"{where} ({value!r}) must be a role name: lower-case letters, digits, _")
+    return value
+
+
+def ticket_issued(result: dict[str, Any]) -> Answer:
+    return Answer(201, result)
 
 
 def published(result: dict[str, Any]) -> Answer:
@@ -190,12 +290,13 @@ def error(status: int, code: str, message: str, *, details: list[dict[str, str]]
     return Answer(status, body, headers)
 
 
-def _matches_any(token: bytes, keys: Iterable[bytes]) -> bool:
+def _matching(token: bytes, keys: Iterable[tuple[bytes, str]]) -> str | None:
     # Compare with every key in constant time, so timing tells nothing of which failed where.
-    ok = False
-    for key in keys:
-        ok |= hmac.compare_digest(token, key)
-    return ok
+    found = None
+    for key, name in keys:
+        if hmac.compare_digest(token, key):
+            found = name
+    return found
 
 
 def _json_type(value: Any) -> str:

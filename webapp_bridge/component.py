@@ -24,7 +24,7 @@ from components import uris
 from components.backend import BackendSession, sleep
 from components.envelope import new_event_id
 from components.events import Registry
-from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, batch_results, error, published
+from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, batch_results, error, published, ticket_issued
 from webapp_bridge.http import BridgeSite, Route
 from webapp_bridge.openapi import openapi_document
 
@@ -48,17 +48,19 @@ class Bridge(BackendSession):
         cfg = self.load_gateway_config()
         self.start_registry(cfg)
         self._logic = BridgeLogic(cfg.bridge.api_keys, self.registry, cfg.bridge.max_body_bytes,
-                                  cfg.bridge.max_batch)
+                                  cfg.bridge.max_batch, cfg.auth.ticket_ttl, cfg.auth.max_ticket_ttl)
         await self.register_reload()
         routes = [
             Route(b"POST", b"/events", self._post_event),
             Route(b"POST", b"/events/batch", self._post_batch),
+            Route(b"POST", b"/tickets", self._post_ticket),
             Route(b"GET", b"/catalog", self._catalog),
             Route(b"GET", b"/openapi.json", self._openapi, auth=False),
             Route(b"POST", b"/admin/reload", self._reload_everywhere),
             Route(b"GET", b"/healthz", self._health, auth=False),
         ]
-        self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, BridgeSite(lambda: self._logic, routes))
+        self._port = listen_shared(cfg.bridge.host, cfg.bridge.port,
+                                   BridgeSite(lambda: self._logic, routes, cfg.bridge.access_log))
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
@@ -84,15 +86,19 @@ class Bridge(BackendSession):
         return batch_results(items, results)
 
     async def _dispatch(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
-        if not self.is_attached():
-            return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
         # An id for every event, chosen here: a retry after a failure can then
         # never publish the same event twice.
-        items = [[r.event, r.data, r.id or new_event_id()] for r in requests]
+        items = [r.item(r.id or new_event_id()) for r in requests]
+        results: list[dict[str, Any]] | Answer = await self._call_backend(uris.INTERNAL_PUBLISH, items)
+        return results
+
+    async def _call_backend(self, procedure: str, *args: Any) -> Any:
+        """Call one of our components, waiting out a restart of it; a 503 Answer if it stays away."""
+        if not self.is_attached():
+            return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
         for delay in (*DISPATCHER_WAIT, None):
             try:
-                results: list[dict[str, Any]] = await self.call(uris.INTERNAL_PUBLISH, items)
-                return results
+                return await self.call(procedure, *args)
             except ApplicationError as exc:
                 if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
                     await sleep(delay)  # a dispatcher is (re)starting
@@ -101,8 +107,22 @@ class Bridge(BackendSession):
                     # The dispatcher died between taking the events and answering. Retrying
                     # with the same ids is safe: those it published are answered as duplicates.
                     continue
-                return _dispatch_failed(exc)
+                return _dispatch_failed(exc, procedure)
         raise AssertionError("unreachable: the last attempt returns")
+
+    # -- tickets -------------------------------------------------------------
+
+    async def _post_ticket(self, body: bytes) -> Answer:
+        request = self._logic.parse_ticket(body)
+        if isinstance(request, Answer):
+            return request
+        try:
+            result = await self._call_backend(uris.INTERNAL_TICKET, request.user, request.roles, request.ttl)
+        except ApplicationError as exc:
+            if exc.error == uris.ERROR_INVALID_ARGUMENT:
+                return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
+            raise
+        return result if isinstance(result, Answer) else ticket_issued(result)
 
     async def _catalog(self, body: bytes) -> Answer:
         return self._logic.catalog()
@@ -156,11 +176,16 @@ class Bridge(BackendSession):
         """200 when an event posted now would be accepted; says how many dispatchers stand ready."""
         if not self.is_attached():
             return Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0})
-        registration = await self.call("wamp.registration.lookup", uris.INTERNAL_PUBLISH)
-        callees = [] if registration is None else await self.call("wamp.registration.list_callees", registration)
-        n = len(callees)
-        return Answer(200 if n else 503, {"status": "ok" if n else "unavailable", "router": True,
-                                          "dispatchers": n, "definitions": self.registry.version})
+        n = await self._callees(uris.INTERNAL_PUBLISH)
+        authenticators = await self._callees(uris.AUTHENTICATE)
+        ok = n > 0 and authenticators > 0
+        return Answer(200 if ok else 503, {"status": "ok" if ok else "unavailable", "router": True,
+                                           "dispatchers": n, "authenticators": authenticators,
+                                           "definitions": self.registry.version})
+
+    async def _callees(self, procedure: str) -> int:
+        registration = await self.call("wamp.registration.lookup", procedure)
+        return 0 if registration is None else len(await self.call("wamp.registration.list_callees", registration))
 
     def onLeave(self, details: CloseDetails) -> None:
         if self._port is not None:
@@ -169,9 +194,13 @@ class Bridge(BackendSession):
         super().onLeave(details)
 
 
-def _dispatch_failed(exc: ApplicationError) -> Answer:
+def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLISH) -> Answer:
     if exc.error == ApplicationError.NO_SUCH_PROCEDURE:
+        if procedure != uris.INTERNAL_PUBLISH:
+            return error(503, "unavailable", f"no component offers {procedure} right now; retry", headers=RETRY)
         return error(503, "unavailable", "no dispatcher is running; the event was not accepted", headers=RETRY)
+    if exc.error == ApplicationError.CANCELED and procedure != uris.INTERNAL_PUBLISH:
+        return error(503, "unavailable", f"the component serving {procedure} stopped; retry", headers=RETRY)
     if exc.error == ApplicationError.CANCELED:
         return error(503, "unavailable", "the dispatcher stopped while publishing; it may or may not have been "
                      "delivered: retry with the same id", headers=RETRY)

@@ -9,6 +9,7 @@ traceback page.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -83,15 +84,16 @@ class _LimitedRequest(server.Request):
 class BridgeSite(server.Site):
     requestFactory = _LimitedRequest
 
-    def __init__(self, logic: Callable[[], BridgeLogic], routes: Sequence[Route]) -> None:
+    def __init__(self, logic: Callable[[], BridgeLogic], routes: Sequence[Route], access_log: bool = True) -> None:
         #: The current rules (keys, limits, event classes): a reload swaps them.
         self.logic = logic
+        self.access_log = access_log
         super().__init__(cast(IResource, _Api(self, routes)))
         self.displayTracebacks = False
         self.noisy = False
 
     def log(self, request: http.Request) -> None:
-        """No access log per request: the bridge's hot path stays quiet."""
+        """Twisted's access log is replaced by ours (``_send``), which names the API key used."""
 
 
 class _Api(Resource):
@@ -105,6 +107,9 @@ class _Api(Resource):
             self._routes.setdefault(route.path, {})[route.method] = route
 
     def render(self, request: server.Request) -> Any:
+        request.started = time.monotonic()  # type: ignore[attr-defined]
+        request.key_name = "-"  # type: ignore[attr-defined]
+        request.access_log = self._site.access_log  # type: ignore[attr-defined]
         path = request.path.rstrip(b"/") or b"/"
         by_method = self._routes.get(path)
         if by_method is None:
@@ -118,10 +123,11 @@ class _Api(Resource):
                                  headers=(("Allow", allowed),)))
             return server.NOT_DONE_YET
         if route.auth:
-            refusal = self._site.logic().authenticate(_header(request, b"authorization"))
-            if refusal is not None:
-                _send(request, refusal)
+            key = self._site.logic().authenticate(_header(request, b"authorization"))
+            if isinstance(key, Answer):
+                _send(request, key)
                 return server.NOT_DONE_YET
+            request.key_name = key  # type: ignore[attr-defined]
         body = request.content.read() if request.content is not None else b""
         d = Deferred.fromCoroutine(route.handler(body))
         d.addCallback(lambda answer: _send(request, answer))
@@ -140,6 +146,12 @@ def _send(request: server.Request, answer: Answer) -> None:
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.write(body)
     request.finish()
+    if getattr(request, "access_log", False):
+        took = (time.monotonic() - getattr(request, "started", time.monotonic())) * 1000
+        # The key's name, never the key.
+        log.info("{method} {path} {status} key={key} {ms:.1f}ms", method=request.method.decode(errors="replace"),
+                 path=request.path.decode(errors="replace"), status=answer.status,
+                 key=getattr(request, "key_name", "-"), ms=took)
 
 
 def _internal_error(failure: Any, request: server.Request) -> None:

@@ -35,7 +35,7 @@ def test_env_overrides_ports_hosts_and_keys() -> None:
         "GATEWAY_API_KEY": "first-key-123, second-key-456", "GATEWAY_ROUTER_HOST": "::1",
     })
     assert cfg.router.port == 9100 and cfg.bridge.port == 9101 and cfg.router.host == "::1"
-    assert cfg.bridge.api_keys == ("first-key-123", "second-key-456")
+    assert [(k.name, k.key) for k in cfg.bridge.api_keys] == [("key-1", "first-key-123"), ("key-2", "second-key-456")]
 
 
 def test_an_empty_env_value_does_not_override() -> None:
@@ -82,7 +82,7 @@ def test_the_example_key_is_refused_beyond_loopback() -> None:
     with pytest.raises(ConfigError, match="example key"):
         parse_config({}, {"GATEWAY_BRIDGE_HOST": "192.0.2.10"})
     cfg = parse_config({"bridge": {"host": "0.0.0.0", "api_keys": ["a-real-secret-key"]}})
-    assert EXAMPLE_API_KEY not in cfg.bridge.api_keys
+    assert not cfg.bridge.has_key(EXAMPLE_API_KEY)
 
 
 def test_router_and_bridge_cannot_share_a_port() -> None:

@@ -39,7 +39,7 @@ def test_components_authenticate_as_backend_over_the_unix_socket() -> None:
     backend = next(t for t in _router(node)["transports"] if t["type"] == "rawsocket")
     assert backend["endpoint"]["type"] == "unix"
     users = backend["auth"]["wampcra"]["users"]
-    assert set(users) == {"dispatcher", "bridge"}
+    assert set(users) == {"authenticator", "dispatcher", "bridge"}
     assert all(u == {"secret": "s3cret-s3cret-s3cret", "role": "backend"} for u in users.values())
     assert "anonymous" not in backend["auth"]
     containers = [w for w in node["workers"] if w["type"] == "container"]
@@ -47,7 +47,8 @@ def test_components_authenticate_as_backend_over_the_unix_socket() -> None:
     for c in containers:
         assert c["options"]["restart"] == "restart-always"
         assert [comp["classname"] for comp in c["components"]] == [
-            "components.dispatcher.Dispatcher", "webapp_bridge.component.Bridge"]
+            "components.authenticator.Authenticator", "components.dispatcher.Dispatcher",
+            "webapp_bridge.component.Bridge"]
         for component in c["components"]:
             assert component["extra"]["secret"] == "s3cret-s3cret-s3cret"
             assert component["transport"]["endpoint"] == backend["endpoint"]
@@ -60,4 +61,19 @@ def test_a_worker_exit_does_not_shut_the_node_down() -> None:
 def test_clients_are_judged_by_our_authorizer_and_the_backend_by_static_rules() -> None:
     roles = {r["name"]: r for r in _router(_node())["realms"][0]["roles"]}
     assert roles["anonymous"] == {"name": "anonymous", "authorizer": "gateway.authorize"}
+    assert roles["user"] == {"name": "user", "authorizer": "gateway.authorize"}
     assert roles["backend"]["permissions"][0]["uri"] == "" and roles["backend"]["permissions"][0]["match"] == "prefix"
+
+
+def test_the_user_role_is_the_configured_one() -> None:
+    roles = {r["name"] for r in _router(_node({"auth": {"user_role": "member"}}))["realms"][0]["roles"]}
+    assert roles == {"backend", "anonymous", "member"}
+
+
+def test_every_client_is_authenticated_by_our_authenticator_in_the_gateway_realm() -> None:
+    web = next(t for t in _router(_node())["transports"] if t["type"] == "web")
+    auth = web["paths"]["ws"]["auth"]
+    assert set(auth) == {"anonymous", "ticket"}
+    for method in auth.values():
+        assert method == {"type": "dynamic", "authenticator": "gateway.authenticate",
+                          "authenticator-realm": "gateway"}

@@ -1,0 +1,102 @@
+"""The client sessions on the router, as the dispatcher knows them: who each is, and audiences.
+
+Kept from the router's meta events (``wamp.session.on_join`` /
+``on_leave``), rebuilt from ``wamp.session.list`` at start. The identity
+comes from what our authenticator put in WELCOME ``authextra`` (the user
+and their roles), so it is trusted: a client cannot change it.
+
+An event's audience (``{"users": [...], "roles": [...]}``) is a set of
+sessions: those of the users named, and those holding one of the roles
+named (their WAMP role or one of their roles). Crossbar delivers to them
+only (``eligible``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.events.rules import BACKEND_ROLE
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    session: int
+    authid: str
+    authrole: str
+    #: The logged-in user (None for anonymous clients).
+    user: str | None
+    roles: tuple[str, ...]
+    client_token: str | None = None
+
+    @classmethod
+    def from_details(cls, details: Mapping[str, Any]) -> SessionInfo:
+        extra = details.get("authextra")
+        extra = extra if isinstance(extra, Mapping) else {}
+        user = extra.get("user")
+        roles = extra.get("roles")
+        token = extra.get("client_token")
+        return cls(
+            session=int(details["session"]),
+            authid=str(details.get("authid") or ""),
+            authrole=str(details.get("authrole") or ""),
+            user=user if isinstance(user, str) else None,
+            roles=tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else (),
+            client_token=token if isinstance(token, str) else None,
+        )
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self._by_id: dict[int, SessionInfo] = {}
+        self._by_user: dict[str, set[int]] = {}
+        self._by_role: dict[str, set[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, session: int) -> SessionInfo | None:
+        return self._by_id.get(session)
+
+    def joined(self, details: Mapping[str, Any]) -> None:
+        info = SessionInfo.from_details(details)
+        if info.authrole == BACKEND_ROLE:
+            return  # our own components are never an event's audience
+        self.left(info.session)
+        self._by_id[info.session] = info
+        if info.user is not None:
+            self._by_user.setdefault(info.user, set()).add(info.session)
+        for role in {info.authrole, *info.roles}:
+            self._by_role.setdefault(role, set()).add(info.session)
+
+    def left(self, session: int) -> None:
+        info = self._by_id.pop(int(session), None)
+        if info is None:
+            return
+        if info.user is not None:
+            _discard(self._by_user, info.user, info.session)
+        for role in {info.authrole, *info.roles}:
+            _discard(self._by_role, role, info.session)
+
+    def keep_only(self, sessions: Iterable[int]) -> None:
+        live = set(sessions)
+        for session in [s for s in self._by_id if s not in live]:
+            self.left(session)
+
+    def audience(self, users: Iterable[str] = (), roles: Iterable[str] = ()) -> list[int]:
+        """The sessions an event with this audience may reach, sorted."""
+        found: set[int] = set()
+        for user in users:
+            found |= self._by_user.get(user, set())
+        for role in roles:
+            found |= self._by_role.get(role, set())
+        return sorted(found)
+
+
+def _discard(index: dict[str, set[int]], key: str, session: int) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(session)
+        if not members:
+            del index[key]
