@@ -34,6 +34,39 @@ _ACCEPTED = {
     },
 }
 
+_AUDIENCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "only these may receive the event: the sessions of the users named and those holding one of "
+                   "the roles named (leave it out to reach everyone who may see the class)",
+    "properties": {
+        "users": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "roles": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}},
+    },
+}
+_TICKET_REQUEST = {
+    "type": "object",
+    "required": ["user"],
+    "additionalProperties": False,
+    "properties": {
+        "user": {"type": "string", "minLength": 1, "maxLength": 255, "description": "the user the ticket logs in"},
+        "roles": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"},
+                  "description": "the user's roles (they decide which role:<name> classes the user sees)"},
+        "ttl": {"type": "number", "exclusiveMinimum": 0,
+                "description": "seconds the ticket is valid (auth.ticket_ttl by default, auth.max_ticket_ttl at most)"},
+    },
+}
+_TICKET = {
+    "type": "object",
+    "required": ["ticket", "expires_at", "user", "roles"],
+    "properties": {
+        "ticket": {"type": "string", "description": "a one-time WAMP-ticket credential"},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "user": {"type": "string"},
+        "roles": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
@@ -52,7 +85,8 @@ def _schema_name(event: str) -> str:
 
 def openapi_document(registry: Registry) -> dict[str, Any]:
     """The document served at GET /openapi.json (pure: registry in, document out)."""
-    schemas: dict[str, Any] = {"Error": _ERROR, "FieldError": _FIELD_ERROR, "Accepted": _ACCEPTED}
+    schemas: dict[str, Any] = {"Error": _ERROR, "FieldError": _FIELD_ERROR, "Accepted": _ACCEPTED,
+                               "Audience": _AUDIENCE, "TicketRequest": _TICKET_REQUEST, "Ticket": _TICKET}
     variants = []
     for cls in sorted(registry, key=lambda c: c.name):
         data_schema = dict(cls.json_schema())
@@ -70,6 +104,7 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$",
                        "description": "idempotency key: the same id posted twice is one event"},
                 "data": data_schema,
+                "audience": {"$ref": "#/components/schemas/Audience"},
             },
         }
         variants.append({"$ref": f"#/components/schemas/{_schema_name(cls.name)}"})
@@ -102,6 +137,12 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                         {"allOf": [{"$ref": "#/components/schemas/Error"},
                                    {"type": "object", "properties": {"status": {"type": "integer"}}}]}]}}}})},
                     **_errors(400, 401, 413, 503)}}},
+            "/tickets": {"post": {
+                "summary": "A one-time WAMP-ticket that logs a user in (for the browser of a logged-in user)",
+                "security": security,
+                "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/TicketRequest"})},
+                "responses": {"201": {"description": "the ticket", **_json({"$ref": "#/components/schemas/Ticket"})},
+                              **_errors(400, 401, 413, 503)}}},
             "/catalog": {"get": {
                 "summary": "Every event class: name, description, visibility, retention, JSON Schema",
                 "security": security,

@@ -10,7 +10,7 @@ pydantic model::
         class Rules:                             # all optional, defaults shown
             visibility = "public"                # | "authenticated" | "role:<name>"
             retention = "24h"                    # "90s", "15m", "24h", "7d"; > 0
-            row_filter = None                    # stored, not interpreted yet
+            row_filter = None                    # e.g. "customer = $user": ANDed with every query
             extra = "forbid"                     # | "allow": unknown data fields
 
 The naming rule: without ``name=``, an event class is named after its module

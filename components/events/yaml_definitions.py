@@ -7,7 +7,7 @@ A file has one key, ``events``, mapping event class names to definitions::
         description: An operational alert for staff.
         visibility: role:staff     # public (default) | authenticated | role:<name>
         retention: 1h              # default 24h; a whole number and s, m, h or d; > 0
-        row_filter: null           # optional string, stored, not interpreted yet
+        row_filter: null           # e.g. "user = $user": ANDed with every subscriber's query
         extra: forbid              # default; "allow" lets unknown data fields through
         fields:                    # required; {} for an event without data fields
           level: {type: string, enum: [info, warning, critical]}

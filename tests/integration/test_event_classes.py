@@ -90,7 +90,7 @@ def test_the_bridge_catalog_lists_every_class(node: GatewayNode) -> None:
     r = node.request("GET", "/catalog", headers=AUTH)
     assert r.status == 200
     classes = {c["name"]: c for c in r.body["classes"]}
-    assert set(classes) == {"demo.message", "demo.order", "demo.alert"}
+    assert set(classes) == {"demo.message", "demo.order", "demo.alert", "test.notice", "test.team"}
     assert classes["demo.order"]["visibility"] == "authenticated"
     assert classes["demo.order"]["description"] == "A customer placed an order."
     assert "customer" in json.dumps(classes["demo.order"]["schema"])
@@ -104,7 +104,8 @@ def test_the_wamp_catalog_shows_what_the_caller_may_see(node: GatewayNode) -> No
     assert [c["name"] for c in seen["classes"]] == ["demo.message"]
     with node.backend_client() as backend:
         everything = backend.call("gateway.catalog")
-    assert {c["name"] for c in everything["classes"]} == {"demo.message", "demo.order", "demo.alert"}
+    assert {c["name"] for c in everything["classes"]} == {"demo.message", "demo.order", "demo.alert", "test.notice",
+                                                          "test.team"}
     assert seen["version"] == everything["version"]
 
 

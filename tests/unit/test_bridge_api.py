@@ -178,3 +178,48 @@ def test_the_catalog_lists_every_class_with_its_schema() -> None:
     names = [c["name"] for c in answer.body["classes"]]
     assert names == sorted(names) and {"demo.message", "demo.order", "demo.alert"} <= set(names)
     assert all("schema" in c and "visibility" in c for c in answer.body["classes"])
+
+
+# -- audiences and tickets --------------------------------------------------------------
+
+
+def test_an_audience_is_kept_sorted_and_deduplicated() -> None:
+    request = parse({"event": "demo.message", "data": MESSAGE,
+                     "audience": {"users": ["bob", "alice", "bob"], "roles": ["staff"]}})
+    assert isinstance(request, PublishRequest)
+    assert request.audience == {"users": ["alice", "bob"], "roles": ["staff"]}
+    assert request.item("id-1") == ["demo.message", MESSAGE, "id-1", request.audience]
+    plain = parse({"event": "demo.message", "data": MESSAGE})
+    assert isinstance(plain, PublishRequest) and plain.item("id-2") == ["demo.message", MESSAGE, "id-2"]
+
+
+def test_a_batch_item_audience_error_names_the_item() -> None:
+    result = LOGIC.parse_batch(json.dumps({"events": [
+        {"event": "demo.message", "data": MESSAGE, "audience": {"users": [""]}}]}).encode())
+    assert isinstance(result, list) and isinstance(result[0], Answer)
+    assert result[0].body["details"][0]["path"] == "events.0.audience.users.0"
+
+
+def ticket(doc: Any) -> Any:
+    return LOGIC.parse_ticket(json.dumps(doc).encode())
+
+
+def test_a_ticket_request_with_defaults() -> None:
+    request = ticket({"user": "alice"})
+    assert not isinstance(request, Answer)
+    assert (request.user, request.roles, request.ttl) == ("alice", [], 60)
+    request = ticket({"user": "alice", "roles": ["staff", "red"], "ttl": 5})
+    assert not isinstance(request, Answer)
+    assert (request.roles, request.ttl) == (["red", "staff"], 5)
+
+
+@pytest.mark.parametrize("body,path", [
+    (b"[]", None), (b"{", None), (b'{"user": 1}', "user"), (b'{"user": "a", "roles": [1]}', "roles"),
+    (b'{"user": "a", "ttl": 3601}', "ttl"), (b'{"user": "a", "ttl": -1}', "ttl"), (b'{"user": "a", "x": 1}', "x"),
+    (b'{"roles": []}', "user"),
+])
+def test_bad_ticket_requests_name_the_field(body: bytes, path: str | None) -> None:
+    answer = LOGIC.parse_ticket(body)
+    assert isinstance(answer, Answer) and answer.status == 400
+    if path is not None:
+        assert answer.body["details"][0]["path"] == path

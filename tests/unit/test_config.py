@@ -111,3 +111,39 @@ def test_the_committed_crossbar_config_is_the_rendering_of_gateway_yaml() -> Non
     expected = render_text(cfg)
     assert (REPO / ".crossbar" / "config.yaml").read_text() == expected
     assert yaml.safe_load(expected)["version"] == 2
+
+
+def test_api_keys_have_names_and_bare_keys_are_named_by_position() -> None:
+    cfg = parse_config({"bridge": {"api_keys": [{"name": "shop", "key": "shop-key-123"}, "bare-key-456"]}})
+    assert [(k.name, k.key) for k in cfg.bridge.api_keys] == [("shop", "shop-key-123"), ("key-2", "bare-key-456")]
+    assert "shop-key-123" not in repr(cfg), "a key never shows in a repr (or a log line made from one)"
+
+
+@pytest.mark.parametrize("keys,why", [
+    ([{"name": "a", "key": "k-123456789"}, {"name": "a", "key": "k-987654321"}], "'a' is used twice"),
+    ([{"name": "a", "key": "k-123456789"}, {"name": "b", "key": "k-123456789"}], "same key is listed twice"),
+    ([{"name": "a b", "key": "k-123456789"}], "bridge.api_keys.0.name"),
+    ([{"name": "a", "key": "short"}], "bridge.api_keys.0.key"),
+    ([{"key": "k-123456789"}], "bridge.api_keys.0.name"),
+])
+def test_bad_api_keys(keys: list[object], why: str) -> None:
+    with pytest.raises(ConfigError, match=why.replace(".", r"\.")):
+        parse_config({"bridge": {"api_keys": keys}})
+
+
+def test_auth_settings_and_their_limits() -> None:
+    cfg = parse_config({"auth": {"secret": "s" * 32, "user_role": "member", "client_token_ttl": 3600}},
+                       {"GATEWAY_SECRET": "e" * 40})
+    assert cfg.auth.secret == "e" * 40 and cfg.auth.user_role == "member" and cfg.auth.client_token_ttl == 3600
+    with pytest.raises(ConfigError, match=r"auth\.secret \(from env GATEWAY_SECRET\).*at least 32"):
+        parse_config({}, {"GATEWAY_SECRET": "short"})
+    with pytest.raises(ConfigError, match="over max_ticket_ttl"):
+        parse_config({"auth": {"ticket_ttl": 100, "max_ticket_ttl": 50}})
+    with pytest.raises(ConfigError, match="gateway's own"):
+        parse_config({"auth": {"user_role": "anonymous"}})
+
+
+def test_the_example_jwt_secret_stays_on_loopback() -> None:
+    with pytest.raises(ConfigError, match="auth.secret is still the example"):
+        parse_config({"router": {"host": "0.0.0.0"}})
+    parse_config({"router": {"host": "0.0.0.0"}, "auth": {"secret": "a-real-secret-of-32-characters-at-least"}})
