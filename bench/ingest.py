@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per row (default 8)")
     parser.add_argument("--batch", type=int, default=100, help="events per batch request (default 100)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    parser.add_argument("--access-log", choices=("on", "off"), default="on",
+                        help="the bridge's per-request log line (bridge.access_log; default on)")
     args = parser.parse_args(argv)
 
     registry = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"], base_dir=REPO)
@@ -82,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = temp_workdir("gw-bench-")
     (workdir / "raw.yaml").write_text(RAW_YAML)
-    node = GatewayNode(workdir, extra_config={"events": {
-        "files": [str(REPO / "examples" / "demo_events.yaml"), str(workdir / "raw.yaml")], "watch": False}})
+    node = GatewayNode(workdir, extra_config={
+        "events": {"files": [str(REPO / "examples" / "demo_events.yaml"), str(workdir / "raw.yaml")], "watch": False},
+        "bridge": {"access_log": args.access_log == "on"}})
     rows = []
     try:
         node.start()
