@@ -34,10 +34,12 @@ from components.envelope import make_envelope, new_event_id
 from components.sequence import Sequencer
 from components.events import Registry
 from components.store import SqliteStore
-from components.sessions import Sessions
+from components.sessions import Restriction, Sessions
 from components.subscriptions import QuerySubscriptions
 
 _ACK = PublishOptions(acknowledge=True)
+_ANYONE = Restriction()
+_NO_ONE = Restriction(eligible=[])
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
 #: How often ids older than the idempotency window (and queries granted but
 #: never subscribed to) are forgotten.
@@ -69,7 +71,7 @@ class Dispatcher(BackendSession):
         self._pending = {}
         self._unsaved = {}
         self._flush = None
-        self._sessions = Sessions()
+        self._sessions = Sessions(cfg.auth.user_role)
         self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries, self._sessions)
         self._pruner = LoopingCall(self._prune)
         self._pruner.start(PRUNE_INTERVAL, now=True)
@@ -129,24 +131,21 @@ class Dispatcher(BackendSession):
             return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
         seq = self._sequencer.next()
         envelope = make_envelope(event, event_id, seq, datetime.now(timezone.utc), data)
-        # An audience is the sessions it names now; none at all must reach no one
-        # (an empty eligible list would mean "no restriction"): this session, which
-        # never receives its own publications, stands in.
-        eligible = None
-        if audience is not None:
-            eligible = self._sessions.audience(audience.get("users", ()), audience.get("roles", ()))
-            if not eligible:
-                assert self._session_id is not None
-                eligible = [self._session_id]
+        cls = self.registry.get(event)
+        restriction = self._sessions.restriction(cls.visibility, audience)
         # One publish per matching query (not per client), then the class topic. The
         # router handles a session's messages in order: its acknowledgement of the
         # last publish means it took them all.
         for topic, exclude in self._queries.topics_for(event, data):
-            if exclude or eligible is not None:
-                self.publish(topic, envelope, options=PublishOptions(exclude=exclude or None, eligible=eligible))
+            if exclude or restriction != _ANYONE:
+                self.publish(topic, envelope, options=self._options(restriction, exclude))
             else:
                 self.publish(topic, envelope)
-        options = _ACK if eligible is None else PublishOptions(acknowledge=True, eligible=eligible)
+        # No client may hold the class topic of a class with a row filter (the authorizer
+        # says so); should one have it from before a reload added the filter, it gets nothing.
+        if cls.row_filter is not None:
+            restriction = _NO_ONE
+        options = _ACK if restriction == _ANYONE else self._options(restriction, (), acknowledge=True)
         d: Deferred[Any] = self.publish(uris.event_topic(event), envelope, options=options)
         outcome: Deferred[Result] = Deferred()
         self._pending[event_id] = outcome
@@ -167,6 +166,17 @@ class Dispatcher(BackendSession):
             return {k: v for k, v in r.items() if k != "event"}
 
         return d.addCallbacks(done, failed).addCallback(settle)
+
+    def _options(self, restriction: Restriction, exclude: list[int] | tuple[int, ...],
+                 acknowledge: bool = False) -> PublishOptions:
+        eligible = restriction.eligible
+        if eligible is not None and not eligible:
+            # No one may have it, but an empty eligible list would mean "no restriction":
+            # this session, which never receives its own publications, stands in.
+            assert self._session_id is not None
+            eligible = [self._session_id]
+        return PublishOptions(acknowledge=acknowledge or None, eligible=eligible,
+                              eligible_authrole=restriction.eligible_authrole, exclude=list(exclude) or None)
 
     def _end_subscription(self, subscription_id: str, details: CallDetails) -> None:
         self._queries.unsubscribe(subscription_id, details)

@@ -17,7 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.events.rules import BACKEND_ROLE
+from components.events.rules import BACKEND_ROLE, visible_to
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Whom Crossbar may deliver a publication to: sessions (``eligible``) and/or WAMP roles."""
+
+    eligible: list[int] | None = None
+    eligible_authrole: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,8 @@ class SessionInfo:
 
 
 class Sessions:
-    def __init__(self) -> None:
+    def __init__(self, user_role: str = "user") -> None:
+        self._user_role = user_role
         self._by_id: dict[int, SessionInfo] = {}
         self._by_user: dict[str, set[int]] = {}
         self._by_role: dict[str, set[int]] = {}
@@ -92,6 +101,25 @@ class Sessions:
         for role in roles:
             found |= self._by_role.get(role, set())
         return sorted(found)
+
+
+    def restriction(self, visibility: str, audience: Mapping[str, Iterable[str]] | None = None) -> Restriction:
+        """Who may receive an event of a class with this visibility (and audience), now.
+
+        The authorizer already keeps clients off topics they may not see; this
+        holds at delivery too, so that a reload making a class stricter takes
+        effect at once for those already subscribed.
+        """
+        if audience is not None:
+            named = self.audience(audience.get("users", ()), audience.get("roles", ()))
+            if visibility != "public":
+                named = [s for s in named if visible_to(visibility, self._by_id[s].authrole, self._by_id[s].roles)]
+            return Restriction(eligible=named)
+        if visibility == "public":
+            return Restriction()
+        if visibility == "authenticated":
+            return Restriction(eligible_authrole=[self._user_role])
+        return Restriction(eligible=sorted(self._by_role.get(visibility.removeprefix("role:"), ())))
 
 
 def _discard(index: dict[str, set[int]], key: str, session: int) -> None:

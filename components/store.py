@@ -46,6 +46,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # A query topic is one or more parts (a class's row filter splits a query by class): JSON list.
         "ALTER TABLE queries ADD COLUMN parts TEXT",
     ),
+    (
+        # The row filter of each class a query topic selects, as it was when the topic was
+        # made (JSON): after a reload, a class whose row filter changed is no longer delivered on it.
+        "ALTER TABLE queries ADD COLUMN filters TEXT",
+    ),
 )
 
 
@@ -124,10 +129,19 @@ class SqliteStore:
 
     # -- query subscriptions -------------------------------------------------
 
-    def save_query(self, key: str, text: str, parts: list[str] | None = None) -> None:
-        """A query topic: the client's canonical query and the canonical parts events are matched with."""
-        self._db.execute("INSERT OR IGNORE INTO queries (key, text, parts, created) VALUES (?, ?, ?, ?)",
-                         (key, text, json.dumps(parts if parts is not None else [text]), time.time()))
+    def save_query(self, key: str, text: str, parts: list[str] | None = None,
+                   filters: dict[str, str | None] | None = None) -> None:
+        """A query topic: the client's canonical query, the canonical parts events are matched with,
+        and the row filter of each class it selects, as they were."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO queries (key, text, parts, filters, created) VALUES (?, ?, ?, ?, ?)",
+            (key, text, json.dumps(parts if parts is not None else [text]),
+             None if filters is None else json.dumps(filters), time.time()))
+
+    def query_filters(self, key: str) -> dict[str, str | None] | None:
+        """The row filters (by class) a query topic was made under; None if not recorded."""
+        row = self._db.execute("SELECT filters FROM queries WHERE key = ?", (key,)).fetchone()
+        return None if row is None or row[0] is None else dict(json.loads(row[0]))
 
     def query_text(self, key: str) -> str | None:
         row = self._db.execute("SELECT text FROM queries WHERE key = ?", (key,)).fetchone()

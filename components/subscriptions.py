@@ -62,6 +62,8 @@ class QuerySubscriptions:
         self._indexed: dict[str, list[str]] = {}
         #: index entry of a part -> the query key it belongs to
         self._part_of: dict[str, str] = {}
+        #: live query keys that match nothing under the current classes (their row filters changed)
+        self._dormant: set[str] = set()
         #: router subscription id -> query key, for the live query topics
         self._live: dict[int, str] = {}
         #: query key -> when it was added by gateway.subscribe without a subscriber yet
@@ -84,28 +86,18 @@ class QuerySubscriptions:
         if len(self._store.subscriptions_of(session)) >= self._limits.max_per_session:
             raise ApplicationError(uris.ERROR_INVALID_QUERY,
                                    f"a session may hold at most {self._limits.max_per_session} subscriptions")
-        registry = self._registry()
         params = session_params(who.user, who.authrole, who.roles)
-
-        def visible(cls: EventClass) -> bool:
-            return cls.visible_to(who.authrole, who.roles) and visible_with_row_filter(cls, who.user)
-
         try:
-            checked = check(parse(query, max_length=self._limits.max_length, max_depth=self._limits.max_depth,
-                                  params=params), registry, visible=visible)
+            text, texts = self._derive(query, params)
         except QueryNotAuthorized as exc:
             raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, str(exc), message=exc.message) from None
         except QueryError as exc:
             raise ApplicationError(uris.ERROR_INVALID_QUERY, str(exc), message=exc.message, position=exc.position,
                                    query=query) from None
-        # Wildcards are expanded to the classes this caller may see: the topic of
-        # "demo.*" for an anonymous client must never carry staff-only events.
-        # Row filters are ANDed in with this caller's parameters: the topic of
-        # alice's "orders.*" carries alice's orders only.
-        text = to_text(canonical(Query(checked.classes, checked.query.where)))
-        texts = parts(checked, registry, params)
         key = parts_key(texts)
-        self._store.save_query(key, text, texts)
+        registry = self._registry()
+        classes = {name for part in texts for name in parse(part, max_length=1_000_000, max_depth=100).selectors}
+        self._store.save_query(key, text, texts, {name: registry.get(name).row_filter for name in sorted(classes)})
         subscription_id = secrets.token_urlsafe(12)
         self._store.grant(subscription_id, session, key)
         self._revoked.get(key, set()).discard(session)
@@ -113,6 +105,48 @@ class QuerySubscriptions:
             self._add(key, texts)
             self._unconfirmed[key] = time.monotonic()
         return {"id": subscription_id, "topic": uris.query_topic(key), "query": text, "persistent": False}
+
+    def _derive(self, query: str, params: dict[str, Any]) -> tuple[str, list[str]]:
+        """(the canonical query, its parts) for a subscriber with these parameters, under the current classes.
+
+        Wildcards are expanded to the classes this subscriber may see: the topic of
+        "demo.*" for an anonymous client must never carry staff-only events. Row
+        filters are ANDed in with the subscriber's parameters: the topic of alice's
+        "orders.*" carries alice's orders only.
+        """
+        registry = self._registry()
+        user, role, roles = params["user"], str(params["role"]), tuple(params["roles"])
+
+        def visible(cls: EventClass) -> bool:
+            return cls.visible_to(role, roles) and visible_with_row_filter(cls, user)
+
+        checked = check(parse(query, max_length=self._limits.max_length, max_depth=self._limits.max_depth,
+                              params=params), registry, visible=visible)
+        text = to_text(canonical(Query(checked.classes, checked.query.where)))
+        return text, parts(checked, registry, params)
+
+    def _current_parts(self, key: str) -> list[str] | None:
+        """The parts to match a query topic with now: as made, less the classes whose row filter changed
+        since (a reload). Those are no longer delivered on it, rather than delivered under rules its
+        subscribers never had: they subscribe again to get them under the new filter."""
+        texts = self._store.query_parts(key)
+        made_under = self._store.query_filters(key)
+        if texts is None or made_under is None:
+            return texts
+        registry = self._registry()
+        changed = {name for name, rule in made_under.items()
+                   if name not in registry or registry.get(name).row_filter != rule}
+        if not changed:
+            return texts
+        log.info("query topic {key}: the row filter of {classes} changed; no longer delivered on it",
+                 key=key, classes=", ".join(sorted(changed)))
+        kept = []
+        for text in texts:
+            part = parse(text, max_length=1_000_000, max_depth=100)
+            selectors = tuple(s for s in part.selectors if s not in changed)
+            if selectors:
+                kept.append(to_text(Query(selectors, part.where)))
+        return kept or None
 
     def unsubscribe(self, subscription_id: str, details: CallDetails | None = None) -> tuple[int, str]:
         """Revoke the grant; returns (session, key) so that the caller can end the router subscription."""
@@ -155,9 +189,11 @@ class QuerySubscriptions:
         self._live[int(subscription["id"])] = key
         self._unconfirmed.pop(key, None)
         if key not in self._indexed:
-            texts = self._store.query_parts(key)
+            texts = self._current_parts(key)
             if texts is not None:
                 self._add(key, texts)
+            else:
+                self._dormant.add(key)
 
     def unsubscribed(self, session_id: int, subscription_id: int) -> None:
         """``wamp.subscription.on_unsubscribe``: a session left a topic; nothing to exclude any more."""
@@ -172,6 +208,7 @@ class QuerySubscriptions:
         key = self._live.pop(int(subscription_id), None)
         if key is not None and key not in self._live.values() and key not in self._unconfirmed:
             self._remove(key)
+            self._dormant.discard(key)
 
     def session_left(self, session_id: int) -> None:
         self._store.revoke_session(int(session_id))
@@ -200,12 +237,15 @@ class QuerySubscriptions:
                     self._remove(key)
 
     def recompile(self) -> None:
-        """After a reload: compile every live query again (their text was checked when granted)."""
-        for key in list(self._indexed):
-            texts = self._store.query_parts(key)
+        """After a reload: compile every live query again (less classes whose row filter changed)."""
+        for key in [*self._indexed, *self._dormant]:
+            texts = self._current_parts(key)
             self._remove(key)
+            self._dormant.discard(key)
             if texts is not None:
                 self._add(key, texts)
+            else:
+                self._dormant.add(key)  # still subscribed to: a later reload may bring it back
 
     def _add(self, key: str, texts: list[str]) -> None:
         """Index a query topic: one entry, or one per part (``<key>/<n>``) when row filters split it."""

@@ -139,3 +139,40 @@ def test_watching_reloads_by_itself() -> None:
             # Both dispatchers answer the catalog in turn; each reloaded on its own.
             catalogs = [client.call("gateway.catalog") for _ in range(4)]
         assert all("live.extra" in [c["name"] for c in cat["classes"]] for cat in catalogs)
+
+
+STRICTER = YAML_V1.replace("    description: A note.\n", "    description: A note.\n    visibility: authenticated\n")
+ROW_FILTERED = YAML_V1.replace("    description: A note.\n", "    description: A note.\n    row_filter: \"text = $user\"\n")
+assert STRICTER != YAML_V1 and ROW_FILTERED != YAML_V1
+
+
+def test_a_reload_that_makes_a_class_stricter_takes_effect_for_those_already_subscribed(
+        live_node: GatewayNode) -> None:
+    node = live_node
+    with WampClient(node.ws_url) as anonymous, node.client("alice") as alice:
+        for c in (anonymous, alice):
+            c.subscribe(TOPIC)
+            c.subscribe(c.call("gateway.subscribe", "live.note")["topic"])
+        (node.workdir / "live.yaml").write_text(STRICTER)
+        assert reload(node).status == 200
+        after = node.post_event("live.note", {"text": "members only"}).body["seq"]
+        assert [e["seq"] for e in alice.take(2)] == [after, after]
+        # The anonymous client may no longer see the class: its subscriptions stay, silent.
+        (node.workdir / "live.yaml").write_text(YAML_V1)
+        assert reload(node).status == 200
+        public = node.post_event("live.note", {"text": "public again"}).body["seq"]
+        assert [e["seq"] for e in anonymous.take(2)] == [public, public], "nothing in between"
+        (node.workdir / "live.yaml").write_text(ROW_FILTERED)
+        assert reload(node).status == 200
+        # A class topic of a class that now has a row filter carries nothing, nor do query
+        # subscriptions made under the old rules; a new subscription gets the filtered rows.
+        fresh = alice.call("gateway.subscribe", "live.note")
+        alice.subscribe(fresh["topic"])
+        assert node.post_event("live.note", {"text": "bob"}).status == 202
+        mine = node.post_event("live.note", {"text": "alice"}).body["seq"]
+        (node.workdir / "live.yaml").write_text(YAML_V1)
+        assert reload(node).status == 200
+        last = node.post_event("live.note", {"text": "end"}).body["seq"]
+        # Back to the rules they were made under, the old subscriptions deliver again; the new
+        # one was made under the filter, which is gone now: it no longer delivers.
+        assert [e["seq"] for e in alice.take(5)] == [public, public, mine, last, last]

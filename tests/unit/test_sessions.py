@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from components.sessions import SessionInfo, Sessions
+from components.sessions import Restriction, SessionInfo, Sessions
 
 
 def details(session: int, authrole: str = "user", user: str | None = None, roles: Any = (), **extra: Any) -> dict[
@@ -50,3 +50,21 @@ def test_identity_comes_from_what_the_authenticator_said() -> None:
     assert (info.user, info.roles, info.authrole, info.client_token) == ("carol", ("blue",), "user", "ct_7")
     odd = SessionInfo.from_details({"session": 8, "authextra": "nonsense"})
     assert (odd.user, odd.roles, odd.client_token) == (None, (), None)
+
+
+def test_delivery_is_restricted_to_who_may_see_the_class_now() -> None:
+    s = table()
+    assert s.restriction("public") == Restriction()
+    assert s.restriction("authenticated") == Restriction(eligible_authrole=["user"])
+    assert s.restriction("role:staff") == Restriction(eligible=[2])
+    assert s.restriction("role:nobody") == Restriction(eligible=[])
+    member = Sessions(user_role="member")
+    assert member.restriction("authenticated") == Restriction(eligible_authrole=["member"])
+
+
+def test_an_audience_is_cut_down_to_those_who_may_see_the_class() -> None:
+    s = table()
+    assert s.restriction("public", {"roles": ["anonymous", "red"]}) == Restriction(eligible=[1, 4])
+    assert s.restriction("authenticated", {"roles": ["anonymous", "red"]}) == Restriction(eligible=[4])
+    assert s.restriction("role:staff", {"users": ["alice", "bob"]}) == Restriction(eligible=[2])
+    assert s.restriction("role:staff", {"users": ["bob"]}) == Restriction(eligible=[])

@@ -114,3 +114,26 @@ def test_a_session_that_leaves_loses_its_grants(book: Any) -> None:
     topic = book.subscribe("demo.message", details=caller(5))["topic"]
     book.session_left(5)
     assert not book.authorize({"session": 5, "authrole": "anonymous"}, topic, "subscribe")["allow"]
+
+
+def test_a_class_whose_row_filter_changes_is_no_longer_delivered_on_older_topics(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yaml"
+    filtered = tmp_path / "filtered.yaml"
+    plain.write_text("events:\n  t.note:\n    fields: {text: string}\n  t.other:\n    fields: {text: string}\n")
+    filtered.write_text(plain.read_text().replace("  t.note:\n", "  t.note:\n    row_filter: 'text = $user'\n"))
+    current = {"registry": Registry.load([], [str(plain)])}
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    try:
+        book = QuerySubscriptions(store, lambda: current["registry"], QueriesConfig())
+        topic = book.subscribe("t.*", details=caller(1, "user"))["topic"]
+        book.created(1, {"id": 5, "uri": topic})
+        assert book.topics_for("t.note", {"text": "x"}) == [(topic, [])]
+        current["registry"] = Registry.load([], [str(filtered)])
+        book.recompile()
+        assert book.topics_for("t.note", {"text": "x"}) == [], "made before the filter: not delivered"
+        assert book.topics_for("t.other", {"text": "x"}) == [(topic, [])], "the other class still is"
+        current["registry"] = Registry.load([], [str(plain)])
+        book.recompile()
+        assert book.topics_for("t.note", {"text": "x"}) == [(topic, [])], "the rules it was made under again"
+    finally:
+        store.close()
