@@ -193,7 +193,7 @@ viewers = st.one_of(
 )
 
 texts = st.sampled_from(["hi", "axe", "all set", "x"])
-event_data = {
+event_data: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "demo.message": st.fixed_dictionaries({"room": st.sampled_from(["lobby", "dev"]), "text": texts,
                                            "author": st.sampled_from(["alice", "bob", "zed"])}),
     "demo.order": st.fixed_dictionaries(
@@ -267,9 +267,8 @@ class Connected:
 
 
 def connect(node: GatewayNode, viewer: Viewer) -> WampClient:
-    if viewer.user is None:
-        return node.client()
-    return node.client(viewer.user, list(viewer.roles))
+    client: WampClient = node.client() if viewer.user is None else node.client(viewer.user, list(viewer.roles))
+    return client
 
 
 def collect_until(conn: Connected, barrier_topic: str, barrier_id: str, timeout: float = 15) -> None:
@@ -312,7 +311,7 @@ def run_scenario(node: GatewayNode, scenario: Scenario) -> None:
         barrier_topic = ""
         for conn in conns:
             topics: set[str] = set()
-            for text in texts_of(scenario, conn.index):
+            for text in scenario.clients[conn.index][1]:
                 sub = Sub(text, expected_outcome(conn.viewer, text))
                 conn.subs.append(sub)
                 try:
@@ -345,7 +344,7 @@ def run_scenario(node: GatewayNode, scenario: Scenario) -> None:
 
         posted: dict[str, PlannedEvent] = {}
         for planned in scenario.events:
-            extra = {} if planned.audience is None else {"audience": planned.audience}
+            extra: dict[str, Any] = {} if planned.audience is None else {"audience": planned.audience}
             r = node.post_event(planned.event, planned.data, **extra)
             assert r.status == 202, (planned, r.status, r.body)
             posted[r.body["id"]] = planned
@@ -382,19 +381,15 @@ def run_scenario(node: GatewayNode, scenario: Scenario) -> None:
             conn.client.close()
 
 
-def texts_of(scenario: Scenario, index: int) -> list[str]:
-    return scenario.clients[index][1]
-
-
 def test_the_test_node_has_the_classes_the_oracle_knows(node: GatewayNode) -> None:
     r = node.request("GET", "/catalog", headers={"Authorization": f"Bearer {API_KEY}"})
     assert r.status == 200, r.body
     entries = r.body["classes"] if isinstance(r.body, dict) and "classes" in r.body else r.body
     names = {e["name"]: e["visibility"] for e in entries}
-    assert names == VISIBILITY
+    assert names == VISIBILITY, "the oracle's visibility table (VISIBILITY) no longer matches the node's classes"
 
 
-@settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios)
 def test_every_subscription_gets_exactly_the_events_it_may_see(node: GatewayNode, scenario: Scenario) -> None:
     run_scenario(node, scenario)

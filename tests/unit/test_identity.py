@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
-from components.authenticator import Identities
+from components.identities import Identities
 from components.config import AuthConfig
 from components.identity import ANONYMOUS, AuthFailure, check_credential, check_roles, check_user, digest, \
     identity_of, is_jwt, may_reuse, new_client_token, new_ticket, presented_token, rfc3339, verify_jwt
