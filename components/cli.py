@@ -17,10 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from components.config import GatewayConfig, load_config
+from components.config import EXAMPLE_AUTH_SECRET, GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import GatewayError
 from components.nodeconfig import RenderPaths, render
+from components.rowfilter import check_row_filters
 
 HEADER = """\
 # Crossbar node configuration of the gateway. GENERATED from gateway.yaml by
@@ -36,7 +37,9 @@ def _load(config: str) -> tuple[GatewayConfig, Registry]:
     if root not in sys.path:
         sys.path.insert(0, root)
     cfg = load_config(config, os.environ)
-    return cfg, Registry.load(cfg.events.modules, cfg.events.files)
+    registry = Registry.load(cfg.events.modules, cfg.events.files)
+    check_row_filters(registry)
+    return cfg, registry
 
 
 def render_text(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secret: str | None = None) -> str:
@@ -50,6 +53,9 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  router  ws://{cfg.router.host}:{cfg.router.port}/{cfg.router.ws_path}  realm {cfg.router.realm!r}")
     print(f"  bridge  http://{cfg.bridge.host}:{cfg.bridge.port}/  ({len(cfg.bridge.api_keys)} API key(s))")
     print(f"  events  {', '.join(f'{c.name} ({c.visibility})' for c in registry)}  version {registry.version}")
+    secret = "the EXAMPLE secret (loopback only)" if cfg.auth.secret == EXAMPLE_AUTH_SECRET else "set"
+    print(f"  logins  tickets and JWT (HS256, auth.secret {secret}) -> role {cfg.auth.user_role!r}; client tokens "
+          f"live {cfg.auth.client_token_ttl / 86400:g} days")
     return 0
 
 
