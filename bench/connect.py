@@ -30,9 +30,16 @@ WebSocket close, and wait for the router to drop the connection. Rows:
 refused or dropped connection, a timeout or an unexpected WELCOME is an
 error: counted, printed, not in the latency figures.
 
+*CPU %* (of one core, over the row): the ``router``; Crossbar's
+``controller``, which writes the node log (Crossbar logs every session's join
+and leave at info level, in both nodes); the ``containers`` (our components:
+the authenticators, and the dispatchers following the session meta events);
+the ``client`` (this script); ``other``, the rest of the machine.
+
 The client is a minimal WAMP-over-WebSocket client (as ``delivery.py``'s
 subscribers), not autobahn, so that the client's CPU is not what is measured:
-its share is the ``client`` CPU column.
+all connectors share one process and one event loop; its share is the
+``client`` column, and a warning is printed if it nears a whole core.
 """
 
 from __future__ import annotations
@@ -531,19 +538,24 @@ def bare_config(gateway_config: dict[str, Any], port: int) -> dict[str, Any]:
     }
 
 
-def bare_processes(pgid: int) -> dict[str, list[int]]:
-    """The bare node's processes by role: ``router`` (by its title) and ``workers`` (the controller)."""
-    everything = node_processes(pgid)  # it knows only the gateway's router title: all of ours are "workers"
-    router: list[int] = []
-    others: list[int] = []
-    for pid in everything["router"] + everything["workers"]:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                title = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        (router if title == BARE_ROUTER_TITLE else others).append(pid)
-    return {"router": router, "workers": others}
+def node_groups(pgid: int) -> dict[str, list[int]]:
+    """A node's processes (its own process group) by process title: ``router`` (the gateway's or the
+    bare node's), ``controller`` and ``containers`` (everything else: the component containers)."""
+    groups: dict[str, list[int]] = {"router": [], "controller": [], "containers": []}
+    for kind, pids in node_processes(pgid).items():  # "router": the gateway's router, "workers": the rest
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    title = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            if kind == "router" or title == BARE_ROUTER_TITLE:
+                groups["router"].append(pid)
+            elif title == "crossbar-controller":
+                groups["controller"].append(pid)
+            else:
+                groups["containers"].append(pid)
+    return groups
 
 
 # ---------------------------------------------------------------------------
@@ -552,11 +564,11 @@ def bare_processes(pgid: int) -> dict[str, list[int]]:
 
 def format_table(rows: list[Result]) -> str:
     head = ("| path | login | connectors | connections | connections/s | p50 ms | p99 ms | errors | gateway/bare "
-            "| CPU % router / workers / client / other |")
+            "| CPU % router / controller / containers / client / other |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         c = r.cpu
-        cpu = " / ".join(f"{c.get(k, 0):.0f}" for k in ("router", "workers", "publisher", "other"))
+        cpu = " / ".join(f"{c.get(k, 0):.0f}" for k in ("router", "controller", "containers", "publisher", "other"))
         cells = [r.path, r.login, str(r.connectors), f"{r.connections:,}", _fmt_rate(r.per_second),
                  f"{r.percentile_ms(0.5):.1f}", f"{r.percentile_ms(0.99):.1f}", str(r.error_count),
                  f"{r.ratio:.2f}" if r.ratio is not None else "", cpu]
@@ -572,6 +584,9 @@ def report(row: Result) -> None:
         print(f"#     error x{count}: {error}", flush=True)
     for note in row.notes:
         print(f"#     {note}", flush=True)
+    if row.cpu.get("publisher", 0) > 80:
+        print(f"#     the client used {row.cpu['publisher']:.0f}% of a core: it may be what limits this row",
+              flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -590,7 +605,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _settle(groups: dict[str, list[int]]) -> None:
-    node_load, other_load = settle(groups, limit=10.0)
+    # settle() knows router and workers: everything of the node that is not the router is a worker.
+    node_load, other_load = settle({"router": groups["router"], "workers": groups["controller"] + groups["containers"]},
+                                   limit=10.0)
     if other_load > 15:
         print(f"#   rest of the machine {other_load:.0f}% of one core before the next row -- something else "
               "is running: expect lower, noisier figures", flush=True)
@@ -622,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         assert gateway.process is not None
         gateway_config = yaml.safe_load((gateway.cbdir / "config.yaml").read_text())
         ws_path = websocket_path(gateway_config)[0]
-        groups = node_processes(gateway.process.pid)
+        groups = node_groups(gateway.process.pid)
         port = gateway.router_port
         meter = CpuMeter(groups)
 
@@ -661,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         bare.start()
         print(f"# bare crossbar node ready in {time.monotonic() - t0:.1f}s ({bare_dir})", flush=True)
         assert bare.process is not None
-        bare_groups = bare_processes(bare.process.pid)
+        bare_groups = node_groups(bare.process.pid)
         run_row(bare.router_port, ws_path, anonymous_login("bare crossbar"), n, WARMUP_SECONDS, None)
         _settle(bare_groups)
         base = run_row(bare.router_port, ws_path, anonymous_login("bare crossbar"), n, args.duration,
