@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=100, help="events per batch request (default 100)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
     parser.add_argument("--access-log", choices=("on", "off"), default="on",
-                        help="the bridge's per-request log line (bridge.access_log; default on)")
+                        help="the bridge's access log file (bridge.access_log; default on)")
     args = parser.parse_args(argv)
 
     registry = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"], base_dir=REPO)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / "raw.yaml").write_text(RAW_YAML)
     node = GatewayNode(workdir, extra_config={
         "events": {"files": [str(REPO / "examples" / "demo_events.yaml"), str(workdir / "raw.yaml")], "watch": False},
-        "bridge": {"access_log": args.access_log == "on"}})
+        "bridge": {"access_log": "access.log" if args.access_log == "on" else None}})
     rows = []
     try:
         node.start()

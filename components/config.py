@@ -67,8 +67,9 @@ class BridgeConfig(_Section):
     port: Port = 8081
     #: Each key either ``{name, key}`` or a bare key string (named ``key-1``, ``key-2``, ... by position).
     api_keys: tuple[ApiKey, ...] = Field(default=(ApiKey(name="example", key=EXAMPLE_API_KEY),), min_length=1)
-    #: One log line per request: method, path, status, the key's name and the time taken.
-    access_log: bool = True
+    #: A file (relative to the node directory) getting one line per request: method, path,
+    #: status, the API key's name (never the key) and the time taken. null: no access log.
+    access_log: str | None = "access.log"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_batch: int = Field(default=1000, ge=1, le=100_000)
 

@@ -24,6 +24,7 @@ from components import uris
 from components.backend import BackendSession, sleep
 from components.envelope import new_event_id
 from components.events import Registry
+from webapp_bridge.accesslog import AccessLog
 from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, batch_results, error, published, ticket_issued
 from webapp_bridge.http import BridgeSite, Route
 from webapp_bridge.openapi import openapi_document
@@ -42,6 +43,7 @@ class Bridge(BackendSession):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self._port = None
+        self._access_log: AccessLog | None = None
 
     async def start(self, details: SessionDetails) -> None:
         # Loading refuses a non-loopback host while the example API key is configured.
@@ -59,8 +61,10 @@ class Bridge(BackendSession):
             Route(b"POST", b"/admin/reload", self._reload_everywhere),
             Route(b"GET", b"/healthz", self._health, auth=False),
         ]
+        if cfg.bridge.access_log:
+            self._access_log = AccessLog(cfg.bridge.access_log)
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port,
-                                   BridgeSite(lambda: self._logic, routes, cfg.bridge.access_log))
+                                   BridgeSite(lambda: self._logic, routes, self._access_log))
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
@@ -191,6 +195,9 @@ class Bridge(BackendSession):
         if self._port is not None:
             self._port.stopListening()
             self._port = None
+        if self._access_log is not None:
+            self._access_log.close()
+            self._access_log = None
         super().onLeave(details)
 
 

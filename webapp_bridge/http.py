@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import IResource, Resource
 
+from webapp_bridge.accesslog import AccessLog
 from webapp_bridge.api import Answer, BridgeLogic, error
 
 log = Logger()
@@ -84,7 +85,8 @@ class _LimitedRequest(server.Request):
 class BridgeSite(server.Site):
     requestFactory = _LimitedRequest
 
-    def __init__(self, logic: Callable[[], BridgeLogic], routes: Sequence[Route], access_log: bool = True) -> None:
+    def __init__(self, logic: Callable[[], BridgeLogic], routes: Sequence[Route],
+                 access_log: AccessLog | None = None) -> None:
         #: The current rules (keys, limits, event classes): a reload swaps them.
         self.logic = logic
         self.access_log = access_log
@@ -146,12 +148,12 @@ def _send(request: server.Request, answer: Answer) -> None:
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.write(body)
     request.finish()
-    if getattr(request, "access_log", False):
+    access_log: AccessLog | None = getattr(request, "access_log", None)
+    if access_log is not None:
         took = (time.monotonic() - getattr(request, "started", time.monotonic())) * 1000
         # The key's name, never the key.
-        log.info("{method} {path} {status} key={key} {ms:.1f}ms", method=request.method.decode(errors="replace"),
-                 path=request.path.decode(errors="replace"), status=answer.status,
-                 key=getattr(request, "key_name", "-"), ms=took)
+        access_log.request(request.method.decode(errors="replace"), request.path.decode(errors="replace"),
+                           answer.status, getattr(request, "key_name", "-"), took)
 
 
 def _internal_error(failure: Any, request: server.Request) -> None:
