@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from components.config import EXAMPLE_AUTH_SECRET, GatewayConfig, load_config
+from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import GatewayError
 from components.nodeconfig import RenderPaths, render
@@ -53,9 +53,9 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  router  ws://{cfg.router.host}:{cfg.router.port}/{cfg.router.ws_path}  realm {cfg.router.realm!r}")
     print(f"  bridge  http://{cfg.bridge.host}:{cfg.bridge.port}/  ({len(cfg.bridge.api_keys)} API key(s))")
     print(f"  events  {', '.join(f'{c.name} ({c.visibility})' for c in registry)}  version {registry.version}")
-    secret = "the EXAMPLE secret (loopback only)" if cfg.auth.secret == EXAMPLE_AUTH_SECRET else "set"
-    print(f"  logins  tickets and JWT (HS256, auth.secret {secret}) -> role {cfg.auth.user_role!r}; client tokens "
-          f"live {cfg.auth.client_token_ttl / 86400:g} days")
+    jwt = "and JWT (HS256, auth.secret set)" if cfg.auth.secret else "only (JWT off: auth.secret not set)"
+    print(f"  logins  tickets {jwt} -> role {cfg.auth.user_role!r}; client tokens live "
+          f"{cfg.auth.client_token_ttl / 86400:g} days")
     return 0
 
 

@@ -22,9 +22,6 @@ from components.exceptions import ConfigError
 EXAMPLE_API_KEY = "example-key-change-me"
 #: Same rule for the secret our components present to the router.
 EXAMPLE_BACKEND_SECRET = "example-backend-secret-change-me"
-#: And for the secret JWT logins are signed with: the router refuses to listen
-#: beyond loopback while it is in use, since anyone could sign with it.
-EXAMPLE_AUTH_SECRET = "example-jwt-secret-change-me-0123456789abcdef"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -104,7 +101,11 @@ class AuthConfig(_Section):
     """How clients log in, and the client tokens they get."""
 
     #: HS256 secret that web-apps sign JWT logins with (the shared-configuration policy).
-    secret: str = Field(default=EXAMPLE_AUTH_SECRET, min_length=32, repr=False)
+    #: None (the default): JWT logins are off; tickets from POST /tickets still work.
+    #: There is no example value: a published secret would let anyone log in as anyone.
+    secret: str | None = Field(default=None, min_length=32, repr=False)
+    #: The longest a JWT may still have to live when presented (its exp at most this far ahead).
+    max_jwt_ttl: float = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
     #: The WAMP role of logged-in users (their own roles go in authextra.roles).
     user_role: str = Field(default="user", pattern=r"^[a-z][a-z0-9_]*$")
     #: Seconds a client token lives after its last use (renewed on each connection).
@@ -166,11 +167,6 @@ class GatewayConfig(_Section):
                 f"bridge.host is {self.bridge.host!r}, not a loopback address, while "
                 f"bridge.api_keys still holds the example key {EXAMPLE_API_KEY!r}: "
                 "set your own key (or env GATEWAY_API_KEY) before listening beyond this machine"
-            )
-        if self.auth.secret == EXAMPLE_AUTH_SECRET and not is_loopback(self.router.host):
-            raise ValueError(
-                f"router.host is {self.router.host!r}, not a loopback address, while auth.secret is still the "
-                "example secret: anyone could sign a JWT login with it; set your own (or env GATEWAY_SECRET)"
             )
         if self.router.port == self.bridge.port and self.router.host == self.bridge.host:
             raise ValueError(f"router.port and bridge.port are both {self.router.port}")

@@ -34,6 +34,7 @@ from components.envelope import make_envelope, new_event_id
 from components.sequence import Sequencer
 from components.events import Registry
 from components.store import SqliteStore
+from components.rowfilter import visible_with_row_filter
 from components.sessions import Restriction, Sessions
 from components.subscriptions import QuerySubscriptions
 
@@ -87,7 +88,7 @@ class Dispatcher(BackendSession):
         await self.register(self._queries.authorize, uris.AUTHORIZE, options=RegisterOptions(invoke="roundrobin"))
         await self.register(self._publish, uris.INTERNAL_PUBLISH, options=RegisterOptions(invoke="first"))
         with_caller = RegisterOptions(invoke="first", details_arg="details")
-        await self.register(self._queries.subscribe, uris.SUBSCRIBE, options=with_caller)
+        await self.register(self._subscribe, uris.SUBSCRIBE, options=with_caller)
         await self.register(self._end_subscription, uris.UNSUBSCRIBE, options=with_caller)
         await self.register(self._queries.subscriptions, uris.SUBSCRIPTIONS, options=with_caller)
         await self.register(self._catalog, uris.CATALOG,
@@ -178,6 +179,17 @@ class Dispatcher(BackendSession):
         return PublishOptions(acknowledge=acknowledge or None, eligible=eligible,
                               eligible_authrole=restriction.eligible_authrole, exclude=list(exclude) or None)
 
+    async def _subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None
+                         ) -> dict[str, Any]:
+        await self._know_caller(details)
+        return self._queries.subscribe(query, persistent, details)
+
+    async def _know_caller(self, details: CallDetails | None) -> None:
+        """Make sure the session table knows the caller. Its join event comes before anything it
+        can call, but should it not have arrived, ask the router rather than guess its roles."""
+        if details is not None and details.caller is not None and self._sessions.get(int(details.caller)) is None:
+            self._sessions.joined(await self.call("wamp.session.get", details.caller))
+
     def _end_subscription(self, subscription_id: str, details: CallDetails) -> None:
         self._queries.unsubscribe(subscription_id, details)
 
@@ -198,11 +210,17 @@ class Dispatcher(BackendSession):
             self._store.remember_many([(i, e, s) for i, (e, s) in self._unsaved.items()])
         self._unsaved.clear()
 
-    def _catalog(self, details: CallDetails) -> dict[str, Any]:
+    async def _catalog(self, details: CallDetails) -> dict[str, Any]:
+        await self._know_caller(details)
         known = self._sessions.get(int(details.caller)) if details.caller is not None else None
-        if known is not None:
-            return self.registry.catalog(known.authrole, known.roles)
-        return self.registry.catalog(details.caller_authrole or "anonymous")
+        if known is None:
+            raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "the caller's identity was not disclosed")
+        catalog = self.registry.catalog(known.authrole, known.roles)
+        # A class whose row filter compares with $user is invisible to a client with no user.
+        hidden = {c.name for c in self.registry if not visible_with_row_filter(c, known.user)}
+        if hidden:
+            catalog = {**catalog, "classes": [c for c in catalog["classes"] if c["name"] not in hidden]}
+        return catalog
 
     def _prune(self) -> None:
         if self._store is not None:

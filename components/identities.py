@@ -54,7 +54,10 @@ class Identities:
         """A ticket or a JWT; refused unless it is valid now and (if an authid was given) names that user."""
         text = check_credential(credential)
         if is_jwt(text):
-            login = verify_jwt(text, self._cfg.secret, self._realm)
+            if self._cfg.secret is None:
+                raise AuthFailure("JWT logins are off on this gateway (auth.secret is not set); "
+                                  "log in with a ticket from POST /tickets")
+            login = verify_jwt(text, self._cfg.secret, self._realm, self._cfg.max_jwt_ttl)
         elif text.startswith(TICKET_PREFIX):
             found = self._store.use_ticket(digest(text))
             if found is None:

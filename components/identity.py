@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -112,8 +113,9 @@ def is_jwt(credential: str) -> bool:
     return not credential.startswith(TICKET_PREFIX) and credential.count(".") == 2
 
 
-def verify_jwt(token: str, secret: str, audience: str) -> Login:
-    """Check a JWT login: HS256 with ``secret``, ``sub`` and ``exp`` present, ``aud`` (if any) = ``audience``."""
+def verify_jwt(token: str, secret: str, audience: str, max_ttl: float = 24 * 3600) -> Login:
+    """Check a JWT login: HS256 with ``secret``, ``sub`` and ``exp`` present, ``aud`` (if any) = ``audience``,
+    and ``exp`` at most ``max_ttl`` seconds ahead (a JWT that lives for ever is a password)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.DecodeError:
@@ -134,6 +136,10 @@ def verify_jwt(token: str, secret: str, audience: str) -> Login:
         raise AuthFailure("the JWT is not valid yet (nbf or iat is in the future)") from None
     except jwt.InvalidTokenError as exc:
         raise AuthFailure(f"the JWT is not valid: {exc}") from None
+    left = float(claims["exp"]) - time.time()  # PyJWT checked exp against the same clock
+    if left > max_ttl + JWT_LEEWAY:
+        raise AuthFailure(f"the JWT's exp is {left:.0f} s ahead; this gateway accepts at most {max_ttl:.0f} s "
+                          "(auth.max_jwt_ttl)")
     # aud is optional; when present it must name this gateway (its realm).
     aud = claims.get("aud", audience)
     if aud != audience and not (isinstance(aud, list) and audience in aud):

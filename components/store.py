@@ -133,8 +133,11 @@ class SqliteStore:
                    filters: dict[str, str | None] | None = None) -> None:
         """A query topic: the client's canonical query, the canonical parts events are matched with,
         and the row filter of each class it selects, as they were."""
+        # A row from before parts and filters were recorded gets them now.
         self._db.execute(
-            "INSERT OR IGNORE INTO queries (key, text, parts, filters, created) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO queries (key, text, parts, filters, created) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET parts = excluded.parts, filters = excluded.filters"
+            " WHERE queries.filters IS NULL",
             (key, text, json.dumps(parts if parts is not None else [text]),
              None if filters is None else json.dumps(filters), time.time()))
 

@@ -130,9 +130,13 @@ class QuerySubscriptions:
         since (a reload). Those are no longer delivered on it, rather than delivered under rules its
         subscribers never had: they subscribe again to get them under the new filter."""
         texts = self._store.query_parts(key)
+        if texts is None:
+            return None
         made_under = self._store.query_filters(key)
-        if texts is None or made_under is None:
-            return texts
+        if made_under is None:
+            # Made before row filters were recorded, i.e. before there were any.
+            made_under = {name: None for text in texts
+                          for name in parse(text, max_length=1_000_000, max_depth=100).selectors}
         registry = self._registry()
         changed = {name for name, rule in made_under.items()
                    if name not in registry or registry.get(name).row_filter != rule}

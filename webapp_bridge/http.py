@@ -73,6 +73,13 @@ class _LimitedRequest(server.Request):
 
     def _refuse(self) -> None:
         self._refused = True
+        site: BridgeSite = self.channel.site  # type: ignore[attr-defined]
+        if site.access_log is not None:
+            # Refused before it was routed, so before its key was checked.
+            # The method and path are known to the channel (not yet to the request) at this point.
+            method = getattr(self.channel, "_command", b"?")
+            path = getattr(self.channel, "_path", b"?")
+            site.access_log.request(method.decode(errors="replace"), path.decode(errors="replace"), 413, "-", 0.0)
         body = self._logic.too_large().encode()
         transport: Any = self.channel.transport
         transport.write(

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import time
 import socket
 
 import pytest
@@ -65,6 +66,12 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(node: GatewayNode) -> No
     resp = conn.getresponse()
     assert resp.status == 413 and json.loads(resp.read())["error"] == "too_large"
     conn.close()
+    access_log = node.cbdir / "access.log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and " POST /events 413 key=- " not in (
+            access_log.read_text() if access_log.exists() else ""):
+        time.sleep(0.05)  # appended every half second
+    assert " POST /events 413 key=- " in access_log.read_text(), "a refusal is logged too"
 
 
 def test_a_chunked_body_over_the_limit_is_413(node: GatewayNode) -> None:

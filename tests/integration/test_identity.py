@@ -128,6 +128,7 @@ OTHER_SECRET = "another-secret-0123456789abcdef-0123"
     ({"sub": "bob", "roles": "staff"}, {}, "roles claim must be a list"),
     ({"sub": "bob", "roles": ["anonymous"]}, {}, "gateway's own role"),
     ({"sub": "bob", "aud": "elsewhere"}, {}, "aud claim"),
+    ({"sub": "bob", "exp": 3 * 24 * 3600}, {}, "auth.max_jwt_ttl"),
     ({"sub": ""}, {}, "sub claim must be 1 to"),
 ])
 def test_bad_jwts_are_refused_with_the_reason(node: GatewayNode, claims: dict[str, Any], signing: dict[str, str],

@@ -38,3 +38,25 @@ def test_two_writers_never_split_each_others_lines(tmp_path: Path) -> None:
     second.close()
     lines = path.read_text().splitlines()
     assert len(lines) == 1000 and all(line.endswith(("key=a 1.0ms", "key=b 1.0ms")) for line in lines)
+
+
+def test_a_path_cannot_forge_a_line_or_a_column(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    log = AccessLog(str(path), Clock())
+    log.request("GET", "/x\n2026-01-01T00:00:00.000Z POST /events 202 key=admin 1.0ms\x1b[31m", 404, "-", 0.1)
+    log.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 and "%0A" in lines[0] and "%1B" in lines[0] and "%20" in lines[0]
+    assert lines[0].endswith(" 404 key=- 0.1ms")
+
+
+def test_a_failing_disk_drops_lines_instead_of_keeping_them(tmp_path: Path) -> None:
+    log = AccessLog(str(tmp_path / "access.log"), Clock())
+    import os
+
+    os.close(log._fd)
+    log._fd = os.open("/dev/full", os.O_WRONLY)
+    log.request("GET", "/", 200, "-", 0.1)
+    log.flush()
+    assert log._lines == [] and log._failing
+    log.close()

@@ -143,7 +143,6 @@ def test_auth_settings_and_their_limits() -> None:
         parse_config({"auth": {"user_role": "anonymous"}})
 
 
-def test_the_example_jwt_secret_stays_on_loopback() -> None:
-    with pytest.raises(ConfigError, match="auth.secret is still the example"):
-        parse_config({"router": {"host": "0.0.0.0"}})
-    parse_config({"router": {"host": "0.0.0.0"}, "auth": {"secret": "a-real-secret-of-32-characters-at-least"}})
+def test_jwt_logins_are_off_until_a_secret_is_set() -> None:
+    assert parse_config({}).auth.secret is None
+    assert parse_config({}, {"GATEWAY_SECRET": "x" * 32}).auth.secret == "x" * 32

@@ -127,6 +127,7 @@ def test_a_good_jwt() -> None:
     (jwt.encode({"sub": "a"}, SECRET, algorithm="HS256"), "no 'exp' claim"),
     (token({"sub": "a", "aud": "elsewhere"}), "aud claim"),
     (token({"sub": "a", "roles": ["ok", 3]}), r"roles claim\[1\]"),
+    (token({"sub": "a", "exp": int(time.time()) + 2 * 24 * 3600}), "at most 86400 s"),
     ("x.y.z", "malformed"),
 ])
 def test_bad_jwts(jwt_text: str, why: str) -> None:
@@ -219,3 +220,10 @@ def test_expired_credentials_are_pruned(ids: Identities, store: SqliteStore, clo
     ids.prune()
     assert store.use_ticket(digest(ticket)) is None
     assert store.token(digest(extra["client_token"])) is None
+
+
+def test_jwt_logins_are_off_without_a_secret(store: SqliteStore, clock: Clock) -> None:
+    ids = Identities(store, AuthConfig(), "gateway", clock)
+    with pytest.raises(AuthFailure, match="JWT logins are off"):
+        ids.authenticate("gateway", None, with_ticket(token({"sub": "alice"})))
+    assert ids.authenticate("gateway", None, with_ticket(ids.issue_ticket("alice")["ticket"]))["authid"] == "alice"

@@ -137,3 +137,18 @@ def test_a_class_whose_row_filter_changes_is_no_longer_delivered_on_older_topics
         assert book.topics_for("t.note", {"text": "x"}) == [(topic, [])], "the rules it was made under again"
     finally:
         store.close()
+
+
+def test_a_query_row_from_before_filters_were_recorded_fails_closed(tmp_path: Path) -> None:
+    filtered = tmp_path / "filtered.yaml"
+    filtered.write_text("events:\n  t.note:\n    row_filter: 'text = $user'\n    fields: {text: string}\n")
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    try:
+        store.save_query("legacy", "t.note")  # as an older version wrote it: no filters recorded
+        book = QuerySubscriptions(store, lambda: Registry.load([], [str(filtered)]), QueriesConfig())
+        book.created(1, {"id": 9, "uri": "gateway.query.legacy"})
+        assert book.topics_for("t.note", {"text": "x"}) == [], "made when t.note had no filter: not delivered"
+        store.save_query("legacy", "t.note", ["t.note"], {"t.note": "text = $user"})
+        assert store.query_filters("legacy") == {"t.note": "text = $user"}, "recorded by the next grant"
+    finally:
+        store.close()
