@@ -34,6 +34,7 @@ from components.envelope import make_envelope, new_event_id
 from components.sequence import Sequencer
 from components.events import Registry
 from components.store import SqliteStore
+from components.events.rules import BACKEND_ROLE
 from components.rowfilter import visible_with_row_filter
 from components.sessions import Restriction, Sessions
 from components.subscriptions import QuerySubscriptions
@@ -187,7 +188,8 @@ class Dispatcher(BackendSession):
     async def _know_caller(self, details: CallDetails | None) -> None:
         """Make sure the session table knows the caller. Its join event comes before anything it
         can call, but should it not have arrived, ask the router rather than guess its roles."""
-        if details is not None and details.caller is not None and self._sessions.get(int(details.caller)) is None:
+        if (details is not None and details.caller is not None and details.caller_authrole != BACKEND_ROLE
+                and self._sessions.get(int(details.caller)) is None):
             self._sessions.joined(await self.call("wamp.session.get", details.caller))
 
     def _end_subscription(self, subscription_id: str, details: CallDetails) -> None:
@@ -213,8 +215,8 @@ class Dispatcher(BackendSession):
     async def _catalog(self, details: CallDetails) -> dict[str, Any]:
         await self._know_caller(details)
         known = self._sessions.get(int(details.caller)) if details.caller is not None else None
-        if known is None:
-            raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "the caller's identity was not disclosed")
+        if known is None:  # our own components (not in the table of client sessions)
+            return self.registry.catalog(BACKEND_ROLE if details.caller_authrole == BACKEND_ROLE else "anonymous")
         catalog = self.registry.catalog(known.authrole, known.roles)
         # A class whose row filter compares with $user is invisible to a client with no user.
         hidden = {c.name for c in self.registry if not visible_with_row_filter(c, known.user)}
