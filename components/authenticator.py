@@ -30,7 +30,7 @@ from components import uris
 from components.backend import BackendSession
 from components.identities import Identities
 from components.identity import AuthFailure
-from components.store import SqliteStore
+from components.storage import Store, open_store
 
 
 #: How often expired tokens and tickets are dropped from the store, up to 10,000 of each at a time:
@@ -39,13 +39,13 @@ PRUNE_INTERVAL = 5.0
 
 
 class Authenticator(BackendSession):
-    _store: SqliteStore | None = None
+    _store: Store | None = None
     _identities: Identities
     _pruner: LoopingCall | None = None
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
-        self._store = SqliteStore(cfg.store.path)
+        self._store = open_store(cfg.store)
         self._identities = Identities(self._store, cfg.auth, cfg.router.realm)
         self._pruner = LoopingCall(self._identities.prune)
         self._pruner.start(PRUNE_INTERVAL, now=True)

@@ -34,6 +34,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_API_KEY": ("bridge.api_keys", "list"),
     "GATEWAY_BACKEND_SECRET": ("backend.secret", "str"),
     "GATEWAY_SECRET": ("auth.secret", "str"),
+    "GATEWAY_STORE_URL": ("store.url", "str"),
 }
 
 
@@ -144,11 +145,48 @@ class QueriesConfig(_Section):
 
 
 class StoreConfig(_Section):
-    """Durable state. A relative path is relative to the Crossbar node directory."""
+    """Durable state: an SQLite file (the default) or a PostgreSQL database (``url``).
+
+    A relative path is relative to the Crossbar node directory.
+    """
 
     path: str = "gateway.sqlite3"
+    #: ``postgresql://user[:password]@host[:port]/database`` (``postgres://`` too; libpq's URL
+    #: syntax, query parameters included): when set, the store is that PostgreSQL database and
+    #: ``path`` is ignored. Its password never shows in a repr or an error message.
+    url: str | None = Field(default=None, repr=False)
+    #: The PostgreSQL schema the gateway's tables live in (created if missing).
+    schema_name: str = Field(default="public", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    #: At most this many events of one class are kept in the event log (besides its retention).
+    max_logged_per_class: int | None = Field(default=1_000_000, ge=1)
     #: How long an event id is remembered, so that posting it again is not a second event.
     idempotency_window: float = Field(default=24 * 3600, ge=60)
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if scheme not in ("postgresql", "postgres"):
+            problem = "not a PostgreSQL URL: expected postgresql://user@host:port/database (or postgres://...)"
+            # Raised as a ValidationError of our own so that the value it shows is the redacted URL.
+            raise ValidationError.from_exception_data(cls.__name__, [
+                {"type": "value_error", "loc": (), "input": cls.redact(value), "ctx": {"error": problem}}])
+        return value
+
+    @staticmethod
+    def redact(url: str) -> str:
+        """The URL with its password (in the user part or a ``password=`` parameter) as ``***``."""
+        import re
+
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            scheme, rest = "", url
+        userinfo, at, hostpart = rest.rpartition("@")  # the last @: a password may hold one unescaped
+        if at and ":" in userinfo:
+            rest = userinfo.split(":", 1)[0] + ":***@" + hostpart
+        return scheme + sep + re.sub(r"(?i)(\bpassword=)[^&#]*", r"\1***", rest)
 
 
 class GatewayConfig(_Section):

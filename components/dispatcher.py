@@ -17,7 +17,9 @@ time and a standby takes its first block of numbers only when it takes over.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -33,11 +35,12 @@ from components.backend import BackendSession
 from components.envelope import make_envelope, new_event_id
 from components.sequence import Sequencer
 from components.events import Registry
-from components.store import SqliteStore
+from components.storage import LoggedEvent, Store, open_store
 from components.events.rules import BACKEND_ROLE
 from components.rowfilter import visible_with_row_filter
+from components.persistent import PersistentBook
 from components.sessions import Restriction, Sessions
-from components.subscriptions import QuerySubscriptions
+from components.subscriptions import QuerySubscriptions, describe
 
 _ACK = PublishOptions(acknowledge=True)
 _ANYONE = Restriction()
@@ -51,7 +54,7 @@ Result = dict[str, Any]
 
 
 class Dispatcher(BackendSession):
-    _store: SqliteStore | None = None
+    _store: Store | None = None
     _sequencer: Sequencer
     _pruner: LoopingCall | None = None
     _window: float
@@ -60,6 +63,7 @@ class Dispatcher(BackendSession):
     _pending: dict[str, Deferred[Result]]
     _queries: QuerySubscriptions
     _sessions: Sessions
+    _book: PersistentBook
     #: ids accepted in this reactor turn, not yet written: id -> (event class, seq)
     _unsaved: dict[str, tuple[str, int]]
     _flush: DelayedCall | None
@@ -67,14 +71,19 @@ class Dispatcher(BackendSession):
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
         self.start_registry(cfg)
-        self._store = SqliteStore(cfg.store.path)
+        self._store = open_store(cfg.store)
         self._sequencer = Sequencer(self._store.take)
         self._window = cfg.store.idempotency_window
+        self._max_logged = cfg.store.max_logged_per_class
         self._pending = {}
         self._unsaved = {}
         self._flush = None
         self._sessions = Sessions(cfg.auth.user_role)
-        self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries, self._sessions)
+        self._user_role = cfg.auth.user_role
+        store = self._store
+        self._book = PersistentBook(store, lambda: self.registry, lambda: self._sequencer.high_water(store.taken))
+        self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries, self._sessions,
+                                           self._book)
         self._pruner = LoopingCall(self._prune)
         self._pruner.start(PRUNE_INTERVAL, now=True)
         # Live queries: follow the router's subscriptions, then catch up with what exists now.
@@ -91,7 +100,13 @@ class Dispatcher(BackendSession):
         with_caller = RegisterOptions(invoke="first", details_arg="details")
         await self.register(self._subscribe, uris.SUBSCRIBE, options=with_caller)
         await self.register(self._end_subscription, uris.UNSUBSCRIBE, options=with_caller)
-        await self.register(self._queries.subscriptions, uris.SUBSCRIPTIONS, options=with_caller)
+        await self.register(self._with_caller(self._queries.subscriptions), uris.SUBSCRIPTIONS, options=with_caller)
+        await self.register(self._with_caller(self._queries.replay), uris.REPLAY, options=with_caller)
+        await self.register(self._with_caller(self._queries.ack), uris.ACK, options=with_caller)
+        web_app = RegisterOptions(invoke="first")
+        await self.register(self._create_for_user, uris.INTERNAL_SUBSCRIPTION_CREATE, options=web_app)
+        await self.register(self._list_subscriptions, uris.INTERNAL_SUBSCRIPTION_LIST, options=web_app)
+        await self.register(self._delete_subscription, uris.INTERNAL_SUBSCRIPTION_DELETE, options=web_app)
         await self.register(self._catalog, uris.CATALOG,
                             options=RegisterOptions(invoke="roundrobin", details_arg="details"))
         await self.register_reload()
@@ -113,15 +128,31 @@ class Dispatcher(BackendSession):
     def _publish(self, items: list[list[Any]]) -> Deferred[list[Result]]:
         """Publish a batch, in order; one result per item, never an exception for one bad item.
 
-        Each item is ``[event, data, id]`` or ``[event, data, id, audience]``.
+        Each item is ``[event, data, id]`` or ``[event, data, id, audience]``. Events of classes
+        with a persistent subscription are written to the event log (with their ids, in one
+        transaction) before any of the batch is published, so before any 202.
         """
-        results = [self._publish_one(item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None)
+        logged = self._book.logged_classes()
+        batch = _Batch()
+        results = [self._publish_one(item[0], item[1], item[2] or new_event_id(),
+                                     item[3] if len(item) > 3 else None, logged, batch)
                    for item in items]
+        try:
+            if batch.rows:
+                assert self._store is not None
+                self._store.log_and_remember(batch.rows)
+        except Exception as exc:
+            self.log.error("cannot write {n} events to the event log: {err}", n=len(batch.rows), err=exc)
+            for _, failed in batch.sends:
+                failed.errback(exc)
+        else:
+            for send, _ in batch.sends:
+                send()
         gathered: Deferred[list[tuple[bool, Result]]] = DeferredList(results, consumeErrors=True)
         return gathered.addCallback(lambda pairs: [r for _, r in pairs])
 
     def _publish_one(self, event: str, data: dict[str, Any], event_id: str,
-                     audience: dict[str, list[str]] | None = None) -> Deferred[Result]:
+                     audience: dict[str, list[str]] | None, logged: set[str], batch: _Batch) -> Deferred[Result]:
         if event not in self.registry:
             return succeed({"error": "unknown_event", "message": f"no event class named {event!r}", "status": 404})
         pending = self._pending.get(event_id)
@@ -132,33 +163,50 @@ class Dispatcher(BackendSession):
         if earlier is not None:
             return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
         seq = self._sequencer.next()
-        envelope = make_envelope(event, event_id, seq, datetime.now(timezone.utc), data)
+        now = datetime.now(timezone.utc)
+        envelope = make_envelope(event, event_id, seq, now, data)
+        persisted = event in logged
+        if persisted:
+            batch.rows.append(LoggedEvent(seq=seq, event=event, id=event_id, time=envelope["time"],
+                                          data=json.dumps(data, separators=(",", ":")),
+                                          audience=None if audience is None else json.dumps(audience),
+                                          logged_at=now.timestamp()))
         cls = self.registry.get(event)
         restriction = self._sessions.restriction(cls.visibility, audience)
-        # One publish per matching query (not per client), then the class topic. The
-        # router handles a session's messages in order: its acknowledgement of the
-        # last publish means it took them all.
-        for topic, exclude in self._queries.topics_for(event, data):
-            if exclude or restriction != _ANYONE:
-                self.publish(topic, envelope, options=self._options(restriction, exclude))
-            else:
-                self.publish(topic, envelope)
-        # No client may hold the class topic of a class with a row filter (the authorizer
-        # says so); should one have it from before a reload added the filter, it gets nothing.
-        if cls.row_filter is not None:
-            restriction = _NO_ONE
-        options = _ACK if restriction == _ANYONE else self._options(restriction, (), acknowledge=True)
-        d: Deferred[Any] = self.publish(uris.event_topic(event), envelope, options=options)
+        d: Deferred[Any] = Deferred()
+
+        def send() -> None:
+            # One publish per matching query (not per client), then the class topic. The
+            # router handles a session's messages in order: its acknowledgement of the
+            # last publish means it took them all.
+            for topic, exclude in self._queries.topics_for(event, data):
+                if exclude or restriction != _ANYONE:
+                    self.publish(topic, envelope, options=self._options(restriction, exclude))
+                else:
+                    self.publish(topic, envelope)
+            # No client may hold the class topic of a class with a row filter (the authorizer
+            # says so); should one have it from before a reload added the filter, it gets nothing.
+            final = _NO_ONE if cls.row_filter is not None else restriction
+            options = _ACK if final == _ANYONE else self._options(final, (), acknowledge=True)
+            self.publish(uris.event_topic(event), envelope, options=options).chainDeferred(d)
+
+        batch.sends.append((send, d))
         outcome: Deferred[Result] = Deferred()
         self._pending[event_id] = outcome
 
         def done(_: Any) -> Result:
-            self._remember(event_id, event, seq)
+            if not persisted:  # a logged event's id was written with it
+                self._remember(event_id, event, seq)
             return {"id": event_id, "seq": seq, "event": event}
 
         def failed(failure: Any) -> Result:
             self.log.warn("publishing {event} (seq {seq}) failed: {err}", event=event, seq=seq,
                           err=failure.getErrorMessage())
+            if persisted:
+                # Its id is remembered with the logged event: a retry with the same id is
+                # answered as a duplicate, and persistent subscribers get it on replay.
+                return {"error": "unavailable", "status": 503, "message": "the router did not take the event; "
+                        "retry with the same id (it is in the event log, and will not be doubled)"}
             return {"error": "unavailable", "message": "the router did not take the event; it was not accepted",
                     "status": 503}
 
@@ -184,6 +232,39 @@ class Dispatcher(BackendSession):
                          ) -> dict[str, Any]:
         await self._know_caller(details)
         return self._queries.subscribe(query, persistent, details)
+
+    # -- server-side subscriptions (the bridge's /subscriptions) ----------------
+
+    def _create_for_user(self, user: str, roles: list[str], query: str) -> dict[str, Any]:
+        return self._queries.create_for_user(user, tuple(roles), query, self._user_role)
+
+    def _list_subscriptions(self, user: str | None = None, event: str | None = None) -> list[dict[str, Any]]:
+        """Persistent subscriptions of a user (theirs, and those their clients made), or of a class."""
+        if event is not None:
+            subs = self._book.for_class(event)
+        elif user is not None:
+            subs = self._book.for_user(user)
+        else:
+            subs = self._book.everyone()
+        return [describe(sub) for sub in subs]
+
+    def _delete_subscription(self, subscription_id: str) -> dict[str, Any]:
+        sub = self._book.remove(subscription_id)
+        if sub is None:
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, f"no persistent subscription {subscription_id!r}")
+        # Its owner's sessions are told; nobody else receives this.
+        notice = {"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query,
+                  "reason": "removed by the web-app"}
+        self.publish(uris.META_SUBSCRIPTION_REMOVED, notice,
+                     options=self._options(Restriction(eligible=self._sessions.of_owner(sub.owner)), ()))
+        return describe(sub)
+
+    def _with_caller(self, procedure: Callable[..., Any]) -> Callable[..., Any]:
+        """The procedure, once the session table knows the caller (see _know_caller)."""
+        async def call(*args: Any, details: CallDetails | None = None, **kwargs: Any) -> Any:
+            await self._know_caller(details)
+            return procedure(*args, details=details, **kwargs)
+        return call
 
     async def _know_caller(self, details: CallDetails | None) -> None:
         """Make sure the session table knows the caller. Its join event comes before anything it
@@ -228,6 +309,10 @@ class Dispatcher(BackendSession):
         if self._store is not None:
             self._store.forget_before(time.time() - self._window)
             self._queries.expire_unconfirmed()
+            # Retention of the event log: at most 10,000 rows per class per round (short transactions).
+            dropped = self._book.retain(self._max_logged)
+            if dropped:
+                self.log.info("event log: {n} events past their class's retention dropped", n=dropped)
 
     def onLeave(self, details: CloseDetails) -> None:
         if self._pruner is not None and self._pruner.running:
@@ -240,6 +325,14 @@ class Dispatcher(BackendSession):
             self._store.close()
             self._store = None
         super().onLeave(details)
+
+
+class _Batch:
+    """What a batch writes to the event log, and its publishes, sent once the log has them."""
+
+    def __init__(self) -> None:
+        self.rows: list[LoggedEvent] = []
+        self.sends: list[tuple[Callable[[], None], Deferred[Any]]] = []
 
 
 def _follow(pending: Deferred[Result], event: str) -> Deferred[Result]:

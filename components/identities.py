@@ -17,7 +17,7 @@ from components.events.rules import ANONYMOUS_ROLE
 from components.identity import ANONYMOUS, TICKET_PREFIX, AuthFailure, Login, check_credential, check_roles, \
     check_user, digest, identity_of, is_jwt, may_reuse, new_client_token, new_ticket, presented_token, rfc3339, \
     verify_jwt
-from components.store import SqliteStore
+from components.storage import Store
 
 log = Logger()
 
@@ -25,7 +25,7 @@ log = Logger()
 class Identities:
     """The authentication rules applied with the store (no WAMP here: unit-tested on a temporary file)."""
 
-    def __init__(self, store: SqliteStore, cfg: AuthConfig, realm: str,
+    def __init__(self, store: Store, cfg: AuthConfig, realm: str,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._cfg = cfg

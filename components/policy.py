@@ -14,7 +14,8 @@ from components import uris
 from components.events import Registry
 
 #: Procedures any client may call; they answer by the caller's identity.
-CLIENT_PROCEDURES = frozenset({uris.SUBSCRIBE, uris.UNSUBSCRIBE, uris.SUBSCRIPTIONS, uris.CATALOG, uris.WHOAMI})
+CLIENT_PROCEDURES = frozenset({uris.SUBSCRIBE, uris.UNSUBSCRIBE, uris.SUBSCRIPTIONS, uris.CATALOG, uris.WHOAMI,
+                               uris.REPLAY, uris.ACK})
 
 Decision = dict[str, bool]
 
@@ -45,6 +46,9 @@ def authorize(authrole: str, roles: Collection[str], uri: str, action: str, opti
         allowed = (name in registry and registry.get(name).visible_to(authrole, roles)
                    and registry.get(name).row_filter is None)
         return {"allow": allowed, "disclose": False, "cache": False}
+    if uri == uris.META_SUBSCRIPTION_REMOVED:
+        # Published only to the sessions of the subscription's owner (eligible).
+        return {"allow": True, "disclose": False, "cache": True}
     if uri.startswith(uris.QUERY_TOPIC_PREFIX):
         return {"allow": granted(uri[len(uris.QUERY_TOPIC_PREFIX):]), "disclose": False, "cache": False}
     return DENY

@@ -38,3 +38,9 @@ class Sequencer:
         seq = self._next
         self._next += 1
         return seq
+
+    def high_water(self, taken: Callable[[], int]) -> int:
+        """A seq no later event can have: the last number handed out, or, before the first block,
+        everything taken so far (``taken()``: the shared counter), since this sequencer's block will
+        start above it."""
+        return self._next - 1 if self._limit else taken()

@@ -103,6 +103,18 @@ class Sessions:
         return sorted(found)
 
 
+    def of_owner(self, owner: str) -> list[int]:
+        """The sessions speaking for a persistent subscription's owner (``user:<id>`` or ``token:<sha256>``)."""
+        kind, _, value = owner.partition(":")
+        if kind == "user":
+            return sorted(self._by_user.get(value, ()))
+        if kind == "token":
+            from components.identity import digest  # the same digest the store keeps
+
+            return sorted(s for s, info in self._by_id.items()
+                          if info.client_token is not None and digest(info.client_token) == value)
+        return []
+
     def restriction(self, visibility: str, audience: Mapping[str, Iterable[str]] | None = None) -> Restriction:
         """Who may receive an event of a class with this visibility (and audience), now.
 

@@ -9,6 +9,12 @@ be handed out twice.
 
 The schema version is kept in SQLite's ``user_version``; ``MIGRATIONS[n]``
 brings a file from version n to n+1 and runs at start-up.
+
+The interface (and the contract both stores are tested against) is ``Store``
+in ``components/storage.py``; ``components/pgstore.py`` is the PostgreSQL one.
+Writes of several statements run in one transaction, taken ``IMMEDIATE`` when
+it reads before it writes (so that two processes never both read, then wait
+for each other).
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from components.storage import DuplicateId, LoggedEvent, PersistentSubscription
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -51,18 +62,54 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # made (JSON): after a reload, a class whose row filter changed is no longer delivered on it.
         "ALTER TABLE queries ADD COLUMN filters TEXT",
     ),
+    (
+        # Every accepted event, once, by seq: what persistent subscriptions are served from.
+        # data and audience are JSON texts, kept byte for byte (and checked to be JSON).
+        "CREATE TABLE IF NOT EXISTS event_log (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, id TEXT NOT NULL,"
+        " time TEXT NOT NULL, data TEXT NOT NULL CHECK (json_valid(data)),"
+        " audience TEXT CHECK (audience IS NULL OR json_valid(audience)), logged_at REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS event_log_event_seq ON event_log (event, seq)",
+        "CREATE INDEX IF NOT EXISTS event_log_event_logged_at ON event_log (event, logged_at)",
+        # Per class, the highest seq retention ever dropped (a subscriber behind it missed events).
+        "CREATE TABLE IF NOT EXISTS dropped_events (event TEXT PRIMARY KEY, through INTEGER NOT NULL)",
+        # Query subscriptions that outlive their session; parts, filters and classes are JSON.
+        "CREATE TABLE IF NOT EXISTS persistent_subscriptions (id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+        " user_id TEXT, query TEXT NOT NULL, key TEXT NOT NULL, parts TEXT NOT NULL, filters TEXT NOT NULL,"
+        " classes TEXT NOT NULL, last_seq INTEGER NOT NULL, created REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS persistent_subscriptions_owner ON persistent_subscriptions (owner, created)",
+        # Which persistent subscriptions select which class (rows go with their subscription).
+        "CREATE TABLE IF NOT EXISTS persistent_classes (event TEXT NOT NULL, subscription TEXT NOT NULL,"
+        " PRIMARY KEY (event, subscription)) WITHOUT ROWID",
+        "CREATE INDEX IF NOT EXISTS persistent_classes_subscription ON persistent_classes (subscription)",
+    ),
 )
+
+_LOG_COLUMNS = "seq, event, id, time, data, audience, logged_at"
+_PERSISTENT_COLUMNS = "id, owner, user_id, query, key, parts, filters, classes, last_seq, created"
 
 
 class SqliteStore:
-    """One connection to the store file; used from the reactor thread only."""
+    """One connection to the store file; used by one thread at a time (see ``components/storage.py``)."""
 
     def __init__(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+
+    def _wal(self) -> None:
+        # Turning a new file to WAL fails at once ("database is locked", the busy timeout is not
+        # applied) while another process opening it at the same moment holds a lock: try again.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
@@ -221,5 +268,163 @@ class SqliteStore:
                 (moment, limit)).rowcount
         return n
 
+    # -- event log -------------------------------------------------------------
+
+    def log_events(self, rows: list[LoggedEvent]) -> None:
+        """Log accepted events in one transaction; a seq already logged is ignored (idempotent)."""
+        with self._transaction():
+            self._log(rows)
+
+    def log_and_remember(self, rows: list[LoggedEvent]) -> None:
+        """Log events and remember their ids (at logged_at) in one transaction: both or neither."""
+        with self._transaction():
+            # ON CONFLICT (not OR IGNORE, which would skip a row breaking any constraint, silently)
+            self._db.executemany(
+                "INSERT INTO event_ids (id, event, seq, accepted_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                [(r.id, r.event, r.seq, r.logged_at) for r in rows])
+            self._log(rows)
+
+    def _log(self, rows: list[LoggedEvent]) -> None:
+        self._db.executemany(
+            f"INSERT INTO event_log ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+            [(r.seq, r.event, r.id, r.time, r.data, r.audience, r.logged_at) for r in rows])
+
+    def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Logged events of those classes with seq > after_seq, in seq order, at most ``limit``."""
+        names = sorted(set(classes))
+        if not names or limit <= 0:
+            return []
+        rows = self._db.execute(
+            f"SELECT {_LOG_COLUMNS} FROM event_log WHERE event IN ({','.join('?' * len(names))}) AND seq > ?"
+            " ORDER BY seq LIMIT ?", (*names, after_seq, limit)).fetchall()
+        return [_logged(row) for row in rows]
+
+    def last_logged_seq(self) -> int:
+        """The highest seq ever logged (dropped events included), 0 if none ever was."""
+        row = self._db.execute("SELECT max(coalesce((SELECT max(seq) FROM event_log), 0),"
+                               " coalesce((SELECT max(through) FROM dropped_events), 0))").fetchone()
+        return int(row[0])
+
+    def drop_events(self, event: str, before: float, keep_at_most: int | None, limit: int = 10_000) -> int:
+        """Delete a class's events logged before ``before`` or beyond its newest ``keep_at_most``,
+        at most ``limit`` per call (a short write lock), oldest first; how many were deleted."""
+        if limit <= 0:
+            return 0
+        with self._transaction():
+            dropped: list[int] = []
+            if keep_at_most is not None:
+                cut = self._db.execute("SELECT seq FROM event_log WHERE event = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                                       (event, max(keep_at_most, 0))).fetchone()
+                if cut is not None:
+                    dropped += [int(r[0]) for r in self._db.execute(
+                        "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE event = ? AND seq <= ?"
+                        " ORDER BY seq LIMIT ?) RETURNING seq", (event, int(cut[0]), limit)).fetchall()]
+            if len(dropped) < limit:
+                dropped += [int(r[0]) for r in self._db.execute(
+                    "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE event = ? AND logged_at < ?"
+                    " ORDER BY logged_at, seq LIMIT ?) RETURNING seq", (event, before, limit - len(dropped))).fetchall()]
+            if dropped:
+                self._db.execute(
+                    "INSERT INTO dropped_events (event, through) VALUES (?, ?)"
+                    " ON CONFLICT (event) DO UPDATE SET through = max(through, excluded.through)",
+                    (event, max(dropped)))
+        return len(dropped)
+
+    def dropped_through(self, classes: Sequence[str]) -> int:
+        """The highest seq ever dropped from any of those classes (0 if none was)."""
+        names = sorted(set(classes))
+        if not names:
+            return 0
+        row = self._db.execute(f"SELECT max(through) FROM dropped_events WHERE event IN ({','.join('?' * len(names))})",
+                               names).fetchone()
+        return int(row[0] or 0)
+
+    # -- persistent subscriptions ------------------------------------------------------
+
+    def save_persistent(self, sub: PersistentSubscription) -> None:
+        """Record a new persistent subscription; an id already saved raises DuplicateId."""
+        try:
+            with self._transaction():
+                self._db.execute(
+                    f"INSERT INTO persistent_subscriptions ({_PERSISTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sub.id, sub.owner, sub.user, sub.query, sub.key, json.dumps(sub.parts), json.dumps(sub.filters),
+                     json.dumps(sub.classes), sub.last_seq, sub.created))
+                self._db.executemany("INSERT INTO persistent_classes (event, subscription) VALUES (?, ?)",
+                                     [(name, sub.id) for name in sorted(set(sub.classes))])
+        except sqlite3.IntegrityError as exc:
+            if self.persistent(sub.id) is not None:
+                raise DuplicateId(f"a persistent subscription {sub.id!r} exists already") from exc
+            raise
+
+    def persistent(self, id: str) -> PersistentSubscription | None:
+        """A persistent subscription by id, None if there is none."""
+        row = self._db.execute(f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions WHERE id = ?",
+                               (id,)).fetchone()
+        return _persistent(row) if row else None
+
+    def persistent_of(self, owners: Sequence[str]) -> list[PersistentSubscription]:
+        """The persistent subscriptions of any of those owners, oldest first."""
+        names = sorted(set(owners))
+        if not names:
+            return []
+        return [_persistent(row) for row in self._db.execute(
+            f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions WHERE owner IN ({','.join('?' * len(names))})"
+            " ORDER BY created, id", names).fetchall()]
+
+    def persistent_for_class(self, event: str) -> list[PersistentSubscription]:
+        """The persistent subscriptions that select that event class, oldest first."""
+        return [_persistent(row) for row in self._db.execute(
+            f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions WHERE id IN"
+            " (SELECT subscription FROM persistent_classes WHERE event = ?) ORDER BY created, id", (event,)).fetchall()]
+
+    def all_persistent(self) -> list[PersistentSubscription]:
+        """Every persistent subscription, oldest first."""
+        return [_persistent(row) for row in self._db.execute(
+            f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions ORDER BY created, id").fetchall()]
+
+    def persistent_classes(self) -> set[str]:
+        """The event classes selected by at least one persistent subscription."""
+        return {str(r[0]) for r in self._db.execute("SELECT DISTINCT event FROM persistent_classes").fetchall()}
+
+    def ack(self, id: str, seq: int) -> int:
+        """Move a subscription's last_seq forward to seq (never back); the resulting last_seq (KeyError if unknown)."""
+        row = self._db.execute("UPDATE persistent_subscriptions SET last_seq = max(last_seq, ?) WHERE id = ?"
+                               " RETURNING last_seq", (seq, id)).fetchone()
+        if row is None:
+            raise KeyError(id)
+        return int(row[0])
+
+    def delete_persistent(self, id: str) -> PersistentSubscription | None:
+        """Delete a persistent subscription; what was deleted, None if there was none."""
+        with self._transaction():
+            row = self._db.execute(f"DELETE FROM persistent_subscriptions WHERE id = ? RETURNING {_PERSISTENT_COLUMNS}",
+                                   (id,)).fetchone()
+            self._db.execute("DELETE FROM persistent_classes WHERE subscription = ?", (id,))
+        return _persistent(row) if row else None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
+
+
+def _logged(row: Any) -> LoggedEvent:
+    seq, event, event_id, moment, data, audience, logged_at = row
+    return LoggedEvent(seq=int(seq), event=str(event), id=str(event_id), time=str(moment), data=str(data),
+                       audience=None if audience is None else str(audience), logged_at=float(logged_at))
+
+
+def _persistent(row: Any) -> PersistentSubscription:
+    sid, owner, user, query, key, parts, filters, classes, last_seq, created = row
+    return PersistentSubscription(
+        id=str(sid), owner=str(owner), user=None if user is None else str(user), query=str(query), key=str(key),
+        parts=[str(p) for p in json.loads(parts)], filters=dict(json.loads(filters)),
+        classes=[str(c) for c in json.loads(classes)], last_seq=int(last_seq), created=float(created))

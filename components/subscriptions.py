@@ -39,7 +39,8 @@ from components.query.compile import compile_query
 from components.query.index import QueryIndex
 from components.rowfilter import parts, parts_key, session_params, visible_with_row_filter
 from components.sessions import SessionInfo, Sessions
-from components.store import SqliteStore
+from components.persistent import MAX_PAGE, PAGE, PERSISTENT_PREFIX, NotYours, PersistentBook, token_owner
+from components.storage import PersistentSubscription, Store
 
 log = Logger()
 
@@ -51,9 +52,10 @@ Caller = Callable[..., Any]
 
 
 class QuerySubscriptions:
-    def __init__(self, store: SqliteStore, registry: Callable[[], Registry], limits: QueriesConfig,
-                 sessions: Sessions | None = None) -> None:
+    def __init__(self, store: Store, registry: Callable[[], Registry], limits: QueriesConfig,
+                 sessions: Sessions | None = None, book: PersistentBook | None = None) -> None:
         self._store = store
+        self._book = book
         self._sessions = sessions if sessions is not None else Sessions()
         self._registry = registry
         self._limits = limits
@@ -78,9 +80,11 @@ class QuerySubscriptions:
     def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None) -> dict[str, Any]:
         who = self._who(details)
         session = who.session
-        if persistent:
-            raise ApplicationError(uris.ERROR_NOT_SUPPORTED,
-                                   "persistent subscriptions are not available yet; subscribe with persistent=False")
+        if not isinstance(persistent, bool):
+            raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"persistent must be true or false, not {persistent!r}")
+        if persistent and (self._book is None or who.client_token is None):
+            raise ApplicationError(uris.ERROR_NOT_SUPPORTED, "this session has no client token to keep a "
+                                   "persistent subscription with")
         if not isinstance(query, str):
             raise ApplicationError(uris.ERROR_INVALID_QUERY, f"the query must be a string, not {type(query).__name__}")
         if len(self._store.subscriptions_of(session)) >= self._limits.max_per_session:
@@ -97,14 +101,50 @@ class QuerySubscriptions:
         key = parts_key(texts)
         registry = self._registry()
         classes = {name for part in texts for name in parse(part, max_length=1_000_000, max_depth=100).selectors}
-        self._store.save_query(key, text, texts, {name: registry.get(name).row_filter for name in sorted(classes)})
-        subscription_id = secrets.token_urlsafe(12)
-        self._store.grant(subscription_id, session, key)
+        filters = {name: registry.get(name).row_filter for name in sorted(classes)}
+        self._store.save_query(key, text, texts, filters)
+        if persistent:
+            assert self._book is not None and who.client_token is not None
+            sub = self._book.create(token_owner(who.client_token), who.user, text, key, texts, filters, classes)
+            self._grant(f"{sub.id}@{session}", session, key, texts)
+            return {"id": sub.id, "topic": uris.query_topic(key), "query": text, "persistent": True,
+                    "last_seq": sub.last_seq}
+        subscription_id = "s_" + secrets.token_urlsafe(12)
+        self._grant(subscription_id, session, key, texts)
+        return {"id": subscription_id, "topic": uris.query_topic(key), "query": text, "persistent": False}
+
+    def create_for_user(self, user: str, roles: tuple[str, ...], query: str, user_role: str) -> dict[str, Any]:
+        """A persistent subscription a web-app makes for a user (connected or not): any client of the
+        user finds it in ``gateway.subscriptions()``; events that match are kept from now on."""
+        if self._book is None:
+            raise ApplicationError(uris.ERROR_NOT_SUPPORTED, "no persistent subscriptions here")
+        if not isinstance(query, str):
+            raise ApplicationError(uris.ERROR_INVALID_QUERY, f"the query must be a string, not {type(query).__name__}")
+        params = session_params(user, user_role, roles)
+        try:
+            text, texts = self._derive(query, params)
+        except QueryNotAuthorized as exc:
+            raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, str(exc), message=exc.message) from None
+        except QueryError as exc:
+            raise ApplicationError(uris.ERROR_INVALID_QUERY, str(exc), message=exc.message, position=exc.position,
+                                   query=query) from None
+        key = parts_key(texts)
+        registry = self._registry()
+        classes = {name for part in texts for name in parse(part, max_length=1_000_000, max_depth=100).selectors}
+        filters = {name: registry.get(name).row_filter for name in sorted(classes)}
+        self._store.save_query(key, text, texts, filters)
+        sub = self._book.create(f"user:{user}", user, text, key, texts, filters, classes)
+        return describe(sub)
+
+    def _grant(self, grant_id: str, session: int, key: str, texts: list[str] | None = None) -> None:
+        """Let the session subscribe to the query topic; index the query until its subscriber comes."""
+        self._store.grant(grant_id, session, key)
         self._revoked.get(key, set()).discard(session)
         if key not in self._indexed:
-            self._add(key, texts)
-            self._unconfirmed[key] = time.monotonic()
-        return {"id": subscription_id, "topic": uris.query_topic(key), "query": text, "persistent": False}
+            texts = texts if texts is not None else self._current_parts(key)
+            if texts:
+                self._add(key, texts)
+                self._unconfirmed[key] = time.monotonic()
 
     def _derive(self, query: str, params: dict[str, Any]) -> tuple[str, list[str]]:
         """(the canonical query, its parts) for a subscriber with these parameters, under the current classes.
@@ -153,9 +193,22 @@ class QuerySubscriptions:
         return kept or None
 
     def unsubscribe(self, subscription_id: str, details: CallDetails | None = None) -> tuple[int, str]:
-        """Revoke the grant; returns (session, key) so that the caller can end the router subscription."""
-        session = self._who(details).session
-        key = self._store.revoke(str(subscription_id), session)
+        """Revoke the grant (and end a persistent subscription for good); returns (session, key)."""
+        who = self._who(details)
+        session = who.session
+        grant_id = str(subscription_id)
+        if grant_id.startswith(PERSISTENT_PREFIX) and self._book is not None:
+            try:
+                sub = self._book.delete(who, grant_id)
+            except NotYours as exc:
+                raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, str(exc)) from None
+            grant_id = f"{sub.id}@{session}"
+            if self._store.revoke(grant_id, session) is None:
+                return session, sub.key  # ended; this session had not subscribed to its topic
+            if not self._store.granted(session, sub.key):
+                self._revoked.setdefault(sub.key, set()).add(session)
+            return session, sub.key
+        key = self._store.revoke(grant_id, session)
         if key is None:
             raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
                                    f"no subscription {subscription_id!r} of this session")
@@ -164,9 +217,42 @@ class QuerySubscriptions:
         return session, key
 
     def subscriptions(self, details: CallDetails | None = None) -> list[dict[str, Any]]:
-        session = self._who(details).session
-        return [{"id": sid, "topic": uris.query_topic(key), "query": text, "persistent": False}
-                for sid, key, text in self._store.subscriptions_of(session)]
+        """The session's subscriptions: its own, then the persistent ones of its token and user (their
+        topics granted to this session, so that a client that comes back can subscribe to them again)."""
+        who = self._who(details)
+        found = [{"id": sid, "topic": uris.query_topic(key), "query": text, "persistent": False}
+                 for sid, key, text in self._store.subscriptions_of(who.session) if "@" not in sid]
+        for sub in self._book.of(who) if self._book is not None else []:
+            if not self._store.granted(who.session, sub.key):
+                self._grant(f"{sub.id}@{who.session}", who.session, sub.key)
+            found.append({"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query, "persistent": True,
+                          "last_seq": sub.last_seq})
+        return found
+
+    def replay(self, subscription_id: str, after_seq: int, limit: int = PAGE,
+               details: CallDetails | None = None) -> dict[str, Any]:
+        who = self._who(details)
+        if self._book is None:
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, "no persistent subscriptions here")
+        for name, value in (("after_seq", after_seq), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"{name} must be a whole number, not {value!r}")
+        try:
+            sub = self._book.get(who, subscription_id)
+        except NotYours as exc:
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, str(exc)) from None
+        return self._book.replay(who, sub, after_seq, max(1, min(limit, MAX_PAGE)))
+
+    def ack(self, subscription_id: str, seq: int, details: CallDetails | None = None) -> dict[str, Any]:
+        who = self._who(details)
+        if self._book is None:
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, "no persistent subscriptions here")
+        try:
+            return {"id": subscription_id, "last_seq": self._book.ack(who, subscription_id, seq)}
+        except NotYours as exc:
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, str(exc)) from None
+        except ValueError as exc:
+            raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, str(exc)) from None
 
     def authorize(self, session: dict[str, Any], uri: str, action: str, options: dict[str, Any] | None = None
                   ) -> Decision:
@@ -174,7 +260,20 @@ class QuerySubscriptions:
         # authextra is what our authenticator answered for this session: trusted.
         roles = SessionInfo.from_details({**session, "session": session_id}).roles
         return authorize(str(session.get("authrole", "")), roles, uri, action, options or {}, self._registry(),
-                         lambda key: self._store.granted(session_id, key))
+                         lambda key: self._granted(session, session_id, key))
+
+    def _granted(self, session: dict[str, Any], session_id: int, key: str) -> bool:
+        """Granted to this session, or the topic of a persistent subscription of its token or user."""
+        if self._store.granted(session_id, key):
+            return True
+        if self._book is None:
+            return False
+        who = SessionInfo.from_details({**session, "session": session_id})
+        for sub in self._book.of(who):
+            if sub.key == key:
+                self._grant(f"{sub.id}@{session_id}", session_id, key)
+                return True
+        return False
 
     # -- the live index ------------------------------------------------------
 
@@ -284,3 +383,10 @@ class QuerySubscriptions:
         role = str(details.caller_authrole or ANONYMOUS_ROLE)
         user = None if role == ANONYMOUS_ROLE else str(details.caller_authid)
         return SessionInfo(int(details.caller), str(details.caller_authid or ""), role, user, ())
+
+
+def describe(sub: PersistentSubscription) -> dict[str, Any]:
+    """A persistent subscription as the web-app interface shows it."""
+    return {"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query, "persistent": True,
+            "user": sub.user, "owner": "user" if sub.owner.startswith("user:") else "client",
+            "classes": list(sub.classes), "last_seq": sub.last_seq}

@@ -24,6 +24,16 @@ SUBSCRIBE = "gateway.subscribe"
 UNSUBSCRIBE = "gateway.unsubscribe"
 #: ``gateway.subscriptions()`` -> the caller's subscriptions.
 SUBSCRIPTIONS = "gateway.subscriptions"
+#: ``gateway.replay(id, after_seq, limit=500)`` -> ``{"events", "truncated", "more", "last_seq"}``.
+REPLAY = "gateway.replay"
+#: ``gateway.ack(id, seq)`` -> ``{"id", "last_seq"}``: delivered up to seq; the cursor only moves forward.
+ACK = "gateway.ack"
+#: Called by the bridge: server-side subscriptions for a user (POST/GET/DELETE /subscriptions).
+INTERNAL_SUBSCRIPTION_CREATE = "gateway.internal.subscriptions.create"
+INTERNAL_SUBSCRIPTION_LIST = "gateway.internal.subscriptions.list"
+INTERNAL_SUBSCRIPTION_DELETE = "gateway.internal.subscriptions.delete"
+#: A session is told here (only its owner's sessions receive it) that a subscription of its was removed.
+META_SUBSCRIPTION_REMOVED = "gateway.meta.subscription_removed"
 #: Prefix of the topics of queries: ``gateway.query.<key>``, one per canonical query.
 QUERY_TOPIC_PREFIX = "gateway.query."
 

@@ -23,6 +23,7 @@ from components.identity import ROLE, AuthFailure, check_roles, check_user
 #: Keys a POST /events body may have.
 _EVENT_KEYS = frozenset({"event", "data", "id", "audience"})
 _TICKET_KEYS = frozenset({"user", "roles", "ttl"})
+_SUBSCRIPTION_KEYS = frozenset({"user", "roles", "query", "persistent"})
 #: Most users (or roles) one audience may name.
 MAX_AUDIENCE = 10_000
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -54,6 +55,13 @@ class PublishRequest:
         """The dispatcher's item for this event: ``[event, data, id]`` (+ audience)."""
         return [self.event, self.data, event_id] if self.audience is None else \
             [self.event, self.data, event_id, self.audience]
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    user: str
+    roles: list[str]
+    query: str
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,38 @@ class BridgeLogic:
             return error(400, "invalid_request", f"{message} (got {ttl!r})",
                          details=[{"path": "ttl", "message": message, "type": "value_error"}])
         return TicketRequest(user, roles, float(ttl))
+
+    def parse_subscription(self, body: bytes) -> SubscriptionRequest | Answer:
+        """A POST /subscriptions body: ``{"user", "query", "persistent": true, "roles"?}``."""
+        doc = _decode(body)
+        if isinstance(doc, Answer):
+            return doc
+        if not isinstance(doc, dict):
+            return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
+        unknown = sorted(set(doc) - _SUBSCRIPTION_KEYS)
+        if unknown:
+            return error(400, "invalid_request",
+                         f"unknown key(s): {', '.join(unknown)} (expected user, query, persistent, roles)",
+                         details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
+        for key in ("user", "query"):
+            if key not in doc:
+                return error(400, "invalid_request", f"missing '{key}'",
+                             details=[{"path": key, "message": "required", "type": "missing"}])
+        if not isinstance(doc["query"], str):
+            return error(400, "invalid_request", f"'query' must be a string, not {_json_type(doc['query'])}",
+                         details=[{"path": "query", "message": "must be a string", "type": "string_type"}])
+        if doc.get("persistent", True) is not True:
+            return error(400, "invalid_request", "'persistent' must be true: a subscription made for a user who may "
+                         "not be connected is kept until they come back (and replayed then)",
+                         details=[{"path": "persistent", "message": "must be true", "type": "value_error"}])
+        checked: dict[str, Any] = {}
+        for key, rule in (("user", check_user), ("roles", check_roles)):
+            try:
+                checked[key] = rule(doc.get(key), key)
+            except AuthFailure as exc:
+                return error(400, "invalid_request", str(exc),
+                             details=[{"path": key, "message": str(exc), "type": "value_error"}])
+        return SubscriptionRequest(checked["user"], list(checked["roles"]), doc["query"])
 
     def catalog(self) -> Answer:
         """GET /catalog: every event class, for web-apps (which may publish any of them)."""

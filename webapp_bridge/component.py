@@ -26,7 +26,7 @@ from components.envelope import new_event_id
 from components.events import Registry
 from webapp_bridge.accesslog import AccessLog
 from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, batch_results, error, published, ticket_issued
-from webapp_bridge.http import BridgeSite, Route
+from webapp_bridge.http import BridgeSite, RequestInfo, Route
 from webapp_bridge.openapi import openapi_document
 
 #: While the dispatcher is (re)starting its procedure is missing; the bridge
@@ -56,6 +56,9 @@ class Bridge(BackendSession):
             Route(b"POST", b"/events", self._post_event),
             Route(b"POST", b"/events/batch", self._post_batch),
             Route(b"POST", b"/tickets", self._post_ticket),
+            Route(b"POST", b"/subscriptions", self._post_subscription),
+            Route(b"GET", b"/subscriptions", self._get_subscriptions, with_request=True),
+            Route(b"DELETE", b"/subscriptions", self._delete_subscription, prefix=True),
             Route(b"GET", b"/catalog", self._catalog),
             Route(b"GET", b"/openapi.json", self._openapi, auth=False),
             Route(b"POST", b"/admin/reload", self._reload_everywhere),
@@ -96,13 +99,13 @@ class Bridge(BackendSession):
         results: list[dict[str, Any]] | Answer = await self._call_backend(uris.INTERNAL_PUBLISH, items)
         return results
 
-    async def _call_backend(self, procedure: str, *args: Any) -> Any:
+    async def _call_backend(self, procedure: str, *args: Any, **kwargs: Any) -> Any:
         """Call one of our components, waiting out a restart of it; a 503 Answer if it stays away."""
         if not self.is_attached():
             return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
         for delay in (*DISPATCHER_WAIT, None):
             try:
-                return await self.call(procedure, *args)
+                return await self.call(procedure, *args, **kwargs)
             except ApplicationError as exc:
                 if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
                     await sleep(delay)  # a dispatcher is (re)starting
@@ -127,6 +130,39 @@ class Bridge(BackendSession):
                 return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
             raise
         return result if isinstance(result, Answer) else ticket_issued(result)
+
+    # -- server-side subscriptions --------------------------------------------
+
+    async def _post_subscription(self, body: bytes) -> Answer:
+        request = self._logic.parse_subscription(body)
+        if isinstance(request, Answer):
+            return request
+        try:
+            result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_CREATE, request.user, request.roles,
+                                              request.query)
+        except ApplicationError as exc:
+            return _query_refused(exc)
+        return result if isinstance(result, Answer) else Answer(201, result)
+
+    async def _get_subscriptions(self, body: bytes, request: RequestInfo) -> Answer:
+        unknown = sorted(set(request.query) - {"user", "event"})
+        if unknown or len(request.query) > 1 or any(len(v) != 1 for v in request.query.values()):
+            return error(400, "invalid_request", "list by one user (?user=<id>) or by one event class "
+                         "(?event=<class>), or give neither for all")
+        kwargs = {k: v[0] for k, v in request.query.items()}
+        result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_LIST, **kwargs)
+        return result if isinstance(result, Answer) else Answer(200, {"subscriptions": result})
+
+    async def _delete_subscription(self, body: bytes, request: RequestInfo) -> Answer:
+        if not request.rest:
+            return error(405, "method_not_allowed", "DELETE /subscriptions/<id>: name the subscription")
+        try:
+            result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_DELETE, request.rest)
+        except ApplicationError as exc:
+            if exc.error == uris.ERROR_NO_SUCH_SUBSCRIPTION:
+                return error(404, "no_such_subscription", str(exc.args[0]) if exc.args else request.rest)
+            raise
+        return result if isinstance(result, Answer) else Answer(200, result)
 
     async def _catalog(self, body: bytes) -> Answer:
         return self._logic.catalog()
@@ -199,6 +235,17 @@ class Bridge(BackendSession):
             self._access_log.close()
             self._access_log = None
         super().onLeave(details)
+
+
+def _query_refused(exc: ApplicationError) -> Answer:
+    """A query the gateway would not subscribe with, as the web-app interface says it."""
+    message = str(exc.args[0]) if exc.args else exc.error
+    if exc.error == uris.ERROR_INVALID_QUERY:
+        return Answer(400, {"error": "invalid_query", "message": message,
+                            **({"position": exc.kwargs["position"]} if "position" in exc.kwargs else {})})
+    if exc.error == uris.ERROR_NOT_AUTHORIZED:
+        return error(403, "not_authorized", message)
+    raise exc
 
 
 def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLISH) -> Answer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
@@ -23,8 +24,18 @@ from webapp_bridge.api import Answer, BridgeLogic, error
 
 log = Logger()
 
-#: Turns a request body into the answer.
-Handler = Callable[[bytes], Coroutine[Any, Any, Answer]]
+#: Turns a request body (and, for routes that ask, the request's path and query) into the answer.
+Handler = Callable[..., Coroutine[Any, Any, Answer]]
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a handler with ``with_request`` gets beside the body."""
+
+    #: The rest of the path after a prefix route's path (``/subscriptions/<id>`` → ``<id>``), else "".
+    rest: str
+    #: The query string's arguments, decoded: ``?user=alice`` → ``{"user": ["alice"]}``.
+    query: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,10 @@ class Route:
     handler: Handler
     #: Requires ``Authorization: Bearer <api key>``.
     auth: bool = True
+    #: Also answers ``<path>/<anything>``; the handler gets RequestInfo (implies with_request).
+    prefix: bool = False
+    #: The handler is called as ``handler(body, RequestInfo)``.
+    with_request: bool = False
 
 
 class _LimitedRequest(server.Request):
@@ -112,8 +127,10 @@ class _Api(Resource):
         super().__init__()
         self._site = site
         self._routes: dict[bytes, dict[bytes, Route]] = {}
+        self._prefixes: dict[bytes, dict[bytes, Route]] = {}
         for route in routes:
-            self._routes.setdefault(route.path, {})[route.method] = route
+            table = self._prefixes if route.prefix else self._routes
+            table.setdefault(route.path, {})[route.method] = route
 
     def render(self, request: server.Request) -> Any:
         request.started = time.monotonic()  # type: ignore[attr-defined]
@@ -121,6 +138,10 @@ class _Api(Resource):
         request.access_log = self._site.access_log  # type: ignore[attr-defined]
         path = request.path.rstrip(b"/") or b"/"
         by_method = self._routes.get(path)
+        rest = b""
+        if by_method is None:
+            head, _, rest = path.rpartition(b"/")
+            by_method = self._prefixes.get(head) if rest else None
         if by_method is None:
             _send(request, error(404, "not_found", f"no such path: {request.path.decode(errors='replace')}"))
             return server.NOT_DONE_YET
@@ -138,7 +159,13 @@ class _Api(Resource):
                 return server.NOT_DONE_YET
             request.key_name = key  # type: ignore[attr-defined]
         body = request.content.read() if request.content is not None else b""
-        d = Deferred.fromCoroutine(route.handler(body))
+        if route.prefix or route.with_request:
+            query = {k.decode(errors="replace"): [v.decode(errors="replace") for v in vs]
+                     for k, vs in (request.args or {}).items()}
+            d = Deferred.fromCoroutine(route.handler(body, RequestInfo(unquote(rest.decode(errors="replace")),
+                                                                        query)))
+        else:
+            d = Deferred.fromCoroutine(route.handler(body))
         d.addCallback(lambda answer: _send(request, answer))
         d.addErrback(_internal_error, request)
         return server.NOT_DONE_YET

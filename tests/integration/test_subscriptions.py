@@ -123,13 +123,6 @@ def test_a_syntax_error_carries_its_position(node: GatewayNode) -> None:
     assert "^" in exc.value.args[0]
 
 
-def test_persistent_subscriptions_are_refused_until_they_exist(node: GatewayNode) -> None:
-    with WampClient(node.ws_url) as client:
-        with pytest.raises(ApplicationError) as exc:
-            client.call("gateway.subscribe", LOBBY, persistent=True)
-    assert exc.value.error == "gateway.error.not_supported"
-
-
 def test_an_autobahn_js_client_subscribes_by_query(node: GatewayNode) -> None:
     sent: list[dict[str, object]] = []
 

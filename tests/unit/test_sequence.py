@@ -50,3 +50,18 @@ def test_failover_and_restarts_never_repeat_or_go_back(turns: list[tuple[int, in
         handed.extend(live[who].next() for _ in range(count))
         previous = who
     assert handed == sorted(set(handed))
+
+
+def test_the_high_water_mark_is_above_every_number_handed_out_and_below_every_later_one() -> None:
+    counter = {"taken": 500}
+
+    def take(n: int) -> int:
+        counter["taken"] += n
+        return counter["taken"]
+
+    seq = Sequencer(take, block=10)
+    assert seq.high_water(lambda: counter["taken"]) == 500, "no block yet: the next starts above 500"
+    first = seq.next()
+    assert first == 501 and seq.high_water(lambda: counter["taken"]) == 501
+    seq.next()
+    assert seq.high_water(lambda: counter["taken"]) == 502 < seq.next()

@@ -1,68 +1,82 @@
-"""The SQLite store, on a temporary file (a local file, no sockets)."""
+"""What is particular to the SQLite store, on a temporary file (a local file, no sockets), and the
+store's configuration. The behaviour both stores share is tested once, against each, in
+tests/integration/test_store_contract.py."""
 
 import sqlite3
 from pathlib import Path
 
-from components.sequence import Sequencer
+import pytest
+
+from components.config import StoreConfig, parse_config
+from components.exceptions import ConfigError
+from components.storage import LoggedEvent, open_store
 from components.store import MIGRATIONS, SqliteStore
 
 
-def test_counter_survives_reopening_and_is_shared(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
-    first, second = SqliteStore(path), SqliteStore(path)
-    a = Sequencer(first.take, block=100)
-    used = [a.next() for _ in range(3)]
-    b = Sequencer(second.take, block=100)
-    assert b.next() == 101
-    first.close()
-    second.close()
-    reopened = SqliteStore(path)
-    assert reopened.taken() == 200
-    assert Sequencer(reopened.take).next() > max(used)
-    reopened.close()
-
-
-def test_ids_are_remembered_and_forgotten_after_the_window(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.sqlite3")
-    assert store.accepted("a") is None
-    store.remember("a", "demo.message", 7, at=100.0)
-    store.remember("b", "demo.order", 8, at=200.0)
-    store.remember("a", "demo.order", 9, at=300.0)  # the first acceptance wins
-    assert store.accepted("a") == ("demo.message", 7)
-    assert store.forget_before(150.0) == 1
-    assert store.accepted("a") is None and store.accepted("b") == ("demo.order", 8)
-    store.close()
-
-
-def test_the_schema_version_is_recorded(tmp_path: Path) -> None:
+def test_a_file_from_an_older_version_is_migrated_with_its_data(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    SqliteStore(path).close()
-    SqliteStore(path).close()  # a second open migrates nothing
-    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == len(MIGRATIONS)
+    old = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:4]:  # a file as the gateway left it before the event log
+        for statement in statements:
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 4")
+    old.execute("INSERT INTO counters (name, taken) VALUES ('events', 3000)")
+    old.execute("INSERT INTO event_ids (id, event, seq, accepted_at) VALUES ('a', 'demo.message', 2999, 1.0)")
+    old.execute("INSERT INTO queries (key, text, parts, filters, created) VALUES ('k', 'demo.message', NULL, NULL, 1.0)")
+    old.close()
 
-
-def test_query_grants_by_session(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.sqlite3")
-    store.save_query("k1", 'demo.message where room = "a"')
-    store.save_query("k1", "ignored: the first text stays")
-    store.grant("sub-1", 11, "k1")
-    store.grant("sub-2", 22, "k1")
-    assert store.query_text("k1") == 'demo.message where room = "a"' and store.query_text("k2") is None
-    assert store.granted(11, "k1") and not store.granted(11, "k2") and not store.granted(33, "k1")
-    assert store.subscriptions_of(11) == [("sub-1", "k1", 'demo.message where room = "a"')]
-    assert store.revoke("sub-1", 22) is None, "only the owner may revoke"
-    assert store.revoke("sub-1", 11) == "k1" and not store.granted(11, "k1")
-    store.grant("sub-3", 33, "k1")
-    store.revoke_all_but({22})
-    assert store.granted(22, "k1") and not store.granted(33, "k1")
-    store.revoke_session(22)
-    assert not store.granted(22, "k1")
+    store = SqliteStore(path)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert store.take(1000) == 4000 and store.accepted("a") == ("demo.message", 2999)
+    assert store.query_parts("k") == ["demo.message"] and store.query_filters("k") is None
+    row = LoggedEvent(4000, "demo.message", "b", "2026-11-28T09:30:01.123Z", "{}", None, 2.0)
+    store.log_and_remember([row])
+    assert store.events_after(["demo.message"], 0, 10) == [row] and store.accepted("b") == ("demo.message", 4000)
     store.close()
 
 
-def test_many_ids_are_remembered_in_one_go(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.sqlite3")
-    store.remember_many([("a", "demo.message", 1), ("b", "demo.order", 2), ("a", "demo.order", 3)])
-    assert store.accepted("a") == ("demo.message", 1) and store.accepted("b") == ("demo.order", 2)
+def test_the_file_is_in_wal_mode_and_syncs_only_when_taking(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = SqliteStore(path)
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.take(10)
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1, "NORMAL again after taking (FULL)"
     store.close()
+
+
+def test_open_store_defaults_to_the_sqlite_file(tmp_path: Path) -> None:
+    store = open_store(StoreConfig(path=str(tmp_path / "sub" / "s.sqlite3")))
+    assert isinstance(store, SqliteStore) and (tmp_path / "sub" / "s.sqlite3").exists()
+    store.close()
+
+
+# -- store.url -------------------------------------------------------------------------------
+
+
+def test_a_postgresql_url_is_taken_from_the_file_or_the_environment() -> None:
+    assert parse_config({}).store.url is None
+    assert parse_config({"store": {"url": "postgresql://gw@db:5432/events"}}).store.url == "postgresql://gw@db:5432/events"
+    cfg = parse_config({"store": {"url": "postgresql://a@b/c"}}, env={"GATEWAY_STORE_URL": "postgres://gw@db/events"})
+    assert cfg.store.url == "postgres://gw@db/events"
+
+
+@pytest.mark.parametrize("url", ["mysql://gw:s3cret-pw@db/events", "gw:s3cret-pw@db/events", "", "sqlite:///x.db"])
+def test_a_store_url_that_is_not_postgresql_is_refused_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"store": {"url": url}})
+    assert "store.url" in str(err.value) and "postgresql://" in str(err.value)
+    assert "s3cret-pw" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        parse_config({}, env={"GATEWAY_STORE_URL": "http://gw:s3cret-pw@db"})
+    assert "GATEWAY_STORE_URL" in str(err.value) and "s3cret-pw" not in str(err.value)
+
+
+def test_the_store_urls_password_never_shows() -> None:
+    cfg = parse_config({"store": {"url": "postgresql://gw:s3cret-pw@db:5432/events?sslmode=require"}})
+    assert "s3cret-pw" not in repr(cfg) and "s3cret-pw" not in str(cfg.store)
+    assert StoreConfig.redact("postgresql://gw:s3cret-pw@db:5432/events") == "postgresql://gw:***@db:5432/events"
+    assert StoreConfig.redact("postgres://gw@db/events?password=s3cret-pw&sslmode=require") == (
+        "postgres://gw@db/events?password=***&sslmode=require")
+    assert StoreConfig.redact("postgresql://gw:p@ss@db/events") == "postgresql://gw:***@db/events"
+    assert StoreConfig.redact("postgresql://gw@db/events") == "postgresql://gw@db/events"
+
