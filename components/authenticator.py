@@ -20,10 +20,12 @@ The same component issues tickets for the bridge and answers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails, CloseDetails, RegisterOptions, SessionDetails
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
 from components import uris
@@ -31,6 +33,7 @@ from components.backend import BackendSession
 from components.identities import Identities
 from components.identity import AuthFailure
 from components.storage import Store, open_store
+from components.storethread import StoreThread
 
 
 #: How often expired tokens and tickets are dropped from the store, up to 10,000 of each at a time:
@@ -39,15 +42,26 @@ PRUNE_INTERVAL = 5.0
 
 
 class Authenticator(BackendSession):
-    _store: Store | None = None
-    _identities: Identities
+    """Every store read and write of a login runs on the store thread: the reactor never waits on it."""
+
+    _thread: StoreThread | None = None
     _pruner: LoopingCall | None = None
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
-        self._store = open_store(cfg.store)
-        self._identities = Identities(self._store, cfg.auth, cfg.router.realm)
-        self._pruner = LoopingCall(self._identities.prune)
+        identities: list[Identities] = []
+
+        def open_identities() -> Store:
+            store = open_store(cfg.store)
+            identities.append(Identities(store, cfg.auth, cfg.router.realm))
+            return store
+
+        self._thread = StoreThread(open_identities, name="authenticator-store")
+        # The rules, on the store thread, with the Identities bound to that thread's store.
+        self._on_thread = lambda method, *args: self._run(lambda _: getattr(identities[0], method)(*args))
+        await self._run(lambda store: None)  # opens the store (and migrates it) before anyone may log in
+        self._pruner = LoopingCall(lambda: self._on_thread("prune").addErrback(
+            lambda f: self.log.error("pruning expired tokens failed: {err}", err=f.getErrorMessage())))
         self._pruner.start(PRUNE_INTERVAL, now=True)
         shared = RegisterOptions(invoke="roundrobin")
         await self.register(self._authenticate, uris.AUTHENTICATE, options=shared)
@@ -56,16 +70,23 @@ class Authenticator(BackendSession):
                                                                                details_arg="details"))
         self.log.info("authenticator ready")
 
-    def _authenticate(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, work: Callable[[Store], Any]) -> Deferred[Any]:
+        assert self._thread is not None
+        return self._thread.run(work)
+
+    async def _authenticate(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
         try:
-            return self._identities.authenticate(realm, authid, details if isinstance(details, dict) else {})
+            principal: dict[str, Any] = await self._on_thread(
+                "authenticate", realm, authid, details if isinstance(details, dict) else {})
+            return principal
         except AuthFailure as exc:
             self.log.info("login refused ({method}): {why}", method=_method(details), why=exc)
             raise ApplicationError(uris.ERROR_AUTHENTICATION_FAILED, str(exc)) from None
 
-    def _issue_ticket(self, user: object, roles: object = None, ttl: object = None) -> dict[str, Any]:
+    async def _issue_ticket(self, user: object, roles: object = None, ttl: object = None) -> dict[str, Any]:
         try:
-            return self._identities.issue_ticket(user, roles, ttl)
+            ticket: dict[str, Any] = await self._on_thread("issue_ticket", user, roles, ttl)
+            return ticket
         except AuthFailure as exc:
             raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, str(exc)) from None
 
@@ -80,9 +101,9 @@ class Authenticator(BackendSession):
     def onLeave(self, details: CloseDetails) -> None:
         if self._pruner is not None and self._pruner.running:
             self._pruner.stop()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
         super().onLeave(details)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails, CloseDetails, PublishOptions, RegisterOptions, SessionDetails
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock, succeed
 from twisted.internet import reactor
 from twisted.internet.base import DelayedCall
 from twisted.internet.task import LoopingCall
@@ -35,11 +35,12 @@ from components.backend import BackendSession
 from components.envelope import make_envelope, new_event_id
 from components.sequence import Sequencer
 from components.events import Registry
-from components.storage import LoggedEvent, Store, open_store
+from components.storage import LoggedEvent, PersistentSubscription, Store, open_store
+from components.storethread import StoreThread
 from components.events.rules import BACKEND_ROLE
 from components.rowfilter import visible_with_row_filter
-from components.persistent import PersistentBook
-from components.sessions import Restriction, Sessions
+from components.persistent import MAX_PAGE, PAGE, PersistentBook, check_ack, compile_parts, owners, read_replay
+from components.sessions import Restriction, SessionInfo, Sessions
 from components.subscriptions import QuerySubscriptions, describe
 
 _ACK = PublishOptions(acknowledge=True)
@@ -67,11 +68,18 @@ class Dispatcher(BackendSession):
     #: ids accepted in this reactor turn, not yet written: id -> (event class, seq)
     _unsaved: dict[str, tuple[str, int]]
     _flush: DelayedCall | None
+    _thread: StoreThread
+    _turn: DeferredLock
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
         self.start_registry(cfg)
+        # The reactor thread's own connection, for the quick bookkeeping of grants and queries
+        # (and a block of seq numbers now and then); events' ids and the event log are read and
+        # written on the store thread, with a connection of its own.
         self._store = open_store(cfg.store)
+        self._thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-store")
+        self._turn = DeferredLock()
         self._sequencer = Sequencer(self._store.take)
         self._window = cfg.store.idempotency_window
         self._max_logged = cfg.store.max_logged_per_class
@@ -101,8 +109,8 @@ class Dispatcher(BackendSession):
         await self.register(self._subscribe, uris.SUBSCRIBE, options=with_caller)
         await self.register(self._end_subscription, uris.UNSUBSCRIBE, options=with_caller)
         await self.register(self._with_caller(self._queries.subscriptions), uris.SUBSCRIPTIONS, options=with_caller)
-        await self.register(self._with_caller(self._queries.replay), uris.REPLAY, options=with_caller)
-        await self.register(self._with_caller(self._queries.ack), uris.ACK, options=with_caller)
+        await self.register(self._replay, uris.REPLAY, options=with_caller)
+        await self.register(self._ack, uris.ACK, options=with_caller)
         web_app = RegisterOptions(invoke="first")
         await self.register(self._create_for_user, uris.INTERNAL_SUBSCRIPTION_CREATE, options=web_app)
         await self.register(self._list_subscriptions, uris.INTERNAL_SUBSCRIPTION_LIST, options=web_app)
@@ -125,41 +133,50 @@ class Dispatcher(BackendSession):
         self._sessions.left(session_id)
         self._queries.session_left(session_id)
 
-    def _publish(self, items: list[list[Any]]) -> Deferred[list[Result]]:
+    async def _publish(self, items: list[list[Any]]) -> list[Result]:
         """Publish a batch, in order; one result per item, never an exception for one bad item.
 
         Each item is ``[event, data, id]`` or ``[event, data, id, audience]``. Events of classes
         with a persistent subscription are written to the event log (with their ids, in one
         transaction) before any of the batch is published, so before any 202.
+
+        The store is read and written on the store thread. Batches take their turn for that
+        part (the lock): whether an id was accepted before is decided, and its seq taken, by
+        one batch at a time; publishing and waiting for the router overlap freely.
         """
-        logged = self._book.logged_classes()
-        batch = _Batch()
-        results = [self._publish_one(item[0], item[1], item[2] or new_event_id(),
-                                     item[3] if len(item) > 3 else None, logged, batch)
-                   for item in items]
+        items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None]
+                 for item in items]
+        await self._turn.acquire()
         try:
+            ids = [i for _, _, i, _ in items if i not in self._pending and i not in self._unsaved]
+            earlier, logged = await self._thread.run(_look_up, ids)
+            batch = _Batch()
+            results = [self._publish_one(event, data, event_id, audience, logged, batch, earlier)
+                       for event, data, event_id, audience in items]
             if batch.rows:
-                assert self._store is not None
-                self._store.log_and_remember(batch.rows)
-        except Exception as exc:
-            self.log.error("cannot write {n} events to the event log: {err}", n=len(batch.rows), err=exc)
-            for _, failed in batch.sends:
-                failed.errback(exc)
-        else:
+                try:
+                    await self._thread.run(lambda store: store.log_and_remember(batch.rows))
+                except Exception as exc:
+                    self.log.error("cannot write {n} events to the event log: {err}", n=len(batch.rows), err=exc)
+                    for _, failed in batch.sends:
+                        failed.errback(exc)
+                    batch.sends.clear()
             for send, _ in batch.sends:
                 send()
-        gathered: Deferred[list[tuple[bool, Result]]] = DeferredList(results, consumeErrors=True)
-        return gathered.addCallback(lambda pairs: [r for _, r in pairs])
+        finally:
+            self._turn.release()
+        pairs: list[tuple[bool, Result]] = await DeferredList(results, consumeErrors=True)
+        return [r for _, r in pairs]
 
     def _publish_one(self, event: str, data: dict[str, Any], event_id: str,
-                     audience: dict[str, list[str]] | None, logged: set[str], batch: _Batch) -> Deferred[Result]:
+                     audience: dict[str, list[str]] | None, logged: set[str], batch: _Batch,
+                     earlier_ids: dict[str, tuple[str, int]]) -> Deferred[Result]:
         if event not in self.registry:
             return succeed({"error": "unknown_event", "message": f"no event class named {event!r}", "status": 404})
         pending = self._pending.get(event_id)
         if pending is not None:
             return _follow(pending, event)
-        assert self._store is not None
-        earlier = self._unsaved.get(event_id) or self._store.accepted(event_id)
+        earlier = self._unsaved.get(event_id) or earlier_ids.get(event_id)
         if earlier is not None:
             return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
         seq = self._sequencer.next()
@@ -233,6 +250,40 @@ class Dispatcher(BackendSession):
         await self._know_caller(details)
         return self._queries.subscribe(query, persistent, details)
 
+    # -- persistent subscriptions: replay and ack, on the store thread ----------
+
+    async def _mine(self, subscription_id: object, details: CallDetails | None) -> tuple[SessionInfo,
+                                                                                          PersistentSubscription]:
+        await self._know_caller(details)
+        who = self._queries.who(details)
+        sub = await self._thread.run(lambda store: store.persistent(subscription_id)
+                                     if isinstance(subscription_id, str) else None)
+        if sub is None or sub.owner not in owners(who):
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
+                                   f"no persistent subscription {subscription_id!r} of this client")
+        return who, sub
+
+    async def _replay(self, subscription_id: str, after_seq: int, limit: int = PAGE,
+                      details: CallDetails | None = None) -> dict[str, Any]:
+        for name, value in (("after_seq", after_seq), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"{name} must be a whole number, not {value!r}")
+        who, sub = await self._mine(subscription_id, details)
+        registry = self.registry
+        compiled = compile_parts(sub, registry)  # parsing stays on the reactor thread
+        page: dict[str, Any] = await self._thread.run(read_replay, who, sub, compiled, registry, after_seq,
+                                                      max(1, min(limit, MAX_PAGE)))
+        return page
+
+    async def _ack(self, subscription_id: str, seq: int, details: CallDetails | None = None) -> dict[str, Any]:
+        try:
+            check_ack(seq)
+        except ValueError as exc:
+            raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, str(exc)) from None
+        _, sub = await self._mine(subscription_id, details)
+        last: int = await self._thread.run(lambda store: store.ack(sub.id, seq))
+        return {"id": sub.id, "last_seq": last}
+
     # -- server-side subscriptions (the bridge's /subscriptions) ----------------
 
     def _create_for_user(self, user: str, roles: list[str], query: str) -> dict[str, Any]:
@@ -288,10 +339,24 @@ class Dispatcher(BackendSession):
             self._flush = _REACTOR.callLater(0, self._save)
 
     def _save(self) -> None:
+        """Write the ids accepted this turn, on the store thread. They stay in ``_unsaved`` (where
+        lookups find them) until written: a lookup queued before the write still sees them here."""
         self._flush = None
-        if self._store is not None and self._unsaved:
-            self._store.remember_many([(i, e, s) for i, (e, s) in self._unsaved.items()])
-        self._unsaved.clear()
+        if not self._unsaved:
+            return
+        written = dict(self._unsaved)
+
+        def forget(_: object) -> None:
+            for event_id in written:
+                if self._unsaved.get(event_id) == written[event_id]:
+                    del self._unsaved[event_id]
+
+        def failed(failure: Any) -> None:
+            self.log.error("cannot remember {n} accepted event ids: {err}", n=len(written),
+                           err=failure.getErrorMessage())
+
+        rows = [(i, e, s) for i, (e, s) in written.items()]
+        self._thread.run(lambda store: store.remember_many(rows)).addCallbacks(forget, failed)
 
     async def _catalog(self, details: CallDetails) -> dict[str, Any]:
         await self._know_caller(details)
@@ -321,10 +386,23 @@ class Dispatcher(BackendSession):
         if flush is not None:
             flush.cancel()
             self._save()
+        thread: StoreThread | None = self.__dict__.pop("_thread", None)
+        if thread is not None:
+            thread.stop()  # after the writes asked for above
         if self._store is not None:
             self._store.close()
             self._store = None
         super().onLeave(details)
+
+
+def _look_up(store: Store, ids: list[str]) -> tuple[dict[str, tuple[str, int]], set[str]]:
+    """On the store thread: (id -> (class, seq) of those accepted before, classes that are logged)."""
+    earlier = {}
+    for event_id in ids:
+        found = store.accepted(event_id)
+        if found is not None:
+            earlier[event_id] = found
+    return earlier, store.persistent_classes()
 
 
 class _Batch:

@@ -93,8 +93,45 @@ def may_receive(who: SessionInfo, registry: Registry, event: str, audience: dict
     return any(role in held for role in audience.get("roles", ()))
 
 
-def envelope(row: LoggedEvent) -> dict[str, Any]:
-    return {"event": row.event, "id": row.id, "seq": row.seq, "time": row.time, "data": json.loads(row.data)}
+def read_replay(store: Store, who: SessionInfo, sub: PersistentSubscription, compiled: _Compiled,
+                registry: Registry, after_seq: int, limit: int = PAGE) -> dict[str, Any]:
+    """The events after ``after_seq`` this session would have received on the subscription, in order.
+
+    ``{"events": [...], "truncated": bool, "more": bool, "last_seq": int}``: ``more`` when the page is
+    full and the log may hold more (ask again after the last seq); ``truncated`` when retention
+    dropped events of its classes after ``after_seq``; ``last_seq`` the cursor acknowledged so far.
+    Only reads the store and pure values: it may run on the store thread.
+    """
+    classes = sorted(compiled.classes)
+    found: list[dict[str, Any]] = []
+    cursor = after_seq
+    more = False
+    while classes and len(found) < limit:
+        # Read about what the page still needs (twice, for rows the query skips), not a fixed chunk
+        # that the next page would read again.
+        rows = store.events_after(classes, cursor, min(_READ, max(64, 2 * (limit - len(found)))))
+        for row in rows:
+            cursor = row.seq
+            data = json.loads(row.data)
+            if not compiled.matches(row.event, data):
+                continue
+            audience = json.loads(row.audience) if row.audience is not None else None
+            if may_receive(who, registry, row.event, audience):
+                found.append({"event": row.event, "id": row.id, "seq": row.seq, "time": row.time, "data": data})
+                if len(found) == limit:
+                    break
+        if len(found) == limit:
+            more = bool(store.events_after(classes, cursor, 1))
+        elif not rows:
+            break
+    truncated = bool(classes) and store.dropped_through(classes) > after_seq
+    return {"events": found, "truncated": truncated, "more": more, "last_seq": sub.last_seq}
+
+
+def check_ack(seq: object) -> int:
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValueError(f"seq must be a whole number, not {seq!r}")
+    return seq
 
 
 class PersistentBook:
@@ -148,41 +185,13 @@ class PersistentBook:
 
     def replay(self, who: SessionInfo, sub: PersistentSubscription, after_seq: int, limit: int = PAGE
                ) -> dict[str, Any]:
-        """The events after ``after_seq`` this session would have received on the subscription, in order.
-
-        ``{"events": [...], "truncated": bool, "more": bool, "last_seq": int}``: ``more`` when the page is
-        full and the log may hold more (ask again after the last seq); ``truncated`` when retention
-        dropped events of its classes after ``after_seq``; ``last_seq`` the cursor acknowledged so far.
-        """
+        """See ``read_replay`` (here on the caller's thread)."""
         registry = self._registry()
-        compiled = compile_parts(sub, registry)
-        classes = sorted(compiled.classes)
-        found: list[dict[str, Any]] = []
-        cursor = after_seq
-        more = False
-        while classes:
-            rows = self._store.events_after(classes, cursor, _READ)
-            for row in rows:
-                cursor = row.seq
-                data = json.loads(row.data)
-                audience = json.loads(row.audience) if row.audience is not None else None
-                if compiled.matches(row.event, data) and may_receive(who, registry, row.event, audience):
-                    found.append(envelope(row))
-                    if len(found) == limit:
-                        break
-            if len(found) == limit:
-                more = bool(self._store.events_after(classes, cursor, 1))
-                break
-            if len(rows) < _READ:
-                break
-        truncated = bool(classes) and self._store.dropped_through(classes) > after_seq
-        return {"events": found, "truncated": truncated, "more": more, "last_seq": sub.last_seq}
+        return read_replay(self._store, who, sub, compile_parts(sub, registry), registry, after_seq, limit)
 
     def ack(self, who: SessionInfo, subscription_id: object, seq: object) -> int:
         sub = self.get(who, subscription_id)
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise ValueError(f"seq must be a whole number, not {seq!r}")
-        return self._store.ack(sub.id, seq)
+        return self._store.ack(sub.id, check_ack(seq))
 
     def delete(self, who: SessionInfo, subscription_id: object) -> PersistentSubscription:
         sub = self.get(who, subscription_id)

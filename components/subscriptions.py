@@ -39,7 +39,7 @@ from components.query.compile import compile_query
 from components.query.index import QueryIndex
 from components.rowfilter import parts, parts_key, session_params, visible_with_row_filter
 from components.sessions import SessionInfo, Sessions
-from components.persistent import MAX_PAGE, PAGE, PERSISTENT_PREFIX, NotYours, PersistentBook, token_owner
+from components.persistent import PERSISTENT_PREFIX, NotYours, PersistentBook, token_owner
 from components.storage import PersistentSubscription, Store
 
 log = Logger()
@@ -229,31 +229,6 @@ class QuerySubscriptions:
                           "last_seq": sub.last_seq})
         return found
 
-    def replay(self, subscription_id: str, after_seq: int, limit: int = PAGE,
-               details: CallDetails | None = None) -> dict[str, Any]:
-        who = self._who(details)
-        if self._book is None:
-            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, "no persistent subscriptions here")
-        for name, value in (("after_seq", after_seq), ("limit", limit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"{name} must be a whole number, not {value!r}")
-        try:
-            sub = self._book.get(who, subscription_id)
-        except NotYours as exc:
-            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, str(exc)) from None
-        return self._book.replay(who, sub, after_seq, max(1, min(limit, MAX_PAGE)))
-
-    def ack(self, subscription_id: str, seq: int, details: CallDetails | None = None) -> dict[str, Any]:
-        who = self._who(details)
-        if self._book is None:
-            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, "no persistent subscriptions here")
-        try:
-            return {"id": subscription_id, "last_seq": self._book.ack(who, subscription_id, seq)}
-        except NotYours as exc:
-            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, str(exc)) from None
-        except ValueError as exc:
-            raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, str(exc)) from None
-
     def authorize(self, session: dict[str, Any], uri: str, action: str, options: dict[str, Any] | None = None
                   ) -> Decision:
         session_id = int(session.get("session", 0))
@@ -372,6 +347,9 @@ class QuerySubscriptions:
         for entry in self._indexed.pop(key, []):
             self.index.remove(entry)
             self._part_of.pop(entry, None)
+
+    def who(self, details: CallDetails | None) -> SessionInfo:
+        return self._who(details)
 
     def _who(self, details: CallDetails | None) -> SessionInfo:
         """The caller, as the session table knows it (or, if it does not yet, as the call says)."""
