@@ -371,13 +371,24 @@ class Dispatcher(BackendSession):
         return catalog
 
     def _prune(self) -> None:
-        if self._store is not None:
-            self._store.forget_before(time.time() - self._window)
-            self._queries.expire_unconfirmed()
-            # Retention of the event log: at most 10,000 rows per class per round (short transactions).
-            dropped = self._book.retain(self._max_logged)
+        """Every minute: forget ids past the idempotency window, drop events past their retention.
+        On the store thread, in short transactions: delivery never waits for it."""
+        self._queries.expire_unconfirmed()
+        registry, window, most = self.registry, self._window, self._max_logged
+
+        def prune(store: Store) -> int:
+            store.forget_before(time.time() - window)
+            return PersistentBook(store, lambda: registry, lambda: 0).retain(most)
+
+        def done(dropped: int) -> None:
             if dropped:
                 self.log.info("event log: {n} events past their class's retention dropped", n=dropped)
+
+        def failed(failure: Any) -> None:
+            self.log.error("pruning the store failed: {err}", err=failure.getErrorMessage())
+
+        if "_thread" in self.__dict__:
+            self._thread.run(prune).addCallbacks(done, failed)
 
     def onLeave(self, details: CloseDetails) -> None:
         if self._pruner is not None and self._pruner.running:

@@ -56,6 +56,27 @@ _TICKET_REQUEST = {
                 "description": "seconds the ticket is valid (auth.ticket_ttl by default, auth.max_ticket_ttl at most)"},
     },
 }
+_SUBSCRIPTION_REQUEST = {
+    "type": "object",
+    "required": ["user", "query"],
+    "additionalProperties": False,
+    "properties": {
+        "user": {"type": "string", "minLength": 1, "maxLength": 255},
+        "query": {"type": "string", "description": "in the query language, e.g. demo.order where amount > 100"},
+        "persistent": {"const": True},
+        "roles": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}},
+    },
+}
+_SUBSCRIPTION = {
+    "type": "object",
+    "required": ["id", "topic", "query", "persistent", "last_seq"],
+    "properties": {
+        "id": {"type": "string"}, "topic": {"type": "string"}, "query": {"type": "string"},
+        "persistent": {"type": "boolean"}, "user": {"type": ["string", "null"]},
+        "owner": {"enum": ["user", "client"]}, "classes": {"type": "array", "items": {"type": "string"}},
+        "last_seq": {"type": "integer", "description": "the last seq its owner acknowledged"},
+    },
+}
 _TICKET = {
     "type": "object",
     "required": ["ticket", "expires_at", "user", "roles"],
@@ -86,7 +107,8 @@ def _schema_name(event: str) -> str:
 def openapi_document(registry: Registry) -> dict[str, Any]:
     """The document served at GET /openapi.json (pure: registry in, document out)."""
     schemas: dict[str, Any] = {"Error": _ERROR, "FieldError": _FIELD_ERROR, "Accepted": _ACCEPTED,
-                               "Audience": _AUDIENCE, "TicketRequest": _TICKET_REQUEST, "Ticket": _TICKET}
+                               "Audience": _AUDIENCE, "TicketRequest": _TICKET_REQUEST, "Ticket": _TICKET,
+                               "SubscriptionRequest": _SUBSCRIPTION_REQUEST, "Subscription": _SUBSCRIPTION}
     variants = []
     for cls in sorted(registry, key=lambda c: c.name):
         data_schema = dict(cls.json_schema())
@@ -143,6 +165,31 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/TicketRequest"})},
                 "responses": {"201": {"description": "the ticket", **_json({"$ref": "#/components/schemas/Ticket"})},
                               **_errors(400, 401, 413, 503)}}},
+            "/subscriptions": {
+                "post": {
+                    "summary": "A persistent subscription for a user, connected or not", "security": security,
+                    "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/SubscriptionRequest"})},
+                    "responses": {"201": {"description": "made", **_json({"$ref": "#/components/schemas/Subscription"})},
+                                  "403": {"description": "the query selects a class the user may not see",
+                                          **_json({"$ref": "#/components/schemas/Error"})},
+                                  **_errors(400, 401, 413, 503)}},
+                "get": {
+                    "summary": "Persistent subscriptions of a user (?user=) or of an event class (?event=)",
+                    "security": security,
+                    "parameters": [{"name": "user", "in": "query", "schema": {"type": "string"}},
+                                   {"name": "event", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "the subscriptions", **_json({
+                        "type": "object", "properties": {"subscriptions": {
+                            "type": "array", "items": {"$ref": "#/components/schemas/Subscription"}}}})},
+                        **_errors(400, 401, 503)}}},
+            "/subscriptions/{id}": {"delete": {
+                "summary": "End a persistent subscription; its owner's clients are told "
+                           "(gateway.meta.subscription_removed)", "security": security,
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "ended", **_json({"$ref": "#/components/schemas/Subscription"})},
+                              "404": {"description": "no such subscription",
+                                      **_json({"$ref": "#/components/schemas/Error"})},
+                              **_errors(401, 503)}}},
             "/catalog": {"get": {
                 "summary": "Every event class: name, description, visibility, retention, JSON Schema",
                 "security": security,

@@ -26,6 +26,7 @@ from components import pgstore, store
 from components.config import StoreConfig
 from components.sequence import Sequencer
 from components.storage import DuplicateId, LoggedEvent, PersistentSubscription, Store, open_store
+from tests.integration.conftest import postgresql_schema
 
 POSTGRESQL_URL = os.environ.get("GATEWAY_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
 #: What a failed statement raises, whichever the store.
@@ -155,14 +156,17 @@ def test_stores_opened_at_once_migrate_once(backend: Backend) -> None:
     assert backend.recorded_version() == (backend.latest, backend.latest)
 
 
-def test_open_store_chooses_by_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_store_chooses_by_url(tmp_path: Path) -> None:
     s = open_store(StoreConfig(path=str(tmp_path / "x.sqlite3")))
     assert isinstance(s, store.SqliteStore)
     s.close()
-    opened: list[str] = []
-    monkeypatch.setattr(pgstore, "PostgresStore", lambda url: opened.append(url) or "pg")
-    assert open_store(StoreConfig(path="ignored", url="postgres://u@h/db")) == "pg"
-    assert opened == ["postgres://u@h/db"]
+    with postgresql_schema() as section:
+        pg = open_store(StoreConfig(path="ignored", **section))
+        try:
+            assert isinstance(pg, pgstore.PostgresStore)
+            assert pg.take(5) == 5 and pg.taken() == 5  # in the schema named, created for it
+        finally:
+            pg.close()
 
 
 def test_a_server_that_cannot_be_reached_is_named_without_the_password() -> None:
