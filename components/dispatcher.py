@@ -376,11 +376,15 @@ class Dispatcher(BackendSession):
         self._queries.expire_unconfirmed()
         registry, window, most = self.registry, self._window, self._max_logged
 
-        def prune(store: Store) -> int:
+        def prune(store: Store) -> tuple[int, int]:
             store.forget_before(time.time() - window)
-            return PersistentBook(store, lambda: registry, lambda: 0).retain(most)
+            book = PersistentBook(store, lambda: registry, lambda: 0)
+            return len(book.forget_orphans()), book.retain(most)
 
-        def done(dropped: int) -> None:
+        def done(counts: tuple[int, int]) -> None:
+            orphans, dropped = counts
+            if orphans:
+                self.log.info("{n} persistent subscriptions ended with their expired client tokens", n=orphans)
             if dropped:
                 self.log.info("event log: {n} events past their class's retention dropped", n=dropped)
 

@@ -198,6 +198,16 @@ class PersistentBook:
         self._store.delete_persistent(sub.id)
         return sub
 
+    def forget_orphans(self) -> list[PersistentSubscription]:
+        """End the subscriptions whose client token is gone (expired, then pruned): they live as long
+        as their token. Those made for a user stay until the web-app ends them."""
+        gone = []
+        for sub in self._store.all_persistent():
+            if sub.owner.startswith("token:") and self._store.token(sub.owner.removeprefix("token:")) is None:
+                self._store.delete_persistent(sub.id)
+                gone.append(sub)
+        return gone
+
     def retain(self, keep_at_most: int | None) -> int:
         """Drop logged events past their class's retention (and past ``keep_at_most`` per class)."""
         registry = self._registry()

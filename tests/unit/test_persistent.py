@@ -127,3 +127,16 @@ def test_a_class_whose_row_filter_changed_is_not_replayed(store: SqliteStore, tm
                        .replace('row_filter: "user = $user"', 'row_filter: "text = $user"'))
     other = PersistentBook(store, lambda: Registry.load([], [str(changed)]), lambda: 0, Clock())
     assert other.replay(ALICE, sub, 0)["events"] == []
+
+
+def test_a_subscription_lives_as_long_as_its_token(store: SqliteStore) -> None:
+    from components.identity import digest
+
+    b = book(store)
+    kept = subscribe(b, ALICE, ["demo.message"], ["demo.message"])
+    orphan = subscribe(b, ANON, ["demo.message"], ["demo.message"])
+    for_user = b.create("user:erin", "erin", "demo.message", "k", ["demo.message"], {"demo.message": None},
+                        ["demo.message"])
+    store.save_token(digest(ALICE.client_token or ""), "user:alice", 2e9)  # ANON's token: never seen / pruned
+    assert [s.id for s in b.forget_orphans()] == [orphan.id]
+    assert {s.id for s in b.everyone()} == {kept.id, for_user.id}
