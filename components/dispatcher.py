@@ -103,7 +103,7 @@ class Dispatcher(BackendSession):
         await self._rebuild_sessions()
         await self._queries.rebuild(self.call)
         # The authorizer first: until it is registered, clients can do nothing at all.
-        await self.register(self._queries.authorize, uris.AUTHORIZE, options=RegisterOptions(invoke="roundrobin"))
+        await self.register(self._authorize, uris.AUTHORIZE, options=RegisterOptions(invoke="roundrobin"))
         await self.register(self._publish, uris.INTERNAL_PUBLISH, options=RegisterOptions(invoke="first"))
         with_caller = RegisterOptions(invoke="first", details_arg="details")
         await self.register(self._subscribe, uris.SUBSCRIBE, options=with_caller)
@@ -249,6 +249,16 @@ class Dispatcher(BackendSession):
                          ) -> dict[str, Any]:
         await self._know_caller(details)
         return self._queries.subscribe(query, persistent, details)
+
+    async def _authorize(self, session: dict[str, Any], uri: str, action: str,
+                         options: dict[str, Any] | None = None) -> dict[str, bool]:
+        """The dynamic authorizer: whether a query topic was granted is looked up on the store thread."""
+        granted = False
+        if action == "subscribe" and uri.startswith(uris.QUERY_TOPIC_PREFIX) and isinstance(session, dict):
+            session_id = int(session.get("session", 0))
+            mine = owners(SessionInfo.from_details({**session, "session": session_id}))
+            granted = await self._thread.run(_look_up_grant, session_id, uri[len(uris.QUERY_TOPIC_PREFIX):], mine)
+        return self._queries.authorize(session, uri, action, options, granted=lambda key: granted)
 
     # -- persistent subscriptions: replay and ack, on the store thread ----------
 
@@ -418,6 +428,21 @@ def _look_up(store: Store, ids: list[str]) -> tuple[dict[str, tuple[str, int]], 
         if found is not None:
             earlier[event_id] = found
     return earlier, store.persistent_classes()
+
+
+def _look_up_grant(store: Store, session: int, key: str, owners_: list[str]) -> bool:
+    """On the store thread: was the session granted the query topic, or is it the topic of a persistent
+    subscription of the session's token or user (then it is granted now, for this session)?"""
+    if store.granted(session, key):
+        return True
+    for sub in store.persistent_of(owners_) if owners_ else []:
+        if sub.key == key:
+            try:
+                store.grant(f"{sub.id}@{session}", session, key)
+            except Exception:  # granted meanwhile (gateway.subscriptions on the reactor's connection)
+                return store.granted(session, key)
+            return True
+    return False
 
 
 class _Batch:

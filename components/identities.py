@@ -20,6 +20,8 @@ from components.identity import ANONYMOUS, TICKET_PREFIX, AuthFailure, Login, ch
 from components.storage import Store
 
 log = Logger()
+#: Seconds expired tokens and tickets stay in the store before they are pruned.
+EXPIRED_KEPT = 3600.0
 
 
 class Identities:
@@ -109,4 +111,6 @@ class Identities:
         return token, expires
 
     def prune(self) -> None:
-        self._store.forget_expired_credentials(self._clock())
+        """Drop tokens and tickets that expired over an hour ago (until then a late ticket is refused
+        as "expired", which says more than "unknown"; an expired token is never reused either way)."""
+        self._store.forget_expired_credentials(self._clock() - EXPIRED_KEPT)

@@ -229,13 +229,15 @@ class QuerySubscriptions:
                           "last_seq": sub.last_seq})
         return found
 
-    def authorize(self, session: dict[str, Any], uri: str, action: str, options: dict[str, Any] | None = None
-                  ) -> Decision:
+    def authorize(self, session: dict[str, Any], uri: str, action: str, options: dict[str, Any] | None = None,
+                  granted: Callable[[str], bool] | None = None) -> Decision:
+        """The authorizer's answer; ``granted(key)`` when the caller looked the grant up already (the
+        dispatcher does, on its store thread), else it is looked up here."""
         session_id = int(session.get("session", 0))
         # authextra is what our authenticator answered for this session: trusted.
         roles = SessionInfo.from_details({**session, "session": session_id}).roles
         return authorize(str(session.get("authrole", "")), roles, uri, action, options or {}, self._registry(),
-                         lambda key: self._granted(session, session_id, key))
+                         granted or (lambda key: self._granted(session, session_id, key)))
 
     def _granted(self, session: dict[str, Any], session_id: int, key: str) -> bool:
         """Granted to this session, or the topic of a persistent subscription of its token or user."""

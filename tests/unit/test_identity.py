@@ -216,6 +216,9 @@ def test_other_methods_are_refused(ids: Identities) -> None:
 def test_expired_credentials_are_pruned(ids: Identities, store: SqliteStore, clock: Clock) -> None:
     ticket = ids.issue_ticket("alice")["ticket"]
     extra = ids.authenticate("gateway", None, anonymous())["extra"]
+    clock.now += 100
+    ids.prune()
+    assert store.token(digest(extra["client_token"])) is not None, "expired, but kept an hour"
     clock.now += 10_000
     ids.prune()
     assert store.use_ticket(digest(ticket)) is None
