@@ -41,7 +41,7 @@ from components.events.rules import BACKEND_ROLE
 from components.rowfilter import visible_with_row_filter
 from components.persistent import MAX_PAGE, PAGE, PersistentBook, check_ack, compile_parts, owners, read_replay
 from components.sessions import Restriction, SessionInfo, Sessions
-from components.subscriptions import QuerySubscriptions, describe
+from components.subscriptions import QuerySubscriptions, apply_plan, describe
 
 _ACK = PublishOptions(acknowledge=True)
 _ANYONE = Restriction()
@@ -83,6 +83,7 @@ class Dispatcher(BackendSession):
         self._sequencer = Sequencer(self._store.take)
         self._window = cfg.store.idempotency_window
         self._max_logged = cfg.store.max_logged_per_class
+        self._max_per_session = cfg.queries.max_per_session
         self._pending = {}
         self._unsaved = {}
         self._flush = None
@@ -247,8 +248,21 @@ class Dispatcher(BackendSession):
 
     async def _subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None
                          ) -> dict[str, Any]:
+        """Checked and derived here; the store's part on the store thread; then indexed here."""
         await self._know_caller(details)
-        return self._queries.subscribe(query, persistent, details)
+        plan = self._queries.plan(query, persistent, details)
+        if not persistent:
+            result: dict[str, Any] = await self._thread.run(apply_plan, plan, self._max_per_session, 0)
+        else:
+            # Between batches (the lock): every event numbered after its start (high water) is
+            # looked up by a batch that already sees it, so it is logged; none falls in between.
+            await self._turn.acquire()
+            try:
+                result = await self._thread.run(apply_plan, plan, self._max_per_session, self._book.high_water())
+            finally:
+                self._turn.release()
+        self._queries.settle(plan)
+        return result
 
     async def _authorize(self, session: dict[str, Any], uri: str, action: str,
                          options: dict[str, Any] | None = None) -> dict[str, bool]:
@@ -296,8 +310,12 @@ class Dispatcher(BackendSession):
 
     # -- server-side subscriptions (the bridge's /subscriptions) ----------------
 
-    def _create_for_user(self, user: str, roles: list[str], query: str) -> dict[str, Any]:
-        return self._queries.create_for_user(user, tuple(roles), query, self._user_role)
+    async def _create_for_user(self, user: str, roles: list[str], query: str) -> dict[str, Any]:
+        await self._turn.acquire()  # between batches, as for gateway.subscribe(persistent=True)
+        try:
+            return self._queries.create_for_user(user, tuple(roles), query, self._user_role)
+        finally:
+            self._turn.release()
 
     def _list_subscriptions(self, user: str | None = None, event: str | None = None) -> list[dict[str, Any]]:
         """Persistent subscriptions of a user (theirs, and those their clients made), or of a class."""

@@ -165,6 +165,10 @@ class PersistentBook:
             raise NotYours(f"no persistent subscription {subscription_id!r} of this client")
         return sub
 
+    def high_water(self) -> int:
+        """A seq no later event can have: where a new subscription starts."""
+        return self._high_water()
+
     def for_user(self, user: str) -> list[PersistentSubscription]:
         """Those made for the user by a web-app, and those the user's clients made."""
         return [s for s in self._store.all_persistent() if s.user == user]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
@@ -78,8 +79,16 @@ class QuerySubscriptions:
     # -- the client procedures -------------------------------------------------
 
     def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None) -> dict[str, Any]:
+        """``gateway.subscribe`` in one go, on this thread (the dispatcher splits it: see ``plan``)."""
+        plan = self.plan(query, persistent, details)
+        last_seq = self._book.high_water() if self._book is not None else 0
+        result = apply_plan(self._store, plan, self._limits.max_per_session, last_seq)
+        self.settle(plan)
+        return result
+
+    def plan(self, query: str, persistent: bool = False, details: CallDetails | None = None) -> Plan:
+        """Check the arguments and derive the query's canonical form and parts (no store work)."""
         who = self._who(details)
-        session = who.session
         if not isinstance(persistent, bool):
             raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"persistent must be true or false, not {persistent!r}")
         if persistent and (self._book is None or who.client_token is None):
@@ -87,9 +96,6 @@ class QuerySubscriptions:
                                    "persistent subscription with")
         if not isinstance(query, str):
             raise ApplicationError(uris.ERROR_INVALID_QUERY, f"the query must be a string, not {type(query).__name__}")
-        if len(self._store.subscriptions_of(session)) >= self._limits.max_per_session:
-            raise ApplicationError(uris.ERROR_INVALID_QUERY,
-                                   f"a session may hold at most {self._limits.max_per_session} subscriptions")
         params = session_params(who.user, who.authrole, who.roles)
         try:
             text, texts = self._derive(query, params)
@@ -98,20 +104,17 @@ class QuerySubscriptions:
         except QueryError as exc:
             raise ApplicationError(uris.ERROR_INVALID_QUERY, str(exc), message=exc.message, position=exc.position,
                                    query=query) from None
-        key = parts_key(texts)
         registry = self._registry()
         classes = {name for part in texts for name in parse(part, max_length=1_000_000, max_depth=100).selectors}
-        filters = {name: registry.get(name).row_filter for name in sorted(classes)}
-        self._store.save_query(key, text, texts, filters)
-        if persistent:
-            assert self._book is not None and who.client_token is not None
-            sub = self._book.create(token_owner(who.client_token), who.user, text, key, texts, filters, classes)
-            self._grant(f"{sub.id}@{session}", session, key, texts)
-            return {"id": sub.id, "topic": uris.query_topic(key), "query": text, "persistent": True,
-                    "last_seq": sub.last_seq}
-        subscription_id = "s_" + secrets.token_urlsafe(12)
-        self._grant(subscription_id, session, key, texts)
-        return {"id": subscription_id, "topic": uris.query_topic(key), "query": text, "persistent": False}
+        return Plan(who, text, texts, parts_key(texts), {name: registry.get(name).row_filter for name in sorted(classes)},
+                    sorted(classes), persistent)
+
+    def settle(self, plan: Plan) -> None:
+        """After the store took the grant: index the query until its subscriber comes."""
+        self._revoked.get(plan.key, set()).discard(plan.who.session)
+        if plan.key not in self._indexed:
+            self._add(plan.key, plan.texts)
+            self._unconfirmed[plan.key] = time.monotonic()
 
     def create_for_user(self, user: str, roles: tuple[str, ...], query: str, user_role: str) -> dict[str, Any]:
         """A persistent subscription a web-app makes for a user (connected or not): any client of the
@@ -363,6 +366,41 @@ class QuerySubscriptions:
         role = str(details.caller_authrole or ANONYMOUS_ROLE)
         user = None if role == ANONYMOUS_ROLE else str(details.caller_authid)
         return SessionInfo(int(details.caller), str(details.caller_authid or ""), role, user, ())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A ``gateway.subscribe`` checked and derived, for the store to take."""
+
+    who: SessionInfo
+    text: str
+    texts: list[str]
+    key: str
+    filters: dict[str, str | None]
+    classes: list[str]
+    persistent: bool
+
+
+def apply_plan(store: Store, plan: Plan, max_per_session: int, last_seq: int) -> dict[str, Any]:
+    """The store's part of ``gateway.subscribe`` (it may run on the store thread): the limit, the query's
+    row, the session's grant, and for a persistent one its row, starting after ``last_seq``."""
+    session = plan.who.session
+    if len(store.subscriptions_of(session)) >= max_per_session:
+        raise ApplicationError(uris.ERROR_INVALID_QUERY, f"a session may hold at most {max_per_session} subscriptions")
+    store.save_query(plan.key, plan.text, plan.texts, plan.filters)
+    topic = uris.query_topic(plan.key)
+    if plan.persistent:
+        assert plan.who.client_token is not None
+        sub = PersistentSubscription(
+            id=PERSISTENT_PREFIX + secrets.token_urlsafe(12), owner=token_owner(plan.who.client_token),
+            user=plan.who.user, query=plan.text, key=plan.key, parts=list(plan.texts), filters=dict(plan.filters),
+            classes=list(plan.classes), last_seq=last_seq, created=time.time())
+        store.save_persistent(sub)
+        store.grant(f"{sub.id}@{session}", session, plan.key)
+        return {"id": sub.id, "topic": topic, "query": plan.text, "persistent": True, "last_seq": last_seq}
+    subscription_id = "s_" + secrets.token_urlsafe(12)
+    store.grant(subscription_id, session, plan.key)
+    return {"id": subscription_id, "topic": topic, "query": plan.text, "persistent": False}
 
 
 def describe(sub: PersistentSubscription) -> dict[str, Any]:
