@@ -260,3 +260,34 @@ def test_listing_takes_one_user_or_one_class(node: GatewayNode) -> None:
     assert subscriptions_api(node, "GET", "/subscriptions?user=a&event=b").status == 400
     assert subscriptions_api(node, "GET", "/subscriptions?colour=red").status == 400
     assert subscriptions_api(node, "GET", "/subscriptions").status == 200
+
+
+def test_a_subscription_made_while_events_flow_misses_none_after_its_start(node: GatewayNode) -> None:
+    answers: list[Any] = []
+    stop = threading.Event()
+
+    def post_forever() -> None:
+        i = 0
+        while not stop.is_set():
+            answers.append(node.post_event("demo.message", message(f"flow {i}", room="flow")))
+            i += 1
+
+    poster = threading.Thread(target=post_forever)
+    poster.start()
+    subs = []
+    try:
+        wait_for(lambda: len(answers) >= 10, what="events flowing")
+        with WampClient(node.ws_url) as c:
+            token = c.authextra_welcome["client_token"]
+            for _ in range(5):  # several, each made between two batches
+                subs.append(c.call("gateway.subscribe", "demo.message where room = 'flow'", persistent=True))
+        count = len(answers)
+        wait_for(lambda: len(answers) >= count + 20, what="more events after the subscriptions")
+    finally:
+        stop.set()
+        poster.join(30)
+    accepted = [a.body["seq"] for a in answers if a.status == 202]
+    with WampClient(node.ws_url, authextra={"client_token": token}) as again:
+        for sub in subs:
+            replayed = [e["seq"] for e in replay_all(again, sub["id"], sub["last_seq"])]
+            assert replayed == [s for s in accepted if s > sub["last_seq"]], sub
