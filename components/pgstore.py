@@ -240,7 +240,8 @@ class PostgresStore:
     def revoke_all_but(self, sessions: set[int]) -> None:
         """Forget the subscriptions of sessions that no longer exist (after a restart of everything)."""
         if not sessions:
-            return  # as SqliteStore: "NOT IN (NULL)" removes nothing
+            self._db.execute("DELETE FROM subscriptions")
+            return
         self._db.execute("DELETE FROM subscriptions WHERE session <> ALL(%s::bigint[])", (sorted(sessions),))
 
     # -- client tokens and tickets ---------------------------------------------

@@ -140,7 +140,7 @@ class Store(Protocol):
         ...
 
     def revoke_all_but(self, sessions: set[int]) -> None:
-        """Remove the subscriptions of every session not in ``sessions`` (an empty set removes nothing)."""
+        """Remove the subscriptions of every session not in ``sessions`` (an empty set: all of them)."""
         ...
 
     # -- client tokens and tickets ---------------------------------------------

@@ -231,7 +231,10 @@ class SqliteStore:
     def revoke_all_but(self, sessions: set[int]) -> None:
         """Forget the subscriptions of sessions that no longer exist (after a restart of everything)."""
         live = list(sessions)
-        marks = ",".join("?" * len(live)) or "NULL"
+        if not live:
+            self._db.execute("DELETE FROM subscriptions")
+            return
+        marks = ",".join("?" * len(live))
         self._db.execute(f"DELETE FROM subscriptions WHERE session NOT IN ({marks})", live)
 
     # -- client tokens and tickets ---------------------------------------------

@@ -287,6 +287,9 @@ def test_query_grants_by_session(st: Store) -> None:
     assert st.granted(22, "k1") and not st.granted(33, "k1")
     st.revoke_session(22)
     assert not st.granted(22, "k1")
+    st.grant("sub-4", 44, "k1")
+    st.revoke_all_but(set())
+    assert not st.granted(44, "k1"), "no session left: no grant left"
 
 
 def test_a_subscription_id_is_granted_once(st: Store) -> None:
