@@ -147,7 +147,7 @@ def replay_wamp(client: WampClient, sub_id: str, after: int, limit: int) -> Repl
         envelopes += page["events"]
         if not page["more"]:
             break
-        after = page["events"][-1]["seq"]
+        after = page["next_after"]
     total = time.perf_counter() - started
     return Replay(total, pages, [e["seq"] for e in envelopes], {e["data"]["room"] for e in envelopes})
 
@@ -164,7 +164,7 @@ def replay_in_process(book: PersistentBook, who: SessionInfo, sub_id: str, after
         envelopes += page["events"]
         if not page["more"]:
             break
-        after = page["events"][-1]["seq"]
+        after = page["next_after"]
     total = time.perf_counter() - started
     return Replay(total, pages, [e["seq"] for e in envelopes], {e["data"]["room"] for e in envelopes})
 

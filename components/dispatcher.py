@@ -143,16 +143,17 @@ class Dispatcher(BackendSession):
 
         The store is read and written on the store thread. Batches take their turn for that
         part (the lock): whether an id was accepted before is decided, and its seq taken, by
-        one batch at a time; publishing and waiting for the router overlap freely.
+        one batch at a time; publishing and waiting for the router overlap freely. Every id is
+        looked up, pending or not: the store thread answers in order, so an id written before
+        the look-up is found there, and one written after is still in ``_unsaved``.
         """
         items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None]
                  for item in items]
         await self._turn.acquire()
         try:
-            ids = [i for _, _, i, _ in items if i not in self._pending and i not in self._unsaved]
-            earlier, logged = await self._thread.run(_look_up, ids)
+            earlier, logged, rows = await self._thread.run(_look_up, [i for _, _, i, _ in items])
             batch = _Batch()
-            results = [self._publish_one(event, data, event_id, audience, logged, batch, earlier)
+            results = [self._publish_safely(event, data, event_id, audience, logged, batch, earlier, rows)
                        for event, data, event_id, audience in items]
             if batch.rows:
                 try:
@@ -162,33 +163,59 @@ class Dispatcher(BackendSession):
                     for _, failed in batch.sends:
                         failed.errback(exc)
                     batch.sends.clear()
-            for send, _ in batch.sends:
-                send()
+            for send, d in batch.sends:
+                try:
+                    send()
+                except Exception as exc:  # never leave an id pending for ever
+                    if not d.called:
+                        d.errback(exc)
         finally:
             self._turn.release()
         pairs: list[tuple[bool, Result]] = await DeferredList(results, consumeErrors=True)
         return [r for _, r in pairs]
 
+    def _publish_safely(self, *args: Any) -> Deferred[Result]:
+        try:
+            return self._publish_one(*args)
+        except Exception as exc:  # e.g. the store could not give a block of seq numbers
+            self.log.error("could not number an event: {err}", err=exc)
+            return succeed({"error": "unavailable", "status": 503,
+                            "message": "the gateway could not number the event; it was not accepted"})
+
     def _publish_one(self, event: str, data: dict[str, Any], event_id: str,
                      audience: dict[str, list[str]] | None, logged: set[str], batch: _Batch,
-                     earlier_ids: dict[str, tuple[str, int]]) -> Deferred[Result]:
+                     earlier_ids: dict[str, tuple[str, int]], logged_rows: dict[str, LoggedEvent]) -> Deferred[Result]:
         if event not in self.registry:
             return succeed({"error": "unknown_event", "message": f"no event class named {event!r}", "status": 404})
         pending = self._pending.get(event_id)
         if pending is not None:
             return _follow(pending, event)
         earlier = self._unsaved.get(event_id) or earlier_ids.get(event_id)
-        if earlier is not None:
+        row = logged_rows.get(event_id)
+        if earlier is not None and not (row is not None and row.event == event):
             return succeed(_as_duplicate({"id": event_id, "seq": earlier[1], "event": earlier[0]}, event))
-        seq = self._sequencer.next()
-        now = datetime.now(timezone.utc)
-        envelope = make_envelope(event, event_id, seq, now, data)
-        persisted = event in logged
-        if persisted:
-            batch.rows.append(LoggedEvent(seq=seq, event=event, id=event_id, time=envelope["time"],
-                                          data=json.dumps(data, separators=(",", ":")),
-                                          audience=None if audience is None else json.dumps(audience),
-                                          logged_at=now.timestamp()))
+        persisted = False
+        if row is not None and earlier is not None:
+            # Accepted and logged before, but it may never have been published (the dispatcher
+            # died between the log write and the publish): publish it again, with its seq. A
+            # subscriber that had it drops it by seq; one that had not gets it now.
+            seq = row.seq
+            envelope = {"event": row.event, "id": row.id, "seq": row.seq, "time": row.time,
+                        "data": json.loads(row.data)}
+            audience = json.loads(row.audience) if row.audience is not None else None
+            data = envelope["data"]
+            again = True
+        else:
+            again = False
+            seq = self._sequencer.next()
+            now = datetime.now(timezone.utc)
+            envelope = make_envelope(event, event_id, seq, now, data)
+            persisted = event in logged
+            if persisted:
+                batch.rows.append(LoggedEvent(seq=seq, event=event, id=event_id, time=envelope["time"],
+                                              data=json.dumps(data, separators=(",", ":")),
+                                              audience=None if audience is None else json.dumps(audience),
+                                              logged_at=now.timestamp()))
         cls = self.registry.get(event)
         restriction = self._sessions.restriction(cls.visibility, audience)
         d: Deferred[Any] = Deferred()
@@ -213,16 +240,17 @@ class Dispatcher(BackendSession):
         self._pending[event_id] = outcome
 
         def done(_: Any) -> Result:
-            if not persisted:  # a logged event's id was written with it
+            if not persisted and not again:  # a logged event's id was written with it
                 self._remember(event_id, event, seq)
-            return {"id": event_id, "seq": seq, "event": event}
+            result: Result = {"id": event_id, "seq": seq, "event": event}
+            return {**result, "duplicate": True} if again else result
 
         def failed(failure: Any) -> Result:
             self.log.warn("publishing {event} (seq {seq}) failed: {err}", event=event, seq=seq,
                           err=failure.getErrorMessage())
-            if persisted:
-                # Its id is remembered with the logged event: a retry with the same id is
-                # answered as a duplicate, and persistent subscribers get it on replay.
+            if persisted or again:
+                # Its id is remembered with the logged event: a retry with the same id publishes
+                # it again with the same seq, and persistent subscribers have it on replay.
                 return {"error": "unavailable", "status": 503, "message": "the router did not take the event; "
                         "retry with the same id (it is in the event log, and will not be doubled)"}
             return {"error": "unavailable", "message": "the router did not take the event; it was not accepted",
@@ -438,14 +466,19 @@ class Dispatcher(BackendSession):
         super().onLeave(details)
 
 
-def _look_up(store: Store, ids: list[str]) -> tuple[dict[str, tuple[str, int]], set[str]]:
-    """On the store thread: (id -> (class, seq) of those accepted before, classes that are logged)."""
-    earlier = {}
+def _look_up(store: Store, ids: list[str]) -> tuple[dict[str, tuple[str, int]], set[str], dict[str, LoggedEvent]]:
+    """On the store thread: id -> (class, seq) of those accepted before, the classes that are
+    logged, and id -> the logged event for those accepted before that are in the event log."""
+    earlier: dict[str, tuple[str, int]] = {}
+    rows: dict[str, LoggedEvent] = {}
     for event_id in ids:
         found = store.accepted(event_id)
         if found is not None:
             earlier[event_id] = found
-    return earlier, store.persistent_classes()
+            logged = store.events_after([found[0]], found[1] - 1, 1)
+            if logged and logged[0].seq == found[1] and logged[0].id == event_id:
+                rows[event_id] = logged[0]
+    return earlier, store.persistent_classes(), rows
 
 
 def _look_up_grant(store: Store, session: int, key: str, owners_: list[str]) -> bool:

@@ -37,6 +37,11 @@ PERSISTENT_PREFIX = "p_"
 #: Events per replay page, by default and at most.
 PAGE = 500
 MAX_PAGE = 5000
+#: Transactions of 10,000 deletions per class per retention round (once a minute): 1.6M events a
+#: minute at most, far above what the gateway can accept.
+RETAIN_ROUNDS = 160
+#: Log rows read at most per replay call (then ``more``, and ``next_after`` to go on from).
+MAX_SCAN = 20_000
 #: Rows read from the log per step while filling a page (most may not match).
 _READ = 2000
 
@@ -97,19 +102,26 @@ def read_replay(store: Store, who: SessionInfo, sub: PersistentSubscription, com
                 registry: Registry, after_seq: int, limit: int = PAGE) -> dict[str, Any]:
     """The events after ``after_seq`` this session would have received on the subscription, in order.
 
-    ``{"events": [...], "truncated": bool, "more": bool, "last_seq": int}``: ``more`` when the page is
-    full and the log may hold more (ask again after the last seq); ``truncated`` when retention
-    dropped events of its classes after ``after_seq``; ``last_seq`` the cursor acknowledged so far.
+    ``{"events": [...], "truncated": bool, "more": bool, "next_after": int, "last_seq": int}``: ``more``
+    when the log may hold more (ask again with ``after_seq=next_after``, the last seq looked at, which
+    may be past the last event returned); ``truncated`` when retention dropped events of its classes
+    after ``after_seq``; ``last_seq`` the cursor acknowledged so far. At most MAX_SCAN log rows are
+    read per call, so a selective query over a long log never holds the store thread for long.
     Only reads the store and pure values: it may run on the store thread.
     """
     classes = sorted(compiled.classes)
     found: list[dict[str, Any]] = []
     cursor = after_seq
     more = False
+    scanned = 0
     while classes and len(found) < limit:
+        if scanned >= MAX_SCAN:  # a selective query over a long log: the rest in the next call
+            more = True
+            break
         # Read about what the page still needs (twice, for rows the query skips), not a fixed chunk
         # that the next page would read again.
         rows = store.events_after(classes, cursor, min(_READ, max(64, 2 * (limit - len(found)))))
+        scanned += len(rows)
         for row in rows:
             cursor = row.seq
             data = json.loads(row.data)
@@ -125,7 +137,7 @@ def read_replay(store: Store, who: SessionInfo, sub: PersistentSubscription, com
         elif not rows:
             break
     truncated = bool(classes) and store.dropped_through(classes) > after_seq
-    return {"events": found, "truncated": truncated, "more": more, "last_seq": sub.last_seq}
+    return {"events": found, "truncated": truncated, "more": more, "next_after": cursor, "last_seq": sub.last_seq}
 
 
 def check_ack(seq: object) -> int:
@@ -220,5 +232,9 @@ class PersistentBook:
         # persistent subscription is gone keeps its events until retention) and those subscribed to.
         for name in sorted({c.name for c in registry} | self._store.persistent_classes()):
             retention = registry.get(name).retention.total_seconds() if name in registry else 0.0
-            dropped += self._store.drop_events(name, self._clock() - retention, keep_at_most)
+            for _ in range(RETAIN_ROUNDS):  # 10,000 rows a transaction, until a short one
+                n = self._store.drop_events(name, self._clock() - retention, keep_at_most)
+                dropped += n
+                if n < 10_000:
+                    break
         return dropped

@@ -40,7 +40,7 @@ def replay_all(client: WampClient, subscription_id: str, after_seq: int, limit: 
         events += page["events"]
         if not page["more"]:
             return events
-        after_seq = page["events"][-1]["seq"]
+        after_seq = page["next_after"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

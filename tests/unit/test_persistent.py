@@ -70,7 +70,7 @@ def test_replay_pages_through_what_the_query_selects_in_order(store: SqliteStore
         seqs += [e["seq"] for e in page["events"]]
         if not page["more"]:
             break
-        after = page["events"][-1]["seq"]
+        after = page["next_after"]
     assert seqs == list(range(1, 41, 2)) and not page["truncated"]
 
 
@@ -140,3 +140,20 @@ def test_a_subscription_lives_as_long_as_its_token(store: SqliteStore) -> None:
     store.save_token(digest(ALICE.client_token or ""), "user:alice", 2e9)  # ANON's token: never seen / pruned
     assert [s.id for s in b.forget_orphans()] == [orphan.id]
     assert {s.id for s in b.everyone()} == {kept.id, for_user.id}
+
+
+def test_a_selective_replay_over_a_long_log_stops_early_and_says_where_to_go_on(store: SqliteStore,
+                                                                                 monkeypatch: Any) -> None:
+    import components.persistent as persistent
+
+    monkeypatch.setattr(persistent, "MAX_SCAN", 100)
+    b = book(store)
+    sub = subscribe(b, ALICE, ['demo.message where room = "needle"'], ["demo.message"])
+    for seq in range(1, 301):
+        log(store, seq, "demo.message", message("needle" if seq == 250 else "hay"))
+    page = b.replay(ALICE, sub, 0, limit=5)  # reads 64 rows at a time: stops after 128
+    assert page["events"] == [] and page["more"] and 100 <= page["next_after"] < 250
+    pages = [page]
+    while pages[-1]["more"]:
+        pages.append(b.replay(ALICE, sub, pages[-1]["next_after"], limit=5))
+    assert [e["seq"] for p in pages for e in p["events"]] == [250] and pages[-1]["next_after"] == 300
