@@ -291,3 +291,17 @@ def test_a_subscription_made_while_events_flow_misses_none_after_its_start(node:
         for sub in subs:
             replayed = [e["seq"] for e in replay_all(again, sub["id"], sub["last_seq"])]
             assert replayed == [s for s in accepted if s > sub["last_seq"]], sub
+
+
+def test_a_logged_event_posted_again_keeps_its_seq_and_is_logged_once(node: GatewayNode) -> None:
+    with WampClient(node.ws_url) as c:
+        sub = c.call("gateway.subscribe", "demo.message where room = 'again'", persistent=True)
+        c.subscribe(sub["topic"])
+        first = node.post_event("demo.message", message("once", room="again"), id="again-1")
+        second = node.post_event("demo.message", message("once", room="again"), id="again-1")
+        assert first.status == second.status == 202
+        assert second.body == {"id": "again-1", "seq": first.body["seq"], "duplicate": True}
+        # Published again with its seq (it might never have been): the client drops it by seq.
+        assert [e["seq"] for e in c.take(2)] == [first.body["seq"]] * 2
+        replayed = c.call("gateway.replay", sub["id"], sub["last_seq"])["events"]
+        assert [e["seq"] for e in replayed] == [first.body["seq"]]
