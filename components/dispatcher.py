@@ -412,6 +412,10 @@ class Dispatcher(BackendSession):
                            err=failure.getErrorMessage())
 
         rows = [(i, e, s) for i, (e, s) in written.items()]
+        if "_thread" not in self.__dict__:  # leaving: the thread is gone, write them here
+            if self._store is not None:
+                self._store.remember_many(rows)
+            return
         self._thread.run(lambda store: store.remember_many(rows)).addCallbacks(forget, failed)
 
     async def _catalog(self, details: CallDetails) -> dict[str, Any]:
