@@ -359,12 +359,17 @@ class Dispatcher(BackendSession):
         sub = self._book.remove(subscription_id)
         if sub is None:
             raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, f"no persistent subscription {subscription_id!r}")
-        # Its owner's sessions are told; nobody else receives this.
-        notice = {"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query,
-                  "reason": "removed by the web-app"}
-        self.publish(uris.META_SUBSCRIPTION_REMOVED, notice,
-                     options=self._options(Restriction(eligible=self._sessions.of_owner(sub.owner)), ()))
+        self._end(sub, "removed by the web-app")
         return describe(sub)
+
+    def _end(self, sub: PersistentSubscription, reason: str) -> None:
+        """A persistent subscription ended: its owner's sessions stop receiving on its topic and are
+        told (nobody else receives the notice)."""
+        sessions = self._sessions.of_owner(sub.owner)
+        self._queries.ended(sub, sessions)
+        notice = {"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query, "reason": reason}
+        self.publish(uris.META_SUBSCRIPTION_REMOVED, notice,
+                     options=self._options(Restriction(eligible=sessions), ()))
 
     def _with_caller(self, procedure: Callable[..., Any]) -> Callable[..., Any]:
         """The procedure, once the session table knows the caller (see _know_caller)."""
@@ -436,15 +441,17 @@ class Dispatcher(BackendSession):
         self._queries.expire_unconfirmed()
         registry, window, most = self.registry, self._window, self._max_logged
 
-        def prune(store: Store) -> tuple[int, int]:
+        def prune(store: Store) -> tuple[list[PersistentSubscription], int]:
             store.forget_before(time.time() - window)
             book = PersistentBook(store, lambda: registry, lambda: 0)
-            return len(book.forget_orphans()), book.retain(most)
+            return book.forget_orphans(), book.retain(most)
 
-        def done(counts: tuple[int, int]) -> None:
+        def done(counts: tuple[list[PersistentSubscription], int]) -> None:
             orphans, dropped = counts
+            for sub in orphans:
+                self._end(sub, "its client token expired")
             if orphans:
-                self.log.info("{n} persistent subscriptions ended with their expired client tokens", n=orphans)
+                self.log.info("{n} persistent subscriptions ended with their expired client tokens", n=len(orphans))
             if dropped:
                 self.log.info("event log: {n} events past their class's retention dropped", n=dropped)
 

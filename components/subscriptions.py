@@ -293,6 +293,14 @@ class QuerySubscriptions:
             self._remove(key)
             self._dormant.discard(key)
 
+    def ended(self, sub: PersistentSubscription, sessions: list[int]) -> None:
+        """A persistent subscription ended (by the web-app, or with its token): the sessions that
+        held its topic through it stop receiving on it, unless they hold it another way too."""
+        for session in sessions:
+            self._store.revoke(f"{sub.id}@{session}", session)
+            if not self._store.granted(session, sub.key):
+                self._revoked.setdefault(sub.key, set()).add(session)
+
     def session_left(self, session_id: int) -> None:
         self._store.revoke_session(int(session_id))
         for key in list(self._revoked):

@@ -238,6 +238,12 @@ def test_a_web_app_subscribes_a_user_who_is_not_connected(node: GatewayNode) -> 
         assert gone.status == 200 and gone.body["id"] == made["id"]
         (notice,) = erin.take(1)
         assert notice["id"] == made["id"] and "removed" in notice["reason"]
+        # Its topic no longer delivers to erin's session: the next notice for erin does not come.
+        node.post_event("test.notice", {"user": "erin", "text": "after"})
+        end = node.post_event("demo.message", message("end", room="erin-end")).body["seq"]
+        erin.subscribe(erin.call("gateway.subscribe", "demo.message where room = 'erin-end'")["topic"])
+        last = node.post_event("demo.message", message("end", room="erin-end")).body["seq"]
+        assert [e["seq"] for e in erin.take(1)] == [last] and end < last
     assert subscriptions_api(node, "DELETE", f"/subscriptions/{made['id']}").status == 404
     assert subscriptions_api(node, "GET", "/subscriptions?user=erin").body["subscriptions"] == []
 
