@@ -94,9 +94,14 @@ class QuerySubscriptions:
         if persistent and (self._book is None or who.client_token is None):
             raise ApplicationError(uris.ERROR_NOT_SUPPORTED, "this session has no client token to keep a "
                                    "persistent subscription with")
+        text, texts, filters = self._derive_or_refuse(query, session_params(who.user, who.authrole, who.roles))
+        return Plan(who, text, texts, parts_key(texts), filters, sorted(filters), persistent)
+
+    def _derive_or_refuse(self, query: object, params: dict[str, Any]
+                          ) -> tuple[str, list[str], dict[str, str | None]]:
+        """(canonical query, parts, row filter of each class selected), or the WAMP error saying why not."""
         if not isinstance(query, str):
             raise ApplicationError(uris.ERROR_INVALID_QUERY, f"the query must be a string, not {type(query).__name__}")
-        params = session_params(who.user, who.authrole, who.roles)
         try:
             text, texts = self._derive(query, params)
         except QueryNotAuthorized as exc:
@@ -106,8 +111,7 @@ class QuerySubscriptions:
                                    query=query) from None
         registry = self._registry()
         classes = {name for part in texts for name in parse(part, max_length=1_000_000, max_depth=100).selectors}
-        return Plan(who, text, texts, parts_key(texts), {name: registry.get(name).row_filter for name in sorted(classes)},
-                    sorted(classes), persistent)
+        return text, texts, {name: registry.get(name).row_filter for name in sorted(classes)}
 
     def settle(self, plan: Plan) -> None:
         """After the store took the grant: index the query until its subscriber comes."""
@@ -121,23 +125,10 @@ class QuerySubscriptions:
         user finds it in ``gateway.subscriptions()``; events that match are kept from now on."""
         if self._book is None:
             raise ApplicationError(uris.ERROR_NOT_SUPPORTED, "no persistent subscriptions here")
-        if not isinstance(query, str):
-            raise ApplicationError(uris.ERROR_INVALID_QUERY, f"the query must be a string, not {type(query).__name__}")
-        params = session_params(user, user_role, roles)
-        try:
-            text, texts = self._derive(query, params)
-        except QueryNotAuthorized as exc:
-            raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, str(exc), message=exc.message) from None
-        except QueryError as exc:
-            raise ApplicationError(uris.ERROR_INVALID_QUERY, str(exc), message=exc.message, position=exc.position,
-                                   query=query) from None
+        text, texts, filters = self._derive_or_refuse(query, session_params(user, user_role, roles))
         key = parts_key(texts)
-        registry = self._registry()
-        classes = {name for part in texts for name in parse(part, max_length=1_000_000, max_depth=100).selectors}
-        filters = {name: registry.get(name).row_filter for name in sorted(classes)}
         self._store.save_query(key, text, texts, filters)
-        sub = self._book.create(f"user:{user}", user, text, key, texts, filters, classes)
-        return describe(sub)
+        return describe(self._book.create(f"user:{user}", user, text, key, texts, filters, list(filters)))
 
     def _grant(self, grant_id: str, session: int, key: str, texts: list[str] | None = None) -> None:
         """Let the session subscribe to the query topic; index the query until its subscriber comes."""
