@@ -195,10 +195,6 @@ class PersistentBook:
         """End a subscription whoever owns it (the web-app's DELETE /subscriptions/<id>)."""
         return self._store.delete_persistent(subscription_id)
 
-    def logged_classes(self) -> set[str]:
-        """Classes whose events go to the log: those with at least one persistent subscription."""
-        return self._store.persistent_classes()
-
     def replay(self, who: SessionInfo, sub: PersistentSubscription, after_seq: int, limit: int = PAGE
                ) -> dict[str, Any]:
         """See ``read_replay`` (here on the caller's thread)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.events.rules import BACKEND_ROLE, visible_to
+from components.identity import digest
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,6 @@ class Sessions:
         if kind == "user":
             return sorted(self._by_user.get(value, ()))
         if kind == "token":
-            from components.identity import digest  # the same digest the store keeps
-
             return sorted(s for s, info in self._by_id.items()
                           if info.client_token is not None and digest(info.client_token) == value)
         return []

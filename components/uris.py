@@ -24,7 +24,7 @@ SUBSCRIBE = "gateway.subscribe"
 UNSUBSCRIBE = "gateway.unsubscribe"
 #: ``gateway.subscriptions()`` -> the caller's subscriptions.
 SUBSCRIPTIONS = "gateway.subscriptions"
-#: ``gateway.replay(id, after_seq, limit=500)`` -> ``{"events", "truncated", "more", "last_seq"}``.
+#: ``gateway.replay(id, after_seq, limit=500)`` -> ``{"events", "truncated", "more", "next_after", "last_seq"}``.
 REPLAY = "gateway.replay"
 #: ``gateway.ack(id, seq)`` -> ``{"id", "last_seq"}``: delivered up to seq; the cursor only moves forward.
 ACK = "gateway.ack"

@@ -22,8 +22,6 @@ from components.identity import ROLE, AuthFailure, check_roles, check_user
 
 #: Keys a POST /events body may have.
 _EVENT_KEYS = frozenset({"event", "data", "id", "audience"})
-_TICKET_KEYS = frozenset({"user", "roles", "ttl"})
-_SUBSCRIPTION_KEYS = frozenset({"user", "roles", "query", "persistent"})
 #: Most users (or roles) one audience may name.
 MAX_AUDIENCE = 10_000
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -182,15 +180,9 @@ class BridgeLogic:
 
     def parse_ticket(self, body: bytes) -> TicketRequest | Answer:
         """A POST /tickets body: ``{"user", "roles"?, "ttl"?}``."""
-        doc = _decode(body)
+        doc = _object(body, ("user", "roles", "ttl"))
         if isinstance(doc, Answer):
             return doc
-        if not isinstance(doc, dict):
-            return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
-        unknown = sorted(set(doc) - _TICKET_KEYS)
-        if unknown:
-            return error(400, "invalid_request", f"unknown key(s): {', '.join(unknown)} (expected user, roles, ttl)",
-                         details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
         if "user" not in doc:
             return error(400, "invalid_request", "missing 'user': the id of the user the ticket logs in",
                          details=[{"path": "user", "message": "required", "type": "missing"}])
@@ -211,16 +203,9 @@ class BridgeLogic:
 
     def parse_subscription(self, body: bytes) -> SubscriptionRequest | Answer:
         """A POST /subscriptions body: ``{"user", "query", "persistent": true, "roles"?}``."""
-        doc = _decode(body)
+        doc = _object(body, ("user", "query", "persistent", "roles"))
         if isinstance(doc, Answer):
             return doc
-        if not isinstance(doc, dict):
-            return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
-        unknown = sorted(set(doc) - _SUBSCRIPTION_KEYS)
-        if unknown:
-            return error(400, "invalid_request",
-                         f"unknown key(s): {', '.join(unknown)} (expected user, query, persistent, roles)",
-                         details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
         for key in ("user", "query"):
             if key not in doc:
                 return error(400, "invalid_request", f"missing '{key}'",
@@ -244,6 +229,20 @@ class BridgeLogic:
     def catalog(self) -> Answer:
         """GET /catalog: every event class, for web-apps (which may publish any of them)."""
         return Answer(200, self.registry.catalog("backend"))
+
+
+def _object(body: bytes, keys: tuple[str, ...]) -> dict[str, Any] | Answer:
+    """A JSON object body with only these keys, or the 400 saying what is wrong."""
+    doc = _decode(body)
+    if isinstance(doc, Answer):
+        return doc
+    if not isinstance(doc, dict):
+        return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
+    unknown = sorted(set(doc) - set(keys))
+    if unknown:
+        return error(400, "invalid_request", f"unknown key(s): {', '.join(unknown)} (expected {', '.join(keys)})",
+                     details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
+    return doc
 
 
 def _decode(body: bytes) -> Any:
