@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -35,6 +35,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_BACKEND_SECRET": ("backend.secret", "str"),
     "GATEWAY_SECRET": ("auth.secret", "str"),
     "GATEWAY_STORE_URL": ("store.url", "str"),
+    "GATEWAY_AMQP_URL": ("amqp.url", "str"),
+    "GATEWAY_PROXY_TRANSPORT": ("proxy.transport", "str"),
 }
 
 
@@ -49,6 +51,9 @@ class RouterConfig(_Section):
     port: Port = 8080
     realm: str = Field(default="gateway", pattern=r"^[a-z][a-z0-9_.]*$")
     ws_path: str = Field(default="ws", pattern=r"^[a-z0-9_-]+$")
+    #: The WebSocket URL browsers use, when it is not ws://host:port/ws (behind a TLS proxy:
+    #: wss://example.com/ws). What web-apps hand to the JS client.
+    public_url: str | None = Field(default=None, pattern=r"^wss?://[^\s]+$")
 
 
 class ApiKey(_Section):
@@ -189,6 +194,62 @@ class StoreConfig(_Section):
         return scheme + sep + re.sub(r"(?i)(\bpassword=)[^&#]*", r"\1***", rest)
 
 
+#: RabbitMQ queue and exchange names: letters, digits, - _ . : (at most 255 bytes).
+_AMQP_NAME = r"^[A-Za-z0-9_.:\-]{1,255}$"
+
+
+class AmqpConfig(_Section):
+    """RabbitMQ ingest: the bridge consumes events (POST /events bodies) from a durable queue.
+
+    Off while ``url`` is not set. A message is acknowledged once its event is
+    accepted; one that can never be accepted goes to ``dead_letter_queue``
+    with its error in the headers.
+    """
+
+    #: ``amqp://user:password@host:port/vhost`` (env GATEWAY_AMQP_URL). Its password never shows.
+    url: str | None = Field(default=None, repr=False)
+    queue: str = Field(default="gateway.events", pattern=_AMQP_NAME)
+    dead_letter_queue: str = Field(default="gateway.events.dead", pattern=_AMQP_NAME)
+    #: Messages each bridge holds unacknowledged at most (being validated and published).
+    prefetch: int = Field(default=100, ge=1, le=10_000)
+    #: The longest wait between two attempts to reach the broker after it went away.
+    reconnect_max_delay: float = Field(default=30, ge=0.1, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _amqp_url(cls, value: str | None) -> str | None:
+        if value is None or value.partition("://")[0].lower() in ("amqp", "amqps") and "://" in value:
+            return value
+        problem = "not an AMQP URL: expected amqp://user:password@host:5672/vhost (or amqps://...)"
+        raise ValidationError.from_exception_data(cls.__name__, [
+            {"type": "value_error", "loc": (), "input": StoreConfig.redact(value), "ctx": {"error": problem}}])
+
+    @model_validator(mode="after")
+    def _two_queues(self) -> AmqpConfig:
+        if self.queue == self.dead_letter_queue:
+            raise ValueError(f"queue and dead_letter_queue are both {self.queue!r}: bad messages would come back")
+        return self
+
+
+class ProxyConfig(_Section):
+    """How web-apps' ``GatewayProxy.from_config`` reaches the gateway (webapp_bridge.proxy)."""
+
+    #: http (POST /events), xmlrpc (POST /RPC2) or amqp (the amqp.queue; needs amqp.url and pika).
+    transport: Literal["http", "xmlrpc", "amqp"] = "http"
+    #: The bridge's base URL as web-apps reach it; default http://bridge.host:bridge.port.
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    #: The name of the bridge.api_keys entry the proxy sends; default the first.
+    api_key_name: str | None = None
+    #: Seconds one attempt may take.
+    timeout: float = Field(default=10, gt=0, le=600)
+    #: Attempts after the first when the gateway is unreachable or answers 503
+    #: (each with the same idempotency id, so a retry never duplicates).
+    retries: int = Field(default=5, ge=0, le=100)
+    #: The first wait between attempts (doubled each time, with jitter), and the longest.
+    backoff: float = Field(default=0.2, ge=0, le=60)
+    max_backoff: float = Field(default=5, ge=0, le=600)
+
+
 class GatewayConfig(_Section):
     router: RouterConfig = RouterConfig()
     bridge: BridgeConfig = BridgeConfig()
@@ -197,6 +258,8 @@ class GatewayConfig(_Section):
     events: EventsConfig = EventsConfig()
     queries: QueriesConfig = QueriesConfig()
     store: StoreConfig = StoreConfig()
+    amqp: AmqpConfig = AmqpConfig()
+    proxy: ProxyConfig = ProxyConfig()
 
     @model_validator(mode="after")
     def _no_example_secrets_in_the_open(self) -> GatewayConfig:
@@ -208,6 +271,13 @@ class GatewayConfig(_Section):
             )
         if self.router.port == self.bridge.port and self.router.host == self.bridge.host:
             raise ValueError(f"router.port and bridge.port are both {self.router.port}")
+        names = [k.name for k in self.bridge.api_keys]
+        if self.proxy.api_key_name is not None and self.proxy.api_key_name not in names:
+            raise ValueError(f"proxy.api_key_name is {self.proxy.api_key_name!r}, which is not the name of any "
+                             f"bridge.api_keys entry ({', '.join(names)})")
+        if self.proxy.transport == "amqp" and self.amqp.url is None:
+            raise ValueError("proxy.transport is amqp but amqp.url is not set: name the RabbitMQ broker "
+                             "(amqp://user:password@host:5672/vhost, or env GATEWAY_AMQP_URL)")
         return self
 
 
