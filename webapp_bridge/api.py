@@ -8,6 +8,7 @@ was wrong and where.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import re
@@ -29,13 +30,18 @@ _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer: status, JSON body and extra headers."""
+    """An HTTP answer: status, JSON body and extra headers (or a body encoded already, e.g. XML-RPC's XML)."""
 
     status: int
     body: dict[str, Any]
     headers: tuple[tuple[str, str], ...] = ()
+    #: Sent as it is instead of ``body`` as JSON.
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
     def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
         return json.dumps(self.body, separators=(",", ":")).encode()
 
 
@@ -85,15 +91,23 @@ class BridgeLogic:
         object.__setattr__(self, "_keys", tuple((k.key.encode(), k.name) for k in self.api_keys))
 
     def authenticate(self, authorization: str | None) -> str | Answer:
-        """The name of the key the Authorization header holds, else the 401 answer."""
+        """The name of the key the Authorization header holds, else the 401 answer.
+
+        ``Bearer <api key>``, or ``Basic base64(<anything>:<api key>)`` for the
+        clients that only do Basic auth (many XML-RPC ones: Python's, given
+        ``http://user:key@host/RPC2``). The user part of Basic is ignored.
+        """
         if not authorization:
             return error(401, "unauthorized", "missing Authorization header: send 'Authorization: Bearer <api key>'",
                          headers=(("WWW-Authenticate", 'Bearer realm="gateway"'),))
         scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return error(401, "unauthorized", "the Authorization header must be 'Bearer <api key>'",
+        key = token.strip().encode() if scheme.lower() == "bearer" else \
+            _basic_password(token.strip()) if scheme.lower() == "basic" else None
+        if not key:
+            return error(401, "unauthorized", "the Authorization header must be 'Bearer <api key>' "
+                         "or 'Basic ' + base64 of '<anything>:<api key>'",
                          headers=(("WWW-Authenticate", 'Bearer realm="gateway"'),))
-        name = _matching(token.strip().encode(), self._keys)
+        name = _matching(key, self._keys)
         if name is None:
             return error(401, "unauthorized", "the API key is not valid",
                          headers=(("WWW-Authenticate", 'Bearer realm="gateway", error="invalid_token"'),))
@@ -253,6 +267,8 @@ def _decode(body: bytes) -> Any:
     except json.JSONDecodeError as exc:
         return error(400, "malformed_json",
                      f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+    except RecursionError:
+        return error(400, "malformed_json", "the body nests arrays or objects too deeply to be an event")
 
 
 def check_audience(value: Any, where: str = "audience") -> dict[str, list[str]] | Answer:
@@ -327,6 +343,16 @@ def error(status: int, code: str, message: str, *, details: list[dict[str, str]]
     if details is not None:
         body["details"] = details
     return Answer(status, body, headers)
+
+
+def _basic_password(credentials: str) -> bytes | None:
+    """The password of Basic credentials (``base64(user:password)``), None if they are not that."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True)
+    except ValueError:  # binascii.Error: not base64
+        return None
+    user, colon, password = decoded.partition(b":")
+    return password if colon else None
 
 
 def _matching(token: bytes, keys: Iterable[tuple[bytes, str]]) -> str | None:

@@ -176,7 +176,7 @@ def _send(request: server.Request, answer: Answer) -> None:
         return
     body = answer.encode()
     request.setResponseCode(answer.status)
-    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Content-Type", answer.content_type.encode())
     for name, value in answer.headers:
         request.setHeader(name.encode(), value.encode())
     request.setHeader(b"Content-Length", str(len(body)).encode())

@@ -89,6 +89,19 @@ _TICKET = {
 }
 
 
+_RPC2 = (
+    "Methods: `publish(event, data[, options])` → struct {id, seq} (options: {id, audience}, as in POST /events); "
+    "`publish_batch(events)` → array, one result per event as in POST /events/batch; "
+    "`issue_ticket(user[, roles[, ttl]])` → struct {ticket, expires_at, user, roles}, as POST /tickets; "
+    "`system.listMethods`, `system.methodHelp`, `system.methodSignature`, `system.multicall`. "
+    "Answers are HTTP 200 text/xml, faults included. A fault's faultCode is the HTTP status the same mistake "
+    "gets on the HTTP API (400 invalid, 404 unknown event class, 409 id reused, 503 retry), or -32700 (not "
+    "well-formed XML-RPC), -32601 (no such method), -32602 (wrong number or type of parameters); its "
+    "faultString starts with the error code (e.g. `invalid_event: ...`) and names every bad field. dateTime "
+    "values become ISO 8601 strings; base64 values are refused. 401 and 413 stay HTTP answers."
+)
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -139,7 +152,10 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
-                                           "description": "an API key from gateway.yaml (bridge.api_keys)"}},
+                                           "description": "an API key from gateway.yaml (bridge.api_keys)"},
+                                "basicApiKey": {"type": "http", "scheme": "basic",
+                                                "description": "any user name, the API key as the password "
+                                                               "(POST /RPC2 only)"}},
         },
         "paths": {
             "/events": {"post": {
@@ -199,6 +215,17 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "summary": "Reload the event definitions in every component", "security": security,
                 "responses": {"200": {"description": "every component runs the new version"},
                               **_errors(401, 422)}}},
+            "/RPC2": {"post": {
+                "summary": "XML-RPC: the same calls with the same rules, for clients that speak XML-RPC",
+                "description": _RPC2,
+                # Basic too: many XML-RPC clients (Python's among them) only do Basic auth.
+                "security": [{"apiKey": []}, {"basicApiKey": []}],
+                "requestBody": {"required": True, "content": {"text/xml": {"schema": {
+                    "type": "string", "description": "an XML-RPC methodCall"}}}},
+                "responses": {"200": {"description": "an XML-RPC methodResponse: the result, or a fault (faultCode: "
+                                                     "the HTTP status of the same mistake, or -32700/-32601/-32602)",
+                                      "content": {"text/xml": {"schema": {"type": "string"}}}},
+                              **_errors(401, 413)}}},
             "/healthz": {"get": {"summary": "Can an event posted now be accepted?",
                                  "responses": {"200": {"description": "yes"}, "503": {"description": "no"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},

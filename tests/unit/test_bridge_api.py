@@ -223,3 +223,12 @@ def test_bad_ticket_requests_name_the_field(body: bytes, path: str | None) -> No
     assert isinstance(answer, Answer) and answer.status == 400
     if path is not None:
         assert answer.body["details"][0]["path"] == path
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000])
+def test_json_nested_too_deeply_is_a_400_not_a_crash(body: bytes) -> None:
+    for answer in (LOGIC.parse_event(body), LOGIC.parse_batch(body)):
+        assert isinstance(answer, Answer)
+        assert answer.status == 400
+        assert answer.body["error"] == "malformed_json"
+        assert "too deeply" in answer.body["message"]
