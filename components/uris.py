@@ -44,6 +44,9 @@ AUTHORIZE = "gateway.authorize"
 AUTHENTICATE = "gateway.authenticate"
 #: Called by the bridge: ``(user, roles, ttl)`` -> ``{"ticket", "expires_at", ...}``, a one-time WAMP-ticket.
 INTERNAL_TICKET = "gateway.internal.ticket"
+#: Held (registered) by the one bridge of a node that consumes the RabbitMQ queue; the
+#: node's other bridges stand by and take over when its session ends.
+INTERNAL_AMQP_CONSUMER = "gateway.internal.amqp.consumer"
 #: ``gateway.whoami()`` -> authid, role, user, roles, client token and its expiry.
 WHOAMI = "gateway.whoami"
 

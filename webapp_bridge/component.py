@@ -25,7 +25,11 @@ from components.backend import BackendSession, sleep
 from components.envelope import new_event_id
 from components.events import Registry
 from webapp_bridge.accesslog import AccessLog
-from webapp_bridge.api import Answer, BridgeLogic, PublishRequest, batch_results, error, published, ticket_issued
+from webapp_bridge.amqp import AmqpIngest, WampLease
+from webapp_bridge.amqp_rules import connection_name
+from webapp_bridge import xmlrpc
+from webapp_bridge.api import (Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, error, published,
+                               ticket_issued)
 from webapp_bridge.http import BridgeSite, RequestInfo, Route
 from webapp_bridge.openapi import openapi_document
 
@@ -44,6 +48,7 @@ class Bridge(BackendSession):
         super().__init__(config)
         self._port = None
         self._access_log: AccessLog | None = None
+        self._amqp: AmqpIngest | None = None
 
     async def start(self, details: SessionDetails) -> None:
         # Loading refuses a non-loopback host while the example API key is configured.
@@ -56,6 +61,7 @@ class Bridge(BackendSession):
             Route(b"POST", b"/events", self._post_event),
             Route(b"POST", b"/events/batch", self._post_batch),
             Route(b"POST", b"/tickets", self._post_ticket),
+            Route(b"POST", b"/RPC2", self._post_rpc),
             Route(b"POST", b"/subscriptions", self._post_subscription),
             Route(b"GET", b"/subscriptions", self._get_subscriptions, with_request=True),
             Route(b"DELETE", b"/subscriptions", self._delete_subscription, prefix=True),
@@ -69,6 +75,11 @@ class Bridge(BackendSession):
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port,
                                    BridgeSite(lambda: self._logic, routes, self._access_log))
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
+        if cfg.amqp.url is not None:
+            # Runs in the background: a broker that is down does not keep the bridge from serving HTTP.
+            self._amqp = AmqpIngest(cfg.amqp, lambda: self._logic, self._dispatch,
+                                    connection_name(cfg.bridge.host, cfg.bridge.port), WampLease(self))
+            self._amqp.start()
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
         self._logic = replace(self._logic, registry=new)
@@ -116,6 +127,26 @@ class Bridge(BackendSession):
                     continue
                 return _dispatch_failed(exc, procedure)
         raise AssertionError("unreachable: the last attempt returns")
+
+    # -- XML-RPC -------------------------------------------------------------
+
+    async def _post_rpc(self, body: bytes) -> Answer:
+        """POST /RPC2: the calls' events in one dispatcher call, then their tickets (``webapp_bridge.xmlrpc``)."""
+        plan = xmlrpc.plan(self._logic, body)
+        events = plan.events()
+        published = await self._dispatch(events) if events else []
+        tickets = [await self._issue_ticket(request) for request in plan.tickets()]
+        return plan.answer(published, tickets)
+
+    async def _issue_ticket(self, request: TicketRequest) -> dict[str, Any] | Answer:
+        try:
+            result: dict[str, Any] | Answer = await self._call_backend(
+                uris.INTERNAL_TICKET, request.user, request.roles, request.ttl)
+        except ApplicationError as exc:
+            if exc.error == uris.ERROR_INVALID_ARGUMENT:
+                return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
+            raise
+        return result
 
     # -- tickets -------------------------------------------------------------
 
@@ -215,19 +246,27 @@ class Bridge(BackendSession):
     async def _health(self, body: bytes) -> Answer:
         """200 when an event posted now would be accepted; says how many dispatchers stand ready."""
         if not self.is_attached():
-            return Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0})
+            return Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0,
+                                "amqp": self._amqp_state()})
         n = await self._callees(uris.INTERNAL_PUBLISH)
         authenticators = await self._callees(uris.AUTHENTICATE)
         ok = n > 0 and authenticators > 0
         return Answer(200 if ok else 503, {"status": "ok" if ok else "unavailable", "router": True,
                                            "dispatchers": n, "authenticators": authenticators,
+                                           "amqp": self._amqp_state(),
                                            "definitions": self.registry.version})
 
     async def _callees(self, procedure: str) -> int:
         registration = await self.call("wamp.registration.lookup", procedure)
         return 0 if registration is None else len(await self.call("wamp.registration.list_callees", registration))
 
+    def _amqp_state(self) -> str:
+        return "off" if self._amqp is None else self._amqp.state
+
     def onLeave(self, details: CloseDetails) -> None:
+        if self._amqp is not None:
+            self._amqp.stop()
+            self._amqp = None
         if self._port is not None:
             self._port.stopListening()
             self._port = None
