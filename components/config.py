@@ -40,6 +40,11 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Config paths whose values are secrets: an error about them never shows the value.
+#: (URLs with passwords are redacted by their own validators.)
+SECRET_PATHS = ("bridge.api_keys", "backend.secret", "auth.secret")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -353,5 +358,7 @@ def _describe(exc: ValidationError, source: str, from_env: Mapping[str, str]) ->
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         value = f" (got {err['input']!r})" if path and err["type"] != "extra_forbidden" else ""
+        if path.startswith(SECRET_PATHS):
+            value = ""  # a key or a secret, even a wrong one, never goes to a log
         lines.append(f"{where}: {msg}{value}")
     return f"{source}: " + "; ".join(lines)

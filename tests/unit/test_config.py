@@ -146,3 +146,39 @@ def test_auth_settings_and_their_limits() -> None:
 def test_jwt_logins_are_off_until_a_secret_is_set() -> None:
     assert parse_config({}).auth.secret is None
     assert parse_config({}, {"GATEWAY_SECRET": "x" * 32}).auth.secret == "x" * 32
+
+
+@pytest.mark.parametrize("raw,env,secret", [
+    ({"bridge": {"api_keys": [{"name": "shop", "key": "short"}]}}, {}, "short"),
+    ({"bridge": {"api_keys": [{"name": "a b", "key": "key-secret-123"}]}}, {}, "key-secret-123"),
+    ({"bridge": {"api_keys": ["tiny"]}}, {}, "tiny"),
+    ({}, {"GATEWAY_API_KEY": "tiny2"}, "tiny2"),
+    ({"auth": {"secret": "too-short-secret"}}, {}, "too-short-secret"),
+    ({}, {"GATEWAY_SECRET": "too-short-secret"}, "too-short-secret"),
+    ({"backend": {"secret": "shortsecret"}}, {}, "shortsecret"),
+    ({"amqp": {"url": "http://user:hunter2@host/"}}, {}, "hunter2"),
+])
+def test_an_error_about_a_secret_never_shows_it(raw: dict[str, object], env: dict[str, str], secret: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, env)
+    assert secret not in str(caught.value)
+    assert "in " in str(caught.value)  # still says where
+
+
+def test_amqp_and_proxy_settings() -> None:
+    cfg = parse_config({"amqp": {"url": "amqp://guest:guest@127.0.0.1:5672/%2F"}, "proxy": {"transport": "amqp"}})
+    assert cfg.amqp.queue == "gateway.events" and cfg.amqp.dead_letter_queue == "gateway.events.dead"
+    assert "guest:guest" not in repr(cfg.amqp)
+    env = {"GATEWAY_AMQP_URL": "amqps://u:p@broker/vh", "GATEWAY_PROXY_TRANSPORT": "xmlrpc"}
+    cfg = parse_config({}, env)
+    assert cfg.amqp.url == "amqps://u:p@broker/vh" and cfg.proxy.transport == "xmlrpc"
+    with pytest.raises(ConfigError, match="amqp.url is not set"):
+        parse_config({"proxy": {"transport": "amqp"}})
+    with pytest.raises(ConfigError, match="bad messages would come back"):
+        parse_config({"amqp": {"queue": "q", "dead_letter_queue": "q"}})
+    with pytest.raises(ConfigError, match=r"proxy\.api_key_name.*'nope'.*not the name"):
+        parse_config({"proxy": {"api_key_name": "nope"}})
+    with pytest.raises(ConfigError, match=r"in proxy\.transport"):
+        parse_config({"proxy": {"transport": "smtp"}})
+    with pytest.raises(ConfigError, match=r"in router\.public_url"):
+        parse_config({"router": {"public_url": "http://example.com/ws"}})
