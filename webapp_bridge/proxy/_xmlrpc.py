@@ -1,0 +1,106 @@
+"""Calls to the bridge's XML-RPC endpoint (POST /RPC2) with the standard library's xmlrpc.client.
+
+One ServerProxy per thread and process (a ServerProxy holds one keep-alive
+connection and is not thread-safe). Faults carry the HTTP status the same
+mistake gets from the HTTP API, so both transports fail alike.
+"""
+
+from __future__ import annotations
+
+import http.client
+import xmlrpc.client
+from typing import Any
+
+from webapp_bridge.proxy._answers import check_answer, from_fault
+from webapp_bridge.proxy._errors import ProxyError, RequestRejected
+from webapp_bridge.proxy._connections import Connections
+from webapp_bridge.proxy._http import USER_AGENT, _reason
+from webapp_bridge.proxy._retry import Transient
+
+
+class _Transport(xmlrpc.client.Transport):
+    """xmlrpc.client's transport with a timeout on every socket operation."""
+
+    user_agent = USER_AGENT
+
+    def __init__(self, timeout: float, headers: list[tuple[str, str]]) -> None:
+        super().__init__(use_builtin_types=True, headers=headers)
+        self._timeout = timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        connection = super().make_connection(host)
+        connection.timeout = self._timeout
+        return connection
+
+
+class _SafeTransport(xmlrpc.client.SafeTransport):
+    user_agent = USER_AGENT
+
+    def __init__(self, timeout: float, headers: list[tuple[str, str]]) -> None:
+        super().__init__(use_builtin_types=True, headers=headers)
+        self._timeout = timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPSConnection:
+        connection = super().make_connection(host)
+        connection.timeout = self._timeout
+        return connection
+
+
+class XmlRpcClient:
+    """The bridge's /RPC2 with an API key; ``call`` is one attempt."""
+
+    def __init__(self, base_url: str, api_key: str, key_name: str, timeout: float) -> None:
+        self.url = f"{base_url}/RPC2"
+        self.key_name = key_name
+        self._api_key = api_key
+        self._timeout = timeout
+        self._https = base_url.startswith("https:")
+        self._proxies = Connections(lambda p: p("close")())
+
+    def __repr__(self) -> str:  # never the key
+        return f"XmlRpcClient({self.url!r}, key_name={self.key_name!r})"
+
+    def call(self, method: str, *params: Any, rejected: type[RequestRejected] = RequestRejected) -> Any:
+        """One attempt at ``method(*params)``; raise what a fault or an HTTP error means (see check_answer)."""
+        proxy = self._proxies.get()
+        if proxy is None:
+            proxy = self._new()
+            self._proxies.keep(proxy)
+        where = f"the gateway at {self.url}"
+        try:
+            return getattr(proxy, method)(*params)
+        except xmlrpc.client.Fault as fault:
+            status, code, message = from_fault(fault.faultCode, fault.faultString)
+            check_answer(status, code, message, None, rejected, self.key_name, where)
+            raise ProxyError(f"{where} answered an unexpected fault {fault.faultCode}: {fault.faultString}") \
+                from None
+        except xmlrpc.client.ProtocolError as exc:  # an HTTP-level answer: 401, 413, 503 ...
+            check_answer(exc.errcode, f"http_{exc.errcode}", exc.errmsg, None, rejected, self.key_name, where)
+            raise ProxyError(f"{where} answered HTTP {exc.errcode} {exc.errmsg}") from None
+        except OverflowError as exc:
+            raise ProxyError(f"XML-RPC cannot carry this data ({exc}: XML-RPC integers are 32-bit); "
+                             "use proxy.transport http or amqp for it") from None
+        except xmlrpc.client.ResponseError as exc:
+            raise ProxyError(f"{where} sent an answer that is not XML-RPC: {exc}") from None
+        except TimeoutError:
+            self._drop(proxy)
+            raise Transient(f"no answer from {self.url} within {self._timeout:g} s (proxy.timeout)",
+                            True) from None
+        except ConnectionRefusedError as exc:
+            self._drop(proxy)
+            raise Transient(f"cannot connect to {self.url}: {_reason(exc)}", False) from None
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(proxy)
+            raise Transient(f"the request to {self.url} failed: {_reason(exc)}", True) from None
+
+    def close(self) -> None:
+        self._proxies.close_all()
+
+    def _new(self) -> xmlrpc.client.ServerProxy:
+        headers = [("Authorization", f"Bearer {self._api_key}")]
+        transport = (_SafeTransport if self._https else _Transport)(self._timeout, headers)
+        return xmlrpc.client.ServerProxy(self.url, transport=transport, allow_none=True, use_builtin_types=True)
+
+    def _drop(self, proxy: xmlrpc.client.ServerProxy) -> None:
+        self._proxies.forget(proxy)
+        proxy("close")()
