@@ -40,7 +40,7 @@ from components.query.compile import compile_query
 from components.query.index import QueryIndex
 from components.rowfilter import parts, parts_key, session_params, visible_with_row_filter
 from components.sessions import SessionInfo, Sessions
-from components.persistent import PERSISTENT_PREFIX, NotYours, PersistentBook, token_owner
+from components.persistent import PERSISTENT_PREFIX, NotYours, PersistentBook, owners, token_owner
 from components.storage import PersistentSubscription, Store
 
 log = Logger()
@@ -384,19 +384,30 @@ def apply_plan(store: Store, plan: Plan, max_per_session: int, last_seq: int) ->
     """The store's part of ``gateway.subscribe`` (it may run on the store thread): the limit, the query's
     row, the session's grant, and for a persistent one its row, starting after ``last_seq``."""
     session = plan.who.session
-    if len(store.subscriptions_of(session)) >= max_per_session:
+    held = store.subscriptions_of(session)
+    if len(held) >= max_per_session:
         raise ApplicationError(uris.ERROR_INVALID_QUERY, f"a session may hold at most {max_per_session} subscriptions")
     store.save_query(plan.key, plan.text, plan.texts, plan.filters)
     topic = uris.query_topic(plan.key)
     if plan.persistent:
         assert plan.who.client_token is not None
+        # The same query again, from the same token or user: the same subscription, with its cursor.
+        # So a page can subscribe on every load and replay what it missed, never starting anew.
+        for existing in store.persistent_of(owners(plan.who)):
+            if existing.key == plan.key:
+                grant = f"{existing.id}@{session}"
+                if all(held_id != grant for held_id, _, _ in held):
+                    store.grant(grant, session, plan.key)
+                return {"id": existing.id, "topic": topic, "query": existing.query, "persistent": True,
+                        "last_seq": existing.last_seq, "resumed": True}
         sub = PersistentSubscription(
             id=PERSISTENT_PREFIX + secrets.token_urlsafe(12), owner=token_owner(plan.who.client_token),
             user=plan.who.user, query=plan.text, key=plan.key, parts=list(plan.texts), filters=dict(plan.filters),
             classes=list(plan.classes), last_seq=last_seq, created=time.time())
         store.save_persistent(sub)
         store.grant(f"{sub.id}@{session}", session, plan.key)
-        return {"id": sub.id, "topic": topic, "query": plan.text, "persistent": True, "last_seq": last_seq}
+        return {"id": sub.id, "topic": topic, "query": plan.text, "persistent": True, "last_seq": last_seq,
+                "resumed": False}
     subscription_id = "s_" + secrets.token_urlsafe(12)
     store.grant(subscription_id, session, plan.key)
     return {"id": subscription_id, "topic": topic, "query": plan.text, "persistent": False}

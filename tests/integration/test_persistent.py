@@ -85,6 +85,30 @@ def test_a_client_that_comes_back_with_its_token_misses_nothing(any_node: Gatewa
         assert again.call("gateway.ack", listed["id"], live)["last_seq"] == during, "the cursor never goes back"
 
 
+def test_subscribing_again_to_the_same_query_resumes_the_same_subscription(node: GatewayNode) -> None:
+    query = "demo.message where room = 'resume'"
+    with WampClient(node.ws_url) as first:
+        token = first.authextra_welcome["client_token"]
+        made = first.call("gateway.subscribe", query, persistent=True)
+        assert made["resumed"] is False
+        seq = node.post_event("demo.message", message("one", room="resume")).body["seq"]
+        first.call("gateway.ack", made["id"], seq)
+        # The same query written differently is the same subscription; a plain one is not persistent.
+        again_here = first.call("gateway.subscribe", "demo.message where (room = \"resume\")", persistent=True)
+        assert (again_here["id"], again_here["resumed"], again_here["last_seq"]) == (made["id"], True, seq)
+    missed = node.post_event("demo.message", message("two", room="resume")).body["seq"]
+    with WampClient(node.ws_url, authextra={"client_token": token}) as back:
+        resumed = back.call("gateway.subscribe", query, persistent=True)
+        assert (resumed["id"], resumed["topic"], resumed["resumed"], resumed["last_seq"]) == (
+            made["id"], made["topic"], True, seq)
+        back.subscribe(resumed["topic"])  # this session was granted the topic by the subscribe
+        assert [e["seq"] for e in replay_all(back, resumed["id"], resumed["last_seq"])] == [missed]
+        assert len([s for s in back.call("gateway.subscriptions") if s["persistent"]]) == 1
+    with WampClient(node.ws_url) as stranger:  # another token: a subscription of its own
+        other = stranger.call("gateway.subscribe", query, persistent=True)
+        assert other["id"] != made["id"] and other["resumed"] is False
+
+
 def test_only_the_token_that_made_it_sees_it(node: GatewayNode) -> None:
     with node.client("alice") as alice:
         sub = alice.call("gateway.subscribe", "demo.order", persistent=True)
