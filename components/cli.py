@@ -78,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         config=str(Path(args.config).resolve()),
         page=str(repo / "examples" / "page"),
         vendor=str(repo / "node_modules" / "autobahn-browser"),
+        lib=str(repo / "clients" / "js" / "src"),
     )
     run_config = cbdir / "run.yaml"
     # A fresh secret each start: only this node's own components ever know it.

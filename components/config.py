@@ -171,6 +171,9 @@ class StoreConfig(_Section):
     max_logged_per_class: int | None = Field(default=1_000_000, ge=1)
     #: How long an event id is remembered, so that posting it again is not a second event.
     idempotency_window: float = Field(default=24 * 3600, ge=60)
+    #: Seconds between two rounds of housekeeping: forgetting old ids, ending orphaned
+    #: persistent subscriptions, dropping events past their class's retention.
+    prune_interval: float = Field(default=60, ge=0.5, le=3600)
 
     @field_validator("url")
     @classmethod

@@ -47,9 +47,6 @@ _ACK = PublishOptions(acknowledge=True)
 _ANYONE = Restriction()
 _NO_ONE = Restriction(eligible=[])
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
-#: How often ids older than the idempotency window (and queries granted but
-#: never subscribed to) are forgotten.
-PRUNE_INTERVAL = 60.0
 
 Result = dict[str, Any]
 
@@ -94,7 +91,7 @@ class Dispatcher(BackendSession):
         self._queries = QuerySubscriptions(self._store, lambda: self.registry, cfg.queries, self._sessions,
                                            self._book)
         self._pruner = LoopingCall(self._prune)
-        self._pruner.start(PRUNE_INTERVAL, now=True)
+        self._pruner.start(cfg.store.prune_interval, now=True)
         # Live queries: follow the router's subscriptions, then catch up with what exists now.
         await self.subscribe(self._queries.created, "wamp.subscription.on_create")
         await self.subscribe(self._queries.unsubscribed, "wamp.subscription.on_unsubscribe")

@@ -31,6 +31,7 @@ DEFAULT_PATHS = {
     "config": "../gateway.yaml",
     "page": "../examples/page",
     "vendor": "../node_modules/autobahn-browser",
+    "lib": "../clients/js/src",
 }
 
 
@@ -41,6 +42,8 @@ class RenderPaths:
     config: str = DEFAULT_PATHS["config"]
     page: str = DEFAULT_PATHS["page"]
     vendor: str = DEFAULT_PATHS["vendor"]
+    #: The JS client (an ES module), served at /lib/ for the demo page and your own pages.
+    lib: str = DEFAULT_PATHS["lib"]
 
 
 def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secret: str | None = None
@@ -144,6 +147,8 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                   "options": {"enable_directory_listing": False}},
                             "vendor": {"type": "static", "directory": paths.vendor,
                                        "options": {"enable_directory_listing": False}},
+                            "lib": {"type": "static", "directory": paths.lib,
+                                    "options": {"enable_directory_listing": False}},
                             cfg.router.ws_path: {
                                 "type": "websocket",
                                 "serializers": ["json", "msgpack", "cbor"],

@@ -102,7 +102,8 @@ class GatewayNode:
         config_file.write_text(yaml.safe_dump(raw))
         cfg = load_config(config_file, {})  # relative definition files are relative to the workdir
         paths = RenderPaths(config=str(config_file), page=str(REPO / "examples" / "page"),
-                            vendor=str(REPO / "node_modules" / "autobahn-browser"))
+                            vendor=str(REPO / "node_modules" / "autobahn-browser"),
+                            lib=str(REPO / "clients" / "js" / "src"))
         self.cbdir.mkdir(parents=True, exist_ok=True)
         (self.cbdir / "config.yaml").write_text(render_text(cfg, paths))
 
