@@ -42,7 +42,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 
 #: Config paths whose values are secrets: an error about them never shows the value.
 #: (URLs with passwords are redacted by their own validators.)
-SECRET_PATHS = ("bridge.api_keys", "backend.secret", "auth.secret")
+SECRET_PATHS = ("bridge.api_keys", "backend.secret", "auth.secret", "proxy.url")
 
 
 class _Section(BaseModel):
@@ -245,7 +245,8 @@ class ProxyConfig(_Section):
     #: http (POST /events), xmlrpc (POST /RPC2) or amqp (the amqp.queue; needs amqp.url and pika).
     transport: Literal["http", "xmlrpc", "amqp"] = "http"
     #: The bridge's base URL as web-apps reach it; default http://bridge.host:bridge.port.
-    url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    #: No ``user:password@``: the key comes from bridge.api_keys (and a URL gets shown in errors).
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/@]+(/[^\s]*)?$")
     #: The name of the bridge.api_keys entry the proxy sends; default the first.
     api_key_name: str | None = None
     #: Seconds one attempt may take.

@@ -395,7 +395,8 @@ class AmqpIngest:
                 else:
                     await self._dead_letter(channel, [(batch[0][0], Refusal(
                         "internal_error", f"the gateway failed on this event {MAX_STRIKES} times in a row "
-                        f"({_describe(exc)}); it was not accepted", 500))])
+                        f"({_describe(exc)}); it may or may not have been published: publish the body again "
+                        "with the same id (its body id or message_id) to be sure, without a duplicate", 500))])
                     pending, strikes = pending[1:], 0
                 continue
             strikes = 0

@@ -145,7 +145,9 @@ class Bridge(BackendSession):
         except ApplicationError as exc:
             if exc.error == uris.ERROR_INVALID_ARGUMENT:
                 return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
-            raise
+            # A fault for this call alone: the same request's published events keep their answers.
+            self.log.error("issuing a ticket over XML-RPC failed: {err}", err=exc)
+            return error(503, "unavailable", "the gateway could not issue the ticket now; retry", headers=RETRY)
         return result
 
     # -- tickets -------------------------------------------------------------

@@ -39,6 +39,8 @@ CONTENT_TYPE = "text/xml"
 #: Deepest nesting of arrays and structs taken in a parameter: event data is never this deep,
 #: and the limit keeps the walk over it short.
 MAX_DEPTH = 100
+#: The most digits a ``<bigdecimal>`` may have: a JSON number's range is the limit anyway.
+MAX_DIGITS = 400
 #: What ``publish``'s options may hold: the keys of a POST /events body besides event and data.
 OPTION_KEYS = ("id", "audience")
 
@@ -381,6 +383,10 @@ def _walk(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
+        # Refused before any conversion: int(Decimal("1e1000000")) alone takes half a minute.
+        if not value.is_finite() or len(value.as_tuple().digits) > MAX_DIGITS or abs(value.adjusted()) > 308:
+            raise _Refused(Fault(400, f"invalid_request: {path or 'a parameter'} is a bigdecimal out of range "
+                                      f"(at most {MAX_DIGITS} digits and magnitude 1e308, as a JSON number)"))
         # As JSON reads a number: 5 an int, 5.0 or 5.25 a float.
         exponent = value.as_tuple().exponent
         return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)

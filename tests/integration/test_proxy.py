@@ -125,6 +125,17 @@ def check_published(published: Published, transport: str) -> None:
         assert isinstance(published.seq, int) and not published.queued
 
 
+def test_integers_past_32_bits_go_over_every_transport(gateway: Gateway, proxy: GatewayProxy, transport: str) -> None:
+    big = 1_764_323_401_123  # a millisecond timestamp: XML-RPC's plain <int> stops at 2**31 - 1
+    with gateway.node.client() as client:
+        client.subscribe(ORDERS)
+        one = proxy.publish("proxytest.order_placed", {"order_id": big, "amount": 1.0})
+        (many,) = proxy.publish_many([("proxytest.order_placed", {"order_id": -big, "amount": 2.0})])
+        got = {e["id"]: e["data"]["order_id"] for e in client.take(2)}
+    assert isinstance(many, Published)
+    assert got == {one.id: big, many.id: -big}
+
+
 def test_an_event_instance_and_a_name_with_its_data_reach_a_subscriber(gateway: Gateway, proxy: GatewayProxy,
                                                                         transport: str) -> None:
     room = uuid.uuid4().hex

@@ -9,6 +9,8 @@ import decimal
 import enum
 import json
 import math
+import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from webapp_bridge.proxy._answers import batch_item_details, check_answer, from_
 from webapp_bridge.proxy._envelope import check_audience, check_roles, check_user, json_data
 from webapp_bridge.proxy._retry import Backoff, Transient, with_retries
 from webapp_bridge.proxy._settings import PROXY_KEYS, ProxySettings, parse_settings
+from webapp_bridge.proxy._connections import Connections
 from webapp_bridge.proxy._validation import REFETCH_AFTER, LocalValidator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +76,9 @@ BAD: list[tuple[Any, dict[str, str], str]] = [
     ({"proxy": {"timeout": 0}}, {}, "in proxy.timeout: must be a number, more than 0 and at most 600 (got 0)"),
     ({"proxy": {"timeout": "nan"}}, {}, "in proxy.timeout"),
     ({"proxy": {"retries": 101}}, {}, "in proxy.retries"),
-    ({"proxy": {"url": "ftp://x"}}, {}, "in proxy.url: must be an http:// or https:// URL (got 'ftp://x')"),
+    ({"proxy": {"url": "ftp://x"}}, {}, "in proxy.url: must be an http:// or https:// URL"),
+    ({"proxy": {"url": "http://x:secret-key-123@127.0.0.1:8081"}}, {}, "in proxy.url: must be an http:// or "
+                                                                       "https:// URL with no user:password@"),
     ({"auth": {"secret": "too-short-secret"}}, {}, "in auth.secret: must be a string of at least 32 characters "
                                                    "(got a string of 16 characters)"),
     ({"auth": {"max_jwt_ttl": 10}}, {}, "in auth.max_jwt_ttl"),
@@ -140,7 +145,7 @@ def test_what_the_gateway_refuses_the_proxy_refuses_naming_the_file_key_and_valu
         read_settings(path, env)
     message = str(exc.value)
     assert message.startswith(f"{path}: ") and expected in message
-    for secret in ("too-short-secret", "shortk", "hunter2", "12345678"):
+    for secret in ("too-short-secret", "shortk", "hunter2", "12345678", "secret-key-123"):
         assert secret not in message
 
 
@@ -545,6 +550,23 @@ def test_the_event_classes_themselves_check_when_they_load(offline: GatewayProxy
                                     "string", "type": "int_type"}
 
 
+def test_a_refusal_by_older_classes_here_is_judged_by_the_gateways_newer_catalog() -> None:
+    from components.events import Registry
+
+    settings = ProxySettings(source="test", event_modules=("examples.demo_events",))
+    loaded = Registry.load(["examples.demo_events"])
+    catalog, now = Catalog(), [1000.0]
+    catalog.classes = {"demo.message": {"type": "object"}}  # the gateway has since relaxed demo.message
+    validator = LocalValidator(settings, lambda: {**catalog(), "version": version[0]}, clock=lambda: now[0])
+    version = [loaded.version]  # first the same definitions as here: the refusal stands
+    with pytest.raises(EventRejected):
+        validator.check("demo.message", {"room": "lobby"})
+    version[0] = "newer"
+    now[0] += REFETCH_AFTER
+    assert validator.check("demo.message", {"room": "lobby"}) == {"room": "lobby"}
+    assert validator.tier == "classes"
+
+
 # -- connections per thread and process -----------------------------------------------------------------------
 
 
@@ -601,3 +623,27 @@ def test_the_amqp_transport_without_pika_says_what_to_install(monkeypatch: pytes
                               {})
     with pytest.raises(ProxyConfigError, match=r"needs the pika package: pip install pika"):
         GatewayProxy(settings)
+
+
+def test_a_child_forked_while_the_connections_lock_is_held_does_not_deadlock() -> None:
+    import signal
+
+    conns = Connections(lambda c: None)
+    with conns._lock:  # as if another thread held it at the moment of the fork
+        pid = os.fork()
+        if pid == 0:  # the child: keep() must not wait for a lock no thread of it will release
+            try:
+                conns.keep(object())
+                conns.close_all()
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child deadlocked on the lock it inherited held")

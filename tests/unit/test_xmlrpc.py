@@ -409,3 +409,14 @@ def test_the_answer_is_what_xmlrpc_client_dumps_writes() -> None:
 def test_options_cannot_replace_the_event_or_its_data() -> None:
     assert fault("publish", "demo.message", MESSAGE, {"event": "demo.order", "data": {}}) == Fault(
         400, "invalid_request: unknown key(s) in options: data, event (expected id, audience)")
+
+
+@pytest.mark.parametrize("number", ["1e1000000", "-1e400", "9" * 5000, "1e-400", "NaN", "Infinity"])
+def test_a_bigdecimal_out_of_a_json_number_range_is_refused_at_once(number: str) -> None:
+    body = call("publish", "demo.message", {}).replace(
+        b"<struct>\n</struct>", b"<struct><member><name>room</name><value><bigdecimal>" + number.encode()
+                                + b"</bigdecimal></value></member></struct>")
+    # Refused before any conversion (int(Decimal("1e1000000")) alone would take half a minute).
+    (step,) = rpc.plan(LOGIC, body).steps
+    assert isinstance(step, Fault) and step.code == 400
+    assert step.message.startswith("invalid_request: data.room is a bigdecimal out of range")

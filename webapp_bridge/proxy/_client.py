@@ -6,7 +6,6 @@ import os
 import sys
 import threading
 import time
-import xmlrpc.client
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from webapp_bridge.proxy._retry import Backoff, Transient, with_retries
 from webapp_bridge.proxy._settings import ProxySettings, read_settings
 from webapp_bridge.proxy._validation import LocalValidator
 from webapp_bridge.proxy._xmlrpc import XmlRpcClient
+from webapp_bridge.proxy._xmlrpc import dumps as xml_dumps
 
 #: Room left in a batch's body for the wrapping around the events (``{"events":[...]}``) and XML-RPC's markup.
 _BATCH_OVERHEAD = 512
@@ -360,7 +360,7 @@ def _roles(roles: Iterable[str] | None) -> list[str] | Any:
 
 def _size(body: dict[str, Any], as_xml: bool) -> int:
     if as_xml:
-        return len(xmlrpc.client.dumps((body,), allow_none=True).encode())
+        return len(xml_dumps((body,), "publish_batch"))
     return len(encode(body)) + 1
 
 

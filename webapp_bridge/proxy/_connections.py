@@ -24,6 +24,7 @@ class Connections:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._pid = os.getpid()
 
     def get(self) -> Any | None:
         """This thread's connection, or None when it has none yet (or it was made in a parent process)."""
@@ -35,7 +36,7 @@ class Connections:
     def keep(self, connection: Any) -> None:
         held = _Held(connection, self._close)
         self._local.held = held
-        with self._lock:
+        with self._locked():
             self._all.add(held)
 
     def forget(self, connection: Any) -> None:
@@ -47,11 +48,20 @@ class Connections:
 
     def close_all(self) -> None:
         """Close every connection this process holds, in all threads (they open new ones if used again)."""
-        with self._lock:
+        with self._locked():
             everyone = list(self._all)
         self._local.held = None
         for held in everyone:
             held.close()
+
+
+    def _locked(self) -> threading.Lock:
+        """The lock, made anew in a forked child: another thread may have held it at the fork, and
+        that thread does not exist in the child to release it."""
+        if self._pid != os.getpid():
+            self._pid, self._lock = os.getpid(), threading.Lock()
+            self._all = weakref.WeakSet()
+        return self._lock
 
 
 class _Held:

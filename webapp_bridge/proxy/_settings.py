@@ -44,7 +44,8 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _REALM = re.compile(r"[a-z][a-z0-9_.]*")
 _WS_PATH = re.compile(r"[a-z0-9_-]+")
 _WS_URL = re.compile(r"wss?://[^\s]+")
-_HTTP_URL = re.compile(r"https?://[^\s]+")
+#: No user:password@ part: the API key comes from bridge.api_keys, and a URL is shown in errors.
+_HTTP_URL = re.compile(r"https?://[^\s/@]+(/[^\s]*)?")
 _AMQP_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,255}")
 
 
@@ -200,7 +201,8 @@ class _Reader:
                                      f"{', '.join(TRANSPORTS)}")
             else:
                 transport = transport_override
-        url = self.string("proxy", "url", None, _HTTP_URL, "an http:// or https:// URL")
+        url = self.string("proxy", "url", None, _HTTP_URL, "an http:// or https:// URL with no user:password@ "
+                          "(the key comes from bridge.api_keys)", secret=True)
         key_name = self.string("proxy", "api_key_name", None, None, "the name of a bridge.api_keys entry")
         timeout = self.number("proxy", "timeout", 10, 0, 600, low_open=True)
         retries = int(self.number("proxy", "retries", 5, 0, 100, integer=True))

@@ -51,13 +51,24 @@ class LocalValidator:
         self._registry: Any = None
         self._registry_loaded = False
         self._schemas: dict[str, dict[str, Any]] | None = None
+        #: The catalog's definitions version (compared with the classes loaded here).
+        self._version: str | None = None
         self._fetched_at: float | None = None
+        self._fetching = False
 
     def check(self, name: str, data: Any) -> Any:
         """The data to send for event ``name`` (normalised), or EventRejected saying what is wrong."""
         registry = self._classes()
         if registry is not None and name in registry:
-            return _by_class(registry, name, data)
+            try:
+                return _by_class(registry, name, data)
+            except EventRejected:
+                # The classes here may be older than the gateway's (it reloads its definitions while
+                # this process runs): a refusal stands only if the gateway's catalog has the same version.
+                if self._catalog(refresh=True) is None or self._version == registry.version:
+                    raise
+                log.info("the gateway's event definitions (version %s) differ from those loaded here (%s): "
+                         "checking %s by its catalog", self._version, registry.version, name)
         data = json_data(data)
         return self._by_schema(name, data)
 
@@ -116,20 +127,28 @@ class LocalValidator:
         return data
 
     def _catalog(self, refresh: bool) -> dict[str, dict[str, Any]] | None:
-        """The schemas by class name; fetched when there are none yet or ``refresh``, at most every REFETCH_AFTER."""
+        """The schemas by class name; fetched when there are none yet or ``refresh``, at most every
+        REFETCH_AFTER, by one thread at a time and outside the lock: a gateway that does not answer
+        holds up the thread that asked, not every thread publishing (they use what is known)."""
         with self._lock:
             recent = self._fetched_at is not None and self._clock() - self._fetched_at < REFETCH_AFTER
-            if (self._schemas is not None and not refresh) or recent:
+            if (self._schemas is not None and not refresh) or recent or self._fetching:
                 return self._schemas
             self._fetched_at = self._clock()
-            try:
-                catalog = self._fetch()
-                classes = catalog["classes"]
-                self._schemas = {c["name"]: c["schema"] for c in classes}
-            except (ProxyError, Transient, KeyError, TypeError) as exc:
-                log.warning("the gateway's catalog could not be fetched (%s): events are sent unchecked, the "
-                            "gateway checks them", exc)
-            return self._schemas
+            self._fetching = True
+        try:
+            catalog = self._fetch()
+            schemas = {c["name"]: c["schema"] for c in catalog["classes"]}
+            version = catalog.get("version")
+        except (ProxyError, Transient, KeyError, TypeError, AttributeError) as exc:
+            log.warning("the gateway's catalog could not be fetched (%s): events are sent unchecked, the "
+                        "gateway checks them", exc)
+            with self._lock:
+                self._fetching = False
+                return self._schemas
+        with self._lock:
+            self._schemas, self._version, self._fetching = schemas, version, False
+            return schemas
 
 
 def _by_class(registry: Any, name: str, data: Any) -> Any:

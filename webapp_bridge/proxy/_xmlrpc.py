@@ -18,6 +18,35 @@ from webapp_bridge.proxy._http import USER_AGENT, _reason
 from webapp_bridge.proxy._retry import Transient
 
 
+def _dump_int(marshaller: xmlrpc.client.Marshaller, value: Any, write: Any) -> None:
+    tag = "int" if xmlrpc.client.MININT <= value <= xmlrpc.client.MAXINT else "i8"
+    write(f"<value><{tag}>{value:d}</{tag}></value>\n")
+
+
+class _Marshaller(xmlrpc.client.Marshaller):
+    """xmlrpc.client's marshaller, writing ints past 32 bits as ``<i8>`` (which the bridge reads) instead of
+    failing: the same event must go over every transport, a millisecond timestamp included."""
+
+    dispatch = {**xmlrpc.client.Marshaller.dispatch, int: _dump_int}
+
+
+def dumps(params: tuple[Any, ...], method: str) -> bytes:
+    """An XML-RPC call, as ``xmlrpc.client.dumps`` writes it but for 64-bit integers."""
+    body = _Marshaller("utf-8", True).dumps(params)
+    return (f"<?xml version='1.0'?>\n<methodCall>\n<methodName>{xmlrpc.client.escape(method)}</methodName>\n"
+            f"{body}</methodCall>\n").encode("utf-8", "xmlcharrefreplace")
+
+
+class _ServerProxy(xmlrpc.client.ServerProxy):
+    """A ServerProxy whose calls are written by ``dumps`` above."""
+
+    def _ServerProxy__request(self, methodname: str, params: tuple[Any, ...]) -> Any:  # overrides the private one
+        me: Any = self  # its private attributes, by their mangled names
+        response = me._ServerProxy__transport.request(me._ServerProxy__host, me._ServerProxy__handler,
+                                                      dumps(params, methodname))
+        return response[0] if len(response) == 1 else response
+
+
 class _Transport(xmlrpc.client.Transport):
     """xmlrpc.client's transport with a timeout on every socket operation."""
 
@@ -77,9 +106,9 @@ class XmlRpcClient:
         except xmlrpc.client.ProtocolError as exc:  # an HTTP-level answer: 401, 413, 503 ...
             check_answer(exc.errcode, f"http_{exc.errcode}", exc.errmsg, None, rejected, self.key_name, where)
             raise ProxyError(f"{where} answered HTTP {exc.errcode} {exc.errmsg}") from None
-        except OverflowError as exc:
-            raise ProxyError(f"XML-RPC cannot carry this data ({exc}: XML-RPC integers are 32-bit); "
-                             "use proxy.transport http or amqp for it") from None
+        except OverflowError as exc:  # past 64 bits: JSON numbers that large are not exact anyway
+            raise ProxyError(f"XML-RPC cannot carry this data ({exc}); use proxy.transport http or amqp "
+                             "for it") from None
         except xmlrpc.client.ResponseError as exc:
             raise ProxyError(f"{where} sent an answer that is not XML-RPC: {exc}") from None
         except TimeoutError:
@@ -99,7 +128,7 @@ class XmlRpcClient:
     def _new(self) -> xmlrpc.client.ServerProxy:
         headers = [("Authorization", f"Bearer {self._api_key}")]
         transport = (_SafeTransport if self._https else _Transport)(self._timeout, headers)
-        return xmlrpc.client.ServerProxy(self.url, transport=transport, allow_none=True, use_builtin_types=True)
+        return _ServerProxy(self.url, transport=transport, allow_none=True, use_builtin_types=True)
 
     def _drop(self, proxy: xmlrpc.client.ServerProxy) -> None:
         self._proxies.forget(proxy)
