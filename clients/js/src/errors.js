@@ -1,0 +1,93 @@
+// GatewayError and the error URIs this client raises itself. Imports nothing local.
+//
+// Errors the gateway sends (WAMP errors such as 'gateway.error.invalid_query')
+// keep the gateway's URI and message; errors that happen in the client (a call
+// cut off by a lost connection, a ticket that cannot be used again, ...) have
+// a URI under 'gateway.client.' so an application can tell them apart.
+
+/** URIs of the errors the client raises itself. */
+export const ClientErrors = Object.freeze({
+  /** A bad argument or option given to the library (a programming error): the message names it. */
+  INVALID_ARGUMENT: 'gateway.client.invalid_argument',
+  /** The connection was lost while a call was in flight: its outcome is unknown. */
+  CONNECTION_LOST: 'gateway.client.connection_lost',
+  /** The Gateway was closed (by close(), or for good) before the operation could run. */
+  CLOSED: 'gateway.client.closed',
+  /** The credential is used up (a ticket works once, a JWT expires) and there is no getCredentials(). */
+  NO_CREDENTIALS: 'gateway.client.no_credentials',
+  /** getCredentials() returned something that is not {ticket}, {jwt} or null, or threw. */
+  INVALID_CREDENTIALS: 'gateway.client.invalid_credentials',
+  /** reconnect.maxAttempts connection attempts in a row failed. */
+  GAVE_UP: 'gateway.client.gave_up',
+  /** One connection attempt did not open within connectTimeout. */
+  TIMEOUT: 'gateway.client.timeout',
+  /** A subscription handler threw (reported on 'error'; delivery goes on). */
+  HANDLER_ERROR: 'gateway.client.handler_error',
+  /** A replay was truncated by retention and the subscription has no onGap (reported on 'error'). */
+  GAP: 'gateway.client.gap',
+  /** The gateway ended a subscription and it has no onRemoved (reported on 'error'). */
+  SUBSCRIPTION_REMOVED: 'gateway.client.subscription_removed',
+  /** The gateway sent an event that is not an envelope {event, id, seq, time, data}. */
+  BAD_EVENT: 'gateway.client.bad_event',
+  /** A token or cursor store failed (e.g. localStorage full or disabled). */
+  STORE_FAILED: 'gateway.client.store_failed',
+});
+
+export class GatewayError extends Error {
+  /**
+   * @param {string} message what went wrong, readable
+   * @param {{uri?: string, position?: number, query?: string, details?: object, cause?: unknown}} [info]
+   */
+  constructor(message, info = {}) {
+    super(message, info.cause !== undefined ? { cause: info.cause } : undefined);
+    this.name = 'GatewayError';
+    this.uri = info.uri ?? null;
+    this.position = info.position ?? null;
+    this.query = info.query ?? null;
+    this.details = info.details ?? {};
+  }
+}
+
+/** A short description of a value for an error message: strings quoted, objects by kind. */
+export function describe(value) {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (value === null || value === undefined || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/** A GatewayError for a bad argument; `where` names the argument or option. */
+export function invalidArgument(where, message) {
+  return new GatewayError(`${where}: ${message}`, { uri: ClientErrors.INVALID_ARGUMENT });
+}
+
+/**
+ * The GatewayError for whatever a WAMP call rejected with: an autobahn.Error
+ * ({error, args, kwargs}) from the gateway, a string autobahn threw, or an Error.
+ */
+export function fromWampError(err, context = {}) {
+  if (err instanceof GatewayError) return err;
+  if (err && typeof err === 'object' && typeof err.error === 'string') {
+    const args = Array.isArray(err.args) ? err.args : [];
+    const kwargs = err.kwargs && typeof err.kwargs === 'object' ? err.kwargs : {};
+    const message = typeof args[0] === 'string' ? args[0] : typeof kwargs.message === 'string' ? kwargs.message : err.error;
+    return new GatewayError(message, {
+      uri: err.error,
+      position: typeof kwargs.position === 'number' ? kwargs.position : undefined,
+      query: typeof kwargs.query === 'string' ? kwargs.query : context.query,
+      details: { ...kwargs, args },
+    });
+  }
+  if (typeof err === 'string') {
+    // autobahn-js throws plain strings for local states ("session not open").
+    const lost = /not open|closed/i.test(err);
+    return new GatewayError(err, { uri: lost ? ClientErrors.CONNECTION_LOST : null });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new GatewayError(message, { cause: err });
+}
+
+/** Whether the error means the connection went away (the operation may be retried on the next session). */
+export function isConnectionLost(err) {
+  return err instanceof GatewayError && (err.uri === ClientErrors.CONNECTION_LOST || err.uri === 'wamp.error.canceled');
+}
