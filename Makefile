@@ -5,13 +5,15 @@ PY     := $(VENV)/bin/python
 # Stamps: re-install only when the dependency lists change.
 PY_STAMP  := $(VENV)/.stamp-install
 NPM_STAMP := node_modules/.stamp-install
+CHROMIUM  := /usr/bin/chromium
+SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test install lint check-config crossbar-config unit integration clean
+.PHONY: run test install lint check-config crossbar-config unit integration browser clean
 
 run: install
 	$(VENV)/bin/gateway run
 
-test: install
+test: install $(CHROMIUM)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
@@ -30,11 +32,22 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The browser tests drive Debian's chromium (playwright-core never downloads its own browsers);
+# fonts-liberation is its one recommended package the tests want (the page's screenshots).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-liberation >/dev/null
+
 unit: install
 	$(PY) -m pytest tests/unit
 
-integration: install
+integration: install $(CHROMIUM)
 	$(PY) -m pytest tests/integration
+
+# The demo page in headless Chromium (tests/browser/, driven by playwright-core).
+browser: install $(CHROMIUM)
+	$(PY) -m pytest tests/integration/test_browser.py
 
 lint: install
 	$(VENV)/bin/mypy
