@@ -89,5 +89,19 @@ export function fromWampError(err, context = {}) {
 
 /** Whether the error means the connection went away (the operation may be retried on the next session). */
 export function isConnectionLost(err) {
-  return err instanceof GatewayError && (err.uri === ClientErrors.CONNECTION_LOST || err.uri === 'wamp.error.canceled');
+  return err instanceof GatewayError && err.uri === ClientErrors.CONNECTION_LOST;
+}
+
+/**
+ * Errors the router answers a call with while the session stays up, because the
+ * gateway component that serves the procedure is away for a moment: it was
+ * restarted, or its worker died mid-call ('wamp.error.canceled': "callee
+ * disconnected from in-flight request") and a standby takes over. Worth asking
+ * again on the same session; the outcome of the cancelled call is unknown.
+ */
+export const TRANSIENT_ERRORS = Object.freeze(['wamp.error.canceled', 'wamp.error.no_such_procedure', 'wamp.error.no_available_callee']);
+
+/** Whether the error is one of TRANSIENT_ERRORS (not a lost connection: see isConnectionLost). */
+export function isTransient(err) {
+  return err instanceof GatewayError && TRANSIENT_ERRORS.includes(err.uri);
 }

@@ -136,6 +136,10 @@ export interface SubscribeOptions {
   onRemoved?: (info: RemovedInfo) => void;
 }
 
+/**
+ * Called once per event, in seq order. A promise it returns is not awaited (the next event may be
+ * handed over before it settles); a rejection is reported on 'error' as gateway.client.handler_error.
+ */
 export type Handler<D = Record<string, unknown>> = (envelope: Envelope<D>, subscription: Subscription) => void | Promise<void>;
 
 export interface GatewayEvents {
@@ -160,7 +164,10 @@ export declare class Subscription {
   readonly lastSeq: number | null;
   /** False once unsubscribed or ended by the gateway. */
   readonly active: boolean;
-  /** Stop delivering; a persistent subscription is also ended on the gateway, for good. */
+  /**
+   * Stop delivering; a persistent subscription is also ended on the gateway, for good (once no
+   * other subscription of this Gateway has the same query; while offline: on the next session).
+   */
   unsubscribe(): Promise<void>;
 }
 

@@ -14,7 +14,7 @@
 
 import { backoffDelay } from './backoff.js';
 import { CredentialPlan } from './credentials.js';
-import { ClientErrors, GatewayError, describe, fromWampError, invalidArgument, isConnectionLost } from './errors.js';
+import { ClientErrors, GatewayError, describe, fromWampError, invalidArgument, isConnectionLost, isTransient } from './errors.js';
 import { isEnvelope } from './merge.js';
 import { callArguments, gatewayOptions, subscribeArguments } from './options.js';
 import { CookieTokenStore, LocalCursorStore, MemoryCursorStore, MemoryTokenStore, tokenToPresent } from './stores.js';
@@ -31,9 +31,13 @@ export const EVENTS = Object.freeze(['state', 'connecting', 'open', 'lost', 'res
 const REPLAY_PAGE = 500;
 /** How long close() waits for the last acks and for the router's GOODBYE before it lets go. */
 const CLOSE_GRACE_MS = 3000;
-/** A procedure that is briefly missing while a gateway component restarts: worth retrying on the same session. */
-const TRANSIENT = new Set(['wamp.error.no_such_procedure', 'wamp.error.no_available_callee']);
-const TRANSIENT_RETRIES = 6;
+/**
+ * Pauses (ms) before asking again after a transient error (errors.js: a gateway component
+ * restarting, or a worker that died mid-call while a standby takes over): about 1.5 s in all.
+ * A subscription still not restored after them is reported on 'error' and tried again with
+ * the reconnect backoff, on the same session and on every new one.
+ */
+const TRANSIENT_PAUSES_MS = [50, 100, 200, 400, 800];
 /** ABORT reasons that mean "this credential was refused". */
 const LOGIN_REFUSED = new Set(['gateway.error.authentication_failed', 'wamp.error.authentication_failed',
   'wamp.error.not_authorized', 'wamp.error.no_auth_method']);
@@ -50,8 +54,6 @@ const URI = Object.freeze({
 
 const inBrowser = () => typeof globalThis.document === 'object' && globalThis.document !== null
   && typeof globalThis.document.cookie === 'string';
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `promise`, or undefined after `ms`, whichever comes first; leaves no timer behind. */
 function within(promise, ms) {
@@ -75,7 +77,8 @@ export class Gateway {
   #listeners = new Map();
   #state = 'idle';
   #subs = [];            // in the order they were made: restored in this order
-  #toEnd = new Set();    // persistent ids unsubscribed while offline: ended on the next session
+  #toEnd = new Set();    // persistent ids unsubscribed whose end the gateway has not confirmed yet
+  #toEndQueries = new Set(); // persistent queries unsubscribed while their gateway.subscribe was cut off
   #conn = null;          // the autobahn.Connection of the current attempt or session
   #session = null;       // the joined autobahn session, or null
   #generation = 0;       // bumped per attempt: callbacks of an older attempt are ignored
@@ -87,6 +90,7 @@ export class Gateway {
   #retry = 0;            // number of the next retry (backoff step)
   #retryTimer = null;
   #ackTimer = null;
+  #pauses = new Set();   // {timer, resolve} of retry pauses: close() ends them at once
   #connect = null;       // {promise, resolve, reject} of connect()
   #closing = false;
   #closePromise = null;
@@ -182,14 +186,17 @@ export class Gateway {
 
   /** The next attempt in `delay` seconds, unless the credential in hand is used up with no way to get another. */
   #schedule(delay) {
+    if (this.#closing) return;
     const decision = this.#plan.next();
     if (decision.action === 'fail') {
       this.#finish(decision.error);
       return;
     }
     this.#setState('connecting', { attempt: this.#failures + 1, delay });
+    if (this.#closing) return; // a 'connecting' listener called close()
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
+      if (this.#closing) return;
       this.#attempt().catch((err) => this.#finish(fromWampError(err)));
     }, delay * 1000);
   }
@@ -227,8 +234,8 @@ export class Gateway {
         return this.#finish(new GatewayError('autobahn-js is not available: load /vendor/autobahn.min.js in the page, '
           + `pass options.autobahn, or install the npm package autobahn (${err?.message ?? err})`, { cause: err }));
       }
-      if (stale()) return undefined;
     }
+    if (stale()) return undefined; // closed (or superseded) while asking or loading
     this.#open(decision.credential);
     return undefined;
   }
@@ -313,11 +320,14 @@ export class Gateway {
 
     this.#queue = Promise.resolve();
     this.#enqueue(session, () => this.#watchRemovals(session));
+    // Persistent subscriptions the application ended whose end the gateway has not confirmed.
     for (const id of [...this.#toEnd]) {
-      this.#enqueue(session, () => this.#callOn(session, URI.UNSUBSCRIBE, [id]).then(
-        () => this.#toEnd.delete(id),
-        (err) => { if (!isConnectionLost(fromWampError(err))) this.#toEnd.delete(id); }));
+      this.#enqueue(session, async () => {
+        const refused = await this.#endOnGateway(session, id);
+        if (refused) this.#error(refused);
+      });
     }
+    for (const text of [...this.#toEndQueries]) this.#enqueue(session, () => this.#endByQuery(session, text));
     for (const sub of this.#subs) {
       if (sub._active) this.#enqueueSubscription(sub, session);
     }
@@ -356,6 +366,7 @@ export class Gateway {
     const message = details.message || (timedOut ? `no session within ${this.#o.connectTimeout} s` : '');
     if (joined) {
       this.#setState('lost', { reason: why, message });
+      if (this.#closing) return; // a 'lost' listener called close()
       this.#retry = 0;
       this.#retryLater();
       return;
@@ -406,6 +417,28 @@ export class Gateway {
     clearTimeout(this.#ackTimer);
     this.#retryTimer = null;
     this.#ackTimer = null;
+    this.#endPauses();
+  }
+
+  /** Resolves after `ms`, or at once when the Gateway closes (no timer keeps Node alive). */
+  #pause(ms) {
+    if (this.#closing) return Promise.resolve();
+    return new Promise((resolve) => {
+      const entry = { resolve, timer: null };
+      entry.timer = setTimeout(() => {
+        this.#pauses.delete(entry);
+        resolve();
+      }, ms);
+      this.#pauses.add(entry);
+    });
+  }
+
+  #endPauses() {
+    for (const entry of this.#pauses) {
+      clearTimeout(entry.timer);
+      entry.resolve();
+    }
+    this.#pauses.clear();
   }
 
   #settleAll(error) {
@@ -424,6 +457,7 @@ export class Gateway {
     this.#closePromise = (async () => {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
+      this.#endPauses();
       if (this.#session !== null) await within(this.#flushAcks(), CLOSE_GRACE_MS);
       this.#stopTimers();
       const conn = this.#conn;
@@ -544,27 +578,59 @@ export class Gateway {
     return this.#enqueue(session, () => this.#establish(sub, session));
   }
 
-  async #establish(sub, session, tries = 0) {
-    if (!sub._active || session !== this.#session) return;
+  /** Whether `session` is no longer the current one (lost), or the Gateway is closing. */
+  #gone(session) {
+    return session !== this.#session || this.#closing;
+  }
+
+  /**
+   * `work()` (a call on `session`), asked again after a pause while it fails with a transient
+   * error: the session is up but the gateway component serving it is away for a moment. Throws
+   * what `work` threw otherwise, after the last pause, or once the session is gone.
+   */
+  async #withRetries(session, work) {
+    for (let tries = 0; ; tries += 1) {
+      try {
+        return await work();
+      } catch (raw) {
+        if (!isTransient(fromWampError(raw)) || tries >= TRANSIENT_PAUSES_MS.length || this.#gone(session)) throw raw;
+        await this.#pause(TRANSIENT_PAUSES_MS[tries]);
+        if (this.#gone(session)) throw raw;
+      }
+    }
+  }
+
+  /**
+   * Subscribe `sub` on `session`: gateway.subscribe, the topic, and for a persistent one the
+   * replay, merged with the live events held meanwhile. Once the topic is subscribed, live
+   * events are held until the replay is merged in, however many times a page is asked again;
+   * the topic is never left subscribed with nothing holding its events back.
+   */
+  async #establish(sub, session) {
+    if (!sub._active || this.#gone(session)) return;
     try {
-      const granted = await this.#callOn(session, URI.SUBSCRIBE, [sub._text], { persistent: sub.persistent });
-      if (!granted || typeof granted.id !== 'string' || typeof granted.topic !== 'string') {
-        throw new GatewayError(`gateway.subscribe answered ${describe(granted)}, not {id, topic, query}`, { query: sub._text });
-      }
-      if (!sub._active) { // unsubscribed while the gateway answered: undo it there
-        this.#callOn(session, URI.UNSUBSCRIBE, [granted.id]).catch(() => {});
-        return;
-      }
+      const granted = await this.#grant(sub, session);
+      if (granted === null) return;
       sub.id = granted.id;
       sub.topic = granted.topic;
       if (typeof granted.query === 'string') sub.query = granted.query;
       let from = 0;
       if (sub.persistent) {
         sub._acked = Number.isSafeInteger(granted.last_seq) ? granted.last_seq : 0;
-        from = Math.max(sub._acked, this.#cursor(sub.id), sub._merger.lastSeq);
+        // Where this subscription stands is its own merger's position once it has one: the
+        // gateway's cursor and the cursor store may have been moved by another holder of the
+        // same subscription (another tab, another Gateway on the same stores) past events this
+        // one never handed over. The first time (or under a new id), they are where to start.
+        from = sub._resumeId === sub.id ? sub._merger.lastSeq
+          : Math.max(sub._acked, this.#cursor(sub.id), sub._merger.lastSeq);
+        sub._resumeId = sub.id;
         sub._merger.startReplay(from); // live events are held until the replay is merged in
       }
-      const ab = await this.#track(session, () => session.subscribe(granted.topic, (args) => this.#onEvent(sub, session, args)));
+      const route = { open: true }; // closed when this topic subscription is let go: no stray event gets through
+      const ab = await this.#withRetries(session, () => this.#track(session,
+        () => session.subscribe(granted.topic, (args) => { if (route.open) this.#onEvent(sub, session, args); })));
+      if (session !== this.#session) return; // lost: #socketClosed reset it; the next session subscribes again
+      sub._route = route;
       sub._ab = ab;
       sub._session = session;
       if (!sub._active) {
@@ -572,15 +638,16 @@ export class Gateway {
         return;
       }
       if (sub.persistent) await this.#replay(sub, session, from);
+      if (!sub._active || this.#gone(session)) return;
       sub._established = true;
+      sub._rounds = 0;
       sub._resolveReady();
     } catch (raw) {
       const err = fromWampError(raw, { query: sub._text });
-      sub._merger.abort();
-      if (isConnectionLost(err) || session !== this.#session || !sub._active) return; // the next session tries again
-      if (TRANSIENT.has(err.uri) && tries < TRANSIENT_RETRIES) {
-        await sleep(100 * 2 ** tries); // a gateway component is restarting: it is back within a second
-        return this.#establish(sub, session, tries + 1);
+      if (!sub._active || this.#gone(session) || isConnectionLost(err)) return; // the next session tries again
+      if (isTransient(err)) {
+        this.#notRestored(sub, session, err);
+        return;
       }
       this.#drop(sub);
       if (!sub._established) {
@@ -589,6 +656,72 @@ export class Gateway {
         this.#removed(sub, { id: sub.id, topic: sub.topic, query: sub.query, reason: err.message }, err);
       }
     }
+  }
+
+  /** gateway.subscribe for `sub`: its answer, or null if `sub` was unsubscribed meanwhile (then undone). */
+  async #grant(sub, session) {
+    sub._grantPending = true;
+    sub._grantUnknown = true;
+    let granted;
+    try {
+      granted = await this.#withRetries(session,
+        () => this.#callOn(session, URI.SUBSCRIBE, [sub._text], { persistent: sub.persistent }));
+    } catch (raw) {
+      const err = fromWampError(raw, { query: sub._text });
+      sub._grantPending = false;
+      if (!isConnectionLost(err) && !isTransient(err)) sub._grantUnknown = false; // refused: nothing was made
+      // Unsubscribed while the call was in flight, and whether the gateway made it is unknown:
+      // find it by its query on the next session and end it.
+      if (!sub._active && sub.persistent && sub._grantUnknown) this.#toEndQueries.add(sub._text);
+      throw raw;
+    }
+    sub._grantPending = false;
+    sub._grantUnknown = false;
+    if (!granted || typeof granted.id !== 'string' || typeof granted.topic !== 'string') {
+      throw new GatewayError(`gateway.subscribe answered ${describe(granted)}, not {id, topic, query}`, { query: sub._text });
+    }
+    if (!sub._active) { // unsubscribed while the gateway answered: undo it there
+      if (!sub.persistent) {
+        this.#callOn(session, URI.UNSUBSCRIBE, [granted.id]).catch(() => {}); // ends with the session anyway
+      } else if (!this.#holders(granted.id).length) {
+        this.#toEnd.add(granted.id);
+        this.#endOnGateway(session, granted.id).then((refused) => { if (refused) this.#error(refused); });
+      }
+      return null;
+    }
+    return granted;
+  }
+
+  /**
+   * A transient error outlasted the pauses. A subscription the application is still waiting
+   * for is refused with it; one that was running is reported on 'error' and tried again with
+   * backoff (and on every new session). Either way its topic is left: nothing is handed over
+   * past events it could not replay, and nothing is acked.
+   */
+  #notRestored(sub, session, err) {
+    const ab = sub._ab;
+    sub._route.open = false;
+    sub._ab = null;
+    sub._session = null;
+    sub._merger.abort();
+    if (ab) this.#track(session, () => session.unsubscribe(ab)).catch(() => {});
+    if (!sub._established) {
+      this.#drop(sub, { keepCursor: true }); // it still exists on the gateway: a subscribe() again resumes it
+      sub._rejectReady(err);
+      return;
+    }
+    sub._rounds += 1;
+    const delay = backoffDelay(this.#o.reconnect, sub._rounds);
+    if (sub._rounds === 1) {
+      this.#error(new GatewayError(`the subscription ${sub.query} could not be restored (${err.message}); it receives `
+        + 'nothing until it is: trying again with backoff, on this connection and on every new one',
+      { uri: err.uri, cause: err, query: sub.query, details: { subscription: sub.id } }));
+    }
+    this.#pause(delay * 1000).then(() => {
+      if (!sub._active || this.#gone(session) || sub._session === session) return;
+      sub._queuedFor = null;
+      this.#enqueueSubscription(sub, session);
+    });
   }
 
   #cursor(id) {
@@ -605,8 +738,9 @@ export class Gateway {
     let after = from;
     let gapTold = false;
     for (;;) {
-      const page = await this.#callOn(session, URI.REPLAY, [sub.id, after, REPLAY_PAGE]);
-      if (!sub._active || session !== this.#session) return;
+      // A page cut off by a transient error is asked again from the same seq; live events stay held.
+      const page = await this.#withRetries(session, () => this.#callOn(session, URI.REPLAY, [sub.id, after, REPLAY_PAGE]));
+      if (!sub._active || this.#gone(session)) return;
       if (page?.truncated === true && !gapTold) {
         gapTold = true;
         this.#gap(sub, from);
@@ -683,6 +817,7 @@ export class Gateway {
     const session = this.#session;
     if (session === null) return;
     const due = this.#subs.filter((s) => s.persistent && s._active && s._session === session && s._merger.lastSeq > s._acked);
+    let again = false;
     await Promise.all(due.map(async (sub) => {
       const seq = sub._merger.lastSeq;
       try {
@@ -690,20 +825,27 @@ export class Gateway {
         sub._acked = Math.max(sub._acked, seq);
       } catch (raw) {
         const err = fromWampError(raw);
-        if (!isConnectionLost(err) && err.uri !== 'gateway.error.no_such_subscription') this.#error(err);
+        if (isConnectionLost(err) || session !== this.#session) return; // the next session acks
+        if (isTransient(err)) {
+          again = true;
+        } else if (err.uri === 'gateway.error.no_such_subscription') {
+          // Ended on the gateway and the notice did not reach this client (or it was another
+          // holder's unsubscribe): it is a removal, not something to ack again forever.
+          this.#removedByGateway({ id: sub.id, reason: 'the gateway no longer has this subscription (gateway.ack '
+            + `answered: ${err.message})` }, err);
+        } else {
+          this.#error(err);
+        }
       }
     }));
+    if (again) this.#scheduleAck();
   }
 
   async #watchRemovals(session) {
     try {
       await this.#track(session, () => session.subscribe(URI.SUBSCRIPTION_REMOVED, (args) => {
         const info = Array.isArray(args) ? args[0] : null;
-        if (!info || typeof info.id !== 'string') return;
-        for (const sub of this.#subs.filter((s) => s._active && s.id === info.id)) {
-          this.#drop(sub);
-          this.#removed(sub, info, null);
-        }
+        if (info && typeof info.id === 'string') this.#removedByGateway(info, null);
       }));
     } catch (raw) {
       const err = fromWampError(raw);
@@ -711,14 +853,32 @@ export class Gateway {
     }
   }
 
-  /** Stop delivering on `sub` and forget it locally (the gateway's side is dealt with by the caller). */
-  #drop(sub) {
+  /** The gateway ended the subscription `info.id`: every local holder of it stops and is told. */
+  #removedByGateway(info, cause) {
+    for (const sub of this.#subs.filter((s) => s._active && s.id === info.id)) {
+      this.#drop(sub);
+      this.#removed(sub, info, cause);
+    }
+  }
+
+  /** The application's active persistent subscriptions on the gateway subscription `id`. */
+  #holders(id) {
+    return this.#subs.filter((s) => s._active && s.persistent && s.id === id);
+  }
+
+  /**
+   * Stop delivering on `sub` and forget it locally (the gateway's side is dealt with by the caller);
+   * its stored cursor too, unless another holder or `keepCursor` needs it.
+   */
+  #drop(sub, { keepCursor = false } = {}) {
     sub._active = false;
     this.#subs = this.#subs.filter((s) => s !== sub);
     const { _session: session, _ab: ab } = sub;
     sub._ab = null;
+    sub._route.open = false;
+    sub._merger.abort();
     if (ab && session && session === this.#session) this.#track(session, () => session.unsubscribe(ab)).catch(() => {});
-    if (sub.persistent && sub.id) {
+    if (sub.persistent && sub.id && !keepCursor && !this.#holders(sub.id).length) {
       try { this.#o.cursorStore.delete?.(sub.id); } catch { /* only a cleanup */ }
     }
   }
@@ -743,20 +903,69 @@ export class Gateway {
     const id = sub.id;
     this.#drop(sub);
     if (!sub._established) sub._rejectReady(new GatewayError('unsubscribed before it was subscribed', { uri: ClientErrors.CLOSED }));
-    if (id === null) return; // never reached the gateway (a pending establishment undoes itself)
-    if (session === null) {
-      if (sub.persistent) this.#toEnd.add(id); // ended on the next session
+    if (!sub.persistent) { // a plain subscription ends with its session anyway: this frees it now
+      if (id === null || session === null) return;
+      try {
+        await this.#callOn(session, URI.UNSUBSCRIBE, [id]);
+      } catch (raw) {
+        const err = fromWampError(raw);
+        if (!isConnectionLost(err) && !isTransient(err) && err.uri !== 'gateway.error.no_such_subscription') throw err;
+      }
       return;
     }
+    if (id === null) {
+      // Never granted, or its gateway.subscribe is in flight (#grant undoes it when the answer
+      // comes), or was cut off by a lost connection: then it is looked up on the next session.
+      if (sub._grantUnknown && !sub._grantPending) this.#toEndQueries.add(sub._text);
+      return;
+    }
+    if (this.#holders(id).length) return; // another subscription of this Gateway has the same query: it goes on
+    this.#toEnd.add(id);
+    if (session === null) return; // ended on the next session
+    const refused = await this.#endOnGateway(session, id);
+    if (refused) throw refused;
+  }
+
+  /**
+   * gateway.unsubscribe(id) for an id in #toEnd, unless the application holds it again. Leaves it
+   * in #toEnd if the connection went (the next session ends it); returns the gateway's refusal
+   * other than no_such_subscription (ended already), else null.
+   */
+  async #endOnGateway(session, id) {
+    if (this.#holders(id).length) {
+      this.#toEnd.delete(id);
+      return null;
+    }
     try {
-      await this.#callOn(session, URI.UNSUBSCRIBE, [id]);
+      await this.#withRetries(session, () => this.#callOn(session, URI.UNSUBSCRIBE, [id]));
     } catch (raw) {
       const err = fromWampError(raw);
-      if (isConnectionLost(err)) {
-        if (sub.persistent) this.#toEnd.add(id);
-      } else if (err.uri !== 'gateway.error.no_such_subscription') {
-        throw err;
-      }
+      if (isConnectionLost(err) || isTransient(err) || session !== this.#session) return null;
+      this.#toEnd.delete(id);
+      return err.uri === 'gateway.error.no_such_subscription' ? null : err;
     }
+    this.#toEnd.delete(id);
+    return null;
+  }
+
+  /**
+   * A persistent query the application unsubscribed while its gateway.subscribe was cut off: the
+   * gateway may or may not have made it. Subscribing again gives its id (the same query resumes
+   * the same subscription; if there was none, a new one that is ended at once), then it is ended.
+   */
+  async #endByQuery(session, text) {
+    let granted;
+    try {
+      granted = await this.#withRetries(session, () => this.#callOn(session, URI.SUBSCRIBE, [text], { persistent: true }));
+    } catch (raw) {
+      const err = fromWampError(raw, { query: text });
+      if (!isConnectionLost(err) && !isTransient(err) && session === this.#session) this.#toEndQueries.delete(text); // refused: nothing to end
+      return;
+    }
+    this.#toEndQueries.delete(text);
+    if (!granted || typeof granted.id !== 'string' || this.#holders(granted.id).length) return;
+    this.#toEnd.add(granted.id);
+    const refused = await this.#endOnGateway(session, granted.id);
+    if (refused) this.#error(refused);
   }
 }

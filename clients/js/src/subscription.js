@@ -29,8 +29,13 @@ export class Subscription {
     this._active = true;     // false once unsubscribed or removed: nothing is delivered any more
     this._session = null;    // the autobahn session it is subscribed on
     this._ab = null;         // the autobahn Subscription on that session
+    this._route = { open: false }; // its handler passes events on while open
     this._queuedFor = null;  // the session whose queue holds its (re)subscription
     this._established = false;
+    this._resumeId = null;   // persistent: the gateway id its merger's position belongs to
+    this._grantPending = false; // a gateway.subscribe for it is in flight
+    this._grantUnknown = false; // a gateway.subscribe for it was sent and its answer never came
+    this._rounds = 0;        // failed restorations in a row (transient errors): the backoff step
     this._ready = new Promise((resolve, reject) => {
       this._resolveReady = resolve;
       this._rejectReady = reject;

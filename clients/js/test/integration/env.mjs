@@ -4,6 +4,7 @@
 //   GW_TEST_API_KEY, GW_TEST_JWT_SECRET  the bridge key and auth.secret
 //   GW_TEST_KILL_URL                     POST {"session": id} kills a WAMP session from the router side
 //   GW_TEST_GAP_WS_URL, GW_TEST_GAP_BRIDGE_URL   a node with store.max_logged_per_class: 5
+//   GW_TEST_GAP_DISPATCHER_URL           POST /freeze, /kill: stop, then kill, that node's active dispatcher
 
 import { createHmac, randomUUID } from 'node:crypto';
 
@@ -21,6 +22,7 @@ export const env = {
   get killUrl() { return required('GW_TEST_KILL_URL'); },
   get gapWs() { return required('GW_TEST_GAP_WS_URL'); },
   get gapBridge() { return required('GW_TEST_GAP_BRIDGE_URL'); },
+  get gapDispatcher() { return required('GW_TEST_GAP_DISPATCHER_URL'); },
 };
 
 /** A name no other test (or earlier run) uses: a room, a user. */
@@ -113,4 +115,44 @@ export function record(gw) {
   for (const name of ['open', 'lost', 'resumed', 'closed', 'connecting']) gw.on(name, (detail) => log.events.push([name, detail]));
   gw.on('error', (err) => log.errors.push(err));
   return log;
+}
+
+async function dispatcherAction(action) {
+  const response = await fetch(`${env.gapDispatcher}/${action}`, { method: 'POST', body: '{}' });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`${action} of the gap node's dispatcher failed: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/**
+ * Stop (SIGSTOP) the container worker of the gap node's active dispatcher: a call to it made
+ * next stays in flight until killActiveDispatcher() kills it (SIGKILL) and the router cancels the
+ * call. Only once per node: the other container's dispatcher takes over for good.
+ */
+export const freezeActiveDispatcher = () => dispatcherAction('freeze');
+export const killActiveDispatcher = () => dispatcherAction('kill');
+
+/**
+ * The autobahn module with every session's call() going through
+ * `onCall(uri, args, kwargs, call)` (call: the real one), for tests that must act at the moment
+ * the client makes a given call. Everything else is autobahn's own.
+ */
+export function hookCalls(autobahn, onCall) {
+  function Connection(options) {
+    const connection = new autobahn.Connection(options);
+    let onopen = null;
+    Object.defineProperty(connection, 'onopen', {
+      configurable: true,
+      get: () => onopen,
+      set: (fn) => {
+        onopen = typeof fn !== 'function' ? fn : (session, details) => {
+          const call = session.call.bind(session);
+          session.call = (uri, args, kwargs, callOptions) => onCall(uri, args, kwargs, (u, a, k) => call(u, a, k, callOptions));
+          return fn(session, details);
+        };
+      },
+    });
+    return connection;
+  }
+  return { ...autobahn, Connection };
 }

@@ -137,3 +137,70 @@ test('unsubscribe() ends a persistent subscription for good', async (t) => {
   assert.notEqual(fresh.id, sub.id, 'a new subscription, not the ended one');
   assert.deepEqual(got, [], 'nothing from before it began');
 });
+
+test('two Gateways on the same stores hold one persistent subscription: the one that was away still gets every event once', async (t) => {
+  // Two tabs of one browser: one cookie, one localStorage. The other tab's acks and cursor move on
+  // while this one is away; this one must resume from what it handed over itself.
+  const room = unique('tabs');
+  const query = `demo.message where room = '${room}'`;
+  const tokenStore = new MemoryTokenStore();
+  const cursorStore = new MemoryCursorStore();
+  const a = gateway(t, { tokenStore, cursorStore, ackInterval: 20 });
+  await a.connect(); // first: b presents the token a was given
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let logins = 0;
+  const b = gateway(t, {
+    tokenStore, cursorStore, ackInterval: 20,
+    getCredentials: async () => { logins += 1; if (logins > 1) await held; return null; }, // b's reconnect waits for us
+  });
+  await b.connect();
+  assert.equal(b.clientToken, a.clientToken);
+  const gotA = [];
+  const gotB = [];
+  const subA = await a.subscribe(query, (e) => gotA.push(e.seq), { persistent: true });
+  const subB = await b.subscribe(query, (e) => gotB.push(e.seq), { persistent: true });
+  assert.equal(subB.id, subA.id, 'one subscription on the gateway');
+
+  const before = await batch(room, ['b1', 'b2']);
+  await waitFor(() => gotA.length === 2 && gotB.length === 2, 'both have the first events');
+  const lost = next(b, 'lost');
+  b._debugDropConnection();
+  await lost;
+  const away = await batch(room, ['a1', 'a2', 'a3']);
+  await waitFor(async () => {
+    const listed = await a.call('gateway.subscriptions');
+    return listed.find((s) => s.id === subA.id)?.last_seq === away[2];
+  }, "a's ack of what b missed");
+  assert.equal(cursorStore.get(subA.id), away[2], "a's cursor is in the shared store");
+
+  const resumed = next(b, 'resumed');
+  release();
+  await resumed;
+  const after = await batch(room, ['c1']);
+  await waitFor(() => gotB.length === 6 && gotA.length === 6, 'the live event');
+  assert.deepEqual(gotB, [...before, ...away, ...after], 'b: every event once, in order');
+  assert.deepEqual(gotA, [...before, ...away, ...after]);
+});
+
+test('two persistent subscribe() calls with one query in one Gateway: ending one leaves the other', async (t) => {
+  const room = unique('twice');
+  const gw = gateway(t, { ackInterval: 20 });
+  const log = record(gw);
+  await gw.connect();
+  const gotA = [];
+  const gotB = [];
+  const a = await gw.subscribe(`demo.message where room = '${room}'`, (e) => gotA.push(e.seq), { persistent: true });
+  const b = await gw.subscribe(`demo.message where (room = "${room}")`, (e) => gotB.push(e.seq), { persistent: true });
+  assert.equal(b.id, a.id, 'the same query: the same subscription on the gateway');
+  await a.unsubscribe();
+  const listed = await gw.call('gateway.subscriptions');
+  assert.ok(listed.some((s) => s.id === b.id), 'the gateway keeps it: b holds it');
+  const [seq] = await batch(room, ['x']);
+  await waitFor(() => gotB.includes(seq), 'b receives');
+  await waitFor(async () => (await gw.call('gateway.subscriptions')).find((s) => s.id === b.id)?.last_seq === seq, "b's ack");
+  assert.deepEqual(gotA, []);
+  await b.unsubscribe();
+  assert.equal((await gw.call('gateway.subscriptions')).find((s) => s.id === b.id), undefined, 'the last one ends it');
+  assert.deepEqual(log.errors, []);
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ClientErrors, GatewayError, fromWampError, isConnectionLost } from '../../src/errors.js';
+import { ClientErrors, GatewayError, fromWampError, isConnectionLost, isTransient } from '../../src/errors.js';
 
 test('a WAMP error from the gateway keeps its URI, message, position and details', () => {
   const wamp = { error: 'gateway.error.invalid_query', args: ['unknown field (column 20)'], kwargs: { position: 20, hint: 'room' } };
@@ -28,4 +28,14 @@ test('what autobahn throws locally, and anything else', () => {
   assert.equal(wrapped.cause, cause);
   assert.equal(isConnectionLost(new GatewayError('no', { uri: 'gateway.error.invalid_query' })), false);
   assert.equal(isConnectionLost(new Error('x')), false);
+});
+
+test('a call cancelled by the router is transient, not a lost connection (the session is still up)', () => {
+  const cancelled = fromWampError({ error: 'wamp.error.canceled', args: ['callee disconnected from in-flight request'] });
+  assert.equal(isConnectionLost(cancelled), false);
+  assert.equal(isTransient(cancelled), true);
+  assert.equal(isTransient(fromWampError({ error: 'wamp.error.no_such_procedure' })), true);
+  assert.equal(isTransient(fromWampError({ error: 'wamp.error.no_available_callee' })), true);
+  assert.equal(isTransient(fromWampError('session not open')), false);
+  assert.equal(isTransient(fromWampError({ error: 'gateway.error.no_such_subscription' })), false);
 });
