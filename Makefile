@@ -29,7 +29,10 @@ $(PY_STAMP): pyproject.toml | $(PY)
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	# Not `npm ci`: it refuses a lock file without wampy's optional platform binaries
+	# (@cbor-extract/*), which this machine's registry does not serve. `npm install`
+	# installs the locked versions all the same and skips the optional ones it cannot get.
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The browser tests drive Debian's chromium (playwright-core never downloads its own browsers);
