@@ -615,7 +615,9 @@ class _HttpConnection:
         self._reader = self._writer = None
 
 
-async def publish_gateway(port: int, room: str, concurrency: int, duration: float, rate: float | None) -> Load:
+async def publish_gateway(port: int, room: str, concurrency: int, duration: float, rate: float | None,
+                          sends: int | None = None) -> Load:
+    """POST /events of demo.message to ``room`` for ``duration`` seconds (or ``sends`` events)."""
     conns = [_HttpConnection(port) for _ in range(concurrency)]
 
     def sender(conn: _HttpConnection) -> Sender:
@@ -627,7 +629,7 @@ async def publish_gateway(port: int, room: str, concurrency: int, duration: floa
         return send
 
     try:
-        load = await drive([sender(c) for c in conns], duration, rate)
+        load = await drive([sender(c) for c in conns], duration, rate, sends)
     finally:
         for c in conns:
             c.close()
@@ -691,7 +693,8 @@ async def backend_session(socket_path: Path) -> AsyncIterator[_BackendPublisher]
 
 
 async def publish_bare(socket_path: Path, room: str, concurrency: int, duration: float,
-                       rate: float | None) -> Load:
+                       rate: float | None, sends: int | None = None) -> Load:
+    """The same envelopes straight to the router, from a backend session (the baseline)."""
     options = PublishOptions(acknowledge=True)  # type: ignore[no-untyped-call]
     seq = 0
     async with backend_session(socket_path) as session:
@@ -703,7 +706,7 @@ async def publish_bare(socket_path: Path, room: str, concurrency: int, duration:
             envelope = make_envelope(EVENT, new_event_id(), seq, datetime.now(timezone.utc), _data(room, stamp))
             await session.publish(TOPIC, envelope, options=options)
 
-        return await drive([send] * concurrency, duration, rate)
+        return await drive([send] * concurrency, duration, rate, sends)
 
 
 # ---------------------------------------------------------------------------

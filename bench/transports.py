@@ -32,18 +32,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.delivery import (CpuMeter, Deliveries, SubscriberPool, TOPIC, _HttpConnection, backend_session,  # noqa: E402
-                            drive, node_processes, settle, wait_delivered)
-from components.envelope import make_envelope, new_event_id  # noqa: E402
-from tests.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from bench.delivery import (CpuMeter, Deliveries, Load, SubscriberPool, node_processes,  # noqa: E402
+                            publish_bare, publish_gateway, settle, wait_delivered)
+from tests.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
 from webapp_bridge.proxy import GatewayProxy  # noqa: E402
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -114,40 +112,7 @@ def threaded(proxy: GatewayProxy, room: str, events: int, concurrency: int, batc
     return sent, errors
 
 
-async def raw_http(port: int, room: str, events: int, concurrency: int) -> tuple[int, dict[str, int]]:
-    import json
-
-    conns = [_HttpConnection(port) for _ in range(concurrency)]
-
-    def sender(conn: _HttpConnection) -> Callable[[float], Any]:
-        async def send(stamp: float) -> None:
-            body = json.dumps({"event": "demo.message", "data": _data(room)}).encode()
-            status, answer = await conn.post(body)
-            if status != 202:
-                raise RuntimeError(f"HTTP {status} {answer[:80]!r}")
-        return send
-
-    try:
-        load = await drive([sender(c) for c in conns], 3600, None, sends=events)
-    finally:
-        for c in conns:
-            c.close()
-    return load.accepted, load.errors
-
-
-async def bare(socket_path: Path, room: str, events: int, concurrency: int) -> tuple[int, dict[str, int]]:
-    from autobahn.wamp.types import PublishOptions
-
-    options = PublishOptions(acknowledge=True)  # type: ignore[no-untyped-call]
-    seq = 0
-    async with backend_session(socket_path) as session:
-        async def send(stamp: float) -> None:
-            nonlocal seq
-            seq += 1
-            envelope = make_envelope("demo.message", new_event_id(), seq, datetime.now(timezone.utc), _data(room))
-            await session.publish(TOPIC, envelope, options=options)
-
-        load = await drive([send] * concurrency, 3600, None, sends=events)
+def outcome(load: Load) -> tuple[int, dict[str, int]]:
     return load.accepted, load.errors
 
 
@@ -205,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
 
         #: name, and how to send ``count`` events of a phase (``room``): (accepted, errors).
         plan: list[tuple[str, Callable[[str, int], tuple[int, dict[str, int]]]]] = [
-            ("bare crossbar", lambda room, count: asyncio.run(bare(node.cbdir / "backend.sock", room, count,
-                                                                   args.concurrency))),
-            ("HTTP raw (no proxy)", lambda room, count: asyncio.run(raw_http(node.bridge_port, room, count,
-                                                                             args.concurrency))),
+            ("bare crossbar", lambda room, count: outcome(asyncio.run(publish_bare(
+                node.cbdir / "backend.sock", room, args.concurrency, 3600, None, sends=count)))),
+            ("HTTP raw (no proxy)", lambda room, count: outcome(asyncio.run(publish_gateway(
+                node.bridge_port, room, args.concurrency, 3600, None, sends=count)))),
         ]
         for transport in ("http", "xmlrpc", "amqp"):
             made = proxy(transport)
