@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -37,10 +36,8 @@ from typing import Any
 from pika.spec import BasicProperties
 
 from components.envelope import new_event_id, rfc3339
-from webapp_bridge.api import Answer, BridgeLogic, PublishRequest
+from webapp_bridge.api import EVENT_ID, Answer, BridgeLogic, PublishRequest
 
-#: The API's rule for event ids (``api.check_event`` applies it to the body's ``id``).
-EVENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 #: Headers a dead-lettered copy carries besides the original's own.
 HEADER_ERROR = "x-gateway-error"  # the error code, as in the HTTP answer's "error"

@@ -25,7 +25,8 @@ from components.identity import ROLE, AuthFailure, check_roles, check_user
 _EVENT_KEYS = frozenset({"event", "data", "id", "audience"})
 #: Most users (or roles) one audience may name.
 MAX_AUDIENCE = 10_000
-_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: What an event id (idempotency key) may be, wherever it comes from.
+EVENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class BridgeLogic:
             return error(400, "invalid_request", f"'event' must be a string, not {_json_type(name)}",
                          details=[{"path": where + "event", "message": "must be a string", "type": "string_type"}])
         event_id = doc.get("id")
-        if event_id is not None and (not isinstance(event_id, str) or not _ID.match(event_id)):
+        if event_id is not None and (not isinstance(event_id, str) or not EVENT_ID.match(event_id)):
             return error(400, "invalid_request",
                          "'id' must be a string of 1 to 128 letters, digits or . _ : -",
                          details=[{"path": where + "id", "message": "invalid id", "type": "string_pattern_mismatch"}])
