@@ -65,7 +65,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
-    # Run as a script, sys.path[0] is bench/: make bench, tests.harness and components importable.
+    # Run as a script, sys.path[0] is bench/: make bench, tests.support.harness and components importable.
     sys.path.insert(0, str(REPO))
 
 from bench.delivery import (  # noqa: E402  (after the path fix)
@@ -80,11 +80,11 @@ from bench.delivery import (  # noqa: E402  (after the path fix)
     node_processes,
     settle,
 )
-from tests.harness import JWT_SECRET, GatewayNode, make_jwt, remove_workdir, temp_workdir  # noqa: E402
+from tests.support.harness import JWT_SECRET, GatewayNode, make_jwt, remove_workdir, temp_workdir  # noqa: E402
 
 # WAMP message codes the connector handles.
 _HELLO, _WELCOME, _ABORT, _CHALLENGE, _AUTHENTICATE, _GOODBYE = 1, 2, 3, 4, 5, 6
-#: What a browser subscriber announces (as tests/rawwamp.py).
+#: What a browser subscriber announces (as tests/support/rawwamp.py).
 _ROLES: dict[str, Any] = {"caller": {}, "subscriber": {}}
 
 #: From the start of the TCP connect to WELCOME, at most.

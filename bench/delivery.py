@@ -4,7 +4,7 @@ Run by hand, never from the test suite::
 
     .venv/bin/python bench/delivery.py [--duration 8] [--subscribers 1,10,100]
 
-One gateway node (``tests.harness.GatewayNode``) is started. For each N, N
+One gateway node (``tests.support.harness.GatewayNode``) is started. For each N, N
 anonymous WAMP sessions subscribe to ``gateway.event.demo.message``, spread
 over a few subscriber processes. Against the same subscribers it then runs:
 
@@ -58,12 +58,12 @@ from autobahn.wamp.types import Challenge, CloseDetails, ComponentConfig, Publis
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
-    # Run as a script, sys.path[0] is bench/: make tests.harness and components importable.
+    # Run as a script, sys.path[0] is bench/: make tests.support.harness and components importable.
     sys.path.insert(0, str(REPO))
 
 from components import uris  # noqa: E402
 from components.envelope import make_envelope, new_event_id  # noqa: E402
-from tests.harness import API_KEY, BACKEND_SECRET, GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from tests.support.harness import API_KEY, BACKEND_SECRET, GatewayNode, remove_workdir, temp_workdir  # noqa: E402
 
 EVENT = "demo.message"
 TOPIC = uris.event_topic(EVENT)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/ingest.py                 # about 1 min
     .venv/bin/python bench/ingest.py --duration 5 --batch 50
 
-Starts one gateway node (tests/harness.py) whose definitions add
+Starts one gateway node (tests/support/harness.py) whose definitions add
 ``bench.raw``: a class with no fields that accepts any object (``extra:
 allow``), i.e. no validation worth the name. Then, with no subscribers (this
 measures ingest, not fan-out), for the same payload (a demo.order):
@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:
 
 from bench.delivery import _HttpConnection, drive  # noqa: E402  (after the path fix)
 from components.events import Registry  # noqa: E402
-from tests.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from tests.support.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
 
 ORDER = {"order_id": 42, "amount": 99.5, "country": "AR", "tags": ["new", "gift"],
          "customer": {"id": 7, "name": "Ann"}, "coupon": "WELCOME"}

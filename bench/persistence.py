@@ -3,7 +3,7 @@
     .venv/bin/python bench/persistence.py                          # about 1.5 min
     .venv/bin/python bench/persistence.py --events 2000 --duration 3
 
-One gateway node (tests/harness.py: free ports, a temp dir, the store at
+One gateway node (tests/support/harness.py: free ports, a temp dir, the store at
 ``<workdir>/store.sqlite3``). Two parts:
 
 1. **Replay.** An anonymous WAMP client subscribes persistently to
@@ -61,11 +61,11 @@ if str(REPO) not in sys.path:
 from bench.delivery import CpuMeter, node_processes, settle  # noqa: E402  (after the path fix)
 from bench.ingest import _ingest  # noqa: E402
 from components.events import Registry  # noqa: E402
-from components.persistent import PersistentBook  # noqa: E402
-from components.sessions import SessionInfo  # noqa: E402
-from components.store import SqliteStore  # noqa: E402
-from tests.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir  # noqa: E402
-from tests.wamp import WampClient  # noqa: E402
+from components.delivery.persistent import PersistentBook  # noqa: E402
+from components.delivery.sessions import SessionInfo  # noqa: E402
+from components.store.sqlite import SqliteStore  # noqa: E402
+from tests.support.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from tests.support.wamp import WampClient  # noqa: E402
 
 EVENT = "demo.message"
 ROOM = "bench"

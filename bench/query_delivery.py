@@ -4,7 +4,7 @@ Run by hand, never from the test suite::
 
     .venv/bin/python bench/query_delivery.py [--clients 1000] [--queries 100] [--batch 100,500]
 
-One gateway node (``tests.harness.GatewayNode``). N anonymous WAMP sessions,
+One gateway node (``tests.support.harness.GatewayNode``). N anonymous WAMP sessions,
 spread over a few subscriber processes (``delivery.py``'s minimal client):
 session i calls ``gateway.subscribe('demo.message where room = "r<i % Q>"')``
 and subscribes to the topic granted, so each of the Q distinct queries has
@@ -45,7 +45,7 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-# delivery puts the repository on sys.path (components, tests.harness).
+# delivery puts the repository on sys.path (components, tests.support.harness).
 from delivery import (  # noqa: E402
     EVENT,
     CpuMeter,
@@ -67,7 +67,7 @@ from delivery import (  # noqa: E402
 from autobahn.wamp.types import PublishOptions  # noqa: E402
 
 from components.envelope import make_envelope, new_event_id  # noqa: E402
-from tests.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from tests.support.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
 
 QUERY = 'demo.message where room = "{room}"'
 

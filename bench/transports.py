@@ -3,7 +3,7 @@
     .venv/bin/python bench/transports.py                  # about 2 min
     .venv/bin/python bench/transports.py --events 2000 --concurrency 8
 
-One gateway node (tests/harness.py) with RabbitMQ ingest on a queue of its
+One gateway node (tests/support/harness.py) with RabbitMQ ingest on a queue of its
 own, and one WAMP subscriber (bench/delivery.py's minimal client, in its own
 process) on ``gateway.event.demo.message``. Each row sends ``--events``
 demo.message events and waits until the subscriber has them all:
@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
 
 from bench.delivery import (CpuMeter, Deliveries, Load, SubscriberPool, node_processes,  # noqa: E402
                             publish_bare, publish_gateway, settle, wait_delivered)
-from tests.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from tests.support.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
 from webapp_bridge.proxy import GatewayProxy  # noqa: E402
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

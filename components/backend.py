@@ -23,7 +23,7 @@ from components import uris
 from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import DefinitionError
-from components.live_registry import LiveRegistry
+from components.events.live import LiveRegistry
 
 #: Delays (seconds) before a component whose start failed leaves to be restarted.
 START_RETRY_DELAYS = (0.5, 1, 2, 5, 10)

@@ -21,7 +21,7 @@ from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import GatewayError
 from components.nodeconfig import RenderPaths, render
-from components.rowfilter import check_row_filters
+from components.delivery.rowfilter import check_row_filters
 
 HEADER = """\
 # Crossbar node configuration of the gateway. GENERATED from gateway.yaml by

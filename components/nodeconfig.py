@@ -81,9 +81,9 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                 "title": f"gateway {name}",
             },
             "components": [
-                component("authenticator", "components.authenticator.Authenticator", uris.AUTHENTICATOR_AUTHID),
-                component("dispatcher", "components.dispatcher.Dispatcher", uris.DISPATCHER_AUTHID),
-                component("bridge", "webapp_bridge.component.Bridge", uris.BRIDGE_AUTHID),
+                component("authenticator", "components.auth.authenticator.Authenticator", uris.AUTHENTICATOR_AUTHID),
+                component("dispatcher", "components.delivery.dispatcher.Dispatcher", uris.DISPATCHER_AUTHID),
+                component("bridge", "webapp_bridge.server.component.Bridge", uris.BRIDGE_AUTHID),
             ],
         }
 
@@ -115,7 +115,7 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                 "cache": True,
                             }],
                         },
-                        # Every client role asks our authorizer (components/policy.py):
+                        # Every client role asks our authorizer (components/auth/policy.py):
                         # what a client may see depends on event classes, which reload,
                         # and on the query topics it was granted.
                         {"name": "anonymous", "authorizer": uris.AUTHORIZE},
@@ -157,7 +157,7 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                     "auto_ping_timeout": 5000,
                                     "max_message_size": 4 * 1024 * 1024,
                                 },
-                                # Both ask our authenticator (components/authenticator.py), which
+                                # Both ask our authenticator (components/auth/authenticator.py), which
                                 # hands every client its token: no credentials -> anonymous;
                                 # a ticket from POST /tickets or a JWT -> the user.
                                 "auth": {method: {"type": "dynamic", "authenticator": uris.AUTHENTICATE,

@@ -1,1 +1,8 @@
-"""The web-app side of the gateway: the HTTP bridge component."""
+"""Both sides of the web-app link.
+
+- ``proxy/``, ``django/``, ``schemacheck``: the library that runs *inside the web-app*. Standard
+  library and PyYAML only (pika for AMQP, Django for ``django``); it never imports ``components`` or
+  ``server`` unless the gateway's own classes are installed for local validation.
+- ``server/``: the bridge component that runs *inside the gateway's Crossbar node* (HTTP, XML-RPC,
+  RabbitMQ ingest). It imports ``components``.
+"""

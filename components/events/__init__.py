@@ -1,8 +1,12 @@
 """Event classes: what kinds of events exist, their payload schemas and rules.
 
 Define them in Python (subclasses of ``Event``) or in YAML files
-(``yaml_definitions``); ``Registry.load`` gathers both. See
-docs/event-definitions.md.
+(``yaml_definitions``); ``Registry.load`` gathers both, checked by pydantic
+(``validation``). ``live`` holds a component's current registry and reloads it
+in place. See docs/event-definitions.md.
+
+May import: ``components.query`` (row filters are queries), ``components.config``,
+``components.exceptions``. Pure but for ``live`` and the loaders, which read files.
 """
 
 from components.events.event import Event, event_class_of

@@ -12,6 +12,8 @@ grammar.lark + parser (text -> ast), canonical (ast -> one tree and text per
 meaning), check (ast + classes -> CheckedQuery, with fields: paths in JSON
 Schemas, and selectors: wildcard matching); interpret, compile and index
 match events.
+
+Pure: no I/O, no Twisted, no WAMP. Imports nothing from outside this package.
 """
 
 from components.query.ast import (

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import GatewayNode, running_node
+from tests.support.harness import GatewayNode, running_node
 
 #: The PostgreSQL server of this machine (and of CI): trust authentication, database test.
 POSTGRESQL_URL = os.environ.get("GATEWAY_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")

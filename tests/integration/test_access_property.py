@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 
 from components.query import And, Compare, Contains, Exists, Expr, In, Not, Or, Path, Query, StartsWith, parse
 from components.query.interpret import evaluate_where, selector_matches
-from tests.harness import API_KEY, GatewayNode
-from tests.wamp import WampClient
+from tests.support.harness import API_KEY, GatewayNode
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from components import uris
-from tests.amqp import (BROKER_URL, Broker, BrokerGate, amqp_config, broker_connections, close_broker_connection,
+from tests.support.amqp import (BROKER_URL, Broker, BrokerGate, amqp_config, broker_connections, close_broker_connection,
                         queue_stats, temporary_queues)
-from tests.harness import API_KEY, GatewayNode, running_node
+from tests.support.harness import API_KEY, GatewayNode, running_node
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +178,7 @@ def test_the_broker_closing_the_connections_is_survived(ingest: Ingest) -> None:
     wait_drained(broker, ingest.queue)
 
 
-#: The consumer of webapp_bridge.amqp in a process of its own, against the real broker, with a
+#: The consumer of webapp_bridge.server.amqp in a process of its own, against the real broker, with a
 #: dispatcher standing in for the gateway's: the faults it plays (no dispatcher; an event the
 #: gateway fails on every time) cannot be caused in a running node on demand. Prints its calls.
 FAULTY_DISPATCHER = r"""
@@ -188,8 +188,8 @@ from twisted.internet import reactor, task
 from twisted.logger import globalLogBeginner, textFileLogObserver
 from components.config import AmqpConfig, ApiKey
 from components.events import Registry
-from webapp_bridge import amqp
-from webapp_bridge.api import BridgeLogic, error
+from webapp_bridge.server import amqp
+from webapp_bridge.server.api import BridgeLogic, error
 
 globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
 amqp.DISPATCH_RETRY_FIRST, amqp.DISPATCH_RETRY_MAX = 0.01, 0.05
@@ -250,14 +250,14 @@ def test_unavailable_is_retried_in_order_and_an_event_that_always_fails_is_dead_
         assert "trying again" in done.stderr
 
 
-#: The consumer of webapp_bridge.amqp in a process of its own, given a broker it cannot use: it
+#: The consumer of webapp_bridge.server.amqp in a process of its own, given a broker it cannot use: it
 #: runs for a second and prints its state and what it logged.
 WATCH = r"""
 import json, sys
 from twisted.internet import reactor
 from twisted.logger import formatEvent, globalLogBeginner
 from components.config import AmqpConfig
-from webapp_bridge import amqp
+from webapp_bridge.server import amqp
 
 amqp.CONNECT_TIMEOUT = 0.3
 lines, seen = [], {}

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.harness import API_KEY, GatewayNode
+from tests.support.harness import API_KEY, GatewayNode
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import API_KEY, GatewayNode
-from tests.wamp import WampClient
+from tests.support.harness import API_KEY, GatewayNode
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 TOPIC = "gateway.event.demo.message"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from components.store import SqliteStore
-from tests.harness import API_KEY, REPO, GatewayNode, make_jwt, remove_workdir, running_node, temp_workdir
+from components.store.sqlite import SqliteStore
+from tests.support.harness import API_KEY, REPO, GatewayNode, make_jwt, remove_workdir, running_node, temp_workdir
 
 pytestmark = pytest.mark.integration
 

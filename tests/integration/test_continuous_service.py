@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.harness import GatewayNode, Response
-from tests.wamp import WampClient
+from tests.support.harness import GatewayNode, Response
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 TOPIC = "gateway.event.demo.message"

@@ -5,9 +5,9 @@ from datetime import datetime
 
 import pytest
 
-from tests.harness import GatewayNode
-from tests.jsclient import js_subscriber_receives
-from tests.wamp import WampClient
+from tests.support.harness import GatewayNode
+from tests.support.jsclient import js_subscriber_receives
+from tests.support.wamp import WampClient
 
 TOPIC = "gateway.event.demo.message"
 MESSAGE = {"room": "lobby", "text": "hello", "author": "ann"}

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import API_KEY, GatewayNode, free_port, remove_workdir, temp_workdir
-from tests.wamp import WampClient
+from tests.support.harness import API_KEY, GatewayNode, free_port, remove_workdir, temp_workdir
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 
@@ -500,7 +500,7 @@ def test_the_django_shop_example_is_up_to_date(command: list[str]) -> None:
     import subprocess
     import sys
 
-    from tests.harness import REPO
+    from tests.support.harness import REPO
 
     shop = REPO / "examples" / "django_shop"
     database = shop / "db.sqlite3"

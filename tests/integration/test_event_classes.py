@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import API_KEY, GatewayNode, Response
-from tests.wamp import WampClient
+from tests.support.harness import API_KEY, GatewayNode, Response
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.amqp import BROKER_URL, Broker, amqp_config, temporary_queues
-from tests.harness import API_KEY, GatewayNode, running_node
-from tests.wamp import WampClient
+from tests.support.amqp import BROKER_URL, Broker, amqp_config, temporary_queues
+from tests.support.harness import API_KEY, GatewayNode, running_node
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.harness import API_KEY, GatewayNode, make_jwt
-from tests.rawwamp import ABORT, AUTHENTICATE, CHALLENGE, WELCOME, exchange, hello
-from tests.wamp import WampClient
+from tests.support.harness import API_KEY, GatewayNode, make_jwt
+from tests.support.rawwamp import ABORT, AUTHENTICATE, CHALLENGE, WELCOME, exchange, hello
+from tests.support.wamp import WampClient
 
 MESSAGE = {"room": "lobby", "text": "hi", "author": "ann"}
 ORDER = {"order_id": 1, "amount": 5.0, "country": "AR", "tags": [], "customer": {"id": 1, "name": "C"}}
@@ -145,7 +145,7 @@ def test_a_malformed_jwt_is_refused(node: GatewayNode) -> None:
 def test_a_jwt_without_exp_is_refused(node: GatewayNode) -> None:
     import jwt
 
-    from tests.harness import JWT_SECRET
+    from tests.support.harness import JWT_SECRET
 
     assert "no 'exp' claim" in refused(node, jwt.encode({"sub": "bob"}, JWT_SECRET, algorithm="HS256"))
 

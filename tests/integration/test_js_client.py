@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.harness import API_KEY, JWT_SECRET, REPO, GatewayNode, remove_workdir, temp_workdir
+from tests.support.harness import API_KEY, JWT_SECRET, REPO, GatewayNode, remove_workdir, temp_workdir
 from tests.integration.test_continuous_service import container_pids
 
 JS = REPO / "clients" / "js"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import API_KEY, REPO, GatewayNode, running_node
+from tests.support.harness import API_KEY, REPO, GatewayNode, running_node
 
 pytestmark = pytest.mark.integration
 TESTS = REPO / "clients" / "js" / "test" / "integration"

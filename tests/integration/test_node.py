@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO, VENV_BIN, GatewayNode
+from tests.support.harness import REPO, VENV_BIN, GatewayNode
 
 pytestmark = pytest.mark.integration
 

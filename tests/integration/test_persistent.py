@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.harness import API_KEY, GatewayNode
+from tests.support.harness import API_KEY, GatewayNode
 from tests.integration.test_continuous_service import container_pids, wait_for
-from tests.wamp import WampClient
+from tests.support.wamp import WampClient
 
 LOBBY = "demo.message where room = 'persist'"
 

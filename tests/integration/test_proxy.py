@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.amqp import Broker, BrokerGate, amqp_config, temporary_queues
-from tests.harness import GatewayNode, free_port, running_node
-from tests.wamp import WampClient
+from tests.support.amqp import Broker, BrokerGate, amqp_config, temporary_queues
+from tests.support.harness import GatewayNode, free_port, running_node
+from tests.support.wamp import WampClient
 from webapp_bridge.proxy import (EventRejected, GatewayProxy, GatewayUnavailable, ProxyConfigError, Published,
                                  RequestRejected)
 

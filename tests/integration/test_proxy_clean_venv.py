@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.amqp import Broker, amqp_config, temporary_queues
-from tests.harness import REPO, GatewayNode, remove_workdir, running_node, temp_workdir
-from tests.wamp import WampClient
+from tests.support.amqp import Broker, amqp_config, temporary_queues
+from tests.support.harness import REPO, GatewayNode, remove_workdir, running_node, temp_workdir
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 #: What a web-app must not need (and the clean venv does not have).

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import API_KEY, GatewayNode, running_node
-from tests.wamp import WampClient
+from tests.support.harness import API_KEY, GatewayNode, running_node
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -22,10 +22,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from components import pgstore, store
+from components.store import postgres as pgstore
+
+from components.store import sqlite as store
 from components.config import StoreConfig
-from components.sequence import Sequencer
-from components.storage import DuplicateId, LoggedEvent, PersistentSubscription, Store, open_store
+from components.delivery.sequence import Sequencer
+from components.store.base import DuplicateId, LoggedEvent, PersistentSubscription, Store, open_store
 from tests.integration.conftest import postgresql_schema
 
 POSTGRESQL_URL = os.environ.get("GATEWAY_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -8,9 +8,9 @@ import time
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.harness import GatewayNode
-from tests.jsclient import js_subscriber_receives
-from tests.wamp import WampClient
+from tests.support.harness import GatewayNode
+from tests.support.jsclient import js_subscriber_receives
+from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 LOBBY = 'demo.message where room = "lobby"'

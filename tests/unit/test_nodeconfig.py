@@ -47,8 +47,8 @@ def test_components_authenticate_as_backend_over_the_unix_socket() -> None:
     for c in containers:
         assert c["options"]["restart"] == "restart-always"
         assert [comp["classname"] for comp in c["components"]] == [
-            "components.authenticator.Authenticator", "components.dispatcher.Dispatcher",
-            "webapp_bridge.component.Bridge"]
+            "components.auth.authenticator.Authenticator", "components.delivery.dispatcher.Dispatcher",
+            "webapp_bridge.server.component.Bridge"]
         for component in c["components"]:
             assert component["extra"]["secret"] == "s3cret-s3cret-s3cret"
             assert component["transport"]["endpoint"] == backend["endpoint"]

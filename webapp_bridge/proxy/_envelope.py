@@ -1,8 +1,8 @@
 """The gateway's rules for what surrounds an event (id, audience, users, roles), applied before sending.
 
-Pure, standard library only. The same rules as webapp_bridge.api and
-components.identity, word for word in their messages, so that a refusal
-found here reads like one from the gateway (tests/unit/test_proxy.py holds
+Pure, standard library only. The same rules as webapp_bridge.server.api and
+components.auth.credentials, word for word in their messages, so that a refusal
+found here reads like one from the gateway (tests/unit/webapp_bridge/test_proxy.py holds
 them together). Over AMQP nobody answers: a mistake found here is the only
 one the web-app ever sees, instead of a dead-lettered message.
 """

@@ -1,6 +1,6 @@
 """JWT logins minted by the web-app itself: HS256 with the shared auth.secret, standard library only.
 
-The gateway checks them with PyJWT (components.identity.verify_jwt); a web-app
+The gateway checks them with PyJWT (components.auth.credentials.verify_jwt); a web-app
 need not install it to sign one.
 """
 

@@ -2,7 +2,7 @@
 
 The gateway parses the same file with pydantic (components.config); a
 web-app must not need pydantic, so this reads just the keys the proxy uses,
-with the same defaults, limits and env overrides. tests/unit/test_proxy.py
+with the same defaults, limits and env overrides. tests/unit/webapp_bridge/test_proxy.py
 holds the two readers to the same values.
 
 Other sections and keys are the gateway's business and are not looked at

@@ -1,0 +1,9 @@
+"""Who a client is and what it may do.
+
+- ``credentials``  pure rules: tickets, HS256 JWTs, client tokens (no I/O);
+- ``logins``       those rules applied with the store (one login, start to end; runs on a store thread);
+- ``authenticator`` the WAMP component the router asks about every connecting client;
+- ``policy``       the pure authorization rules behind ``gateway.authorize``.
+
+May import: ``components.events``, ``components.store``, the shared modules. Never ``delivery``.
+"""

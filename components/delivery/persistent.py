@@ -1,0 +1,236 @@
+"""Persistent subscriptions: kept with the client token (or the user), replayed from the event log.
+
+A persistent subscription is a query topic like any other (same canonical
+parts, same live topic) plus a row in the store: its owner (``token:<sha256
+of the client token>``, or ``user:<id>`` for one a web-app made), the parts
+and row filters it was made under, and ``last_seq``, the cursor the client
+acknowledged. Every event of a class that has a persistent subscription is
+written to the event log, once, before it is published (so before its 202).
+
+Replay reads the log after a seq, in seq order and in pages, and keeps what
+live delivery would have given this session: the subscription's parts (its
+query, with the row filters it was made under), the class's visibility for
+the session now, and the event's audience. ``truncated`` says that retention
+dropped events of its classes after the requested seq.
+
+No WAMP here: the dispatcher calls this with the caller's session.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from components.events import Registry
+from components.auth.credentials import digest
+from components.query import parse
+from components.query.compile import CompiledQuery, compile_query
+from components.delivery.sessions import SessionInfo
+from components.store.base import LoggedEvent, PersistentSubscription, Store
+
+#: Ids of persistent subscriptions start with this (others' never do).
+PERSISTENT_PREFIX = "p_"
+#: Events per replay page, by default and at most.
+PAGE = 500
+MAX_PAGE = 5000
+#: Transactions of 10,000 deletions per class per retention round (once a minute): 1.6M events a
+#: minute at most, far above what the gateway can accept.
+RETAIN_ROUNDS = 160
+#: Log rows read at most per replay call (then ``more``, and ``next_after`` to go on from).
+MAX_SCAN = 20_000
+#: Rows read from the log per step while filling a page (most may not match).
+_READ = 2000
+
+
+class NotYours(LookupError):
+    """No persistent subscription with this id belongs to the caller."""
+
+
+def owners(who: SessionInfo) -> list[str]:
+    """The owners a session speaks for: its client token, and its user."""
+    found = []
+    if who.client_token is not None:
+        found.append(token_owner(who.client_token))
+    if who.user is not None:
+        found.append(f"user:{who.user}")
+    return found
+
+
+def token_owner(client_token: str) -> str:
+    return f"token:{digest(client_token)}"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    classes: frozenset[str]
+    parts: tuple[CompiledQuery, ...]
+
+    def matches(self, event: str, data: dict[str, Any]) -> bool:
+        return event in self.classes and any(
+            event in part.selectors and part.matches(data) for part in self.parts)
+
+
+def compile_parts(sub: PersistentSubscription, registry: Registry) -> _Compiled:
+    """The subscription's parts, less classes whose row filter changed since it was made (fail closed)."""
+    changed = {name for name, rule in sub.filters.items()
+               if name not in registry or registry.get(name).row_filter != rule}
+    parts = []
+    for text in sub.parts:
+        query = parse(text, max_length=1_000_000, max_depth=100)
+        if any(s not in changed for s in query.selectors):
+            parts.append(compile_query(query))
+    return _Compiled(frozenset(sub.classes) - changed, tuple(parts))
+
+
+def may_receive(who: SessionInfo, registry: Registry, event: str, audience: dict[str, Any] | None) -> bool:
+    """Would live delivery give this session this event now (visibility, audience)?"""
+    if event not in registry or not registry.get(event).visible_to(who.authrole, who.roles):
+        return False
+    if audience is None:
+        return True
+    if who.user is not None and who.user in audience.get("users", ()):
+        return True
+    held = {who.authrole, *who.roles}
+    return any(role in held for role in audience.get("roles", ()))
+
+
+def read_replay(store: Store, who: SessionInfo, sub: PersistentSubscription, compiled: _Compiled,
+                registry: Registry, after_seq: int, limit: int = PAGE) -> dict[str, Any]:
+    """The events after ``after_seq`` this session would have received on the subscription, in order.
+
+    ``{"events": [...], "truncated": bool, "more": bool, "next_after": int, "last_seq": int}``: ``more``
+    when the log may hold more (ask again with ``after_seq=next_after``, the last seq looked at, which
+    may be past the last event returned); ``truncated`` when retention dropped events of its classes
+    after ``after_seq``; ``last_seq`` the cursor acknowledged so far. At most MAX_SCAN log rows are
+    read per call, so a selective query over a long log never holds the store thread for long.
+    Only reads the store and pure values: it may run on the store thread.
+    """
+    classes = sorted(compiled.classes)
+    found: list[dict[str, Any]] = []
+    cursor = after_seq
+    more = False
+    scanned = 0
+    while classes and len(found) < limit:
+        if scanned >= MAX_SCAN:  # a selective query over a long log: the rest in the next call
+            more = True
+            break
+        # Read about what the page still needs (twice, for rows the query skips), not a fixed chunk
+        # that the next page would read again.
+        rows = store.events_after(classes, cursor, min(_READ, max(64, 2 * (limit - len(found)))))
+        scanned += len(rows)
+        for row in rows:
+            cursor = row.seq
+            data = json.loads(row.data)
+            if not compiled.matches(row.event, data):
+                continue
+            audience = json.loads(row.audience) if row.audience is not None else None
+            if may_receive(who, registry, row.event, audience):
+                found.append({"event": row.event, "id": row.id, "seq": row.seq, "time": row.time, "data": data})
+                if len(found) == limit:
+                    break
+        if len(found) == limit:
+            more = bool(store.events_after(classes, cursor, 1))
+        elif not rows:
+            break
+    truncated = bool(classes) and store.dropped_through(classes) > after_seq
+    return {"events": found, "truncated": truncated, "more": more, "next_after": cursor, "last_seq": sub.last_seq}
+
+
+def check_ack(seq: object) -> int:
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValueError(f"seq must be a whole number, not {seq!r}")
+    return seq
+
+
+class PersistentBook:
+    """The persistent subscriptions, the event log's writer decisions, replay and acks."""
+
+    def __init__(self, store: Store, registry: Callable[[], Registry], high_water: Callable[[], int],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._registry = registry
+        #: A seq no later event can have (the dispatcher's Sequencer.high_water).
+        self._high_water = high_water
+        self._clock = clock
+
+    def create(self, owner: str, user: str | None, query: str, key: str, parts: list[str],
+               filters: dict[str, str | None], classes: Iterable[str]) -> PersistentSubscription:
+        """A new persistent subscription; its cursor starts now (no event accepted before it is replayed)."""
+        sub = PersistentSubscription(id=PERSISTENT_PREFIX + secrets.token_urlsafe(12), owner=owner, user=user, query=query,
+                                     key=key, parts=list(parts), filters=dict(filters),
+                                     classes=sorted(set(classes)), last_seq=self._high_water(),
+                                     created=self._clock())
+        self._store.save_persistent(sub)
+        return sub
+
+    def of(self, who: SessionInfo) -> list[PersistentSubscription]:
+        mine = owners(who)
+        return self._store.persistent_of(mine) if mine else []
+
+    def get(self, who: SessionInfo, subscription_id: object) -> PersistentSubscription:
+        sub = self._store.persistent(str(subscription_id)) if isinstance(subscription_id, str) else None
+        if sub is None or sub.owner not in owners(who):
+            raise NotYours(f"no persistent subscription {subscription_id!r} of this client")
+        return sub
+
+    def high_water(self) -> int:
+        """A seq no later event can have: where a new subscription starts."""
+        return self._high_water()
+
+    def for_user(self, user: str) -> list[PersistentSubscription]:
+        """Those made for the user by a web-app, and those the user's clients made."""
+        return [s for s in self._store.all_persistent() if s.user == user]
+
+    def for_class(self, event: str) -> list[PersistentSubscription]:
+        return self._store.persistent_for_class(event)
+
+    def everyone(self) -> list[PersistentSubscription]:
+        return self._store.all_persistent()
+
+    def remove(self, subscription_id: str) -> PersistentSubscription | None:
+        """End a subscription whoever owns it (the web-app's DELETE /subscriptions/<id>)."""
+        return self._store.delete_persistent(subscription_id)
+
+    def replay(self, who: SessionInfo, sub: PersistentSubscription, after_seq: int, limit: int = PAGE
+               ) -> dict[str, Any]:
+        """See ``read_replay`` (here on the caller's thread)."""
+        registry = self._registry()
+        return read_replay(self._store, who, sub, compile_parts(sub, registry), registry, after_seq, limit)
+
+    def ack(self, who: SessionInfo, subscription_id: object, seq: object) -> int:
+        sub = self.get(who, subscription_id)
+        return self._store.ack(sub.id, check_ack(seq))
+
+    def delete(self, who: SessionInfo, subscription_id: object) -> PersistentSubscription:
+        sub = self.get(who, subscription_id)
+        self._store.delete_persistent(sub.id)
+        return sub
+
+    def forget_orphans(self) -> list[PersistentSubscription]:
+        """End the subscriptions whose client token is gone (expired, then pruned): they live as long
+        as their token. Those made for a user stay until the web-app ends them."""
+        gone = []
+        for sub in self._store.all_persistent():
+            if sub.owner.startswith("token:") and self._store.token(sub.owner.removeprefix("token:")) is None:
+                self._store.delete_persistent(sub.id)
+                gone.append(sub)
+        return gone
+
+    def retain(self, keep_at_most: int | None) -> int:
+        """Drop logged events past their class's retention (and past ``keep_at_most`` per class)."""
+        registry = self._registry()
+        dropped = 0
+        # Every class that may have logged events: those of the definitions (a class whose last
+        # persistent subscription is gone keeps its events until retention) and those subscribed to.
+        for name in sorted({c.name for c in registry} | self._store.persistent_classes()):
+            retention = registry.get(name).retention.total_seconds() if name in registry else 0.0
+            for _ in range(RETAIN_ROUNDS):  # 10,000 rows a transaction, until a short one
+                n = self._store.drop_events(name, self._clock() - retention, keep_at_most)
+                dropped += n
+                if n < 10_000:
+                    break
+        return dropped

@@ -1,0 +1,448 @@
+"""The PostgreSQL store (``store.url``): the same ``Store`` as the SQLite file, in a database.
+
+One psycopg 3 connection per store object, in autocommit: a single statement is its own
+transaction, and the writes of several statements run in an explicit one, as in SqliteStore.
+The connection's ``search_path`` is the store's schema (created if missing), so several
+gateways (or test runs) can share a database, each in its own schema. A lost connection
+(a server restart) fails the call in flight; the next call connects again.
+
+``MIGRATIONS[n]`` brings a schema from version n to n+1; each version applied is a row of
+``schema_version``. They run at start-up in one transaction holding a transaction-level
+advisory lock (per schema), so that processes starting together migrate once: the others
+wait, then find the work done.
+
+Commits are durable (the server's ``synchronous_commit``, on by default); taking seq
+numbers forces it on whatever the server's setting, because a number must never be
+handed out twice. Values come back as SqliteStore gives them: JSON columns that are
+handed back as texts (an event's data and audience) are TEXT checked to be JSON, kept
+byte for byte; the others are JSONB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from components.config import StoreConfig
+from components.store.base import DuplicateId, LoggedEvent, PersistentSubscription
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # The seq counter(s), and the ids of events accepted within the idempotency window.
+        "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, taken BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS event_ids (id TEXT PRIMARY KEY, event TEXT NOT NULL, seq BIGINT NOT NULL,"
+        " accepted_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS event_ids_accepted_at ON event_ids (accepted_at)",
+        # Query topics by key: the canonical text, its parts, the row filter of each class it selects.
+        "CREATE TABLE IF NOT EXISTS queries (key TEXT PRIMARY KEY, text TEXT NOT NULL, parts JSONB, filters JSONB,"
+        " created DOUBLE PRECISION NOT NULL)",
+        # Which WAMP session (ids up to 2^53) was granted which query topic.
+        "CREATE TABLE IF NOT EXISTS subscriptions (id TEXT PRIMARY KEY, session BIGINT NOT NULL, key TEXT NOT NULL,"
+        " created DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS subscriptions_session ON subscriptions (session, key)",
+        # Client tokens and one-time tickets, by the SHA-256 of the credential.
+        "CREATE TABLE IF NOT EXISTS client_tokens (hash TEXT PRIMARY KEY, identity TEXT NOT NULL,"
+        " created DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS client_tokens_expires ON client_tokens (expires)",
+        "CREATE TABLE IF NOT EXISTS tickets (hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, roles JSONB NOT NULL,"
+        " expires DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS tickets_expires ON tickets (expires)",
+        # Every accepted event, once, by seq; data and audience as the JSON texts that went out.
+        "CREATE TABLE IF NOT EXISTS event_log (seq BIGINT PRIMARY KEY, event TEXT NOT NULL, id TEXT NOT NULL,"
+        " time TEXT NOT NULL, data TEXT NOT NULL CHECK (data::json IS NOT NULL),"
+        " audience TEXT CHECK (audience IS NULL OR audience::json IS NOT NULL),"
+        " logged_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS event_log_event_seq ON event_log (event, seq)",
+        "CREATE INDEX IF NOT EXISTS event_log_event_logged_at ON event_log (event, logged_at)",
+        # Per class, the highest seq retention ever dropped.
+        "CREATE TABLE IF NOT EXISTS dropped_events (event TEXT PRIMARY KEY, through BIGINT NOT NULL)",
+        # Query subscriptions that outlive their session, and the classes each selects.
+        "CREATE TABLE IF NOT EXISTS persistent_subscriptions (id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+        " user_id TEXT, query TEXT NOT NULL, key TEXT NOT NULL, parts JSONB NOT NULL, filters JSONB NOT NULL,"
+        " classes JSONB NOT NULL, last_seq BIGINT NOT NULL, created DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS persistent_subscriptions_owner ON persistent_subscriptions (owner, created)",
+        "CREATE TABLE IF NOT EXISTS persistent_classes (event TEXT NOT NULL, subscription TEXT NOT NULL"
+        " REFERENCES persistent_subscriptions (id) ON DELETE CASCADE, PRIMARY KEY (event, subscription))",
+        "CREATE INDEX IF NOT EXISTS persistent_classes_subscription ON persistent_classes (subscription)",
+    ),
+)
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_LOG_COLUMNS = "seq, event, id, time, data, audience, logged_at"
+_PERSISTENT_COLUMNS = "id, owner, user_id, query, key, parts, filters, classes, last_seq, created"
+#: Ties in time are broken by id in byte order, as SQLite does (not by the database's collation).
+_OLDEST_FIRST = 'ORDER BY created, id COLLATE "C"'
+
+
+class PostgresStore:
+    """One connection to a PostgreSQL database, tables in ``schema``; used by one thread at a time."""
+
+    def __init__(self, url: str, schema: str = "public") -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"not a usable PostgreSQL schema name: {schema!r} (letters, digits and _)")
+        self._url = url
+        self._schema = schema
+        self._conn = self._connect()
+        self._migrate()
+
+    def _connect(self) -> psycopg.Connection[TupleRow]:
+        try:
+            given = conninfo_to_dict(self._url)
+            extra: dict[str, Any] = {"connect_timeout": 10, "application_name": "events-gateway"}
+            conn = psycopg.connect(self._url, autocommit=True,
+                                   **{k: v for k, v in extra.items() if k not in given})
+        except psycopg.Error as exc:
+            raise psycopg.OperationalError(
+                f"cannot connect to the PostgreSQL store at {StoreConfig.redact(self._url)}: "
+                f"{_scrub(str(exc).strip(), self._url)}") from None
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
+        return conn
+
+    @property
+    def _db(self) -> psycopg.Connection[TupleRow]:
+        if self._conn.broken:  # lost (a server restart, the network): connect again
+            self._conn = self._connect()
+        return self._conn
+
+    def _migrate(self) -> None:
+        lock = int.from_bytes(hashlib.sha256(f"events-gateway store {self._schema}".encode()).digest()[:8],
+                              "big", signed=True)
+        with self._db.transaction():
+            # Held until this transaction ends: a process starting at the same time waits here.
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            if self._db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)).fetchone() is None:
+                self._db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self._schema)))
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                             " applied_at DOUBLE PRECISION NOT NULL)")
+            row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+            version = int(row[0]) if row and row[0] is not None else 0
+            for n in range(version, len(MIGRATIONS)):
+                self._db.execute(";\n".join(MIGRATIONS[n]))  # one round trip (no parameters: allowed)
+                self._db.execute("INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
+                                 (n + 1, time.time()))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        db = self._db
+        with db.transaction():
+            yield db
+
+    # -- seq ---------------------------------------------------------------
+
+    def take(self, n: int, counter: str = "events") -> int:
+        """Advance the counter by n (durably) and return its new value."""
+        with self._transaction() as db:
+            db.execute("SET LOCAL synchronous_commit TO on")
+            row = db.execute(
+                "INSERT INTO counters (name, taken) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET taken = counters.taken + excluded.taken RETURNING taken",
+                (counter, n)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def taken(self, counter: str = "events") -> int:
+        row = self._db.execute("SELECT taken FROM counters WHERE name = %s", (counter,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- idempotency -------------------------------------------------------
+
+    def accepted(self, event_id: str) -> tuple[str, int] | None:
+        """(event class, seq) of an event accepted earlier with this id, if remembered."""
+        row = self._db.execute("SELECT event, seq FROM event_ids WHERE id = %s", (event_id,)).fetchone()
+        return (str(row[0]), int(row[1])) if row else None
+
+    def remember(self, event_id: str, event: str, seq: int, at: float | None = None) -> None:
+        self.remember_many([(event_id, event, seq)], at)
+
+    def remember_many(self, accepted: list[tuple[str, str, int]], at: float | None = None) -> None:
+        """Remember (id, event class, seq) of accepted events, in one transaction."""
+        moment = time.time() if at is None else at
+        self._remember(self._db, [(event_id, event, seq, moment) for event_id, event, seq in accepted])
+
+    @staticmethod
+    def _remember(db: psycopg.Connection[TupleRow], rows: list[tuple[str, str, int, float]]) -> None:
+        # One statement (atomic by itself) whatever the number of rows; in their order, so the first of an id wins.
+        db.execute(
+            "INSERT INTO event_ids (id, event, seq, accepted_at)"
+            " SELECT id, event, seq, accepted_at FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::float8[])"
+            " WITH ORDINALITY AS r (id, event, seq, accepted_at, n) ORDER BY n ON CONFLICT (id) DO NOTHING",
+            [list(column) for column in zip(*rows)] if rows else [[], [], [], []])
+
+    def forget_before(self, moment: float, limit: int = 10_000) -> int:
+        """Forget ids accepted before ``moment``, at most ``limit`` at a time (short transactions)."""
+        return self._db.execute(
+            "DELETE FROM event_ids WHERE id IN (SELECT id FROM event_ids WHERE accepted_at < %s LIMIT %s)",
+            (moment, limit)).rowcount
+
+    # -- query subscriptions -------------------------------------------------
+
+    def save_query(self, key: str, text: str, parts: list[str] | None = None,
+                   filters: dict[str, str | None] | None = None) -> None:
+        """A query topic: the client's canonical query, the canonical parts events are matched with,
+        and the row filter of each class it selects, as they were."""
+        self._db.execute(
+            "INSERT INTO queries (key, text, parts, filters, created) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET parts = excluded.parts, filters = excluded.filters"
+            " WHERE queries.filters IS NULL",
+            (key, text, Jsonb(parts if parts is not None else [text]), None if filters is None else Jsonb(filters),
+             time.time()))
+
+    def query_filters(self, key: str) -> dict[str, str | None] | None:
+        """The row filters (by class) a query topic was made under; None if not recorded."""
+        row = self._db.execute("SELECT filters FROM queries WHERE key = %s", (key,)).fetchone()
+        return None if row is None or row[0] is None else dict(row[0])
+
+    def query_text(self, key: str) -> str | None:
+        row = self._db.execute("SELECT text FROM queries WHERE key = %s", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def query_parts(self, key: str) -> list[str] | None:
+        row = self._db.execute("SELECT text, parts FROM queries WHERE key = %s", (key,)).fetchone()
+        if row is None:
+            return None
+        return [str(p) for p in row[1]] if row[1] is not None else [str(row[0])]
+
+    def grant(self, subscription_id: str, session: int, key: str) -> None:
+        self._db.execute("INSERT INTO subscriptions (id, session, key, created) VALUES (%s, %s, %s, %s)",
+                         (subscription_id, session, key, time.time()))
+
+    def granted(self, session: int, key: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM subscriptions WHERE session = %s AND key = %s LIMIT 1",
+                               (session, key)).fetchone()
+        return row is not None
+
+    def subscriptions_of(self, session: int) -> list[tuple[str, str, str]]:
+        """(subscription id, topic key, canonical query) of a session's subscriptions, oldest first."""
+        rows = self._db.execute(
+            "SELECT s.id, s.key, q.text FROM subscriptions s JOIN queries q ON q.key = s.key"
+            ' WHERE s.session = %s ORDER BY s.created, s.id COLLATE "C"', (session,)).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def revoke(self, subscription_id: str, session: int) -> str | None:
+        """Remove a session's subscription; the topic key it was for, or None if there was none."""
+        row = self._db.execute("DELETE FROM subscriptions WHERE id = %s AND session = %s RETURNING key",
+                               (subscription_id, session)).fetchone()
+        return str(row[0]) if row else None
+
+    def revoke_session(self, session: int) -> None:
+        self._db.execute("DELETE FROM subscriptions WHERE session = %s", (session,))
+
+    def revoke_all_but(self, sessions: set[int]) -> None:
+        """Forget the subscriptions of sessions that no longer exist (after a restart of everything)."""
+        if not sessions:
+            self._db.execute("DELETE FROM subscriptions")
+            return
+        self._db.execute("DELETE FROM subscriptions WHERE session <> ALL(%s::bigint[])", (sorted(sessions),))
+
+    # -- client tokens and tickets ---------------------------------------------
+
+    def token(self, token_hash: str) -> tuple[str, float] | None:
+        """(identity, expires) of a client token, if known."""
+        row = self._db.execute("SELECT identity, expires FROM client_tokens WHERE hash = %s",
+                               (token_hash,)).fetchone()
+        return (str(row[0]), float(row[1])) if row else None
+
+    def save_token(self, token_hash: str, identity: str, expires: float) -> None:
+        """Record a new token, or renew one (its identity never changes)."""
+        self._db.execute(
+            "INSERT INTO client_tokens (hash, identity, created, expires) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (hash) DO UPDATE SET expires = excluded.expires"
+            " WHERE client_tokens.identity = excluded.identity",
+            (token_hash, identity, time.time(), expires))
+
+    def save_ticket(self, ticket_hash: str, user: str, roles: list[str], expires: float) -> None:
+        self._db.execute("INSERT INTO tickets (hash, user_id, roles, expires) VALUES (%s, %s, %s, %s)",
+                         (ticket_hash, user, Jsonb(roles), expires))
+
+    def use_ticket(self, ticket_hash: str) -> tuple[str, list[str], float] | None:
+        """Take a ticket (it is gone after this, even when expired): (user, roles, expires)."""
+        row = self._db.execute("DELETE FROM tickets WHERE hash = %s RETURNING user_id, roles, expires",
+                               (ticket_hash,)).fetchone()
+        return (str(row[0]), [str(r) for r in row[1]], float(row[2])) if row else None
+
+    def forget_expired_credentials(self, moment: float, limit: int = 10_000) -> int:
+        """Drop expired tokens and tickets, at most ``limit`` of each at a time."""
+        n = 0
+        for table in ("client_tokens", "tickets"):
+            n += self._db.execute(
+                sql.SQL("DELETE FROM {t} WHERE hash IN (SELECT hash FROM {t} WHERE expires < %s LIMIT %s)").format(
+                    t=sql.Identifier(table)), (moment, limit)).rowcount
+        return n
+
+    # -- event log -------------------------------------------------------------
+
+    def log_events(self, rows: list[LoggedEvent]) -> None:
+        """Log accepted events (one statement); a seq already logged is ignored (idempotent)."""
+        self._log(self._db, rows)
+
+    def log_and_remember(self, rows: list[LoggedEvent]) -> None:
+        """Log events and remember their ids (at logged_at) in one transaction: both or neither."""
+        with self._transaction() as db:
+            self._remember(db, [(r.id, r.event, r.seq, r.logged_at) for r in rows])
+            self._log(db, rows)
+
+    @staticmethod
+    def _log(db: psycopg.Connection[TupleRow], rows: list[LoggedEvent]) -> None:
+        # One statement for the batch: a thousand rows cost one round trip, not a thousand.
+        db.execute(
+            f"INSERT INTO event_log ({_LOG_COLUMNS}) SELECT {_LOG_COLUMNS} FROM unnest(%s::bigint[], %s::text[],"
+            " %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[])"
+            f" WITH ORDINALITY AS r ({_LOG_COLUMNS}, n) ORDER BY n ON CONFLICT (seq) DO NOTHING",
+            ([r.seq for r in rows], [r.event for r in rows], [r.id for r in rows], [r.time for r in rows],
+             [r.data for r in rows], [r.audience for r in rows], [r.logged_at for r in rows]))
+
+    def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Logged events of those classes with seq > after_seq, in seq order, at most ``limit``."""
+        names = sorted(set(classes))
+        if not names or limit <= 0:
+            return []
+        rows = self._db.execute(
+            f"SELECT {_LOG_COLUMNS} FROM event_log WHERE event = ANY(%s) AND seq > %s ORDER BY seq LIMIT %s",
+            (names, after_seq, limit)).fetchall()
+        return [_logged(row) for row in rows]
+
+    def last_logged_seq(self) -> int:
+        """The highest seq ever logged (dropped events included), 0 if none ever was."""
+        row = self._db.execute("SELECT GREATEST(COALESCE((SELECT max(seq) FROM event_log), 0),"
+                               " COALESCE((SELECT max(through) FROM dropped_events), 0))").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def drop_events(self, event: str, before: float, keep_at_most: int | None, limit: int = 10_000) -> int:
+        """Delete a class's events logged before ``before`` or beyond its newest ``keep_at_most``,
+        at most ``limit`` per call (a short transaction), oldest first; how many were deleted."""
+        if limit <= 0:
+            return 0
+        with self._transaction() as db:
+            dropped: list[int] = []
+            if keep_at_most is not None:
+                cut = db.execute("SELECT seq FROM event_log WHERE event = %s ORDER BY seq DESC LIMIT 1 OFFSET %s",
+                                 (event, max(keep_at_most, 0))).fetchone()
+                if cut is not None:
+                    dropped += [int(r[0]) for r in db.execute(
+                        "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE event = %s AND seq <= %s"
+                        " ORDER BY seq LIMIT %s) RETURNING seq", (event, int(cut[0]), limit)).fetchall()]
+            if len(dropped) < limit:
+                dropped += [int(r[0]) for r in db.execute(
+                    "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE event = %s AND logged_at < %s"
+                    " ORDER BY logged_at, seq LIMIT %s) RETURNING seq", (event, before, limit - len(dropped))).fetchall()]
+            if dropped:
+                db.execute("INSERT INTO dropped_events (event, through) VALUES (%s, %s) ON CONFLICT (event)"
+                           " DO UPDATE SET through = GREATEST(dropped_events.through, excluded.through)",
+                           (event, max(dropped)))
+        return len(dropped)
+
+    def dropped_through(self, classes: Sequence[str]) -> int:
+        """The highest seq ever dropped from any of those classes (0 if none was)."""
+        names = sorted(set(classes))
+        if not names:
+            return 0
+        row = self._db.execute("SELECT max(through) FROM dropped_events WHERE event = ANY(%s)", (names,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- persistent subscriptions ------------------------------------------------------
+
+    def save_persistent(self, sub: PersistentSubscription) -> None:
+        """Record a new persistent subscription; an id already saved raises DuplicateId."""
+        try:
+            with self._transaction() as db, db.cursor() as cur:
+                cur.execute(
+                    f"INSERT INTO persistent_subscriptions ({_PERSISTENT_COLUMNS})"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (sub.id, sub.owner, sub.user, sub.query, sub.key, Jsonb(sub.parts), Jsonb(sub.filters),
+                     Jsonb(sub.classes), sub.last_seq, sub.created))
+                cur.executemany("INSERT INTO persistent_classes (event, subscription) VALUES (%s, %s)",
+                                [(name, sub.id) for name in sorted(set(sub.classes))])
+        except psycopg.errors.UniqueViolation as exc:
+            if self.persistent(sub.id) is not None:
+                raise DuplicateId(f"a persistent subscription {sub.id!r} exists already") from exc
+            raise
+
+    def persistent(self, id: str) -> PersistentSubscription | None:
+        """A persistent subscription by id, None if there is none."""
+        row = self._db.execute(f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions WHERE id = %s",
+                               (id,)).fetchone()
+        return _persistent(row) if row else None
+
+    def persistent_of(self, owners: Sequence[str]) -> list[PersistentSubscription]:
+        """The persistent subscriptions of any of those owners, oldest first."""
+        names = sorted(set(owners))
+        if not names:
+            return []
+        return [_persistent(row) for row in self._db.execute(
+            f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions WHERE owner = ANY(%s) {_OLDEST_FIRST}",
+            (names,)).fetchall()]
+
+    def persistent_for_class(self, event: str) -> list[PersistentSubscription]:
+        """The persistent subscriptions that select that event class, oldest first."""
+        return [_persistent(row) for row in self._db.execute(
+            f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions WHERE id IN"
+            f" (SELECT subscription FROM persistent_classes WHERE event = %s) {_OLDEST_FIRST}",
+            (event,)).fetchall()]
+
+    def all_persistent(self) -> list[PersistentSubscription]:
+        """Every persistent subscription, oldest first."""
+        return [_persistent(row) for row in self._db.execute(
+            f"SELECT {_PERSISTENT_COLUMNS} FROM persistent_subscriptions {_OLDEST_FIRST}").fetchall()]
+
+    def persistent_classes(self) -> set[str]:
+        """The event classes selected by at least one persistent subscription."""
+        return {str(r[0]) for r in self._db.execute("SELECT DISTINCT event FROM persistent_classes").fetchall()}
+
+    def ack(self, id: str, seq: int) -> int:
+        """Move a subscription's last_seq forward to seq (never back); the resulting last_seq (KeyError if unknown)."""
+        row = self._db.execute("UPDATE persistent_subscriptions SET last_seq = GREATEST(last_seq, %s) WHERE id = %s"
+                               " RETURNING last_seq", (seq, id)).fetchone()
+        if row is None:
+            raise KeyError(id)
+        return int(row[0])
+
+    def delete_persistent(self, id: str) -> PersistentSubscription | None:
+        """Delete a persistent subscription (its classes go with it); what was deleted, None if there was none."""
+        row = self._db.execute(
+            f"DELETE FROM persistent_subscriptions WHERE id = %s RETURNING {_PERSISTENT_COLUMNS}",
+            (id,)).fetchone()
+        return _persistent(row) if row else None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _logged(row: TupleRow) -> LoggedEvent:
+    seq, event, event_id, moment, data, audience, logged_at = row
+    return LoggedEvent(seq=int(seq), event=str(event), id=str(event_id), time=str(moment), data=str(data),
+                       audience=None if audience is None else str(audience), logged_at=float(logged_at))
+
+
+def _persistent(row: TupleRow) -> PersistentSubscription:
+    sid, owner, user, query, key, parts, filters, classes, last_seq, created = row
+    return PersistentSubscription(
+        id=str(sid), owner=str(owner), user=None if user is None else str(user), query=str(query), key=str(key),
+        parts=[str(p) for p in parts], filters=dict(filters), classes=[str(c) for c in classes],
+        last_seq=int(last_seq), created=float(created))
+
+
+def _scrub(text: str, url: str) -> str:
+    """An error message with the URL's password (if it quotes it) replaced by ***."""
+    secrets = set()
+    try:
+        secrets.add(str(conninfo_to_dict(url).get("password") or ""))
+    except psycopg.Error:
+        pass
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if ":" in userinfo:
+        secrets.add(userinfo.split(":", 1)[1])
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text

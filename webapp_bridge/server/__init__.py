@@ -1,0 +1,12 @@
+"""The bridge: the gateway's door for web-apps, a WAMP component in each container worker.
+
+- ``component`` the WAMP side: registration, the dispatcher calls, lifecycle;
+- ``http``      the Twisted HTTP adapter (routes, limits, the access log);
+- ``api``       the pure rules of ``POST /events`` and friends (status and body for each request);
+- ``xmlrpc``    the same API as XML-RPC at ``/RPC2`` (pure);
+- ``amqp`` / ``amqp_rules`` RabbitMQ ingest (the pika adapter / its pure decisions);
+- ``openapi``   the served OpenAPI document; ``accesslog`` the access log file.
+
+May import ``components`` (events, config, uris). The web-app library (``proxy``, ``django``)
+never imports this package.
+"""

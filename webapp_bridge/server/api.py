@@ -1,0 +1,372 @@
+"""The bridge's HTTP API as pure functions: request bytes and headers in, an answer out.
+
+Nothing here touches a socket or Twisted; ``webapp_bridge.server.http`` adapts it.
+Every answer to a caller's mistake is a 4xx with a JSON body
+``{"error": <code>, "message": <sentence>, "details": [...]?}`` saying what
+was wrong and where.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.config import ApiKey
+from components.events import InvalidEventData, Registry
+from components.exceptions import UnknownEvent
+from components.auth.credentials import ROLE, AuthFailure, check_roles, check_user
+
+#: Keys a POST /events body may have.
+_EVENT_KEYS = frozenset({"event", "data", "id", "audience"})
+#: Most users (or roles) one audience may name.
+MAX_AUDIENCE = 10_000
+#: What an event id (idempotency key) may be, wherever it comes from.
+EVENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status, JSON body and extra headers (or a body encoded already, e.g. XML-RPC's XML)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Sent as it is instead of ``body`` as JSON.
+    raw: bytes | None = None
+    content_type: str = "application/json"
+
+    def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    """A validated event, ready for the dispatcher."""
+
+    event: str
+    data: dict[str, Any]
+    id: str | None = None
+    #: ``{"users": [...], "roles": [...]}``: only these may receive it (None: whoever may see the class).
+    audience: dict[str, list[str]] | None = None
+
+    def item(self, event_id: str) -> list[Any]:
+        """The dispatcher's item for this event: ``[event, data, id]`` (+ audience)."""
+        return [self.event, self.data, event_id] if self.audience is None else \
+            [self.event, self.data, event_id, self.audience]
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    user: str
+    roles: list[str]
+    query: str
+
+
+@dataclass(frozen=True)
+class TicketRequest:
+    user: str
+    roles: list[str]
+    ttl: float
+
+
+@dataclass(frozen=True)
+class BridgeLogic:
+    """The rules of the web-app interface, given the keys and the event classes."""
+
+    api_keys: tuple[ApiKey, ...]
+    registry: Registry
+    max_body_bytes: int
+    max_batch: int = 1000
+    ticket_ttl: float = 60
+    max_ticket_ttl: float = 3600
+    _keys: tuple[tuple[bytes, str], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keys", tuple((k.key.encode(), k.name) for k in self.api_keys))
+
+    def authenticate(self, authorization: str | None) -> str | Answer:
+        """The name of the key the Authorization header holds, else the 401 answer.
+
+        ``Bearer <api key>``, or ``Basic base64(<anything>:<api key>)`` for the
+        clients that only do Basic auth (many XML-RPC ones: Python's, given
+        ``http://user:key@host/RPC2``). The user part of Basic is ignored.
+        """
+        if not authorization:
+            return error(401, "unauthorized", "missing Authorization header: send 'Authorization: Bearer <api key>'",
+                         headers=(("WWW-Authenticate", 'Bearer realm="gateway"'),))
+        scheme, _, token = authorization.strip().partition(" ")
+        key = token.strip().encode() if scheme.lower() == "bearer" else \
+            _basic_password(token.strip()) if scheme.lower() == "basic" else None
+        if not key:
+            return error(401, "unauthorized", "the Authorization header must be 'Bearer <api key>' "
+                         "or 'Basic ' + base64 of '<anything>:<api key>'",
+                         headers=(("WWW-Authenticate", 'Bearer realm="gateway"'),))
+        name = _matching(key, self._keys)
+        if name is None:
+            return error(401, "unauthorized", "the API key is not valid",
+                         headers=(("WWW-Authenticate", 'Bearer realm="gateway", error="invalid_token"'),))
+        return name
+
+    def too_large(self) -> Answer:
+        return error(413, "too_large", f"the request body is over the limit of {self.max_body_bytes} bytes")
+
+    def parse_event(self, body: bytes) -> PublishRequest | Answer:
+        """Turn a POST /events body into a PublishRequest, or the 4xx answer saying why not.
+
+        The Content-Type is not checked: the body is JSON or it is refused, and a
+        curl without ``-H 'Content-Type: application/json'`` should just work.
+        """
+        doc = _decode(body)
+        if isinstance(doc, Answer):
+            return doc
+        return self.check_event(doc)
+
+    def parse_batch(self, body: bytes) -> list[PublishRequest | Answer] | Answer:
+        """A POST /events/batch body: one PublishRequest or refusal per item, in order."""
+        doc = _decode(body)
+        if isinstance(doc, Answer):
+            return doc
+        if not isinstance(doc, dict):
+            return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
+        unknown = sorted(set(doc) - {"events"})
+        if unknown:
+            return error(400, "invalid_request", f"unknown key(s) in the body: {', '.join(unknown)}",
+                         details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
+        items = doc.get("events")
+        if not isinstance(items, list):
+            what = "missing" if items is None else f"{_json_type(items)}, not an array"
+            return error(400, "invalid_request", f"'events' must be an array of events ({what})",
+                         details=[{"path": "events", "message": "must be an array", "type": "list_type"}])
+        if len(items) > self.max_batch:
+            return error(400, "too_many_events",
+                         f"a batch holds at most {self.max_batch} events; this one has {len(items)}")
+        return [self.check_event(item, f"events.{i}.") for i, item in enumerate(items)]
+
+    def check_event(self, doc: Any, where: str = "") -> PublishRequest | Answer:
+        """One event object (the body of POST /events, or an item of a batch at ``where``)."""
+        if not isinstance(doc, dict):
+            what = where[:-1] if where else "the body"
+            return error(400, "invalid_request", f"{what} must be a JSON object, not {_json_type(doc)}")
+        unknown = sorted(set(doc) - _EVENT_KEYS)
+        if unknown:
+            return error(400, "invalid_request", f"unknown key(s): {', '.join(where + k for k in unknown)}",
+                         details=[{"path": where + k, "message": "unknown key", "type": "extra_forbidden"}
+                                  for k in unknown])
+        name = doc.get("event")
+        if name is None:
+            return error(400, "invalid_request", "missing 'event': the name of the event class, e.g. 'demo.message'",
+                         details=[{"path": where + "event", "message": "required", "type": "missing"}])
+        if not isinstance(name, str):
+            return error(400, "invalid_request", f"'event' must be a string, not {_json_type(name)}",
+                         details=[{"path": where + "event", "message": "must be a string", "type": "string_type"}])
+        event_id = doc.get("id")
+        if event_id is not None and (not isinstance(event_id, str) or not EVENT_ID.match(event_id)):
+            return error(400, "invalid_request",
+                         "'id' must be a string of 1 to 128 letters, digits or . _ : -",
+                         details=[{"path": where + "id", "message": "invalid id", "type": "string_pattern_mismatch"}])
+        try:
+            cls = self.registry.get(name)
+        except UnknownEvent:
+            known = ", ".join(sorted(c.name for c in self.registry))
+            return error(404, "unknown_event", f"no event class named {name!r} (known: {known})")
+        if "data" not in doc:
+            return error(400, "invalid_event", f"missing 'data': the payload of the {name} event",
+                         details=[{"path": where + "data", "message": "required", "type": "missing"}])
+        try:
+            data = cls.validate(doc["data"])
+        except InvalidEventData as exc:
+            return error(400, "invalid_event", f"the data does not match the event class {name}",
+                         details=[{**e.as_dict(), "path": ".".join(p for p in (f"{where}data", e.path) if p)}
+                                  for e in exc.errors])
+        audience: dict[str, list[str]] | None = None
+        if "audience" in doc:
+            checked = check_audience(doc["audience"], where + "audience")
+            if isinstance(checked, Answer):
+                return checked
+            audience = checked
+        return PublishRequest(event=name, data=data, id=event_id, audience=audience)
+
+    def parse_ticket(self, body: bytes) -> TicketRequest | Answer:
+        """A POST /tickets body: ``{"user", "roles"?, "ttl"?}``."""
+        doc = _object(body, ("user", "roles", "ttl"))
+        if isinstance(doc, Answer):
+            return doc
+        if "user" not in doc:
+            return error(400, "invalid_request", "missing 'user': the id of the user the ticket logs in",
+                         details=[{"path": "user", "message": "required", "type": "missing"}])
+        ttl = doc.get("ttl", self.ticket_ttl)
+        checked: dict[str, Any] = {}
+        for key, rule in (("user", check_user), ("roles", check_roles)):
+            try:
+                checked[key] = rule(doc.get(key), key)
+            except AuthFailure as exc:
+                return error(400, "invalid_request", str(exc),
+                             details=[{"path": key, "message": str(exc), "type": "value_error"}])
+        user, roles = checked["user"], list(checked["roles"])
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= self.max_ticket_ttl:
+            message = f"ttl must be a number of seconds, more than 0 and at most {self.max_ticket_ttl:g}"
+            return error(400, "invalid_request", f"{message} (got {ttl!r})",
+                         details=[{"path": "ttl", "message": message, "type": "value_error"}])
+        return TicketRequest(user, roles, float(ttl))
+
+    def parse_subscription(self, body: bytes) -> SubscriptionRequest | Answer:
+        """A POST /subscriptions body: ``{"user", "query", "persistent": true, "roles"?}``."""
+        doc = _object(body, ("user", "query", "persistent", "roles"))
+        if isinstance(doc, Answer):
+            return doc
+        for key in ("user", "query"):
+            if key not in doc:
+                return error(400, "invalid_request", f"missing '{key}'",
+                             details=[{"path": key, "message": "required", "type": "missing"}])
+        if not isinstance(doc["query"], str):
+            return error(400, "invalid_request", f"'query' must be a string, not {_json_type(doc['query'])}",
+                         details=[{"path": "query", "message": "must be a string", "type": "string_type"}])
+        if doc.get("persistent", True) is not True:
+            return error(400, "invalid_request", "'persistent' must be true: a subscription made for a user who may "
+                         "not be connected is kept until they come back (and replayed then)",
+                         details=[{"path": "persistent", "message": "must be true", "type": "value_error"}])
+        checked: dict[str, Any] = {}
+        for key, rule in (("user", check_user), ("roles", check_roles)):
+            try:
+                checked[key] = rule(doc.get(key), key)
+            except AuthFailure as exc:
+                return error(400, "invalid_request", str(exc),
+                             details=[{"path": key, "message": str(exc), "type": "value_error"}])
+        return SubscriptionRequest(checked["user"], list(checked["roles"]), doc["query"])
+
+    def catalog(self) -> Answer:
+        """GET /catalog: every event class, for web-apps (which may publish any of them)."""
+        return Answer(200, self.registry.catalog("backend"))
+
+
+def _object(body: bytes, keys: tuple[str, ...]) -> dict[str, Any] | Answer:
+    """A JSON object body with only these keys, or the 400 saying what is wrong."""
+    doc = _decode(body)
+    if isinstance(doc, Answer):
+        return doc
+    if not isinstance(doc, dict):
+        return error(400, "invalid_request", f"the body must be a JSON object, not {_json_type(doc)}")
+    unknown = sorted(set(doc) - set(keys))
+    if unknown:
+        return error(400, "invalid_request", f"unknown key(s): {', '.join(unknown)} (expected {', '.join(keys)})",
+                     details=[{"path": k, "message": "unknown key", "type": "extra_forbidden"} for k in unknown])
+    return doc
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        return error(400, "malformed_json", "the body is not UTF-8 text")
+    except json.JSONDecodeError as exc:
+        return error(400, "malformed_json",
+                     f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+    except RecursionError:
+        return error(400, "malformed_json", "the body nests arrays or objects too deeply to be an event")
+
+
+def check_audience(value: Any, where: str = "audience") -> dict[str, list[str]] | Answer:
+    """``{"users": [...], "roles": [...]}``: who alone may receive an event. Naming no one is a mistake."""
+    if not isinstance(value, dict):
+        return error(400, "invalid_request", f"'{where}' must be an object like "
+                     f'{{"users": ["alice"], "roles": ["staff"]}}, not {_json_type(value)}',
+                     details=[{"path": where, "message": "must be an object", "type": "dict_type"}])
+    unknown = sorted(set(value) - {"users", "roles"})
+    if unknown:
+        return error(400, "invalid_request", f"unknown key(s) in {where}: {', '.join(unknown)} (expected users, roles)",
+                     details=[{"path": f"{where}.{k}", "message": "unknown key", "type": "extra_forbidden"}
+                              for k in unknown])
+    out: dict[str, list[str]] = {}
+    for key, check in (("users", check_user), ("roles", _role)):
+        items = value.get(key, [])
+        path = f"{where}.{key}"
+        if not isinstance(items, list):
+            return error(400, "invalid_request", f"'{path}' must be a list, not {_json_type(items)}",
+                         details=[{"path": path, "message": "must be a list", "type": "list_type"}])
+        if len(items) > MAX_AUDIENCE:
+            return error(400, "invalid_request", f"'{path}' names {len(items)}; at most {MAX_AUDIENCE}",
+                         details=[{"path": path, "message": "too long", "type": "too_long"}])
+        for i, item in enumerate(items):
+            try:
+                check(item, f"{path}.{i}")
+            except AuthFailure as exc:
+                return error(400, "invalid_request", str(exc),
+                             details=[{"path": f"{path}.{i}", "message": str(exc), "type": "value_error"}])
+        out[key] = sorted(set(items))
+    if not out["users"] and not out["roles"]:
+        return error(400, "invalid_request", f"'{where}' names no users and no roles: the event would reach no one "
+                     "(leave 'audience' out to reach everyone who may see the class)",
+                     details=[{"path": where, "message": "names no one", "type": "value_error"}])
+    return out
+
+
+def _role(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not ROLE.match(value):
+        raise AuthFailure(f"{where} ({value!r}) must be a role name: lower-case letters, digits, _")
+    return value
+
+
+def ticket_issued(result: dict[str, Any]) -> Answer:
+    return Answer(201, result)
+
+
+def published(result: dict[str, Any]) -> Answer:
+    """The answer to POST /events for one result of the dispatcher."""
+    if "error" in result:
+        status = int(result.get("status", 503))
+        body = {k: v for k, v in result.items() if k != "status"}
+        return Answer(status, body, (("Retry-After", "1"),) if status == 503 else ())
+    return Answer(202, result)
+
+
+def batch_results(items: list[PublishRequest | Answer], results: list[dict[str, Any]]) -> Answer:
+    """The answer to POST /events/batch: each refusal in place, each published item's result."""
+    published_results = iter(results)
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, Answer):
+            out.append({**item.body, "status": item.status})
+        else:
+            out.append(next(published_results))
+    return Answer(200, {"results": out})
+
+
+def error(status: int, code: str, message: str, *, details: list[dict[str, str]] | None = None,
+          headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return Answer(status, body, headers)
+
+
+def _basic_password(credentials: str) -> bytes | None:
+    """The password of Basic credentials (``base64(user:password)``), None if they are not that."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True)
+    except ValueError:  # binascii.Error: not base64
+        return None
+    user, colon, password = decoded.partition(b":")
+    return password if colon else None
+
+
+def _matching(token: bytes, keys: Iterable[tuple[bytes, str]]) -> str | None:
+    # Compare with every key in constant time, so timing tells nothing of which failed where.
+    found = None
+    for key, name in keys:
+        if hmac.compare_digest(token, key):
+            found = name
+    return found
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)

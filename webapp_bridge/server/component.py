@@ -1,0 +1,321 @@
+"""The bridge component: the HTTP interface web-apps post events to.
+
+It runs inside a Crossbar container worker, listens on the bridge port,
+validates each request (``webapp_bridge.server.api``) and hands accepted events to
+the dispatcher over WAMP.
+
+Every container worker runs a bridge, all on the same port (SO_REUSEPORT):
+the kernel spreads connections over them, so HTTP parsing and validation use
+every core, and a bridge whose process dies leaves the others serving.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from typing import Any, cast
+
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CloseDetails, SessionDetails
+from twisted.internet import reactor
+from twisted.internet.tcp import Port
+
+from components import uris
+from components.backend import BackendSession, sleep
+from components.envelope import new_event_id
+from components.events import Registry
+from webapp_bridge.server.accesslog import AccessLog
+from webapp_bridge.server.amqp import AmqpIngest, WampLease
+from webapp_bridge.server.amqp_rules import connection_name
+from webapp_bridge.server import xmlrpc
+from webapp_bridge.server.api import (Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, error, published,
+                               ticket_issued)
+from webapp_bridge.server.http import BridgeSite, RequestInfo, Route
+from webapp_bridge.server.openapi import openapi_document
+
+#: While the dispatcher is (re)starting its procedure is missing; the bridge
+#: waits this long in all before answering 503, so that a component restart
+#: is invisible to web-apps.
+DISPATCHER_WAIT = (0.1, 0.2, 0.4, 0.8, 1.5)
+RETRY = (("Retry-After", "1"),)
+
+
+class Bridge(BackendSession):
+    _port: Port | None
+    _logic: BridgeLogic
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self._port = None
+        self._access_log: AccessLog | None = None
+        self._amqp: AmqpIngest | None = None
+
+    async def start(self, details: SessionDetails) -> None:
+        # Loading refuses a non-loopback host while the example API key is configured.
+        cfg = self.load_gateway_config()
+        self.start_registry(cfg)
+        self._logic = BridgeLogic(cfg.bridge.api_keys, self.registry, cfg.bridge.max_body_bytes,
+                                  cfg.bridge.max_batch, cfg.auth.ticket_ttl, cfg.auth.max_ticket_ttl)
+        await self.register_reload()
+        routes = [
+            Route(b"POST", b"/events", self._post_event),
+            Route(b"POST", b"/events/batch", self._post_batch),
+            Route(b"POST", b"/tickets", self._post_ticket),
+            Route(b"POST", b"/RPC2", self._post_rpc),
+            Route(b"POST", b"/subscriptions", self._post_subscription),
+            Route(b"GET", b"/subscriptions", self._get_subscriptions, with_request=True),
+            Route(b"DELETE", b"/subscriptions", self._delete_subscription, prefix=True),
+            Route(b"GET", b"/catalog", self._catalog),
+            Route(b"GET", b"/openapi.json", self._openapi, auth=False),
+            Route(b"POST", b"/admin/reload", self._reload_everywhere),
+            Route(b"GET", b"/healthz", self._health, auth=False),
+        ]
+        if cfg.bridge.access_log:
+            self._access_log = AccessLog(cfg.bridge.access_log)
+        self._port = listen_shared(cfg.bridge.host, cfg.bridge.port,
+                                   BridgeSite(lambda: self._logic, routes, self._access_log))
+        self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
+        if cfg.amqp.url is not None:
+            # Runs in the background: a broker that is down does not keep the bridge from serving HTTP.
+            self._amqp = AmqpIngest(cfg.amqp, lambda: self._logic, self._dispatch,
+                                    connection_name(cfg.bridge.host, cfg.bridge.port), WampLease(self))
+            self._amqp.start()
+
+    def registry_changed(self, old: Registry, new: Registry) -> None:
+        self._logic = replace(self._logic, registry=new)
+
+    # -- events --------------------------------------------------------------
+
+    async def _post_event(self, body: bytes) -> Answer:
+        parsed = self._logic.parse_event(body)
+        if isinstance(parsed, Answer):
+            return parsed
+        results = await self._dispatch([parsed])
+        return results if isinstance(results, Answer) else published(results[0])
+
+    async def _post_batch(self, body: bytes) -> Answer:
+        items = self._logic.parse_batch(body)
+        if isinstance(items, Answer):
+            return items
+        good = [item for item in items if isinstance(item, PublishRequest)]
+        results = await self._dispatch(good) if good else []
+        if isinstance(results, Answer):
+            return results
+        return batch_results(items, results)
+
+    async def _dispatch(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
+        # An id for every event, chosen here: a retry after a failure can then
+        # never publish the same event twice.
+        items = [r.item(r.id or new_event_id()) for r in requests]
+        results: list[dict[str, Any]] | Answer = await self._call_backend(uris.INTERNAL_PUBLISH, items)
+        return results
+
+    async def _call_backend(self, procedure: str, *args: Any, **kwargs: Any) -> Any:
+        """Call one of our components, waiting out a restart of it; a 503 Answer if it stays away."""
+        if not self.is_attached():
+            return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
+        for delay in (*DISPATCHER_WAIT, None):
+            try:
+                return await self.call(procedure, *args, **kwargs)
+            except ApplicationError as exc:
+                if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
+                    await sleep(delay)  # a dispatcher is (re)starting
+                    continue
+                if exc.error == ApplicationError.CANCELED and delay is not None:
+                    # The dispatcher died between taking the events and answering. Retrying
+                    # with the same ids is safe: those it published are answered as duplicates.
+                    continue
+                return _dispatch_failed(exc, procedure)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    # -- XML-RPC -------------------------------------------------------------
+
+    async def _post_rpc(self, body: bytes) -> Answer:
+        """POST /RPC2: the calls' events in one dispatcher call, then their tickets (``webapp_bridge.server.xmlrpc``)."""
+        plan = xmlrpc.plan(self._logic, body)
+        events = plan.events()
+        published = await self._dispatch(events) if events else []
+        tickets = [await self._issue_ticket(request) for request in plan.tickets()]
+        return plan.answer(published, tickets)
+
+    async def _issue_ticket(self, request: TicketRequest) -> dict[str, Any] | Answer:
+        try:
+            result: dict[str, Any] | Answer = await self._call_backend(
+                uris.INTERNAL_TICKET, request.user, request.roles, request.ttl)
+        except ApplicationError as exc:
+            if exc.error == uris.ERROR_INVALID_ARGUMENT:
+                return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
+            # A fault for this call alone: the same request's published events keep their answers.
+            self.log.error("issuing a ticket over XML-RPC failed: {err}", err=exc)
+            return error(503, "unavailable", "the gateway could not issue the ticket now; retry", headers=RETRY)
+        return result
+
+    # -- tickets -------------------------------------------------------------
+
+    async def _post_ticket(self, body: bytes) -> Answer:
+        request = self._logic.parse_ticket(body)
+        if isinstance(request, Answer):
+            return request
+        try:
+            result = await self._call_backend(uris.INTERNAL_TICKET, request.user, request.roles, request.ttl)
+        except ApplicationError as exc:
+            if exc.error == uris.ERROR_INVALID_ARGUMENT:
+                return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
+            raise
+        return result if isinstance(result, Answer) else ticket_issued(result)
+
+    # -- server-side subscriptions --------------------------------------------
+
+    async def _post_subscription(self, body: bytes) -> Answer:
+        request = self._logic.parse_subscription(body)
+        if isinstance(request, Answer):
+            return request
+        try:
+            result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_CREATE, request.user, request.roles,
+                                              request.query)
+        except ApplicationError as exc:
+            return _query_refused(exc)
+        return result if isinstance(result, Answer) else Answer(201, result)
+
+    async def _get_subscriptions(self, body: bytes, request: RequestInfo) -> Answer:
+        unknown = sorted(set(request.query) - {"user", "event"})
+        if unknown or len(request.query) > 1 or any(len(v) != 1 for v in request.query.values()):
+            return error(400, "invalid_request", "list by one user (?user=<id>) or by one event class "
+                         "(?event=<class>), or give neither for all")
+        kwargs = {k: v[0] for k, v in request.query.items()}
+        result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_LIST, **kwargs)
+        return result if isinstance(result, Answer) else Answer(200, {"subscriptions": result})
+
+    async def _delete_subscription(self, body: bytes, request: RequestInfo) -> Answer:
+        if not request.rest:
+            return error(405, "method_not_allowed", "DELETE /subscriptions/<id>: name the subscription")
+        try:
+            result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_DELETE, request.rest)
+        except ApplicationError as exc:
+            if exc.error == uris.ERROR_NO_SUCH_SUBSCRIPTION:
+                return error(404, "no_such_subscription", str(exc.args[0]) if exc.args else request.rest)
+            raise
+        return result if isinstance(result, Answer) else Answer(200, result)
+
+    async def _catalog(self, body: bytes) -> Answer:
+        return self._logic.catalog()
+
+    async def _openapi(self, body: bytes) -> Answer:
+        return Answer(200, openapi_document(self.registry))
+
+    # -- reload --------------------------------------------------------------
+
+    async def _reload_everywhere(self, body: bytes) -> Answer:
+        previous = self.registry.version
+        try:
+            mine = self.reload_registry()
+        except ApplicationError as exc:
+            self.log.error("reload refused, still serving version {v}: {err}", v=previous, err=exc.args[0])
+            return error(422, "invalid_definitions", str(exc.args[0]))
+        others = await self._other_components()
+        failures = []
+        for procedure in others:
+            try:
+                theirs = await self.call(procedure)
+            except ApplicationError as exc:
+                failures.append({"component": procedure, "error": str(exc.args[0]) if exc.args else exc.error})
+                continue
+            if theirs["version"] != mine["version"]:
+                failures.append({"component": procedure, "error": f"loaded version {theirs['version']}"})
+        if failures:
+            self.log.error("reload incomplete: {failures}", failures=failures)
+            return Answer(500, {"error": "reload_incomplete", "message": "some components did not load the new "
+                                "definitions", "version": mine["version"], "details": failures})
+        return Answer(200, {"version": mine["version"], "previous": previous, "classes": mine["classes"],
+                            "components": len(others) + 1})
+
+    async def _other_components(self) -> list[str]:
+        listing = await self.call("wamp.registration.list")
+        assert self._session_id is not None
+        mine = uris.internal_reload(self._session_id)
+        found = []
+        for registration in listing.get("exact", []):
+            try:
+                info = await self.call("wamp.registration.get", registration)
+            except ApplicationError:
+                continue  # gone meanwhile
+            if info["uri"].startswith(uris.INTERNAL_RELOAD_PREFIX) and info["uri"] != mine:
+                found.append(info["uri"])
+        return found
+
+    # -- health --------------------------------------------------------------
+
+    async def _health(self, body: bytes) -> Answer:
+        """200 when an event posted now would be accepted; says how many dispatchers stand ready."""
+        if not self.is_attached():
+            return Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0,
+                                "amqp": self._amqp_state()})
+        n = await self._callees(uris.INTERNAL_PUBLISH)
+        authenticators = await self._callees(uris.AUTHENTICATE)
+        ok = n > 0 and authenticators > 0
+        return Answer(200 if ok else 503, {"status": "ok" if ok else "unavailable", "router": True,
+                                           "dispatchers": n, "authenticators": authenticators,
+                                           "amqp": self._amqp_state(),
+                                           "definitions": self.registry.version})
+
+    async def _callees(self, procedure: str) -> int:
+        registration = await self.call("wamp.registration.lookup", procedure)
+        return 0 if registration is None else len(await self.call("wamp.registration.list_callees", registration))
+
+    def _amqp_state(self) -> str:
+        return "off" if self._amqp is None else self._amqp.state
+
+    def onLeave(self, details: CloseDetails) -> None:
+        if self._amqp is not None:
+            self._amqp.stop()
+            self._amqp = None
+        if self._port is not None:
+            self._port.stopListening()
+            self._port = None
+        if self._access_log is not None:
+            self._access_log.close()
+            self._access_log = None
+        super().onLeave(details)
+
+
+def _query_refused(exc: ApplicationError) -> Answer:
+    """A query the gateway would not subscribe with, as the web-app interface says it."""
+    message = str(exc.args[0]) if exc.args else exc.error
+    if exc.error == uris.ERROR_INVALID_QUERY:
+        return Answer(400, {"error": "invalid_query", "message": message,
+                            **({"position": exc.kwargs["position"]} if "position" in exc.kwargs else {})})
+    if exc.error == uris.ERROR_NOT_AUTHORIZED:
+        return error(403, "not_authorized", message)
+    raise exc
+
+
+def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLISH) -> Answer:
+    if exc.error == ApplicationError.NO_SUCH_PROCEDURE:
+        if procedure != uris.INTERNAL_PUBLISH:
+            return error(503, "unavailable", f"no component offers {procedure} right now; retry", headers=RETRY)
+        return error(503, "unavailable", "no dispatcher is running; the event was not accepted", headers=RETRY)
+    if exc.error == ApplicationError.CANCELED and procedure != uris.INTERNAL_PUBLISH:
+        return error(503, "unavailable", f"the component serving {procedure} stopped; retry", headers=RETRY)
+    if exc.error == ApplicationError.CANCELED:
+        return error(503, "unavailable", "the dispatcher stopped while publishing; it may or may not have been "
+                     "delivered: retry with the same id", headers=RETRY)
+    raise exc
+
+
+def listen_shared(host: str, port: int, factory: Any) -> Port:
+    """Listen on host:port with SO_REUSEPORT, so that every bridge process can accept on it.
+
+    Linux only lets sockets of the same user share a port this way.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        listening = cast(Port, reactor.adoptStreamPort(sock.fileno(), family, factory))
+    finally:
+        sock.close()  # adoptStreamPort keeps its own duplicate of the descriptor
+    return listening
