@@ -60,7 +60,7 @@ class BackendSession(ApplicationSession):
                 name=type(self).__name__, n=n, err=exc, delay=delay,
             )
             await sleep(delay)
-            self.leave("gateway.error.start_failed", str(exc))
+            self.leave(uris.ERROR_START_FAILED, str(exc))
             return
         type(self)._failed_starts = 0
 

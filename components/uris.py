@@ -55,6 +55,26 @@ DISPATCHER_AUTHID = "dispatcher"
 BRIDGE_AUTHID = "bridge"
 AUTHENTICATOR_AUTHID = "authenticator"
 
+# Crossbar's own meta API (the router's, not ours), as our components use it.
+#: Meta events: a client session joined / left the realm.
+META_SESSION_ON_JOIN = "wamp.session.on_join"
+META_SESSION_ON_LEAVE = "wamp.session.on_leave"
+#: Meta events: a topic got its first subscriber / a session unsubscribed / the last one left.
+META_SUBSCRIPTION_ON_CREATE = "wamp.subscription.on_create"
+META_SUBSCRIPTION_ON_UNSUBSCRIBE = "wamp.subscription.on_unsubscribe"
+META_SUBSCRIPTION_ON_DELETE = "wamp.subscription.on_delete"
+#: Meta procedures: the sessions there are, one session's details.
+META_SESSION_LIST = "wamp.session.list"
+META_SESSION_GET = "wamp.session.get"
+#: Meta procedures: the topics with subscribers, one subscription's details.
+META_SUBSCRIPTION_LIST = "wamp.subscription.list"
+META_SUBSCRIPTION_GET = "wamp.subscription.get"
+#: Meta procedures: the registrations, one registration's details, by procedure, its callees.
+META_REGISTRATION_LIST = "wamp.registration.list"
+META_REGISTRATION_GET = "wamp.registration.get"
+META_REGISTRATION_LOOKUP = "wamp.registration.lookup"
+META_REGISTRATION_LIST_CALLEES = "wamp.registration.list_callees"
+
 # Errors (WAMP error URIs with readable messages).
 ERROR_UNKNOWN_EVENT = "gateway.error.unknown_event"
 ERROR_NOT_AUTHORIZED = "gateway.error.not_authorized"
@@ -64,6 +84,8 @@ ERROR_NO_SUCH_SUBSCRIPTION = "gateway.error.no_such_subscription"
 ERROR_NOT_SUPPORTED = "gateway.error.not_supported"
 ERROR_AUTHENTICATION_FAILED = "gateway.error.authentication_failed"
 ERROR_INVALID_ARGUMENT = "gateway.error.invalid_argument"
+#: The reason a component gives when it leaves because it could not start (config, port in use, ...).
+ERROR_START_FAILED = "gateway.error.start_failed"
 
 
 def event_topic(name: str) -> str:

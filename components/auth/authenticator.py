@@ -91,7 +91,7 @@ class Authenticator(BackendSession):
             raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, str(exc)) from None
 
     async def _whoami(self, details: CallDetails) -> dict[str, Any]:
-        info = await self.call("wamp.session.get", details.caller)
+        info = await self.call(uris.META_SESSION_GET, details.caller)
         extra = info.get("authextra") or {}
         return {"session": details.caller, "authid": info.get("authid"), "role": info.get("authrole"),
                 "user": extra.get("user"), "roles": extra.get("roles", []),

@@ -93,11 +93,11 @@ class Dispatcher(BackendSession):
         self._pruner = LoopingCall(self._prune)
         self._pruner.start(cfg.store.prune_interval, now=True)
         # Live queries: follow the router's subscriptions, then catch up with what exists now.
-        await self.subscribe(self._queries.created, "wamp.subscription.on_create")
-        await self.subscribe(self._queries.unsubscribed, "wamp.subscription.on_unsubscribe")
-        await self.subscribe(self._queries.deleted, "wamp.subscription.on_delete")
-        await self.subscribe(self._sessions.joined, "wamp.session.on_join")
-        await self.subscribe(self._session_left, "wamp.session.on_leave")
+        await self.subscribe(self._queries.created, uris.META_SUBSCRIPTION_ON_CREATE)
+        await self.subscribe(self._queries.unsubscribed, uris.META_SUBSCRIPTION_ON_UNSUBSCRIBE)
+        await self.subscribe(self._queries.deleted, uris.META_SUBSCRIPTION_ON_DELETE)
+        await self.subscribe(self._sessions.joined, uris.META_SESSION_ON_JOIN)
+        await self.subscribe(self._session_left, uris.META_SESSION_ON_LEAVE)
         await self._rebuild_sessions()
         await self._queries.rebuild(self.call)
         # The authorizer first: until it is registered, clients can do nothing at all.
@@ -121,9 +121,9 @@ class Dispatcher(BackendSession):
 
     async def _rebuild_sessions(self) -> None:
         """Know every client session there is now (the meta events tell of those that come later)."""
-        for session_id in await self.call("wamp.session.list"):
+        for session_id in await self.call(uris.META_SESSION_LIST):
             try:
-                self._sessions.joined(await self.call("wamp.session.get", session_id))
+                self._sessions.joined(await self.call(uris.META_SESSION_GET, session_id))
             except ApplicationError:
                 continue  # gone meanwhile
 
@@ -380,7 +380,7 @@ class Dispatcher(BackendSession):
         can call, but should it not have arrived, ask the router rather than guess its roles."""
         if (details is not None and details.caller is not None and details.caller_authrole != BACKEND_ROLE
                 and self._sessions.get(int(details.caller)) is None):
-            self._sessions.joined(await self.call("wamp.session.get", details.caller))
+            self._sessions.joined(await self.call(uris.META_SESSION_GET, details.caller))
 
     def _end_subscription(self, subscription_id: str, details: CallDetails) -> None:
         self._queries.unsubscribe(subscription_id, details)

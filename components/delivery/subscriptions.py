@@ -301,14 +301,14 @@ class QuerySubscriptions:
 
     async def rebuild(self, call: Caller) -> None:
         """Index every query topic that has subscribers now; forget grants of sessions that are gone."""
-        listing = await call("wamp.subscription.list")
+        listing = await call(uris.META_SUBSCRIPTION_LIST)
         for subscription_id in listing.get("exact", []):
             try:
-                info = await call("wamp.subscription.get", subscription_id)
+                info = await call(uris.META_SUBSCRIPTION_GET, subscription_id)
             except ApplicationError:
                 continue  # gone meanwhile
             self.created(0, info)
-        self._store.revoke_all_but(set(await call("wamp.session.list")))
+        self._store.revoke_all_but(set(await call(uris.META_SESSION_LIST)))
 
     def expire_unconfirmed(self) -> None:
         cutoff = time.monotonic() - UNCONFIRMED_TTL

@@ -230,13 +230,13 @@ class Bridge(BackendSession):
                             "components": len(others) + 1})
 
     async def _other_components(self) -> list[str]:
-        listing = await self.call("wamp.registration.list")
+        listing = await self.call(uris.META_REGISTRATION_LIST)
         assert self._session_id is not None
         mine = uris.internal_reload(self._session_id)
         found = []
         for registration in listing.get("exact", []):
             try:
-                info = await self.call("wamp.registration.get", registration)
+                info = await self.call(uris.META_REGISTRATION_GET, registration)
             except ApplicationError:
                 continue  # gone meanwhile
             if info["uri"].startswith(uris.INTERNAL_RELOAD_PREFIX) and info["uri"] != mine:
@@ -259,8 +259,8 @@ class Bridge(BackendSession):
                                            "definitions": self.registry.version})
 
     async def _callees(self, procedure: str) -> int:
-        registration = await self.call("wamp.registration.lookup", procedure)
-        return 0 if registration is None else len(await self.call("wamp.registration.list_callees", registration))
+        registration = await self.call(uris.META_REGISTRATION_LOOKUP, procedure)
+        return 0 if registration is None else len(await self.call(uris.META_REGISTRATION_LIST_CALLEES, registration))
 
     def _amqp_state(self) -> str:
         return "off" if self._amqp is None else self._amqp.state
