@@ -4,7 +4,9 @@
                     live in the modules below);
 - ``sequence``      seq numbers, taken from the store in blocks;
 - ``sessions``      the table of client sessions (from the router's meta events) and audiences;
-- ``subscriptions`` query subscriptions: ``gateway.subscribe`` and friends, grants, the live index;
+- ``subscriptions`` query subscriptions: ``gateway.subscribe`` and friends, grants, the authorizer;
+- ``live_queries`` the live query index: which query topics have subscribers, and the topics an
+                    event goes to (pure);
 - ``persistent``    persistent subscriptions: the book, replay, ack;
 - ``rowfilter``     per-class row filters with session parameters.
 

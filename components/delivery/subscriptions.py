@@ -1,4 +1,4 @@
-"""Query subscriptions: the client procedures, the authorizer, and the live index of queries.
+"""Query subscriptions: the client procedures and the authorizer, over the store, the policy and the live index.
 
 A client calls ``gateway.subscribe(query)``; the query is parsed, checked
 against the event classes the client may see and put in canonical form,
@@ -8,14 +8,10 @@ then subscribes to it like to any WAMP topic. Clients with equal canonical
 queries share the topic: an event is published to it once, whatever the
 number of subscribers.
 
-Which queries are live is the router's own knowledge: the meta events
-``wamp.subscription.on_create`` / ``on_delete`` (first subscriber came, last
-one left) add a query to this dispatcher's index and take it out, and at
-start-up the index is rebuilt from ``wamp.subscription.list``. A query
-nobody subscribes to costs nothing. The dispatcher that serves
-``gateway.subscribe`` also adds the query at once, so that an event posted
-right after the client's SUBSCRIBED is matched even before the meta event
-arrives; a query granted but never subscribed to is dropped after a while.
+Which queries are live, and which topics an event goes to, is the live
+index's (``live_queries``): this module feeds it the router's meta events,
+the grants it makes and the parts each query topic is matched with now
+(from the store, less the classes whose row filter changed since).
 """
 
 from __future__ import annotations
@@ -36,8 +32,8 @@ from components.events import EventClass, Registry
 from components.events.rules import ANONYMOUS_ROLE
 from components.auth.policy import Decision, authorize
 from components.query import Query, QueryError, QueryNotAuthorized, canonical, check, parse, to_text
-from components.query.compile import compile_query
 from components.query.index import QueryIndex
+from components.delivery.live_queries import LiveQueries
 from components.delivery.rowfilter import parts, parts_key, session_params, visible_with_row_filter
 from components.delivery.sessions import SessionInfo, Sessions
 from components.delivery.persistent import PERSISTENT_PREFIX, NotYours, PersistentBook, owners, token_owner
@@ -45,36 +41,27 @@ from components.store.base import PersistentSubscription, Store
 
 log = Logger()
 
-#: A query granted but not subscribed to within this many seconds leaves the index.
-UNCONFIRMED_TTL = 60.0
-
 #: Calls into the router's meta API: (procedure, *args) -> result.
 Caller = Callable[..., Any]
 
 
 class QuerySubscriptions:
+    """The query subscription procedures of one dispatcher, and its live index (``live``)."""
+
     def __init__(self, store: Store, registry: Callable[[], Registry], limits: QueriesConfig,
-                 sessions: Sessions | None = None, book: PersistentBook | None = None) -> None:
+                 sessions: Sessions | None = None, book: PersistentBook | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._book = book
         self._sessions = sessions if sessions is not None else Sessions()
         self._registry = registry
         self._limits = limits
-        self.index: QueryIndex[str] = QueryIndex()
-        #: query key -> its entries in the index (itself, or ``<key>/<n>`` per part)
-        self._indexed: dict[str, list[str]] = {}
-        #: index entry of a part -> the query key it belongs to
-        self._part_of: dict[str, str] = {}
-        #: live query keys that match nothing under the current classes (their row filters changed)
-        self._dormant: set[str] = set()
-        #: router subscription id -> query key, for the live query topics
-        self._live: dict[int, str] = {}
-        #: query key -> when it was added by gateway.subscribe without a subscriber yet
-        self._unconfirmed: dict[str, float] = {}
-        #: query key -> sessions that called gateway.unsubscribe but may still be
-        #: subscribed to the topic: publishes exclude them. (Crossbar can remove a
-        #: subscriber, but autobahn-python drops its connection when told so.)
-        self._revoked: dict[str, set[int]] = {}
+        self.live = LiveQueries(self._current_parts, clock, _unindexable)
+
+    @property
+    def index(self) -> QueryIndex[str]:
+        """The live index's compiled queries."""
+        return self.live.index
 
     # -- the client procedures -------------------------------------------------
 
@@ -115,10 +102,7 @@ class QuerySubscriptions:
 
     def settle(self, plan: Plan) -> None:
         """After the store took the grant: index the query until its subscriber comes."""
-        self._revoked.get(plan.key, set()).discard(plan.who.session)
-        if plan.key not in self._indexed:
-            self._add(plan.key, plan.texts)
-            self._unconfirmed[plan.key] = time.monotonic()
+        self.live.grant(plan.key, plan.who.session, plan.texts)
 
     def create_for_user(self, user: str, roles: tuple[str, ...], query: str, user_role: str) -> dict[str, Any]:
         """A persistent subscription a web-app makes for a user (connected or not): any client of the
@@ -130,15 +114,10 @@ class QuerySubscriptions:
         self._store.save_query(key, text, texts, filters)
         return describe(self._book.create(f"user:{user}", user, text, key, texts, filters, list(filters)))
 
-    def _grant(self, grant_id: str, session: int, key: str, texts: list[str] | None = None) -> None:
+    def _grant(self, grant_id: str, session: int, key: str) -> None:
         """Let the session subscribe to the query topic; index the query until its subscriber comes."""
         self._store.grant(grant_id, session, key)
-        self._revoked.get(key, set()).discard(session)
-        if key not in self._indexed:
-            texts = texts if texts is not None else self._current_parts(key)
-            if texts:
-                self._add(key, texts)
-                self._unconfirmed[key] = time.monotonic()
+        self.live.grant(key, session)
 
     def _derive(self, query: str, params: dict[str, Any]) -> tuple[str, list[str]]:
         """(the canonical query, its parts) for a subscriber with these parameters, under the current classes.
@@ -200,14 +179,14 @@ class QuerySubscriptions:
             if self._store.revoke(grant_id, session) is None:
                 return session, sub.key  # ended; this session had not subscribed to its topic
             if not self._store.granted(session, sub.key):
-                self._revoked.setdefault(sub.key, set()).add(session)
+                self.live.exclude(sub.key, session)
             return session, sub.key
         key = self._store.revoke(grant_id, session)
         if key is None:
             raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
                                    f"no subscription {subscription_id!r} of this session")
         if not self._store.granted(session, key):
-            self._revoked.setdefault(key, set()).add(session)
+            self.live.exclude(key, session)
         return session, key
 
     def subscriptions(self, details: CallDetails | None = None) -> list[dict[str, Any]]:
@@ -246,43 +225,23 @@ class QuerySubscriptions:
                 return True
         return False
 
-    # -- the live index ------------------------------------------------------
+    # -- the live index: the router's meta events, grants lost, time, reloads ------
 
     def topics_for(self, event: str, data: dict[str, Any]) -> list[tuple[str, list[int]]]:
         """(topic, sessions to exclude) for every live query the event matches."""
-        matched = self.index.match(event, data)
-        keys = {self._part_of.get(k, k) for k in matched} if self._part_of else matched
-        return [(uris.query_topic(key), sorted(self._revoked.get(key, ()))) for key in keys]
+        return self.live.topics_for(event, data)
 
     def created(self, session_id: int, subscription: dict[str, Any]) -> None:
         """``wamp.subscription.on_create``: the first subscriber of a topic arrived."""
-        uri = subscription.get("uri", "")
-        if not uri.startswith(uris.QUERY_TOPIC_PREFIX):
-            return
-        key = uri[len(uris.QUERY_TOPIC_PREFIX):]
-        self._live[int(subscription["id"])] = key
-        self._unconfirmed.pop(key, None)
-        if key not in self._indexed:
-            texts = self._current_parts(key)
-            if texts is not None:
-                self._add(key, texts)
-            else:
-                self._dormant.add(key)
+        self.live.created(session_id, subscription)
 
     def unsubscribed(self, session_id: int, subscription_id: int) -> None:
         """``wamp.subscription.on_unsubscribe``: a session left a topic; nothing to exclude any more."""
-        key = self._live.get(int(subscription_id))
-        if key is not None and key in self._revoked:
-            self._revoked[key].discard(int(session_id))
-            if not self._revoked[key]:
-                del self._revoked[key]
+        self.live.unsubscribed(session_id, subscription_id)
 
     def deleted(self, session_id: int, subscription_id: int) -> None:
         """``wamp.subscription.on_delete``: the last subscriber left; the query costs nothing more."""
-        key = self._live.pop(int(subscription_id), None)
-        if key is not None and key not in self._live.values() and key not in self._unconfirmed:
-            self._remove(key)
-            self._dormant.discard(key)
+        self.live.deleted(session_id, subscription_id)
 
     def ended(self, sub: PersistentSubscription, sessions: list[int]) -> None:
         """A persistent subscription ended (by the web-app, or with its token): the sessions that
@@ -290,14 +249,12 @@ class QuerySubscriptions:
         for session in sessions:
             self._store.revoke(f"{sub.id}@{session}", session)
             if not self._store.granted(session, sub.key):
-                self._revoked.setdefault(sub.key, set()).add(session)
+                self.live.exclude(sub.key, session)
 
     def session_left(self, session_id: int) -> None:
+        """``wamp.session.on_leave``: the session's grants go, and it is excluded from nothing any more."""
         self._store.revoke_session(int(session_id))
-        for key in list(self._revoked):
-            self._revoked[key].discard(int(session_id))
-            if not self._revoked[key]:
-                del self._revoked[key]
+        self.live.session_left(session_id)
 
     async def rebuild(self, call: Caller) -> None:
         """Index every query topic that has subscribers now; forget grants of sessions that are gone."""
@@ -307,52 +264,20 @@ class QuerySubscriptions:
                 info = await call(uris.META_SUBSCRIPTION_GET, subscription_id)
             except ApplicationError:
                 continue  # gone meanwhile
-            self.created(0, info)
+            # One at a time, as each arrives: an on_delete that comes in meanwhile then finds it indexed.
+            self.live.created(0, info)
         self._store.revoke_all_but(set(await call(uris.META_SESSION_LIST)))
 
     def expire_unconfirmed(self) -> None:
-        cutoff = time.monotonic() - UNCONFIRMED_TTL
-        for key, since in list(self._unconfirmed.items()):
-            if since < cutoff:
-                del self._unconfirmed[key]
-                if key not in self._live.values():
-                    self._remove(key)
+        """Drop the queries granted a while ago (``live_queries.UNCONFIRMED_TTL``) that nobody subscribed to."""
+        self.live.expire_unconfirmed()
 
     def recompile(self) -> None:
         """After a reload: compile every live query again (less classes whose row filter changed)."""
-        for key in [*self._indexed, *self._dormant]:
-            texts = self._current_parts(key)
-            self._remove(key)
-            self._dormant.discard(key)
-            if texts is not None:
-                self._add(key, texts)
-            else:
-                self._dormant.add(key)  # still subscribed to: a later reload may bring it back
-
-    def _add(self, key: str, texts: list[str]) -> None:
-        """Index a query topic: one entry, or one per part (``<key>/<n>``) when row filters split it."""
-        try:
-            # Texts we stored were accepted under some config; the config caps depth at 100.
-            compiled = [compile_query(parse(t, max_length=1_000_000, max_depth=100)) for t in texts]
-        except QueryError as exc:  # a canonical text we wrote ourselves: only a bug gets here
-            log.error("cannot index query {key} ({texts}): {err}", key=key, texts=texts, err=exc)
-            return
-        if len(compiled) == 1:
-            self.index.add(key, compiled[0])
-            self._indexed[key] = [key]
-            return
-        entries = [f"{key}/{n}" for n in range(len(compiled))]
-        for entry, part in zip(entries, compiled):
-            self.index.add(entry, part)
-            self._part_of[entry] = key
-        self._indexed[key] = entries
-
-    def _remove(self, key: str) -> None:
-        for entry in self._indexed.pop(key, []):
-            self.index.remove(entry)
-            self._part_of.pop(entry, None)
+        self.live.recompile()
 
     def who(self, details: CallDetails | None) -> SessionInfo:
+        """The caller, as the session table knows it (or, if it does not yet, as the call says)."""
         return self._who(details)
 
     def _who(self, details: CallDetails | None) -> SessionInfo:
@@ -365,6 +290,11 @@ class QuerySubscriptions:
         role = str(details.caller_authrole or ANONYMOUS_ROLE)
         user = None if role == ANONYMOUS_ROLE else str(details.caller_authid)
         return SessionInfo(int(details.caller), str(details.caller_authid or ""), role, user, ())
+
+
+def _unindexable(key: str, texts: list[str], error: QueryError) -> None:
+    # A canonical text we wrote ourselves: only a bug gets here.
+    log.error("cannot index query {key} ({texts}): {err}", key=key, texts=texts, err=error)
 
 
 @dataclass(frozen=True)

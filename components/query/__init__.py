@@ -8,10 +8,13 @@
 
 Every mistake in a query raises QueryError (QueryNotAuthorized when it names
 a class the caller may not see); nothing else. Stages, one module each:
-grammar.lark + parser (text -> ast), canonical (ast -> one tree and text per
-meaning), check (ast + classes -> CheckedQuery, with fields: paths in JSON
-Schemas, and selectors: wildcard matching); interpret, compile and index
-match events.
+grammar.lark + parser (text -> ast; beside it params, the values of the
+``$names`` a text uses, and literals, what each value token is worth),
+canonical (ast -> one tree and text per meaning), check (ast + classes ->
+CheckedQuery, with fields: paths in JSON Schemas, and selectors: wildcard
+matching); interpret, compile and index match events. Beside the ast, text
+writes paths and values as the language does, for every stage's messages
+and for the canonical text.
 
 Pure: no I/O, no Twisted, no WAMP. Imports nothing from outside this package.
 """
@@ -34,7 +37,8 @@ from components.query.ast import (
 from components.query.canonical import canonical, to_text, topic_key
 from components.query.check import CheckedQuery, check
 from components.query.errors import QueryError, QueryNotAuthorized
-from components.query.parser import MAX_DEPTH, MAX_LENGTH, ParamValue, parse
+from components.query.params import ParamValue
+from components.query.parser import MAX_DEPTH, MAX_LENGTH, parse
 
 __all__ = [
     "MAX_DEPTH",

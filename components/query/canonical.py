@@ -25,11 +25,8 @@ or not) in the canonical spelling, which ``parse`` reads back to the same tree.
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 from collections import defaultdict
 from collections.abc import Callable
-from json.encoder import encode_basestring
 from typing import NamedTuple, TypeAlias, TypeVar
 
 from components.query.ast import (
@@ -47,12 +44,8 @@ from components.query.ast import (
     StartsWith,
 )
 from components.query.selectors import normalise_all
+from components.query.text import literal_text, path_text
 
-#: Words the grammar reads as keywords; a field of that name is written quoted.
-KEYWORDS = frozenset({"where", "and", "or", "not", "in", "contains", "startswith", "exists", "true", "false",
-                      "null"})
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EXACT = 2**53  # beyond it not every integer is a float, so 2.0**60 stays a float
 
 
@@ -76,25 +69,6 @@ def topic_key(text: str) -> str:
 def expr_text(expr: Expr) -> str:
     """One condition in the canonical spelling, parenthesised only where precedence needs it."""
     return _fold(expr, _leaf_text, _inner_text)
-
-
-def path_text(path: Path) -> str:
-    """``customer.id``; a segment that is not a plain name, or is a keyword, in backquotes."""
-    return ".".join(s if _NAME.fullmatch(s) and s.lower() not in KEYWORDS else "`" + s.replace("`", "``") + "`"
-                    for s in path)
-
-
-def literal_text(value: Literal) -> str:
-    """A value as the query language writes it: null, true, 42, 2.5, "text"."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return encode_basestring(value)  # JSON's escapes and no others; what json.dumps does, without its overhead
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value!r} is not a number the query language has")
-    return repr(value)  # for a float, the shortest text that reads back exactly
 
 
 _Leaf: TypeAlias = Compare | In | Contains | StartsWith | Exists
@@ -187,15 +161,20 @@ def _canonical_leaf(expr: _Leaf) -> _Canonical:
             node = Compare(expr.op, expr.path, _number(expr.value))
     elif isinstance(expr, In):
         if not expr.values:
-            null, exists = Compare("=", expr.path, None), Exists(expr.path)
-            operands = (_Canonical(null, _leaf_text(null)), _Canonical(exists, _leaf_text(exists)))
-            never = And((null, exists))
-            return _Canonical(never, _junction_text(never, [(p.node, p.text) for p in operands]), operands)
+            return _never(expr.path)
         values = _values(expr.values)
         node = Compare("=", expr.path, values[0]) if len(values) == 1 else In(expr.path, values)
     elif isinstance(expr, Contains):
         node = Contains(expr.path, _number(expr.value))
     return _Canonical(node, _leaf_text(node))
+
+
+def _never(path: Path) -> _Canonical:
+    """``path = null and path exists``: false for every event (how canonical form writes an empty ``in``)."""
+    null, exists = Compare("=", path, None), Exists(path)
+    operands = (_Canonical(null, _leaf_text(null)), _Canonical(exists, _leaf_text(exists)))
+    never = And((null, exists))
+    return _Canonical(never, _junction_text(never, [(p.node, p.text) for p in operands]), operands)
 
 
 def _canonical_inner(expr: Not | And | Or, parts: list[_Canonical]) -> _Canonical:
@@ -213,6 +192,13 @@ def _canonical_inner(expr: Not | And | Or, parts: list[_Canonical]) -> _Canonica
     flat: list[_Canonical] = []
     for part in parts:
         flat.extend(part.operands if isinstance(part.node, kind) else (part,))
+    if kind is And:
+        # ``x = null and x exists`` among the operands of a flat ``and`` makes all of it false, as it
+        # does when it stands alone: the same never, whether the query nested it or not.
+        nulls = {p.node.path for p in flat if isinstance(p.node, Compare) and p.node.op == "=" and p.node.value is None}
+        contradicted = [_never(p.node.path) for p in flat if isinstance(p.node, Exists) and p.node.path in nulls]
+        if contradicted:
+            return min(contradicted, key=lambda never: never.text)
     if kind is Or:
         flat = _merge_equalities(flat)
     by_text = {part.text: part for part in flat}  # equal text, equal meaning: keep one

@@ -11,21 +11,35 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from components.events.eventclass import EventClass
+from typing import Any, Protocol, TypeVar
 from components.query.ast import Compare, Contains, Exists, Expr, In, Literal, Not, Path, Query, StartsWith
 from components.query.canonical import canonical, to_text, topic_key
 from components.query.errors import QueryError, QueryNotAuthorized
 from components.query.fields import ANY, NUMBER_KINDS, FieldType, Missing, kind_of, resolve
 from components.query.parser import Source, source_of
 from components.query.selectors import matches
+from components.query.text import literal_text
 
 # How many class or field names a message lists before it says "...".
 _LISTED = 6
 _ORDERED = NUMBER_KINDS | {"string", ANY}
+
+
+class EventClass(Hashable, Protocol):
+    """What ``check`` reads of an event class (``components.events.EventClass`` is one).
+
+    A protocol, so that this package imports nothing from outside it; hashable, for the schema cache.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def json_schema(self) -> dict[str, Any]: ...
+
+
+_Class = TypeVar("_Class", bound=EventClass)
 
 
 @dataclass(frozen=True)
@@ -38,8 +52,8 @@ class CheckedQuery:
     topic_key: str
 
 
-def check(query: Query, classes: Iterable[EventClass], *,
-          visible: Callable[[EventClass], bool] = lambda c: True) -> CheckedQuery:
+def check(query: Query, classes: Iterable[_Class], *,
+          visible: Callable[[_Class], bool] = lambda c: True) -> CheckedQuery:
     """Check ``query`` against the event ``classes`` (a Registry) that ``visible`` lets the caller see.
 
     - A class named outright must exist (QueryError, with the closest name)
@@ -66,12 +80,12 @@ def check(query: Query, classes: Iterable[EventClass], *,
     return CheckedQuery(normal, normal_text, tuple(c.name for c in selected), topic_key(normal_text))
 
 
-def _select(query: Query, by_name: dict[str, EventClass], visible: Callable[[EventClass], bool],
-            source: Source | None, text: str) -> list[EventClass]:
+def _select(query: Query, by_name: dict[str, _Class], visible: Callable[[_Class], bool],
+            source: Source | None, text: str) -> list[_Class]:
     if not query.selectors:
         raise QueryError("a query starts with at least one event class name", text, None)
     seen = [c for c in by_name.values() if visible(c)]
-    selected: dict[str, EventClass] = {}
+    selected: dict[str, _Class] = {}
     for index, selector in enumerate(query.selectors):
         column = source.selectors[index] if source is not None and index < len(source.selectors) else None
         if "*" not in selector:
@@ -89,18 +103,18 @@ def _select(query: Query, by_name: dict[str, EventClass], visible: Callable[[Eve
     return [selected[name] for name in sorted(selected)]
 
 
-def _unknown_class(name: str, seen: list[EventClass]) -> str:
+def _unknown_class(name: str, seen: Sequence[EventClass]) -> str:
     close = difflib.get_close_matches(name, [c.name for c in seen], n=1)
     if close:
         return f"unknown event class {name!r} — did you mean {close[0]!r}?"
     return f"unknown event class {name!r}{_known(seen)}"
 
 
-def _known(seen: list[EventClass]) -> str:
+def _known(seen: Sequence[EventClass]) -> str:
     return f" (known classes: {_listing(sorted(c.name for c in seen))})" if seen else ""
 
 
-def _check_where(where: Expr, selected: list[EventClass], source: Source | None, text: str) -> None:
+def _check_where(where: Expr, selected: Sequence[EventClass], source: Source | None, text: str) -> None:
     pending = [where]  # a loop, not recursion: the tree may come from code, as deep as it likes
     while pending:
         expr = pending.pop()
@@ -115,7 +129,7 @@ def _check_where(where: Expr, selected: list[EventClass], source: Source | None,
 class _Leaf:
     """One comparison, the types its field has in the selected classes, and the messages about it."""
 
-    def __init__(self, expr: Compare | In | Contains | StartsWith | Exists, selected: list[EventClass],
+    def __init__(self, expr: Compare | In | Contains | StartsWith | Exists, selected: Sequence[EventClass],
                  source: Source | None, text: str) -> None:
         self.expr = expr
         self.text = text
@@ -211,7 +225,7 @@ def _listing(names: Sequence[str]) -> str:
 def _literal(value: Literal) -> str:
     kind = kind_of(value)
     if kind in ("null", "boolean"):
-        return "null" if value is None else ("true" if value else "false")
+        return literal_text(value)
     text = json.dumps(value, ensure_ascii=False)
     if len(text) > 40:  # a long string stays a quoted string: "xxxx..."
         text = json.dumps(value[:36], ensure_ascii=False)[:-1] + '..."' if isinstance(value, str) else text[:36] + "..."

@@ -8,6 +8,7 @@ QueryNotAuthorized is the one case a caller maps to a different WAMP error.
 from __future__ import annotations
 
 from components.exceptions import GatewayError
+from components.query.text import printable
 
 # How much of a long query the caret display shows around the fault.
 _WINDOW = 72
@@ -53,5 +54,4 @@ def caret_lines(query: str, position: int) -> tuple[str, str]:
         suffix = "..." if left + _WINDOW < len(line) else ""
         line, column = prefix + cut + suffix, column - left + len(prefix)
     # One printable character per character of the query keeps the caret aligned.
-    shown = "".join(c if c.isprintable() else " " for c in line)
-    return shown, " " * column + "^"
+    return printable(line), " " * column + "^"

@@ -9,20 +9,21 @@ RecursionError. Where each field and value stood is kept beside the tree
 Parameters (``$user``) are filled in here, from ``parse``'s ``params``: the
 tree holds their values as if written as literals, so nothing after the
 parser knows about them, and a value is never pasted into text (a string
-parameter holding quotes is one string, whatever it holds).
+parameter holding quotes is one string, whatever it holds). Beside this
+module: ``params`` (the values bound before parsing) and ``literals`` (what
+each value token is worth, or why it is refused).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import re
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -42,16 +43,16 @@ from components.query.ast import (
     Query,
     StartsWith,
 )
-from components.query.canonical import literal_text, path_text
 from components.query.errors import QueryError
+from components.query.literals import column as _column
+from components.query.literals import error, kind, literal, param, refuse_surrogates, string
+from components.query.params import Bound, ParamValue, bind
+from components.query.text import literal_text, path_text, quoted
 
 #: Defaults of ``parse``: far above any query a person writes, low enough that
 #: a hostile one costs little. The WAMP side passes its configured values.
 MAX_LENGTH = 2000
 MAX_DEPTH = 32
-
-#: The value of a parameter: a literal, or a tuple of literals for the list of an ``in``.
-ParamValue: TypeAlias = Literal | tuple[Literal, ...]
 
 #: What an error calls each terminal, in the order an "expected ..." lists them.
 TOKEN_NAMES: dict[str, str] = {
@@ -83,18 +84,10 @@ TOKEN_NAMES: dict[str, str] = {
 }
 
 _SEGMENT = re.compile(r"[a-z][a-z0-9_]*|\*\*?")
-_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
-_SIMPLE_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "n": "\n", "t": "\t", "r": "\r", "b": "\b",
-                   "f": "\f"}
 # Strings and quoted names are skipped when counting parentheses; an
 # unterminated one runs to the end, as the lexer would refuse it anyway.
 _PAREN_SCAN = re.compile(r'"(?:[^"\\]|\\.)*"?|\'(?:[^\'\\]|\\.)*\'?|`[^`]*`?|[()]', re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# The parameters a text names: what the lexer reads as PARAM (grammar.lark),
-# skipping strings and quoted names, the only other tokens that may hold a $.
-_PARAM_SCAN = re.compile(r'"(?:[^"\\]|\\.)*"?|\'(?:[^\'\\]|\\.)*\'?|`[^`]*`?|\$([a-z_][a-z0-9_]*)(?![A-Za-z0-9_])',
-                         re.DOTALL)
-_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -147,82 +140,7 @@ def parse(text: str, *, max_length: int = MAX_LENGTH, max_depth: int = MAX_DEPTH
     """
     if not isinstance(text, str):
         raise QueryError(f"a query must be text, not {type(text).__name__}", repr(text))
-    if params is None or "$" not in text:
-        return _parse(text, max_length, max_depth, None)
-    names = dict.fromkeys(m[1] for m in _PARAM_SCAN.finditer(text) if m[1] is not None)
-    if not names:
-        return _parse(text, max_length, max_depth, None)
-    return _parse(text, max_length, max_depth, _Bound.of(names, params))
-
-
-class _Value:
-    """A parameter's value as part of the parse cache's key.
-
-    Equal only to the same value of the same types: ``1``, ``1.0`` and
-    ``True`` are equal in Python, but not in the query language, nor are
-    ``0.0`` and ``-0.0`` in the tree the parser returns.
-    """
-
-    __slots__ = ("value", "_key")
-
-    def __init__(self, value: ParamValue) -> None:
-        self.value = value
-        self._key = _typed(value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Value) and self._key == other._key
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-
-def _typed(value: ParamValue) -> Hashable:
-    if isinstance(value, tuple):
-        return (tuple, tuple(_typed(v) for v in value))
-    if type(value) is float:
-        return (float, value, math.copysign(1.0, value))
-    return (type(value), value)
-
-
-@dataclass(frozen=True)
-class _Bound:
-    """The values of the parameters a text uses, looked up once: what the callbacks substitute."""
-
-    values: tuple[tuple[str, _Value | None], ...]  # None: params has no such name
-    known: tuple[str, ...]  # the names params has, for the message about an unknown one; () if none is
-
-    @classmethod
-    def of(cls, names: Mapping[str, None], params: Mapping[str, ParamValue]) -> _Bound:
-        values: list[tuple[str, _Value | None]] = []
-        for name in names:
-            if name in params:
-                value = params[name]
-                _check_type(name, value)
-                values.append((name, _Value(value)))
-            else:
-                values.append((name, None))
-        missing = any(value is None for _, value in values)
-        return cls(tuple(values), tuple(sorted(str(k) for k in params)) if missing else ())
-
-    def get(self, name: str) -> _Value | None:
-        for known, value in self.values:
-            if known == name:
-                return value
-        return None
-
-
-def _check_type(name: str, value: object) -> None:
-    # Exact types: a subclass (an enum, say) could write itself or compare otherwise than its base.
-    if type(value) is tuple:
-        wrong = [v for v in value if type(v) not in _SCALARS]
-        if not wrong:
-            return
-        what = f"a tuple holding {type(wrong[0]).__name__}"
-    elif type(value) in _SCALARS:
-        return
-    else:
-        what = type(value).__name__
-    raise TypeError(f"parameter ${name} must be a str, int, float, bool, None or a tuple of those, not {what}")
+    return _parse(text, max_length, max_depth, bind(text, params))
 
 
 # Clients that subscribe to the same channel send the same text, often all at
@@ -231,11 +149,11 @@ def _check_type(name: str, value: object) -> None:
 # node serves at a time; a flood of distinct ones only evicts, never grows.
 # A text with parameters is cached with their values (the parse differs with them).
 @functools.lru_cache(maxsize=1024)
-def _parse(text: str, max_length: int, max_depth: int, bound: _Bound | None) -> Query:
+def _parse(text: str, max_length: int, max_depth: int, bound: Bound | None) -> Query:
     if len(text) > max_length:
         raise QueryError(f"the query is {len(text)} characters long; the limit is {max_length}", text)
     if not text.isascii():
-        _refuse_surrogates(text)
+        refuse_surrogates(text)
     if text.count("(") > max_depth:
         _check_parentheses(text, max_depth)
     state = _Parse(text, max_depth, bound)
@@ -258,7 +176,7 @@ class _Parse:
 
     __slots__ = ("text", "max_depth", "bound", "leaves", "selector_columns")
 
-    def __init__(self, text: str, max_depth: int, bound: _Bound | None) -> None:
+    def __init__(self, text: str, max_depth: int, bound: Bound | None) -> None:
         self.text = text
         self.max_depth = max_depth
         self.bound = bound
@@ -298,7 +216,8 @@ class _Build(Transformer[Token, Any]):
 
     def compare(self, children: list[Any]) -> _Node:
         (path, column), op, token = children
-        value = _literal(token, path)
+        state: _Parse = _local.state
+        value = literal(token, path, state.text, state.bound)
         operator: CompareOp = "=" if op.value == "==" else op.value  # the grammar allows no other
         if operator in ("<", "<=", ">", ">=") and (value is None or isinstance(value, bool)):
             if token.type == "PARAM":
@@ -308,11 +227,14 @@ class _Build(Transformer[Token, Any]):
 
     def in_list(self, children: list[Any]) -> _Node:
         (path, column), _, *tokens = children
-        return self._leaf(In(path, tuple(_literal(t, path) for t in tokens)), column, *map(_column, tokens))
+        state: _Parse = _local.state
+        values = tuple(literal(t, path, state.text, state.bound) for t in tokens)
+        return self._leaf(In(path, values), column, *map(_column, tokens))
 
     def in_param(self, children: list[Any]) -> _Node:
         (path, column), _, token = children
-        values = _param(token)
+        state: _Parse = _local.state
+        values = param(token, state.text, state.bound)
         if not isinstance(values, tuple):
             raise _error(f"parameter {token} is one value, not a list: write `{path_text(path)} = {token}` or "
                          f"`{path_text(path)} in [{token}]`", token)
@@ -320,16 +242,18 @@ class _Build(Transformer[Token, Any]):
 
     def contains(self, children: list[Any]) -> _Node:
         (path, column), _, token = children
-        return self._leaf(Contains(path, _literal(token, path)), column, _column(token))
+        state: _Parse = _local.state
+        return self._leaf(Contains(path, literal(token, path, state.text, state.bound)), column, _column(token))
 
     def startswith(self, children: list[Any]) -> _Node:
         (path, column), _, token = children
+        state: _Parse = _local.state
         if token.type == "PARAM":
-            value = _literal(token, path)
+            value = literal(token, path, state.text, state.bound)
             if not isinstance(value, str):
-                raise _error(f"'startswith' needs a string, but {token} is {_kind(value)}", token)
+                raise _error(f"'startswith' needs a string, but {token} is {kind(value)}", token)
         else:
-            value = _string(token)
+            value = string(token, state.text)
         return self._leaf(StartsWith(path, value), column, _column(token))
 
     def exists(self, children: list[Any]) -> _Node:
@@ -357,11 +281,6 @@ class _Build(Transformer[Token, Any]):
         return node, 0, column
 
 
-def _column(token: Token) -> int:
-    """The 1-based column where ``token`` starts (lark types start_pos as optional; ours are all set)."""
-    return (token.start_pos or 0) + 1
-
-
 def _nested(node: Expr, depth: int, column: int) -> _Node:
     state: _Parse = _local.state
     if depth > state.max_depth:
@@ -386,118 +305,9 @@ def _selector(token: Token, text: str) -> str:
     return str(token)
 
 
-def _literal(token: Token, path: Path) -> Literal:
-    kind = token.type
-    if kind == "STRING":
-        return _string(token)
-    if kind == "NUMBER":
-        return _number(token)
-    if kind == "PARAM":
-        value = _param(token)
-        if isinstance(value, tuple):
-            raise _error(f"parameter {token} is a list; use it with `in`, e.g. `{path_text(path)} in {token}`",
-                         token)
-        return value
-    return {"TRUE": True, "FALSE": False}.get(kind)  # NULL: None
-
-
-def _param(token: Token) -> ParamValue:
-    """The value of the parameter ``token`` names, checked to be one the query language can write."""
+def _error(message: str, token: Token) -> QueryError:
     state: _Parse = _local.state
-    name = str(token)[1:]
-    if state.bound is None:
-        raise _error(f"parameters such as {token} are not available here", token)
-    found = state.bound.get(name)
-    if found is None:
-        known = ", ".join(f"${k}" for k in state.bound.known) or "none"
-        raise _error(f"unknown parameter {token} (known: {known})", token)
-    value = found.value
-    for scalar in value if isinstance(value, tuple) else (value,):
-        _check_value(token, scalar)
-    return value
-
-
-def _check_value(token: Token, value: Literal) -> None:
-    """Refuse what the canonical text could not write, or the parser read back."""
-    if isinstance(value, str):
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise _error(f"parameter {token} holds U+{ord(value[exc.start]):04X}, half of a surrogate pair, "
-                             "which is not text", token) from None
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise _error(f"parameter {token} is {value!r}, not a number the query language has", token)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        try:
-            repr(value)
-        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-            raise _error(f"parameter {token} is a number with too many digits", token) from None
-
-
-def _kind(value: Literal) -> str:
-    if value is None or isinstance(value, bool):
-        return literal_text(value)
-    return "a number" if isinstance(value, (int, float)) else "a string"
-
-
-def _number(token: Token) -> int | float:
-    text = str(token)
-    if "." in text or "e" in text or "E" in text:
-        value = float(text)
-        if not math.isfinite(value):
-            raise _error(f"the number {text} is too large (the largest is about 1.8e308)", token)
-        return value
-    try:
-        return int(text)
-    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-        raise _error(f"the number starting {text[:12]}... has too many digits", token) from None
-
-
-def _string(token: Token) -> str:
-    body = str(token)[1:-1]
-    if "\\" not in body:
-        return body
-    parts: list[str] = []
-    last = 0
-    surrogate: int | None = None  # the offset of the first \u escape of a surrogate, if any
-    for match in _ESCAPE.finditer(body):
-        parts.append(body[last:match.start()])
-        code = match[1]
-        if len(code) == 5:
-            char = chr(int(code[1:], 16))
-            if surrogate is None and "\ud800" <= char <= "\udfff":
-                surrogate = match.start()
-            parts.append(char)
-        elif code in _SIMPLE_ESCAPES:
-            parts.append(_SIMPLE_ESCAPES[code])
-        else:
-            what = "\\u needs four hex digits (\\u00e9)" if code == "u" else f"unknown escape \\{code} in a string"
-            raise _error(f"{what}; the escapes are \\\\ \\\" \\' \\/ \\n \\t \\r \\b \\f \\uXXXX", token,
-                         1 + match.start())
-        last = match.end()
-    parts.append(body[last:])
-    value = "".join(parts)
-    if surrogate is not None:
-        try:  # a high and a low surrogate escape make one character, as in JSON
-            value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
-        except UnicodeDecodeError:
-            raise _error("a \\u escape of half a surrogate pair must be followed by the other half "
-                         "(\\ud83d\\ude00), or write the character itself", token, 1 + surrogate) from None
-    return value
-
-
-def _error(message: str, token: Token, offset: int = 0) -> QueryError:
-    state: _Parse = _local.state
-    return QueryError(message, state.text, _column(token) + offset)
-
-
-def _refuse_surrogates(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise QueryError(f"the query holds U+{ord(text[exc.start]):04X}, half of a surrogate pair, "
-                         "which is not text", text, exc.start + 1) from None
+    return error(message, token, state.text)
 
 
 def _check_parentheses(text: str, max_depth: int) -> None:
@@ -513,7 +323,7 @@ def _check_parentheses(text: str, max_depth: int) -> None:
             depth = max(0, depth - 1)
 
 
-def _syntax_error(text: str, exc: UnexpectedInput, bound: _Bound | None) -> QueryError:
+def _syntax_error(text: str, exc: UnexpectedInput, bound: Bound | None) -> QueryError:
     expected = _expected(text, exc, bound)
     if isinstance(exc, UnexpectedToken):
         token: Token = exc.token
@@ -523,7 +333,7 @@ def _syntax_error(text: str, exc: UnexpectedInput, bound: _Bound | None) -> Quer
         if token.type == "$END":
             found, position = "the end of the query", len(text) + 1
         else:
-            found, position = _quote(token.value), _column(token)
+            found, position = quoted(token.value), _column(token)
         message = f"expected {_alternatives(expected)}, found {found}"
         if "STRING" in expected and token.type != "$END" and _WORD.fullmatch(token.value):
             message += f' (text needs quotes: "{token.value}")'
@@ -538,7 +348,7 @@ def _syntax_error(text: str, exc: UnexpectedInput, bound: _Bound | None) -> Quer
         return QueryError(f"this string has no closing {char}", text, position)
     if char == "`":
         return QueryError("this quoted field name has no closing `", text, position)
-    message = f"expected {_alternatives(expected)}, found {_quote(char)}"
+    message = f"expected {_alternatives(expected)}, found {quoted(char)}"
     if char in "&|":
         message += " (write 'and' and 'or', not && and ||)"
     elif char == "$":
@@ -546,7 +356,7 @@ def _syntax_error(text: str, exc: UnexpectedInput, bound: _Bound | None) -> Quer
     return QueryError(message, text, position)
 
 
-def _expected(text: str, exc: UnexpectedInput, bound: _Bound | None) -> set[str]:
+def _expected(text: str, exc: UnexpectedInput, bound: Bound | None) -> set[str]:
     """The terminals that could have come where the error is: what "expected ..." lists.
 
     lark's own sets are off both ways: an LALR state merges lookaheads (a ')'
@@ -584,13 +394,6 @@ def _alternatives(names: set[str]) -> str:
     if not words:
         return "nothing more"
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
-
-
-def _quote(text: str) -> str:
-    if len(text) == 1 and not text.isprintable():
-        return f"U+{ord(text):04X}"
-    shown = text if len(text) <= 24 else text[:24] + "..."
-    return "'" + "".join(c if c.isprintable() else " " for c in shown) + "'"
 
 
 _PARSER = Lark(

@@ -55,7 +55,7 @@ def test_the_index_follows_the_routers_subscriptions(book: Any) -> None:
 
 def test_a_granted_query_nobody_subscribes_to_expires(book: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     book.subscribe('demo.message where room = "lobby"', details=caller(1))
-    import components.delivery.subscriptions as module
+    import components.delivery.live_queries as module
 
     monkeypatch.setattr(module, "UNCONFIRMED_TTL", -1.0)
     book.expire_unconfirmed()

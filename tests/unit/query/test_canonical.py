@@ -29,7 +29,7 @@ from components.query import (
     to_text,
     topic_key,
 )
-from components.query.canonical import KEYWORDS
+from components.query.text import KEYWORDS
 
 # Generous limits: random trees and their rewrites are deeper and longer than real queries.
 LIMITS = {"max_length": 10**6, "max_depth": 10**4}
@@ -325,3 +325,15 @@ def test_trees_as_deep_as_the_parser_allows_need_no_recursion(text: str) -> None
     written = to_text(canonical(query))
     assert to_text(canonical(parse(written, max_length=10**5, max_depth=1000))) == written
     assert to_text(query).startswith("x.y where ")
+
+
+def test_a_contradiction_is_the_same_never_nested_or_flat() -> None:
+    """``x = null and x exists`` is false for every event: written inside a larger ``and`` (nested, as a
+    tree may hold it, or flat, as the text parses) it makes all of it false, the same canonical never.
+    Found by hypothesis: the nested form was reduced, the flat one was not, so a tree and its text differed."""
+    nested = Query(("demo.order",), And((Compare("=", ("b",), None),
+                                         And((Compare("=", ("a",), None), Exists(("a",)))))))
+    flat = parse("demo.order where b = null and a = null and a exists")
+    assert canonical(nested) == canonical(flat)
+    assert to_text(canonical(flat)) == "demo.order where a = null and a exists"
+    assert canonical(parse(to_text(canonical(flat)))) == canonical(flat)

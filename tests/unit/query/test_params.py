@@ -34,7 +34,7 @@ from components.query import (
     parse,
     to_text,
 )
-from components.query.canonical import literal_text
+from components.query.text import literal_text
 from components.query.compile import compile_query
 from components.query.index import QueryIndex
 from components.query.interpret import evaluate, evaluate_where

@@ -1,0 +1,196 @@
+"""The live query index: which query topics have (or are about to have) subscribers, and which an event goes to.
+
+Which queries are live is the router's own knowledge: the meta events
+``wamp.subscription.on_create`` / ``on_delete`` (first subscriber came, last
+one left) add a query to the index and take it out (``created``,
+``deleted``); at start-up the index is rebuilt by feeding it, the same way,
+every subscription of ``wamp.subscription.list``. A query nobody subscribes
+to costs nothing.
+
+``gateway.subscribe`` adds the query at once (``grant``), so that an event
+posted right after the client's SUBSCRIBED is matched even before the meta
+event arrives; a query granted but never subscribed to leaves the index
+``UNCONFIRMED_TTL`` seconds later (``expire_unconfirmed``).
+
+A session that unsubscribed from a query (``gateway.unsubscribe``) may still
+be subscribed to its topic: it is excluded from the topic's publishes
+(``exclude``) until it leaves the topic or the gateway. Crossbar can remove a
+subscriber, but autobahn-python drops its connection when told so.
+
+The texts to match a topic with come from ``parts_of(key)``: as the query was
+made, less the classes whose row filter changed since; None when there are
+none, and the topic stays *dormant* (subscribed to, matching nothing) until
+a reload (``recompile``) brings them back.
+
+Pure: no store, no Twisted, no I/O. Time is the ``clock`` it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from components import uris
+from components.query import QueryError, parse
+from components.query.compile import compile_query
+from components.query.index import QueryIndex
+
+#: A query granted but not subscribed to within this many seconds leaves the index.
+UNCONFIRMED_TTL = 60.0
+
+#: The texts (parts) to match the query topic ``key`` with now; None if it has none.
+PartsOf = Callable[[str], list[str] | None]
+#: Seconds, from any fixed point: only differences are used.
+Clock = Callable[[], float]
+#: Told of a query that cannot be indexed: (key, texts, error). Its texts are
+#: canonical ones the gateway wrote itself, so only a bug gets here.
+Unindexable = Callable[[str, list[str], QueryError], None]
+
+
+def _ignore(key: str, texts: list[str], error: QueryError) -> None:
+    pass
+
+
+class LiveQueries:
+    """The query topics that have subscribers on the router, compiled into one ``QueryIndex``."""
+
+    def __init__(self, parts_of: PartsOf, clock: Clock, unindexable: Unindexable = _ignore) -> None:
+        self._parts_of = parts_of
+        self._clock = clock
+        self._unindexable = unindexable
+        self.index: QueryIndex[str] = QueryIndex()
+        #: query key -> its entries in the index (itself, or ``<key>/<n>`` per part)
+        self._indexed: dict[str, list[str]] = {}
+        #: index entry of a part -> the query key it belongs to
+        self._part_of: dict[str, str] = {}
+        #: live query keys that match nothing under the current classes (their row filters changed)
+        self._dormant: set[str] = set()
+        #: router subscription id -> query key, for the live query topics
+        self._live: dict[int, str] = {}
+        #: query key -> when it was added by gateway.subscribe without a subscriber yet
+        self._unconfirmed: dict[str, float] = {}
+        #: query key -> sessions that called gateway.unsubscribe but may still be
+        #: subscribed to the topic: publishes exclude them.
+        self._revoked: dict[str, set[int]] = {}
+
+    def __contains__(self, key: object) -> bool:
+        """Whether the query topic ``key`` is in the index (live, or granted and not yet subscribed to)."""
+        return key in self._indexed
+
+    @property
+    def dormant(self) -> frozenset[str]:
+        """The live query topics that match nothing under the current classes."""
+        return frozenset(self._dormant)
+
+    def topics_for(self, event: str, data: dict[str, Any]) -> list[tuple[str, list[int]]]:
+        """(topic, sessions to exclude) for every live query the event matches."""
+        matched = self.index.match(event, data)
+        keys = {self._part_of.get(k, k) for k in matched} if self._part_of else matched
+        return [(uris.query_topic(key), sorted(self._revoked.get(key, ()))) for key in keys]
+
+    # -- the router's meta events ----------------------------------------------
+
+    def created(self, session_id: int, subscription: Mapping[str, Any]) -> None:
+        """``wamp.subscription.on_create``: the first subscriber of a topic arrived.
+
+        Also each subscription of ``wamp.subscription.list`` (with ``wamp.subscription.get``'s details)
+        when the index is rebuilt at start-up.
+        """
+        uri = subscription.get("uri", "")
+        if not uri.startswith(uris.QUERY_TOPIC_PREFIX):
+            return
+        key = uri[len(uris.QUERY_TOPIC_PREFIX):]
+        self._live[int(subscription["id"])] = key
+        self._unconfirmed.pop(key, None)
+        if key not in self._indexed:
+            texts = self._parts_of(key)
+            if texts is not None:
+                self._add(key, texts)
+            else:
+                self._dormant.add(key)
+
+    def unsubscribed(self, session_id: int, subscription_id: int) -> None:
+        """``wamp.subscription.on_unsubscribe``: a session left a topic; nothing to exclude any more."""
+        key = self._live.get(int(subscription_id))
+        if key is not None and key in self._revoked:
+            self._revoked[key].discard(int(session_id))
+            if not self._revoked[key]:
+                del self._revoked[key]
+
+    def deleted(self, session_id: int, subscription_id: int) -> None:
+        """``wamp.subscription.on_delete``: the last subscriber left; the query costs nothing more."""
+        key = self._live.pop(int(subscription_id), None)
+        if key is not None and key not in self._live.values() and key not in self._unconfirmed:
+            self._remove(key)
+            self._dormant.discard(key)
+
+    # -- grants ------------------------------------------------------------------
+
+    def grant(self, key: str, session: int, texts: list[str] | None = None) -> None:
+        """``session`` may subscribe to the topic of ``key``: it is no longer excluded, and the query
+        is indexed until its first subscriber comes (``texts``, or else ``parts_of(key)``)."""
+        self._revoked.get(key, set()).discard(session)
+        if key in self._indexed:
+            return
+        if texts is None:
+            texts = self._parts_of(key)
+            if not texts:
+                return
+        self._add(key, texts)
+        self._unconfirmed[key] = self._clock()
+
+    def exclude(self, key: str, session: int) -> None:
+        """``session`` lost the topic of ``key`` but may still be subscribed to it: publish around it."""
+        self._revoked.setdefault(key, set()).add(session)
+
+    def session_left(self, session_id: int) -> None:
+        """The session is gone: nothing to exclude it from any more."""
+        for key in list(self._revoked):
+            self._revoked[key].discard(int(session_id))
+            if not self._revoked[key]:
+                del self._revoked[key]
+
+    def expire_unconfirmed(self) -> None:
+        """Drop the queries granted more than ``UNCONFIRMED_TTL`` seconds ago that nobody subscribed to."""
+        cutoff = self._clock() - UNCONFIRMED_TTL
+        for key, since in list(self._unconfirmed.items()):
+            if since < cutoff:
+                del self._unconfirmed[key]
+                if key not in self._live.values():
+                    self._remove(key)
+
+    # -- the classes changed ---------------------------------------------------
+
+    def recompile(self) -> None:
+        """After a reload: compile every live query again, from what ``parts_of`` says now."""
+        for key in [*self._indexed, *self._dormant]:
+            texts = self._parts_of(key)
+            self._remove(key)
+            self._dormant.discard(key)
+            if texts is not None:
+                self._add(key, texts)
+            else:
+                self._dormant.add(key)  # still subscribed to: a later reload may bring it back
+
+    def _add(self, key: str, texts: list[str]) -> None:
+        """Index a query topic: one entry, or one per part (``<key>/<n>``) when row filters split it."""
+        try:
+            # Texts we stored were accepted under some config; the config caps depth at 100.
+            compiled = [compile_query(parse(t, max_length=1_000_000, max_depth=100)) for t in texts]
+        except QueryError as exc:
+            self._unindexable(key, texts, exc)
+            return
+        if len(compiled) == 1:
+            self.index.add(key, compiled[0])
+            self._indexed[key] = [key]
+            return
+        entries = [f"{key}/{n}" for n in range(len(compiled))]
+        for entry, part in zip(entries, compiled):
+            self.index.add(entry, part)
+            self._part_of[entry] = key
+        self._indexed[key] = entries
+
+    def _remove(self, key: str) -> None:
+        for entry in self._indexed.pop(key, []):
+            self.index.remove(entry)
+            self._part_of.pop(entry, None)
