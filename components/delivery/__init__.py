@@ -1,7 +1,12 @@
 """An accepted event's way to the clients, and the client procedures that shape it.
 
-- ``dispatcher``    the WAMP component: registration, leadership, lifecycle (the procedures' bodies
-                    live in the modules below);
+- ``dispatcher``    the WAMP component: start-up, every registration, the meta events, the authorizer,
+                    lifecycle; the procedures' bodies live in the modules below;
+- ``publishing``    the per-event path: idempotency, numbering, the event-log write, acknowledged publishes;
+- ``results``       what ``gateway.internal.publish`` answers the bridge, typed (``Accepted`` / ``Refused``);
+- ``replay``        ``gateway.replay`` and ``gateway.ack`` of persistent subscriptions;
+- ``webapp_subscriptions`` the bridge's ``/subscriptions`` (create for a user, list, delete);
+- ``housekeeping``  the periodic pruning: ids past the window, retention, orphaned subscriptions;
 - ``sequence``      seq numbers, taken from the store in blocks;
 - ``sessions``      the table of client sessions (from the router's meta events) and audiences;
 - ``subscriptions`` query subscriptions: ``gateway.subscribe`` and friends, grants, the authorizer;

@@ -35,8 +35,9 @@ from typing import Any
 
 from pika.spec import BasicProperties
 
+from components.delivery import results
 from components.envelope import new_event_id, rfc3339
-from webapp_bridge.server.api import EVENT_ID, Answer, BridgeLogic, PublishRequest
+from webapp_bridge.server.api import EVENT_ID, Answer, BridgeLogic, PublishRequest, refusal_answer
 
 
 #: Headers a dead-lettered copy carries besides the original's own.
@@ -70,10 +71,9 @@ class Refusal:
                    body.get("details"))
 
     @classmethod
-    def from_result(cls, result: Mapping[str, Any]) -> Refusal:
-        """A dispatcher's refusal of one event: ``{"error", "message", "status", "details"?}``."""
-        return cls(str(result["error"]), str(result.get("message", "")), int(result.get("status", 400)),
-                   result.get("details"))
+    def from_refused(cls, refused: results.Refused) -> Refusal:
+        """A dispatcher's refusal of one event, with the status POST /events answers it with."""
+        return cls.from_answer(refusal_answer(refused))
 
 
 @dataclass(frozen=True)
@@ -110,23 +110,25 @@ def valid_event_id(value: Any) -> bool:
     return isinstance(value, str) and EVENT_ID.match(value) is not None
 
 
-def judge(result: dict[str, Any] | Answer) -> Outcome:
+def judge(result: Mapping[str, Any] | Answer) -> Outcome:
     """What to do with a message given the dispatcher's answer for its event.
 
-    ``result`` is that event's item of the dispatcher's results, or the one
-    Answer the call as a whole got (the bridge's 503 when no dispatcher runs).
-    A 4xx is the event's fault and final; anything else may pass later.
+    ``result`` is that event's item of the dispatcher's results (as it came
+    over WAMP), or the one Answer the call as a whole got (the bridge's 503
+    when no dispatcher runs). An Answer's 4xx is the event's fault and final;
+    a refusal by the dispatcher is retried if its code says it may pass later.
     """
     if isinstance(result, Answer):
         if 400 <= result.status < 500:
             return Refusal.from_answer(result)
         return Retry(f"{result.status} {result.body.get('error', '')}: {result.body.get('message', '')}".strip())
-    if "error" not in result:
-        return Accepted(result)
-    status = int(result.get("status", 503))
-    if 400 <= status < 500:
-        return Refusal.from_result(result)
-    return Retry(f"{status} {result['error']}: {result.get('message', '')}")
+    outcome = results.from_wire(result)
+    if isinstance(outcome, results.Accepted):
+        return Accepted(outcome.to_wire())
+    if not outcome.code.retryable:
+        return Refusal.from_refused(outcome)
+    answer = refusal_answer(outcome)
+    return Retry(f"{answer.status} {outcome.code.value}: {outcome.message}")
 
 
 def dead_letter_headers(original: Mapping[str, Any] | None, refusal: Refusal, queue: str,

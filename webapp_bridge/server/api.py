@@ -12,11 +12,13 @@ import base64
 import hmac
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from components.config import ApiKey
+from components.delivery.results import Refused, RefusalCode, from_wire
 from components.events import InvalidEventData, Registry
 from components.exceptions import UnknownEvent
 from components.auth.credentials import ROLE, AuthFailure, check_roles, check_user
@@ -27,6 +29,18 @@ _EVENT_KEYS = frozenset({"event", "data", "id", "audience"})
 MAX_AUDIENCE = 10_000
 #: What an event id (idempotency key) may be, wherever it comes from.
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: What a 503 says: try again in a second.
+RETRY = (("Retry-After", "1"),)
+
+#: The HTTP status of each refusal code of the dispatcher (``components.delivery.results``): the one
+#: table POST /events, XML-RPC (a fault's code) and RabbitMQ ingest (``x-gateway-status``) answer with.
+REFUSAL_STATUS: Mapping[RefusalCode, int] = MappingProxyType({
+    RefusalCode.UNKNOWN_EVENT: 404,
+    RefusalCode.CONFLICT: 409,
+    RefusalCode.UNAVAILABLE: 503,
+})
+if set(REFUSAL_STATUS) != set(RefusalCode):  # a new code must get its status here
+    raise ImportError(f"REFUSAL_STATUS lacks {sorted(set(RefusalCode) - set(REFUSAL_STATUS))}")
 
 
 @dataclass(frozen=True)
@@ -317,24 +331,30 @@ def ticket_issued(result: dict[str, Any]) -> Answer:
     return Answer(201, result)
 
 
-def published(result: dict[str, Any]) -> Answer:
-    """The answer to POST /events for one result of the dispatcher."""
-    if "error" in result:
-        status = int(result.get("status", 503))
-        body = {k: v for k, v in result.items() if k != "status"}
-        return Answer(status, body, (("Retry-After", "1"),) if status == 503 else ())
-    return Answer(202, result)
+def refusal_answer(refused: Refused) -> Answer:
+    """A refusal of the dispatcher as POST /events answers it: its status from ``REFUSAL_STATUS``."""
+    status = REFUSAL_STATUS[refused.code]
+    return Answer(status, refused.to_wire(), RETRY if status == 503 else ())
 
 
-def batch_results(items: list[PublishRequest | Answer], results: list[dict[str, Any]]) -> Answer:
+def published(result: Mapping[str, Any]) -> Answer:
+    """The answer to POST /events for one result of the dispatcher (as it came over WAMP)."""
+    outcome = from_wire(result)
+    return refusal_answer(outcome) if isinstance(outcome, Refused) else Answer(202, outcome.to_wire())
+
+
+def batch_results(items: list[PublishRequest | Answer], results: Sequence[Mapping[str, Any]]) -> Answer:
     """The answer to POST /events/batch: each refusal in place, each published item's result."""
     published_results = iter(results)
     out: list[dict[str, Any]] = []
     for item in items:
-        if isinstance(item, Answer):
-            out.append({**item.body, "status": item.status})
-        else:
-            out.append(next(published_results))
+        if isinstance(item, PublishRequest):
+            outcome = from_wire(next(published_results))
+            if not isinstance(outcome, Refused):
+                out.append(outcome.to_wire())
+                continue
+            item = refusal_answer(outcome)
+        out.append({**item.body, "status": item.status})  # the dispatcher's refusals as the bridge's own
     return Answer(200, {"results": out})
 
 

@@ -28,8 +28,8 @@ from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.amqp import AmqpIngest, WampLease
 from webapp_bridge.server.amqp_rules import connection_name
 from webapp_bridge.server import xmlrpc
-from webapp_bridge.server.api import (Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, error, published,
-                               ticket_issued)
+from webapp_bridge.server.api import (RETRY, Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, error,
+                                      published, ticket_issued)
 from webapp_bridge.server.http import BridgeSite, RequestInfo, Route
 from webapp_bridge.server.openapi import openapi_document
 
@@ -37,7 +37,6 @@ from webapp_bridge.server.openapi import openapi_document
 #: waits this long in all before answering 503, so that a component restart
 #: is invisible to web-apps.
 DISPATCHER_WAIT = (0.1, 0.2, 0.4, 0.8, 1.5)
-RETRY = (("Retry-After", "1"),)
 
 
 class Bridge(BackendSession):
@@ -104,6 +103,8 @@ class Bridge(BackendSession):
         return batch_results(items, results)
 
     async def _dispatch(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
+        """The dispatcher's results as they came over WAMP (``components.delivery.results``: the pure
+        modules read them, ``api.REFUSAL_STATUS`` gives each refusal its status), or the 503 Answer."""
         # An id for every event, chosen here: a retry after a failure can then
         # never publish the same event twice.
         items = [r.item(r.id or new_event_id()) for r in requests]

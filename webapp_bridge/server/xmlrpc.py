@@ -25,12 +25,13 @@ import datetime
 import json
 import re
 import xmlrpc.client
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results
+from components.delivery.results import Refused, from_wire
+from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, refusal_answer
 
 PARSE_ERROR = -32700
 NO_SUCH_METHOD = -32601
@@ -132,10 +133,11 @@ class Plan:
     def tickets(self) -> list[TicketRequest]:
         return [step.request for step in self.steps if isinstance(step, Ticket)]
 
-    def answer(self, published: list[dict[str, Any]] | Answer, tickets: Sequence[dict[str, Any] | Answer]) -> Answer:
+    def answer(self, published: Sequence[Mapping[str, Any]] | Answer, tickets: Sequence[dict[str, Any] | Answer]
+               ) -> Answer:
         """The HTTP answer, given the dispatcher's results for ``events()`` (or the Answer it failed with)
         and one result or refusal per ``tickets()``."""
-        results = iter(published if isinstance(published, list) else [])
+        results = iter([] if isinstance(published, Answer) else published)
         issued = iter(tickets)
         outcomes: list[Any] = []  # a value, or a Fault
         for step in self.steps:
@@ -416,11 +418,10 @@ def _why(exc: Exception) -> str:
 # -- results -------------------------------------------------------------------
 
 
-def _published(result: dict[str, Any]) -> dict[str, Any] | Answer:
+def _published(result: Mapping[str, Any]) -> dict[str, Any] | Answer:
     """One dispatcher result: the struct POST /events answers 202 with, or its refusal."""
-    if "error" in result:
-        return Answer(int(result.get("status", 503)), {k: v for k, v in result.items() if k != "status"})
-    return result
+    outcome = from_wire(result)
+    return refusal_answer(outcome) if isinstance(outcome, Refused) else outcome.to_wire()
 
 
 def _outcome(result: dict[str, Any] | Answer) -> Value | Fault:

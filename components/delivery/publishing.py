@@ -1,0 +1,285 @@
+"""The per-event path of ``gateway.internal.publish``: from a batch of items to one result each.
+
+For each event: idempotency (the id looked up among those accepted before, those not yet written
+and those being published right now), numbering (the sequencer), the envelope, the event-log
+write for classes with a persistent subscription, the publishes (the class topic with the
+router's acknowledgement, one per matching query) and the typed result (``results``).
+
+``Publisher`` holds no WAMP session: the dispatcher gives it the store thread, the lock batches
+take turns with, the session table and query index, and a ``Send`` function that publishes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from twisted.internet import reactor
+from twisted.internet.base import DelayedCall
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock, succeed
+from twisted.logger import Logger
+
+from components import uris
+from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
+from components.delivery.sequence import Sequencer
+from components.delivery.sessions import Restriction, Sessions
+from components.delivery.subscriptions import QuerySubscriptions
+from components.envelope import make_envelope, new_event_id
+from components.events import Registry
+from components.store.base import LoggedEvent, Store
+from components.store.thread import StoreThread
+
+log = Logger()
+
+#: No restriction: whoever may subscribe to the topic receives it.
+ANYONE = Restriction()
+#: No one receives it (only the router's acknowledgement is wanted).
+NO_ONE = Restriction(eligible=[])
+_REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
+
+
+class Send(Protocol):
+    """Publish ``payload`` to ``topic`` for whom ``restriction`` allows, but not the ``exclude``d
+    sessions; with ``acknowledge``, the Deferred of the router's acknowledgement."""
+
+    def __call__(self, topic: str, payload: dict[str, Any], restriction: Restriction = ANYONE,
+                 exclude: Sequence[int] = (), acknowledge: bool = False) -> Deferred[Any] | None: ...
+
+
+class Publisher:
+    """Publishes batches of events for the dispatcher; one per dispatcher session."""
+
+    def __init__(self, thread: StoreThread, turn: DeferredLock, sequencer: Sequencer,
+                 registry: Callable[[], Registry], sessions: Sessions, queries: QuerySubscriptions,
+                 send: Send) -> None:
+        self._thread: StoreThread | None = thread
+        #: Shared with persistent subscribes (see ``publish``).
+        self._turn = turn
+        self._sequencer = sequencer
+        self._registry = registry
+        self._sessions = sessions
+        self._queries = queries
+        self._send = send
+        #: id -> (its event class, the result of it being published right now), so that the same
+        #: id arriving meanwhile waits for it instead of publishing twice.
+        self._pending: dict[str, tuple[str, Deferred[PublishResult]]] = {}
+        #: ids accepted in this reactor turn, not yet written: id -> (event class, seq)
+        self._unsaved: dict[str, tuple[str, int]] = {}
+        self._flush: DelayedCall | None = None
+
+    async def publish(self, items: list[list[Any]]) -> list[PublishResult]:
+        """Publish a batch, in order; one result per item, never an exception for one bad item.
+
+        Each item is ``[event, data, id]`` or ``[event, data, id, audience]``. Events of classes
+        with a persistent subscription are written to the event log (with their ids, in one
+        transaction) before any of the batch is published, so before any 202.
+
+        The store is read and written on the store thread. Batches take their turn for that
+        part (the lock): whether an id was accepted before is decided, and its seq taken, by
+        one batch at a time; publishing and waiting for the router overlap freely. Every id is
+        looked up, pending or not: the store thread answers in order, so an id written before
+        the look-up is found there, and one written after is still in ``_unsaved``.
+        """
+        items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None]
+                 for item in items]
+        await self._turn.acquire()
+        try:
+            earlier, logged, rows = await self._store_thread().run(_look_up, [i for _, _, i, _ in items])
+            batch = _Batch()
+            results = [self._publish_safely(event, data, event_id, audience, logged, batch, earlier, rows)
+                       for event, data, event_id, audience in items]
+            if batch.rows:
+                try:
+                    await self._store_thread().run(lambda store: store.log_and_remember(batch.rows))
+                except Exception as exc:
+                    log.error("cannot write {n} events to the event log: {err}", n=len(batch.rows), err=exc)
+                    for _, failed in batch.sends:
+                        failed.errback(exc)
+                    batch.sends.clear()
+            for send, d in batch.sends:
+                try:
+                    send()
+                except Exception as exc:  # never leave an id pending for ever
+                    if not d.called:
+                        d.errback(exc)
+        finally:
+            self._turn.release()
+        pairs: list[tuple[bool, PublishResult]] = await DeferredList(results, consumeErrors=True)
+        return [r for _, r in pairs]
+
+    def close(self) -> None:
+        """The dispatcher is leaving: write the ids not yet written (before its store thread stops)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._save()
+        self._thread = None
+
+    def _store_thread(self) -> StoreThread:
+        if self._thread is None:
+            raise RuntimeError("the dispatcher is leaving: its store thread is gone")
+        return self._thread
+
+    def _publish_safely(self, *args: Any) -> Deferred[PublishResult]:
+        try:
+            return self._publish_one(*args)
+        except Exception as exc:  # e.g. the store could not give a block of seq numbers
+            log.error("could not number an event: {err}", err=exc)
+            return succeed(Refused(RefusalCode.UNAVAILABLE,
+                                   "the gateway could not number the event; it was not accepted"))
+
+    def _publish_one(self, event: str, data: dict[str, Any], event_id: str,
+                     audience: dict[str, list[str]] | None, logged: set[str], batch: _Batch,
+                     earlier_ids: dict[str, tuple[str, int]],
+                     logged_rows: dict[str, LoggedEvent]) -> Deferred[PublishResult]:
+        registry = self._registry()
+        if event not in registry:
+            return succeed(Refused(RefusalCode.UNKNOWN_EVENT, f"no event class named {event!r}"))
+        pending = self._pending.get(event_id)
+        if pending is not None:
+            return _follow(pending, event)
+        earlier = self._unsaved.get(event_id) or earlier_ids.get(event_id)
+        row = logged_rows.get(event_id)
+        if earlier is not None and not (row is not None and row.event == event):
+            return succeed(_as_duplicate(Accepted(event_id, earlier[1]), earlier[0], event))
+        persisted = False
+        if row is not None and earlier is not None:
+            # Accepted and logged before, but it may never have been published (the dispatcher
+            # died between the log write and the publish): publish it again, with its seq. A
+            # subscriber that had it drops it by seq; one that had not gets it now.
+            seq = row.seq
+            envelope = {"event": row.event, "id": row.id, "seq": row.seq, "time": row.time,
+                        "data": json.loads(row.data)}
+            audience = json.loads(row.audience) if row.audience is not None else None
+            data = envelope["data"]
+            again = True
+        else:
+            again = False
+            seq = self._sequencer.next()
+            now = datetime.now(timezone.utc)
+            envelope = make_envelope(event, event_id, seq, now, data)
+            persisted = event in logged
+            if persisted:
+                batch.rows.append(LoggedEvent(seq=seq, event=event, id=event_id, time=envelope["time"],
+                                              data=json.dumps(data, separators=(",", ":")),
+                                              audience=None if audience is None else json.dumps(audience),
+                                              logged_at=now.timestamp()))
+        cls = registry.get(event)
+        restriction = self._sessions.restriction(cls.visibility, audience)
+        d: Deferred[Any] = Deferred()
+
+        def send() -> None:
+            # One publish per matching query (not per client), then the class topic. The
+            # router handles a session's messages in order: its acknowledgement of the
+            # last publish means it took them all.
+            for topic, exclude in self._queries.topics_for(event, data):
+                self._send(topic, envelope, restriction, exclude)
+            # No client may hold the class topic of a class with a row filter (the authorizer
+            # says so); should one have it from before a reload added the filter, it gets nothing.
+            final = NO_ONE if cls.row_filter is not None else restriction
+            acknowledged = self._send(uris.event_topic(event), envelope, final, acknowledge=True)
+            assert acknowledged is not None
+            acknowledged.chainDeferred(d)
+
+        batch.sends.append((send, d))
+        outcome: Deferred[PublishResult] = Deferred()
+        self._pending[event_id] = (event, outcome)
+
+        def done(_: Any) -> PublishResult:
+            if not persisted and not again:  # a logged event's id was written with it
+                self._remember(event_id, event, seq)
+            return Accepted(event_id, seq, duplicate=again)
+
+        def failed(failure: Any) -> PublishResult:
+            log.warn("publishing {event} (seq {seq}) failed: {err}", event=event, seq=seq,
+                     err=failure.getErrorMessage())
+            if persisted or again:
+                # Its id is remembered with the logged event: a retry with the same id publishes
+                # it again with the same seq, and persistent subscribers have it on replay.
+                return Refused(RefusalCode.UNAVAILABLE, "the router did not take the event; retry with the "
+                               "same id (it is in the event log, and will not be doubled)")
+            return Refused(RefusalCode.UNAVAILABLE, "the router did not take the event; it was not accepted")
+
+        def settle(result: PublishResult) -> PublishResult:
+            del self._pending[event_id]
+            outcome.callback(result)
+            return result
+
+        answered: Deferred[PublishResult] = d.addCallbacks(done, failed)
+        return answered.addCallback(settle)
+
+    def _remember(self, event_id: str, event: str, seq: int) -> None:
+        # Acknowledgements of a batch arrive together: write their ids in one
+        # transaction at the end of this reactor turn instead of one each.
+        # Until then they are looked up here.
+        self._unsaved[event_id] = (event, seq)
+        if self._flush is None:
+            self._flush = _REACTOR.callLater(0, self._save)
+
+    def _save(self) -> None:
+        """Write the ids accepted this turn, on the store thread. They stay in ``_unsaved`` (where
+        lookups find them) until written: a lookup queued before the write still sees them here."""
+        self._flush = None
+        if not self._unsaved or self._thread is None:  # (closed: its store is closed too)
+            return
+        written = dict(self._unsaved)
+
+        def forget(_: object) -> None:
+            for event_id in written:
+                if self._unsaved.get(event_id) == written[event_id]:
+                    del self._unsaved[event_id]
+
+        def failed(failure: Any) -> None:
+            log.error("cannot remember {n} accepted event ids: {err}", n=len(written),
+                      err=failure.getErrorMessage())
+
+        rows = [(i, e, s) for i, (e, s) in written.items()]
+        self._thread.run(lambda store: store.remember_many(rows)).addCallbacks(forget, failed)
+
+
+def _look_up(store: Store, ids: list[str]) -> tuple[dict[str, tuple[str, int]], set[str], dict[str, LoggedEvent]]:
+    """On the store thread: id -> (class, seq) of those accepted before, the classes that are
+    logged, and id -> the logged event for those accepted before that are in the event log."""
+    earlier: dict[str, tuple[str, int]] = {}
+    rows: dict[str, LoggedEvent] = {}
+    for event_id in ids:
+        found = store.accepted(event_id)
+        if found is not None:
+            earlier[event_id] = found
+            logged = store.events_after([found[0]], found[1] - 1, 1)
+            if logged and logged[0].seq == found[1] and logged[0].id == event_id:
+                rows[event_id] = logged[0]
+    return earlier, store.persistent_classes(), rows
+
+
+class _Batch:
+    """What a batch writes to the event log, and its publishes, sent once the log has them."""
+
+    def __init__(self) -> None:
+        self.rows: list[LoggedEvent] = []
+        self.sends: list[tuple[Callable[[], None], Deferred[Any]]] = []
+
+
+def _follow(pending: tuple[str, Deferred[PublishResult]], event: str) -> Deferred[PublishResult]:
+    """The answer for an id whose first event is being published right now, once it is."""
+    first_event, first = pending
+    waiter: Deferred[PublishResult] = Deferred()
+
+    def relay(result: PublishResult) -> PublishResult:
+        waiter.callback(_as_duplicate(result, first_event, event))
+        return result
+
+    first.addCallback(relay)
+    return waiter
+
+
+def _as_duplicate(first: PublishResult, first_event: str, event: str) -> PublishResult:
+    """The answer for an id seen before (``first``, for an event of ``first_event``): the same seq,
+    or a conflict if it named another class."""
+    if isinstance(first, Refused):
+        return first
+    if first_event != event:
+        return Refused(RefusalCode.CONFLICT,
+                       f"id {first.id!r} was already used by a {first_event} event (seq {first.seq})")
+    return Accepted(first.id, first.seq, duplicate=True)
