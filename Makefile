@@ -15,6 +15,8 @@ run: install
 
 test: install $(CHROMIUM)
 	$(VENV)/bin/mypy
+	npm run --silent check:types
+	node --test clients/js/test/unit/
 	$(PY) -m pytest
 
 install: $(PY_STAMP) $(NPM_STAMP)

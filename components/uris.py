@@ -99,3 +99,66 @@ def internal_reload(session_id: int) -> str:
 
 def query_topic(key: str) -> str:
     return QUERY_TOPIC_PREFIX + key
+
+
+# -- The JS client (clients/js/src/uris.js) ------------------------------------------------
+# URIs only the JS client uses: the router's errors it acts on, and its own error URIs
+# (raised in the client, never sent by the gateway; listed so that they are defined here too).
+
+#: Router errors a call may end with while the session stays up (a component restarting, a
+#: worker dying mid-call): the client asks again.
+WAMP_ERROR_CANCELED = "wamp.error.canceled"
+WAMP_ERROR_NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
+WAMP_ERROR_NO_AVAILABLE_CALLEE = "wamp.error.no_available_callee"
+#: ABORT reasons at login that mean the credential was refused.
+WAMP_ERROR_AUTHENTICATION_FAILED = "wamp.error.authentication_failed"
+WAMP_ERROR_NOT_AUTHORIZED = "wamp.error.not_authorized"
+WAMP_ERROR_NO_AUTH_METHOD = "wamp.error.no_auth_method"
+#: The reason a client leaves with when the application closes it.
+WAMP_CLOSE_NORMAL = "wamp.close.normal"
+
+CLIENT_ERROR_INVALID_ARGUMENT = "gateway.client.invalid_argument"
+CLIENT_ERROR_CONNECTION_LOST = "gateway.client.connection_lost"
+CLIENT_ERROR_CLOSED = "gateway.client.closed"
+CLIENT_ERROR_NO_CREDENTIALS = "gateway.client.no_credentials"
+CLIENT_ERROR_INVALID_CREDENTIALS = "gateway.client.invalid_credentials"
+CLIENT_ERROR_GAVE_UP = "gateway.client.gave_up"
+CLIENT_ERROR_TIMEOUT = "gateway.client.timeout"
+CLIENT_ERROR_HANDLER_ERROR = "gateway.client.handler_error"
+CLIENT_ERROR_GAP = "gateway.client.gap"
+CLIENT_ERROR_SUBSCRIPTION_REMOVED = "gateway.client.subscription_removed"
+CLIENT_ERROR_BAD_EVENT = "gateway.client.bad_event"
+CLIENT_ERROR_STORE_FAILED = "gateway.client.store_failed"
+
+#: Every URI the JS client uses, under the name clients/js/src/uris.js exports it by
+#: (tests/unit/test_js_uris.py holds the two equal).
+JS_CLIENT: dict[str, str] = {
+    "SUBSCRIBE": SUBSCRIBE,
+    "UNSUBSCRIBE": UNSUBSCRIBE,
+    "REPLAY": REPLAY,
+    "ACK": ACK,
+    "CATALOG": CATALOG,
+    "WHOAMI": WHOAMI,
+    "META_SUBSCRIPTION_REMOVED": META_SUBSCRIPTION_REMOVED,
+    "ERROR_NO_SUCH_SUBSCRIPTION": ERROR_NO_SUCH_SUBSCRIPTION,
+    "ERROR_AUTHENTICATION_FAILED": ERROR_AUTHENTICATION_FAILED,
+    "WAMP_ERROR_CANCELED": WAMP_ERROR_CANCELED,
+    "WAMP_ERROR_NO_SUCH_PROCEDURE": WAMP_ERROR_NO_SUCH_PROCEDURE,
+    "WAMP_ERROR_NO_AVAILABLE_CALLEE": WAMP_ERROR_NO_AVAILABLE_CALLEE,
+    "WAMP_ERROR_AUTHENTICATION_FAILED": WAMP_ERROR_AUTHENTICATION_FAILED,
+    "WAMP_ERROR_NOT_AUTHORIZED": WAMP_ERROR_NOT_AUTHORIZED,
+    "WAMP_ERROR_NO_AUTH_METHOD": WAMP_ERROR_NO_AUTH_METHOD,
+    "WAMP_CLOSE_NORMAL": WAMP_CLOSE_NORMAL,
+    "CLIENT_ERROR_INVALID_ARGUMENT": CLIENT_ERROR_INVALID_ARGUMENT,
+    "CLIENT_ERROR_CONNECTION_LOST": CLIENT_ERROR_CONNECTION_LOST,
+    "CLIENT_ERROR_CLOSED": CLIENT_ERROR_CLOSED,
+    "CLIENT_ERROR_NO_CREDENTIALS": CLIENT_ERROR_NO_CREDENTIALS,
+    "CLIENT_ERROR_INVALID_CREDENTIALS": CLIENT_ERROR_INVALID_CREDENTIALS,
+    "CLIENT_ERROR_GAVE_UP": CLIENT_ERROR_GAVE_UP,
+    "CLIENT_ERROR_TIMEOUT": CLIENT_ERROR_TIMEOUT,
+    "CLIENT_ERROR_HANDLER_ERROR": CLIENT_ERROR_HANDLER_ERROR,
+    "CLIENT_ERROR_GAP": CLIENT_ERROR_GAP,
+    "CLIENT_ERROR_SUBSCRIPTION_REMOVED": CLIENT_ERROR_SUBSCRIPTION_REMOVED,
+    "CLIENT_ERROR_BAD_EVENT": CLIENT_ERROR_BAD_EVENT,
+    "CLIENT_ERROR_STORE_FAILED": CLIENT_ERROR_STORE_FAILED,
+}

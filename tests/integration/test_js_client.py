@@ -31,7 +31,6 @@ from tests.support.harness import API_KEY, JWT_SECRET, REPO, GatewayNode, remove
 from tests.integration.test_continuous_service import container_pids
 
 JS = REPO / "clients" / "js"
-UNIT_TESTS = sorted((JS / "test" / "unit").glob("*.test.mjs"))
 #: This suite's files only: other files in test/integration are run by their own wrappers.
 INTEGRATION_TESTS = [JS / "test" / "integration" / name
                      for name in ("client.test.mjs", "persistent.test.mjs", "gap.test.mjs")]
@@ -200,12 +199,6 @@ def run_node_tests(files: list[Path], env: dict[str, str] | None = None) -> str:
             pass
     assert proc.returncode == 0, f"node --test failed (exit {proc.returncode}):\n{out}"
     return out
-
-
-def test_unit_tests_of_the_pure_logic() -> None:
-    assert UNIT_TESTS, "no unit tests in clients/js/test/unit"
-    out = run_node_tests(UNIT_TESTS)
-    assert "# fail 0" in out or "ℹ fail 0" in out, out
 
 
 def test_the_client_against_real_gateways(js_env: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ export const DEFAULT_RECONNECT = Object.freeze({
 
 const KEYS = Object.keys(DEFAULT_RECONNECT);
 
+/** @param {string} where @param {unknown} value @param {{min: number, max?: number}} range */
 function finite(where, value, { min, max = Infinity }) {
   if (typeof value !== 'number' || Number.isNaN(value) || !Number.isFinite(value)) {
     throw invalidArgument(where, `must be a finite number, not ${describe(value)}`);
@@ -32,6 +33,8 @@ function finite(where, value, { min, max = Infinity }) {
 /**
  * The validated reconnect policy: DEFAULT_RECONNECT with `options` over it.
  * Throws a GatewayError naming the option for an unknown key or a bad value.
+ * @param {unknown} [options]
+ * @returns {Readonly<import('./types.js').ReconnectPolicy>}
  */
 export function reconnectPolicy(options = {}, where = 'options.reconnect') {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -42,6 +45,7 @@ export function reconnectPolicy(options = {}, where = 'options.reconnect') {
       throw invalidArgument(`${where}.${key}`, `unknown option (known: ${KEYS.join(', ')})`);
     }
   }
+  /** @type {import('./types.js').ReconnectPolicy} */
   const p = { ...DEFAULT_RECONNECT, ...options };
   finite(`${where}.initialDelay`, p.initialDelay, { min: 0 });
   finite(`${where}.maxDelay`, p.maxDelay, { min: 0 });
@@ -56,7 +60,10 @@ export function reconnectPolicy(options = {}, where = 'options.reconnect') {
   return Object.freeze(p);
 }
 
-/** [shortest, longest] delay in seconds of retry `attempt` (1-based). */
+/**
+ * [shortest, longest] delay in seconds of retry `attempt` (1-based).
+ * @param {Readonly<import('./types.js').ReconnectPolicy>} policy @param {number} attempt
+ */
 export function delayBounds(policy, attempt) {
   if (!Number.isInteger(attempt) || attempt < 1) {
     throw invalidArgument('attempt', `must be a whole number of at least 1, not ${describe(attempt)}`);
@@ -66,7 +73,10 @@ export function delayBounds(policy, attempt) {
   return [base * (1 - policy.jitter), base];
 }
 
-/** The delay in seconds before retry `attempt` (1-based); `random` returns a number in [0, 1). */
+/**
+ * The delay in seconds before retry `attempt` (1-based); `random` returns a number in [0, 1).
+ * @param {Readonly<import('./types.js').ReconnectPolicy>} policy @param {number} attempt @param {() => number} [random]
+ */
 export function backoffDelay(policy, attempt, random = Math.random) {
   const [low, high] = delayBounds(policy, attempt);
   return low + (high - low) * random();

@@ -12,6 +12,7 @@ export const TOKEN_COOKIE = 'gateway_client_token';
 const NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const SAME_SITE = ['Strict', 'Lax', 'None'];
 
+/** `name` if it is a valid cookie name, else a GatewayError. @param {unknown} name @returns {string} */
 export function checkCookieName(name, where = 'cookie name') {
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw invalidArgument(where, `must be a non-empty cookie name (letters, digits, !#$%&'*+-.^_\`|~), not ${describe(name)}`);
@@ -58,7 +59,10 @@ export function buildCookie(name, value, options = {}) {
   return parts.join('; ');
 }
 
-/** The document.cookie assignment that deletes the cookie (same name, path and domain). */
+/**
+ * The document.cookie assignment that deletes the cookie (same name, path and domain).
+ * @param {string} name @param {{path?: string, sameSite?: 'Strict'|'Lax'|'None', secure?: boolean, domain?: string}} [options]
+ */
 export function expiredCookie(name, options = {}) {
   return buildCookie(name, '', { ...options, expires: new Date(0) });
 }
@@ -66,6 +70,7 @@ export function expiredCookie(name, options = {}) {
 /**
  * The value of cookie `name` in a Cookie header / document.cookie string ("a=1; b=2"),
  * percent-decoded; null if absent. A value that is not valid percent-encoding is returned as is.
+ * @param {unknown} cookieString @param {string} name
  */
 export function readCookie(cookieString, name) {
   checkCookieName(name);

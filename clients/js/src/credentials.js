@@ -10,7 +10,17 @@
 
 import { ClientErrors, GatewayError, describe } from './errors.js';
 
-/** The `exp` claim (seconds since the epoch) of a JWT, or null if it has none or cannot be read. */
+/** @typedef {{kind: 'ticket' | 'jwt', value: string}} Credential */
+/**
+ * What the next attempt does (CredentialPlan.next()).
+ * @typedef {{action: 'use', credential: Credential | null} | {action: 'ask'} | {action: 'fail', error: GatewayError}} Decision
+ */
+
+/**
+ * The `exp` claim (seconds since the epoch) of a JWT, or null if it has none or cannot be read.
+ * @param {unknown} jwt
+ * @returns {number | null}
+ */
 export function jwtExpiry(jwt) {
   const parts = typeof jwt === 'string' ? jwt.split('.') : [];
   if (parts.length !== 3) return null;
@@ -26,14 +36,17 @@ export function jwtExpiry(jwt) {
 /**
  * A credential from options or from getCredentials(): {kind: 'ticket'|'jwt', value} or null (anonymous).
  * Throws a GatewayError saying what is wrong with anything else.
+ * @param {unknown} answer
+ * @returns {Credential | null}
  */
-export function parseCredentials(value, where = 'getCredentials() result') {
-  if (value === null || value === undefined) return null;
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new GatewayError(`${where} must be {ticket}, {jwt} or null, not ${describe(value)}`,
+export function parseCredentials(answer, where = 'getCredentials() result') {
+  if (answer === null || answer === undefined) return null;
+  if (typeof answer !== 'object' || Array.isArray(answer)) {
+    throw new GatewayError(`${where} must be {ticket}, {jwt} or null, not ${describe(answer)}`,
       { uri: ClientErrors.INVALID_CREDENTIALS });
   }
-  const given = ['ticket', 'jwt'].filter((k) => value[k] !== undefined && value[k] !== null);
+  const value = /** @type {Record<string, unknown>} */ (answer);
+  const given = /** @type {const} */ (['ticket', 'jwt']).filter((k) => value[k] !== undefined && value[k] !== null);
   const unknown = Object.keys(value).filter((k) => k !== 'ticket' && k !== 'jwt');
   if (unknown.length) {
     throw new GatewayError(`${where} has unknown key ${JSON.stringify(unknown[0])} (expected ticket or jwt)`,
@@ -48,23 +61,24 @@ export function parseCredentials(value, where = 'getCredentials() result') {
     throw new GatewayError(`${where}.${kind} must be a non-empty string, not ${describe(value[kind])}`,
       { uri: ClientErrors.INVALID_CREDENTIALS });
   }
-  return { kind, value: value[kind] };
+  return { kind, value: /** @type {string} */ (value[kind]) };
 }
 
 export class CredentialPlan {
-  #current;          // {kind, value} | null
+  /** @type {Credential | null} */
+  #current;
   #presented = false; // the current credential was sent in an answer to a CHALLENGE
-  #refused = null;    // the gateway's message if it refused the current credential
-  #hadUser;           // a user credential was ever given: never fall back to anonymous by ourselves
+  /** @type {string | null} the gateway's message if it refused the current credential */
+  #refused = null;
   #canAsk;
 
-  /** @param {{ticket?: string, jwt?: string, canAsk: boolean}} options */
+  /** @param {{ticket?: string | null, jwt?: string | null, canAsk: boolean}} options */
   constructor({ ticket, jwt, canAsk }) {
+    /** @type {Record<string, string>} */
     const given = {};
     if (ticket !== undefined && ticket !== null) given.ticket = ticket;
     if (jwt !== undefined && jwt !== null) given.jwt = jwt;
     this.#current = Object.keys(given).length ? parseCredentials(given, 'options') : null;
-    this.#hadUser = this.#current !== null;
     this.#canAsk = Boolean(canAsk);
   }
 
@@ -79,6 +93,7 @@ export class CredentialPlan {
    *   {action: 'ask'}               call getCredentials(), then supplied(result)
    *   {action: 'fail', error}       stop: the credential is used up and there is no way to get another
    */
+  /** @returns {Decision} */
   next(nowSeconds = Date.now() / 1000) {
     const why = this.#unusable(nowSeconds);
     if (why === null) return { action: 'use', credential: this.#current };
@@ -91,11 +106,11 @@ export class CredentialPlan {
   }
 
   /** getCredentials() answered: the credential to use now (or throws a GatewayError for a bad answer). */
+  /** @param {unknown} result @returns {{action: 'use', credential: Credential | null}} */
   supplied(result) {
     this.#current = parseCredentials(result);
     this.#presented = false;
     this.#refused = null;
-    if (this.#current !== null) this.#hadUser = true;
     return { action: 'use', credential: this.#current };
   }
 
@@ -105,10 +120,11 @@ export class CredentialPlan {
   }
 
   /** The gateway refused the credential (ABORT at login) with this message. */
-  refused(message) {
+  refused(/** @type {string} */ message) {
     this.#refused = message || 'refused';
   }
 
+  /** Why the credential in hand cannot be used (now: seconds since the epoch), or null. @param {number} now */
   #unusable(now) {
     const c = this.#current;
     if (c === null) {

@@ -203,7 +203,17 @@ export declare class Gateway {
   _debugDropConnection(): boolean;
 }
 
+export interface GatewayErrorInfo {
+  uri?: string | null;
+  position?: number;
+  query?: string;
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
 export declare class GatewayError extends Error {
+  /** The client makes these; an application may too (e.g. to reject with the same kind of error). */
+  constructor(message: string, info?: GatewayErrorInfo);
   name: 'GatewayError';
   /** The WAMP error URI ('gateway.error.invalid_query', ...) or a client one ('gateway.client.…'). */
   uri: string | null;

@@ -9,15 +9,23 @@
 // seq is not above the last one delivered is a duplicate (the gateway may
 // publish an event again after a failure) and is dropped.
 
-/** Whether `value` looks like an event envelope {event, id, seq, time, data}. */
+/** @typedef {import('./types.js').Envelope} Envelope */
+
+/**
+ * Whether `value` looks like an event envelope {event, id, seq, time, data}.
+ * @param {unknown} value
+ * @returns {value is Envelope}
+ */
 export function isEnvelope(value) {
-  return value !== null && typeof value === 'object' && typeof value.event === 'string'
-    && Number.isSafeInteger(value.seq) && value.seq >= 0;
+  const v = /** @type {{event?: unknown, seq?: unknown} | null} */ (value);
+  return v !== null && typeof v === 'object' && typeof v.event === 'string'
+    && Number.isSafeInteger(v.seq) && /** @type {number} */ (v.seq) >= 0;
 }
 
 export class SeqMerger {
   #last;
-  #held = null; // Map seq -> envelope while a replay runs, else null
+  /** @type {Map<number, Envelope> | null} seq -> envelope while a replay runs, else null */
+  #held = null;
 
   /** @param {number} lastSeq the last seq handed to the application (0: none) */
   constructor(lastSeq = 0) {
@@ -43,7 +51,11 @@ export class SeqMerger {
     if (fromSeq > this.#last) this.#last = fromSeq;
   }
 
-  /** A live event arrived: the events to hand over now (it, or none: a duplicate, or held). */
+  /**
+   * A live event arrived: the events to hand over now (it, or none: a duplicate, or held).
+   * @param {Envelope} envelope
+   * @returns {Envelope[]}
+   */
   live(envelope) {
     if (envelope.seq <= this.#last) return [];
     if (this.#held !== null) {
@@ -58,9 +70,13 @@ export class SeqMerger {
    * A replay page arrived: `events` in seq order, the log read through `scannedThrough`
    * (the page's next_after). Returns the events to hand over now: the page's and the
    * held live ones up to `scannedThrough`, each once, in seq order.
+   * @param {Envelope[]} events
+   * @param {number} scannedThrough
+   * @returns {Envelope[]}
    */
   page(events, scannedThrough) {
     if (this.#held === null) throw new Error('SeqMerger.page() outside a replay');
+    /** @type {Map<number, Envelope>} */
     const merged = new Map();
     for (const envelope of events) {
       if (envelope.seq > this.#last && !merged.has(envelope.seq)) merged.set(envelope.seq, envelope);
@@ -86,8 +102,9 @@ export class SeqMerger {
     this.#held = null;
   }
 
+  /** @param {Map<number, Envelope>} bySeq */
   #handOver(bySeq) {
-    const out = [...bySeq.keys()].sort((a, b) => a - b).map((seq) => bySeq.get(seq));
+    const out = [...bySeq.keys()].sort((a, b) => a - b).map((seq) => /** @type {Envelope} */ (bySeq.get(seq)));
     if (out.length) this.#last = out[out.length - 1].seq;
     return out;
   }

@@ -3,38 +3,54 @@
 
 import { reconnectPolicy } from './backoff.js';
 import { describe, invalidArgument } from './errors.js';
+import { WHOAMI } from './uris.js';
 
 const GATEWAY_OPTIONS = ['url', 'realm', 'ticket', 'jwt', 'getCredentials', 'tokenStore', 'cursorStore',
   'reconnect', 'ackInterval', 'connectTimeout', 'autobahn'];
 const SUBSCRIBE_OPTIONS = ['persistent', 'onGap', 'onRemoved'];
 
+/**
+ * @template {Function} F
+ * @param {string} where @param {unknown} value
+ * @returns {F | null}
+ */
 function optionalFunction(where, value) {
   if (value !== undefined && value !== null && typeof value !== 'function') {
     throw invalidArgument(where, `must be a function, not ${describe(value)}`);
   }
-  return value ?? null;
+  return /** @type {F | null} */ (value ?? null);
 }
 
+/**
+ * @template T
+ * @param {string} where @param {unknown} value @param {string[]} methods
+ * @returns {T | null}
+ */
 function hasMethods(where, value, methods) {
   if (value === undefined || value === null) return null;
-  const missing = methods.filter((m) => typeof value?.[m] !== 'function');
+  const missing = methods.filter((m) => typeof /** @type {Record<string, unknown>} */ (value)[m] !== 'function');
   if (missing.length) {
     throw invalidArgument(where, `must have the methods ${methods.join(', ')} (missing: ${missing.join(', ')})`);
   }
-  return value;
+  return /** @type {T} */ (value);
 }
 
+/** @param {string} where @param {unknown} value */
 function credential(where, value) {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string' || value === '') throw invalidArgument(where, `must be a non-empty string, not ${describe(value)}`);
   return value;
 }
 
-/** The checked options of new Gateway(options); stores left null are chosen by the caller. */
-export function gatewayOptions(options) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw invalidArgument('new Gateway(options)', `options must be an object like {url: 'ws://127.0.0.1:8080/ws'}, not ${describe(options)}`);
+/**
+ * The checked options of new Gateway(options); stores left null are chosen by the caller.
+ * @param {unknown} given
+ */
+export function gatewayOptions(given) {
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) {
+    throw invalidArgument('new Gateway(options)', `options must be an object like {url: 'ws://127.0.0.1:8080/ws'}, not ${describe(given)}`);
   }
+  const options = /** @type {Record<string, unknown>} */ (given);
   for (const key of Object.keys(options)) {
     if (!GATEWAY_OPTIONS.includes(key)) {
       throw invalidArgument(`options.${key}`, `unknown option (known: ${GATEWAY_OPTIONS.join(', ')})`);
@@ -54,7 +70,7 @@ export function gatewayOptions(options) {
   if (typeof connectTimeout !== 'number' || !Number.isFinite(connectTimeout) || connectTimeout <= 0) {
     throw invalidArgument('options.connectTimeout', `must be a number of seconds > 0, not ${describe(connectTimeout)}`);
   }
-  const autobahn = options.autobahn ?? null;
+  const autobahn = /** @type {import('./types.js').Autobahn | null} */ (options.autobahn ?? null);
   if (autobahn !== null && typeof autobahn?.Connection !== 'function') {
     throw invalidArgument('options.autobahn', 'must be the autobahn module (with autobahn.Connection)');
   }
@@ -63,9 +79,9 @@ export function gatewayOptions(options) {
     realm,
     ticket,
     jwt,
-    getCredentials: optionalFunction('options.getCredentials', options.getCredentials),
-    tokenStore: hasMethods('options.tokenStore', options.tokenStore, ['get', 'set', 'clear']),
-    cursorStore: hasMethods('options.cursorStore', options.cursorStore, ['get', 'set']),
+    getCredentials: /** @type {(() => unknown) | null} */ (optionalFunction('options.getCredentials', options.getCredentials)),
+    tokenStore: /** @type {import('./types.js').TokenStore | null} */ (hasMethods('options.tokenStore', options.tokenStore, ['get', 'set', 'clear'])),
+    cursorStore: /** @type {import('./types.js').CursorStore | null} */ (hasMethods('options.cursorStore', options.cursorStore, ['get', 'set'])),
     reconnect: reconnectPolicy(options.reconnect ?? {}),
     ackInterval,
     connectTimeout,
@@ -73,8 +89,13 @@ export function gatewayOptions(options) {
   };
 }
 
-/** The checked arguments of gw.subscribe(query, handler, options). */
-export function subscribeArguments(query, handler, options = {}) {
+/**
+ * The checked arguments of gw.subscribe(query, handler, options).
+ * @param {unknown} query @param {unknown} handler @param {unknown} [given]
+ * @returns {import('./types.js').SubscribeArgs}
+ */
+export function subscribeArguments(query, handler, given = {}) {
+  const options = /** @type {Record<string, unknown>} */ (given);
   if (typeof query !== 'string' || query.trim() === '') {
     throw invalidArgument('subscribe(query)', `must be a query like "demo.message where room = 'lobby'", not ${describe(query)}`);
   }
@@ -91,17 +112,20 @@ export function subscribeArguments(query, handler, options = {}) {
   if (typeof persistent !== 'boolean') throw invalidArgument('subscribe options.persistent', `must be true or false, not ${describe(persistent)}`);
   return {
     query,
-    handler,
+    handler: /** @type {import('./types.js').Handler} */ (handler),
     persistent,
     onGap: optionalFunction('subscribe options.onGap', options.onGap),
     onRemoved: optionalFunction('subscribe options.onRemoved', options.onRemoved),
   };
 }
 
-/** The checked arguments of gw.call(uri, args, kwargs). */
+/**
+ * The checked arguments of gw.call(uri, args, kwargs).
+ * @param {unknown} uri @param {unknown} args @param {unknown} kwargs
+ */
 export function callArguments(uri, args, kwargs) {
   if (typeof uri !== 'string' || !/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/.test(uri)) {
-    throw invalidArgument('call(uri)', `must be a procedure URI like 'gateway.whoami', not ${describe(uri)}`);
+    throw invalidArgument('call(uri)', `must be a procedure URI like '${WHOAMI}', not ${describe(uri)}`);
   }
   if (!Array.isArray(args)) throw invalidArgument('call(uri, args)', `args must be an array, not ${describe(args)}`);
   if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) {

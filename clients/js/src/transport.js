@@ -15,27 +15,59 @@ const CONNECTING = 0;
 
 const JSON_SERIALIZER = Object.freeze({
   SERIALIZER_ID: 'json',
-  serialize: (message) => JSON.stringify(message),
-  unserialize: (payload) => JSON.parse(payload),
+  serialize: (/** @type {unknown} */ message) => JSON.stringify(message),
+  unserialize: (/** @type {string} */ payload) => JSON.parse(payload),
 });
 
-/** A transport factory class for autobahn.transports.register(), over `WebSocketImpl`. */
+/** @typedef {typeof WebSocket} WebSocketClass */
+/** @typedef {{code: number, reason: string, wasClean: boolean}} CloseDetails */
+
+/**
+ * The transport autobahn's Session and Connection drive.
+ * @typedef {object} Transport
+ * @property {string | undefined} protocol
+ * @property {typeof JSON_SERIALIZER} serializer
+ * @property {{type: string, url: string, protocol: string | null}} info
+ * @property {() => void} onopen
+ * @property {(message: unknown) => void} onmessage
+ * @property {(details: CloseDetails) => void} onclose
+ * @property {(message: unknown) => void} send
+ * @property {(code?: number, reason?: string) => void} close
+ * @property {() => void} drop drop the connection at once, as a network failure would (tests)
+ */
+
+/**
+ * A transport factory class for autobahn.transports.register(), over `WebSocketImpl`.
+ * @param {WebSocketClass} [WebSocketImpl]
+ */
 export function websocketFactory(WebSocketImpl) {
-  function Factory(options) {
-    this._options = options;
-  }
-  Factory.prototype.type = TRANSPORT_TYPE;
-  Factory.prototype.create = function create() {
-    return createTransport(this._options.url, WebSocketImpl ?? globalThis.WebSocket);
+  return class Factory {
+    /** @param {{url: string}} options */
+    constructor(options) {
+      this.options = options;
+    }
+
+    get type() {
+      return TRANSPORT_TYPE;
+    }
+
+    create() {
+      return createTransport(this.options.url, WebSocketImpl ?? globalThis.WebSocket);
+    }
   };
-  return Factory;
 }
 
-/** One WAMP transport over one WebSocket to `url`. */
+/**
+ * One WAMP transport over one WebSocket to `url`.
+ * @param {string} url
+ * @param {WebSocketClass | undefined} WebSocketImpl
+ * @returns {Transport}
+ */
 export function createTransport(url, WebSocketImpl) {
   if (typeof WebSocketImpl !== 'function') {
     throw new Error('no WebSocket in this environment: Node 20 needs --experimental-websocket (Node 22+ has it)');
   }
+  /** @type {Transport} */
   const transport = {
     protocol: undefined,
     serializer: JSON_SERIALIZER,
@@ -43,11 +75,14 @@ export function createTransport(url, WebSocketImpl) {
     onopen() {},
     onmessage() {},
     onclose() {},
+    send() {},
+    close() {},
+    drop() {},
   };
   const ws = new WebSocketImpl(url, [PROTOCOL]);
   ws.binaryType = 'arraybuffer';
   let closed = false;
-  const closeOnce = (details) => {
+  const closeOnce = (/** @type {CloseDetails} */ details) => {
     if (closed) return;
     closed = true;
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
@@ -94,6 +129,7 @@ export function createTransport(url, WebSocketImpl) {
   return transport;
 }
 
+/** @param {WebSocket} ws @param {number} [code] @param {string} [reason] */
 function quietClose(ws, code, reason) {
   try {
     ws.close(code, reason);
@@ -102,7 +138,11 @@ function quietClose(ws, code, reason) {
   }
 }
 
-/** Register this transport with an autobahn module (once), and return the type name to use. */
+/**
+ * Register this transport with an autobahn module (once), and return the type name to use.
+ * @param {Pick<import('./types.js').Autobahn, 'transports'>} autobahn
+ * @param {WebSocketClass} [WebSocketImpl]
+ */
 export function registerTransport(autobahn, WebSocketImpl) {
   if (!autobahn.transports.isRegistered(TRANSPORT_TYPE)) {
     autobahn.transports.register(TRANSPORT_TYPE, websocketFactory(WebSocketImpl));
