@@ -25,7 +25,7 @@ One gateway node (tests/support/harness.py: free ports, a temp dir, the store at
 
 2. **Ingest, event log off and on.** ``POST /events`` (one event, 16 in
    flight) and ``POST /events/batch`` (``--batch`` events) of demo.message,
-   ``--duration`` seconds per row (``bench/ingest.py``'s driver), in the order
+   ``--duration`` seconds per row (``bench/ingest.py``'s driver, ``post_many``), in the order
    off, on, on, off for each request kind, so that drift over the run falls
    on both sides alike. *on* means a persistent subscription on demo.message
    exists (``where room = "nobody"``: it matches none of the posted events,
@@ -39,35 +39,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import signal
 import sqlite3
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
+    # Run as a script, sys.path[0] is bench/: make bench, tests.support and components importable.
     sys.path.insert(0, str(REPO))
 
-from bench.delivery import CpuMeter, node_processes, settle  # noqa: E402  (after the path fix)
-from bench.ingest import _ingest  # noqa: E402
+from bench._lib.cpu import CpuMeter, node_processes, settle  # noqa: E402
+from bench._lib.demo import EVENT  # noqa: E402
+from bench._lib.nodes import Run, require_running, run_benchmark  # noqa: E402
+from bench._lib.publishers import post_many  # noqa: E402
+from bench._lib.report import cpu_cell, header, print_settled, table, table_head  # noqa: E402
 from components.events import Registry  # noqa: E402
 from components.delivery.persistent import PersistentBook  # noqa: E402
 from components.delivery.sessions import SessionInfo  # noqa: E402
 from components.store.sqlite import SqliteStore  # noqa: E402
-from tests.support.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from tests.support.harness import API_KEY, GatewayNode  # noqa: E402
 from tests.support.wamp import WampClient  # noqa: E402
 
-EVENT = "demo.message"
 ROOM = "bench"
 QUERY = f'{EVENT} where room = "{ROOM}"'
 #: The "on" switch of part 2: a persistent subscription on the class that none of the posted events matches.
@@ -186,7 +184,7 @@ def select_rows(db: sqlite3.Connection, after: int, limit: int) -> Replay:
     return Replay(total, pages, seqs)
 
 
-def measure(path: str, limit: int, repeat: int, meter: CpuMeter, check: Callable[[Replay], None],
+def measure_replays(path: str, limit: int, repeat: int, meter: CpuMeter, check: Callable[[Replay], None],
             run: Callable[[], Replay]) -> ReplayRow:
     runs: list[Replay] = []
     meter.start()
@@ -204,19 +202,16 @@ def measure(path: str, limit: int, repeat: int, meter: CpuMeter, check: Callable
 def format_replay(rows: list[ReplayRow], events: int) -> str:
     head = ("| path | page limit | events | pages | total ms | events/s | ms/page p50 | ms/page max "
             "| × sqlite3 | CPU % router / workers / this process / other |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    cells = []
     for r in rows:
         base = next((b for b in rows if b.path.startswith("sqlite3") and b.limit == r.limit), None)
         ratio = f"{r.total_ms / base.total_ms:.1f}" if base is not None and base is not r else ""
         got = len(r.runs[0].seqs)
         shown = f"{got:,}" if got == events else f"{got:,} rows"
-        c = r.cpu
-        cpu = " / ".join(f"{c.get(k, 0):.0f}" for k in ("router", "workers", "publisher", "other"))
-        cells = [r.path, f"{r.limit:,}", shown, str(len(r.runs[0].pages)), f"{r.total_ms:,.1f}",
-                 f"{events / (r.total_ms / 1000):,.0f}", f"{statistics.median(r.page_ms):.2f}",
-                 f"{max(r.page_ms):.2f}", ratio, cpu]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells.append([r.path, f"{r.limit:,}", shown, str(len(r.runs[0].pages)), f"{r.total_ms:,.1f}",
+                      f"{events / (r.total_ms / 1000):,.0f}", f"{statistics.median(r.page_ms):.2f}",
+                      f"{max(r.page_ms):.2f}", ratio, cpu_cell(r.cpu, ("router", "workers", "publisher", "other"))])
+    return table(head, cells)
 
 
 def part_replay(node: GatewayNode, args: argparse.Namespace, meter: CpuMeter) -> list[ReplayRow]:
@@ -257,8 +252,8 @@ def part_replay(node: GatewayNode, args: argparse.Namespace, meter: CpuMeter) ->
         print(f"# first replay (cold, not in the table): {cold.total * 1000:.0f} ms at limit {args.limits[0]}",
               flush=True)
         for limit in args.limits:
-            rows.append(measure(f"gateway.replay over WAMP ({args.serializer})", limit, args.repeat, meter,
-                                check_events, partial(replay_wamp, again, sub_id, last_seq, limit)))
+            rows.append(measure_replays(f"gateway.replay over WAMP ({args.serializer})", limit, args.repeat, meter,
+                                        check_events, partial(replay_wamp, again, sub_id, last_seq, limit)))
 
         who = SessionInfo(session=again.session_id, authid=str(again.details.authid),
                           authrole=str(again.details.authrole), user=None, roles=(), client_token=token)
@@ -267,16 +262,16 @@ def part_replay(node: GatewayNode, args: argparse.Namespace, meter: CpuMeter) ->
         try:
             book = PersistentBook(store, lambda: registry, lambda: 0)
             for limit in args.limits:
-                rows.append(measure("in-process PersistentBook.replay", limit, args.repeat, meter, check_events,
-                                    partial(replay_in_process, book, who, sub_id, last_seq, limit)))
+                rows.append(measure_replays("in-process PersistentBook.replay", limit, args.repeat, meter,
+                                            check_events, partial(replay_in_process, book, who, sub_id, last_seq, limit)))
         finally:
             store.close()
 
         db = sqlite3.connect(f"file:{store_file}?mode=ro", uri=True)
         try:
             for limit in args.limits:
-                rows.append(measure("sqlite3 SELECT of the class's rows", limit, args.repeat, meter, check_rows,
-                                    partial(select_rows, db, last_seq, limit)))
+                rows.append(measure_replays("sqlite3 SELECT of the class's rows", limit, args.repeat, meter,
+                                            check_rows, partial(select_rows, db, last_seq, limit)))
         finally:
             db.close()
         # Part 2 starts with no persistent subscription on the class.
@@ -317,7 +312,7 @@ def part_ingest(node: GatewayNode, args: argparse.Namespace, meter: CpuMeter) ->
     try:
         _, high = _logged_since(db, 0)
         # One second through the whole path, not reported (first-use costs).
-        asyncio.run(_ingest(node.bridge_port, b"/events", single, 1, args.concurrency, 1.0))
+        asyncio.run(post_many(node.bridge_port, b"/events", single, 1, args.concurrency, 1.0))
         for label, path, body, per in kinds:
             for state in ("off", "on", "on", "off"):
                 if state == "on" and on_id is None:
@@ -325,10 +320,10 @@ def part_ingest(node: GatewayNode, args: argparse.Namespace, meter: CpuMeter) ->
                 elif state == "off" and on_id is not None:
                     switch.call("gateway.unsubscribe", on_id)
                     on_id = None
-                _require_running(node)
+                require_running(node)
                 meter.start()
-                rate, errors = asyncio.run(_ingest(node.bridge_port, path, body, per, args.concurrency,
-                                                   args.duration))
+                rate, errors = asyncio.run(post_many(node.bridge_port, path, body, per, args.concurrency,
+                                                     args.duration))
                 cpu = meter.stop()
                 logged, high = _logged_since(db, high)
                 rows.append(IngestRow(label, state, rate, logged, errors, cpu))
@@ -347,7 +342,7 @@ def part_ingest(node: GatewayNode, args: argparse.Namespace, meter: CpuMeter) ->
 def format_ingest(rows: list[IngestRow]) -> str:
     head = ("| request | event log | events/s | on / off | each row events/s | events logged "
             "| CPU % router / workers / this process / other |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines = table_head(head)
     merged: dict[tuple[str, str], list[IngestRow]] = {}
     for r in rows:
         merged.setdefault((r.request, r.persistence), []).append(r)
@@ -355,8 +350,8 @@ def format_ingest(rows: list[IngestRow]) -> str:
         rate = statistics.fmean(r.rate for r in group)
         off = statistics.fmean(r.rate for r in merged[(request, "off")])
         ratio = f"{rate / off:.2f}" if state == "on" else ""
-        cpu = " / ".join(f"{statistics.fmean(r.cpu.get(k, 0) for r in group):.0f}"
-                         for k in ("router", "workers", "publisher", "other"))
+        keys = ("router", "workers", "publisher", "other")
+        cpu = cpu_cell({k: statistics.fmean(r.cpu.get(k, 0) for r in group) for k in keys}, keys)
         each = " / ".join(f"{r.rate:,.0f}" for r in group)
         logged = f"{sum(r.logged for r in group):,}"
         lines.append(f"| {request} | {state} | {rate:,.0f} | {ratio} | {each} | {logged} | {cpu} |")
@@ -366,11 +361,6 @@ def format_ingest(rows: list[IngestRow]) -> str:
 # ---------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------
-
-def _require_running(node: GatewayNode) -> None:
-    if node.process is None or node.process.poll() is not None:
-        raise RuntimeError("the node exited during the run (its log tail follows)")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -400,71 +390,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def measure(run: Run, args: argparse.Namespace) -> str:
+    print(header("persistence", f"{args.events:,} events + {args.noise:,} noise, limits {args.limits}, "
+                 f"{args.repeat} replays per row; ingest {args.duration:g}s per row, {args.concurrency} in flight"),
+          flush=True)
+    node = run.gateway()
+    assert node.process is not None
+    groups = node_processes(node.process.pid)
+    print_settled("before the first row", *settle(groups))
+    meter = CpuMeter(groups)
+    print("# part 1: replay", flush=True)
+    replay_rows = part_replay(node, args, meter)
+    require_running(node)
+    print("# part 2: ingest, event log off / on", flush=True)
+    ingest_rows = part_ingest(node, args, meter)
+
+    report = [f"Replay of {args.events:,} missed events of one room (among {args.events + args.noise:,} "
+              f"logged events of the class), median of {args.repeat}\n",
+              format_replay(replay_rows, args.events),
+              f"\nIngest of {EVENT}, {args.concurrency} requests in flight, {args.duration:g} s per row, "
+              "rows off, on, on, off; events/s is the mean of the two rows\n",
+              format_ingest(ingest_rows),
+              ""]
+    for r in replay_rows:
+        if r.path.startswith("gateway") and r.limit == args.limits[0]:
+            per_10k = r.total_ms / args.events * 10_000
+            report.append(f"# target, replay of 10k missed events under 1 s: limit {r.limit}: {r.total_ms:,.0f} ms "
+                          f"for {args.events:,} (≈ {per_10k:,.0f} ms per 10k): "
+                          + ("met" if per_10k < 1000 else "NOT met"))
+    for request in dict.fromkeys(r.request for r in ingest_rows):
+        on = statistics.fmean(r.rate for r in ingest_rows if r.request == request and r.persistence == "on")
+        off = statistics.fmean(r.rate for r in ingest_rows if r.request == request and r.persistence == "off")
+        report.append(f"# target, ingest with the log on > 0.5 × off: {request}: {on / off:.2f}: "
+                      + ("met" if on / off > 0.5 else "NOT met"))
+    return "\n".join(report)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a plain `kill` cleans up like Ctrl-C
-    workdir = temp_workdir("gw-bench-")
-    node = GatewayNode(workdir)
-    print(f"# persistence benchmark, {date.today()}, {platform.node()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}; {args.events:,} events + {args.noise:,} noise, "
-          f"limits {args.limits}, {args.repeat} replays per row; ingest {args.duration:g}s per row, "
-          f"{args.concurrency} in flight", flush=True)
-    keep_workdir = True  # unless the run ends well or is interrupted: a failed node's log is worth reading
-    try:
-        started = time.monotonic()
-        node.start()
-        print(f"# node ready in {time.monotonic() - started:.1f}s ({workdir})", flush=True)
-        assert node.process is not None
-        groups = node_processes(node.process.pid)
-        node_load, other_load = settle(groups)
-        print(f"# before the first row: node {node_load:.0f}%, rest of the machine {other_load:.0f}% of one core"
-              + (" -- something else is running: expect lower, noisier figures" if other_load > 15 else ""),
-              flush=True)
-        meter = CpuMeter(groups)
-        print("# part 1: replay", flush=True)
-        replay_rows = part_replay(node, args, meter)
-        _require_running(node)
-        print("# part 2: ingest, event log off / on", flush=True)
-        ingest_rows = part_ingest(node, args, meter)
-
-        print(f"\nReplay of {args.events:,} missed events of one room (among {args.events + args.noise:,} "
-              f"logged events of the class), median of {args.repeat}\n")
-        print(format_replay(replay_rows, args.events))
-        print(f"\nIngest of {EVENT}, {args.concurrency} requests in flight, {args.duration:g} s per row, "
-              "rows off, on, on, off; events/s is the mean of the two rows\n")
-        print(format_ingest(ingest_rows))
-        print()
-        for r in replay_rows:
-            if r.path.startswith("gateway") and r.limit == args.limits[0]:
-                per_10k = r.total_ms / args.events * 10_000
-                print(f"# target, replay of 10k missed events under 1 s: limit {r.limit}: {r.total_ms:,.0f} ms "
-                      f"for {args.events:,} (≈ {per_10k:,.0f} ms per 10k): "
-                      + ("met" if per_10k < 1000 else "NOT met"))
-        for request in dict.fromkeys(r.request for r in ingest_rows):
-            on = statistics.fmean(r.rate for r in ingest_rows if r.request == request and r.persistence == "on")
-            off = statistics.fmean(r.rate for r in ingest_rows if r.request == request and r.persistence == "off")
-            print(f"# target, ingest with the log on > 0.5 × off: {request}: {on / off:.2f}: "
-                  + ("met" if on / off > 0.5 else "NOT met"))
-        print(f"# total {time.monotonic() - started:.0f}s")
-        keep_workdir = False
-        return 0
-    except KeyboardInterrupt:
-        print("\n# interrupted; stopping the node", file=sys.stderr)
-        keep_workdir = False
-        return 130
-    except Exception:
-        print(f"# node log tail ({node.log_path}):\n{node.log_tail(30)}", file=sys.stderr)
-        raise
-    finally:
-        node.stop()
-        if keep_workdir:
-            print(f"# node directory kept for inspection: {workdir}", file=sys.stderr)
-        else:
-            remove_workdir(workdir)
+    return run_benchmark(measure, parse_args(argv))
 
 
 if __name__ == "__main__":

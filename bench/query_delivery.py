@@ -5,7 +5,7 @@ Run by hand, never from the test suite::
     .venv/bin/python bench/query_delivery.py [--clients 1000] [--queries 100] [--batch 100,500]
 
 One gateway node (``tests.support.harness.GatewayNode``). N anonymous WAMP sessions,
-spread over a few subscriber processes (``delivery.py``'s minimal client):
+spread over a few subscriber processes (``bench/_lib/subscribers.py``):
 session i calls ``gateway.subscribe('demo.message where room = "r<i % Q>"')``
 and subscribes to the topic granted, so each of the Q distinct queries has
 N/Q subscribers and one topic (equal queries share it). Then, per batch size:
@@ -30,44 +30,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    # Run as a script, sys.path[0] is bench/: make bench, tests.support and components importable.
+    sys.path.insert(0, str(REPO))
 
-# delivery puts the repository on sys.path (components, tests.support.harness).
-from delivery import (  # noqa: E402
-    EVENT,
-    CpuMeter,
-    Deliveries,
-    Load,
-    Sender,
-    SubscriberPool,
-    _fmt_rate,
-    _HttpConnection,
-    _raise_interrupt,
-    _require_running,
-    backend_session,
-    drive,
-    node_processes,
-    settle,
-    wait_delivered,
-)
-
-from autobahn.wamp.types import PublishOptions  # noqa: E402
-
-from components.envelope import make_envelope, new_event_id  # noqa: E402
-from tests.support.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from bench._lib.cpu import CpuMeter, by_title, node_processes, settle  # noqa: E402
+from bench._lib.demo import EVENT, event_data  # noqa: E402
+from bench._lib.nodes import Run, run_benchmark  # noqa: E402
+from bench._lib.phases import Measured, measure_phase  # noqa: E402
+from bench._lib.publishers import HttpConnection, Load, drive_http, publish_bare  # noqa: E402
+from bench._lib.report import cpu_cell, fmt_rate, header, print_problems, print_settled, table  # noqa: E402
 
 QUERY = 'demo.message where room = "{room}"'
 
@@ -79,94 +58,49 @@ def room(k: int) -> str:
     return f"r{k}"
 
 
-def event_data(room_name: str, stamp: float, phase: str) -> dict[str, str]:
-    return {"room": room_name, "text": f"{stamp:.6f}", "author": phase}
-
-
 # ---------------------------------------------------------------------------
 # Publishers
 # ---------------------------------------------------------------------------
 
 async def publish_batches(port: int, phase: str, rooms: int, batch: int, in_flight: int, duration: float) -> Load:
     """POST /events/batch of ``batch`` events, ``in_flight`` requests at a time, rooms cycling."""
-    conns = [_HttpConnection(port) for _ in range(in_flight)]
     next_room = 0
     refused: dict[str, int] = {}
 
-    def sender(conn: _HttpConnection) -> Sender:
-        async def send(stamp: float) -> int:
-            nonlocal next_room
-            first, next_room = next_room, next_room + batch
-            events = [{"event": EVENT, "data": event_data(room((first + j) % rooms), stamp, phase)}
-                      for j in range(batch)]
-            status, answer = await conn.post(json.dumps({"events": events}).encode(), b"/events/batch")
-            if status != 200:
-                raise RuntimeError(f"HTTP {status} {answer[:80]!r}")
-            accepted = 0
-            for result in json.loads(answer)["results"]:
-                if "error" in result:
-                    key = f"refused: {result['error']}: {result.get('message', '')}"[:120]
-                    refused[key] = refused.get(key, 0) + 1
-                else:
-                    accepted += 1
-            return accepted
-        return send
+    async def send(conn: HttpConnection, stamp: float) -> int:
+        nonlocal next_room
+        first, next_room = next_room, next_room + batch
+        events = [{"event": EVENT, "data": event_data(room((first + j) % rooms), stamp, phase)}
+                  for j in range(batch)]
+        status, answer = await conn.post(json.dumps({"events": events}).encode(), b"/events/batch")
+        if status != 200:
+            raise RuntimeError(f"HTTP {status} {answer[:80]!r}")
+        accepted = 0
+        for result in json.loads(answer)["results"]:
+            if "error" in result:
+                key = f"refused: {result['error']}: {result.get('message', '')}"[:120]
+                refused[key] = refused.get(key, 0) + 1
+            else:
+                accepted += 1
+        return accepted
 
-    try:
-        load = await drive([sender(c) for c in conns], duration, None)
-    finally:
-        for c in conns:
-            c.close()
-    for key, count in refused.items():
-        load.errors[key] = load.errors.get(key, 0) + count
-    reconnects = sum(c.reconnects for c in conns) - in_flight
-    if reconnects > 0:
-        load.notes.append(f"{reconnects} HTTP connections re-opened: the bridge closed keep-alive connections")
+    load = await drive_http(port, in_flight, duration, None, send)
+    load.add_errors(refused)
     return load
 
 
-async def publish_bare(socket_path: Path, phase: str, topics: list[tuple[str, str]], concurrency: int,
-                       events: int | None, limit: float) -> Load:
+async def publish_topics(socket_path: Path, phase: str, topics: list[tuple[str, str]], concurrency: int,
+                         events: int | None, limit: float) -> Load:
     """Acknowledged publishes round-robin over (topic, room), ``concurrency`` in flight, ``events`` in all."""
-    options = PublishOptions(acknowledge=True)  # type: ignore[no-untyped-call]
-    sent = 0
-    async with backend_session(socket_path) as session:
 
-        async def send(stamp: float) -> None:
-            nonlocal sent
-            topic, room_name = topics[sent % len(topics)]
-            sent += 1
-            # The envelope the dispatcher builds, so the router ships the same bytes.
-            envelope = make_envelope(EVENT, new_event_id(), sent, datetime.now(timezone.utc),
-                                     event_data(room_name, stamp, phase))
-            await session.publish(topic, envelope, options=options)
+    def route(seq: int, stamp: float) -> tuple[str, dict[str, Any]]:
+        topic, room_name = topics[(seq - 1) % len(topics)]
+        return topic, event_data(room_name, stamp, phase)
 
-        load = await drive([send] * concurrency, limit, None, sends=events)
+    load = await publish_bare(socket_path, concurrency, limit, None, sends=events, route=route)
     if events is not None and load.accepted < events:
         load.notes.append(f"stopped at the {limit:g}s limit after {load.accepted} of {events} events")
     return load
-
-
-# ---------------------------------------------------------------------------
-# CPU, by process title
-# ---------------------------------------------------------------------------
-
-def _title(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return "?"
-
-
-def worker_groups(node_groups: dict[str, list[int]]) -> dict[str, list[int]]:
-    """``node_processes``' workers one group per process title ("gateway components-1", the controller)."""
-    groups: dict[str, list[int]] = {}
-    for pid in node_groups["workers"]:
-        title = _title(pid)
-        name = title.split()[0] if title.startswith("crossbar") else title.removeprefix("gateway ")
-        groups.setdefault(f"w:{name}", []).append(pid)
-    return groups
 
 
 # ---------------------------------------------------------------------------
@@ -174,28 +108,16 @@ def worker_groups(node_groups: dict[str, list[int]]) -> dict[str, list[int]]:
 # ---------------------------------------------------------------------------
 
 @dataclass
-class Row:
+class Row(Measured):
     clients: int
     queries: int
     path: str
     how: str
-    load: Load
-    got: Deliveries
-    cpu: dict[str, float]
     ratio: float | None = None
 
     @property
     def fanout(self) -> int:
         return self.clients // self.queries
-
-    @property
-    def published_per_s(self) -> float:
-        return self.load.accepted / max(1e-9, self.load.end - self.load.start)
-
-    @property
-    def delivered_per_s(self) -> float:
-        # From the first send to the last delivery, as delivery.py.
-        return self.got.count / max(1e-9, self.got.last - self.load.start) if self.got.count else 0.0
 
     @property
     def expected(self) -> int:
@@ -206,32 +128,16 @@ class Row:
         return {k[2:]: v for k, v in self.cpu.items() if k.startswith("w:")}
 
 
-def run_phase(node: GatewayNode, pool: SubscriberPool, meter: CpuMeter, row: Callable[[Load, Deliveries,
-              dict[str, float]], Row], phase: str, fanout: int, publish: Callable[[], Load]) -> Row:
-    _require_running(node)
-    meter.start()
-    load = publish()
-    wait_delivered(pool, phase, load.accepted * fanout)
-    cpu = meter.stop()
-    _require_running(node)
-    return row(load, pool.deliveries(phase), cpu)
-
-
 def format_table(rows: list[Row]) -> str:
     head = ("| N clients | distinct queries | path | publishing | events published/s | delivered/s "
             "| delivered/expected | p50 ms | p99 ms | gateway/bare "
             "| CPU % router / workers / publisher / subscribers / other |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        c = r.cpu
-        workers = sum(r.workers.values())
-        cpu = " / ".join(f"{x:.0f}" for x in (c.get("router", 0), workers, c.get("publisher", 0),
-                                              c.get("subscribers", 0), c.get("other", 0)))
-        cells = [f"{r.clients:,}", str(r.queries), r.path, r.how, _fmt_rate(r.published_per_s),
-                 _fmt_rate(r.delivered_per_s), f"{r.got.count}/{r.expected}", f"{r.got.percentile(0.5):.1f}",
-                 f"{r.got.percentile(0.99):.1f}", f"{r.ratio:.2f}" if r.ratio is not None else "", cpu]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return table(head, ([f"{r.clients:,}", str(r.queries), r.path, r.how, fmt_rate(r.published_per_s),
+                         fmt_rate(r.delivered_per_s), f"{r.got.count}/{r.expected}", f"{r.got.percentile(0.5):.1f}",
+                         f"{r.got.percentile(0.99):.1f}", f"{r.ratio:.2f}" if r.ratio is not None else "",
+                         cpu_cell({**r.cpu, "workers": sum(r.workers.values())},
+                                  ("router", "workers", "publisher", "subscribers", "other"))]
+                        for r in rows))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -264,107 +170,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _report(row: Row) -> None:
     detail = ", ".join(f"{name} {pct:.0f}" for name, pct in sorted(row.workers.items()))
-    print(f"#   {row.path} {row.how}: {_fmt_rate(row.published_per_s)} events/s, "
-          f"{_fmt_rate(row.delivered_per_s)} delivered/s; workers CPU %: {detail}", flush=True)
-    for reason in sorted(set(row.got.lost)):
-        print(f"#   lost subscriber session: {reason}", flush=True)
-    for error, count in row.load.errors.items():
-        print(f"#   publisher error x{count}: {error}", flush=True)
-    for note in row.load.notes:
-        print(f"#   publisher: {note}", flush=True)
+    print(f"#   {row.path} {row.how}: {fmt_rate(row.published_per_s)} events/s, "
+          f"{fmt_rate(row.delivered_per_s)} delivered/s; workers CPU %: {detail}", flush=True)
+    print_problems(row.load, row.got.lost)
+
+
+def measure(run: Run, args: argparse.Namespace) -> str:
+    n, q = args.clients, args.queries
+    fanout = n // q
+    print(header("query delivery", f"{n} clients, {q} distinct queries ({fanout} clients each); "
+                 f"{args.duration:g}s per gateway row, {args.in_flight} batches in flight; bare: {args.concurrency} "
+                 f"publishes in flight; subscribers: {args.serializer} over WebSocket, {args.procs} processes"),
+          flush=True)
+    node = run.gateway(prefix="gw-qbench-")
+    assert node.process is not None
+    node_groups = node_processes(node.process.pid)
+    print_settled("before subscribing", *settle(node_groups))
+
+    queries = [QUERY.format(room=room(i % q)) for i in range(n)]
+    t0 = time.monotonic()
+    pool = run.subscribers(node.router_port, n, args.procs, args.serializer, queries, phase_field=PHASE_FIELD,
+                           timeout=180)
+    took = time.monotonic() - t0
+    granted = pool.topics()
+    if len(granted) != q or len(set(granted.values())) != q:
+        raise RuntimeError(f"{q} distinct queries were granted {len(set(granted.values()))} topics")
+    print(f"# {n} sessions: gateway.subscribe + SUBSCRIBE in {took:.1f}s ({n / took:.0f} sessions/s); "
+          f"{q} topics", flush=True)
+    topics = [(granted[QUERY.format(room=room(k))], room(k)) for k in range(q)]
+
+    groups = {"router": node_groups["router"], **by_title(node_groups["workers"]), "subscribers": pool.pids}
+    meter = CpuMeter(groups)
+    socket_path = node.cbdir / "backend.sock"
+
+    def gateway(phase: str, batch: int, seconds: float) -> Row:
+        return Row(*measure_phase(
+            node, pool, meter, phase, fanout,
+            lambda: asyncio.run(publish_batches(node.bridge_port, phase, q, batch, args.in_flight, seconds))),
+            n, q, "gateway", f"{batch}/POST, {args.in_flight} in flight")
+
+    def bare(phase: str, events: int | None, seconds: float) -> Row:
+        return Row(*measure_phase(
+            node, pool, meter, phase, fanout,
+            lambda: asyncio.run(publish_topics(socket_path, phase, topics, args.concurrency, events, seconds))),
+            n, q, "bare crossbar", f"{args.concurrency} in flight")
+
+    # One second of each path, not reported: first-use costs out of the way.
+    gateway("warm-gateway", args.batch[0], 1.0)
+    bare("warm-bare", None, 1.0)
+    rows: list[Row] = []
+    for i, batch in enumerate(args.batch, 1):
+        gw = gateway(f"gateway-{i}", batch, args.duration)
+        rows.append(gw)
+        _report(gw)
+        # The same number of events, so the same number of messages to deliver; time-capped.
+        base = bare(f"bare-{i}", gw.load.accepted, 4 * args.duration)
+        rows.append(base)
+        _report(base)
+        if base.delivered_per_s:
+            gw.ratio = gw.delivered_per_s / base.delivered_per_s
+
+    return format_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a plain `kill` cleans up like Ctrl-C
-    workdir = temp_workdir("gw-qbench-")
-    node = GatewayNode(workdir)
-    pool: SubscriberPool | None = None
-    rows: list[Row] = []
-    keep_workdir = True  # a failed node's log is worth reading
-    n, q = args.clients, args.queries
-    fanout = n // q
-    print(f"# query delivery benchmark, {date.today()}, {platform.node()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}; {n} clients, {q} distinct queries ({fanout} clients each); "
-          f"{args.duration:g}s per gateway row, {args.in_flight} batches in flight; bare: {args.concurrency} "
-          f"publishes in flight; subscribers: {args.serializer} over WebSocket, {args.procs} processes", flush=True)
-    try:
-        started = time.monotonic()
-        node.start()
-        print(f"# node ready in {time.monotonic() - started:.1f}s ({workdir})", flush=True)
-        assert node.process is not None
-        node_groups = node_processes(node.process.pid)
-        node_load, other_load = settle(node_groups)
-        print(f"# before subscribing: node {node_load:.0f}%, rest of the machine {other_load:.0f}% of one core"
-              + (" -- something else is running: expect lower, noisier figures" if other_load > 15 else ""),
-              flush=True)
-
-        queries = [QUERY.format(room=room(i % q)) for i in range(n)]
-        pool = SubscriberPool(node.router_port, n, args.procs, args.serializer, queries, phase_field=PHASE_FIELD)
-        t0 = time.monotonic()
-        pool.start(timeout=180)
-        took = time.monotonic() - t0
-        granted = pool.topics()
-        if len(granted) != q or len(set(granted.values())) != q:
-            raise RuntimeError(f"{q} distinct queries were granted {len(set(granted.values()))} topics")
-        print(f"# {n} sessions: gateway.subscribe + SUBSCRIBE in {took:.1f}s ({n / took:.0f} sessions/s); "
-              f"{q} topics", flush=True)
-        topics = [(granted[QUERY.format(room=room(k))], room(k)) for k in range(q)]
-
-        groups = {"router": node_groups["router"], **worker_groups(node_groups), "subscribers": pool.pids}
-        meter = CpuMeter(groups)
-        socket_path = node.cbdir / "backend.sock"
-
-        def row_of(path: str, how: str) -> Callable[[Load, Deliveries, dict[str, float]], Row]:
-            return lambda load, got, cpu: Row(n, q, path, how, load, got, cpu)
-
-        pool_ = pool  # not None from here on (for the closures below)
-
-        def gateway(phase: str, batch: int, seconds: float) -> Row:
-            return run_phase(node, pool_, meter, row_of("gateway", f"{batch}/POST, {args.in_flight} in flight"),
-                             phase, fanout, lambda: asyncio.run(
-                                 publish_batches(node.bridge_port, phase, q, batch, args.in_flight, seconds)))
-
-        def bare(phase: str, events: int | None, seconds: float) -> Row:
-            return run_phase(node, pool_, meter, row_of("bare crossbar", f"{args.concurrency} in flight"),
-                             phase, fanout, lambda: asyncio.run(
-                                 publish_bare(socket_path, phase, topics, args.concurrency, events, seconds)))
-
-        # One second of each path, not reported: first-use costs out of the way.
-        gateway("warm-gateway", args.batch[0], 1.0)
-        bare("warm-bare", None, 1.0)
-        for i, batch in enumerate(args.batch, 1):
-            gw = gateway(f"gateway-{i}", batch, args.duration)
-            rows.append(gw)
-            _report(gw)
-            # The same number of events, so the same number of messages to deliver; time-capped.
-            base = bare(f"bare-{i}", gw.load.accepted, 4 * args.duration)
-            rows.append(base)
-            _report(base)
-            if base.delivered_per_s:
-                gw.ratio = gw.delivered_per_s / base.delivered_per_s
-
-        print()
-        print(format_table(rows))
-        print(f"\n# total {time.monotonic() - started:.0f}s")
-        keep_workdir = False
-        return 0
-    except KeyboardInterrupt:
-        print("\n# interrupted; stopping the node and the subscribers", file=sys.stderr)
-        keep_workdir = False
-        return 130
-    except Exception:
-        print(f"# node log tail ({node.log_path}):\n{node.log_tail(30)}", file=sys.stderr)
-        raise
-    finally:
-        # Every exit path: no subscriber process and no node worker may outlive the run.
-        if pool is not None:
-            pool.stop()
-        node.stop()
-        if keep_workdir:
-            print(f"# node directory kept for inspection: {workdir}", file=sys.stderr)
-        else:
-            remove_workdir(workdir)
+    return run_benchmark(measure, parse_args(argv))
 
 
 if __name__ == "__main__":

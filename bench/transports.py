@@ -4,7 +4,7 @@
     .venv/bin/python bench/transports.py --events 2000 --concurrency 8
 
 One gateway node (tests/support/harness.py) with RabbitMQ ingest on a queue of its
-own, and one WAMP subscriber (bench/delivery.py's minimal client, in its own
+own, and one WAMP subscriber (bench/_lib/subscribers.py's minimal client, in its own
 process) on ``gateway.event.demo.message``. Each row sends ``--events``
 demo.message events and waits until the subscriber has them all:
 
@@ -24,24 +24,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
+    # Run as a script, sys.path[0] is bench/: make bench, tests.support and components importable.
     sys.path.insert(0, str(REPO))
 
-from bench.delivery import (CpuMeter, Deliveries, Load, SubscriberPool, node_processes,  # noqa: E402
-                            publish_bare, publish_gateway, settle, wait_delivered)
-from tests.support.harness import GatewayNode, remove_workdir, temp_workdir  # noqa: E402
+from bench._lib.cpu import CpuMeter, node_processes, settle  # noqa: E402
+from bench._lib.demo import EVENT, event_data  # noqa: E402
+from bench._lib.nodes import Run, run_benchmark  # noqa: E402
+from bench._lib.publishers import Load, publish_bare, publish_gateway  # noqa: E402
+from bench._lib.report import cpu_cell, fmt_rate, header, table  # noqa: E402
+from bench._lib.subscribers import Deliveries, wait_delivered  # noqa: E402
 from webapp_bridge.proxy import GatewayProxy  # noqa: E402
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -63,13 +65,7 @@ class Row:
 
     @property
     def delivered_per_s(self) -> float:
-        span = self.got.last - self.start
-        return self.got.count / span if span > 0 else 0.0
-
-
-def _data(room: str) -> dict[str, str]:
-    # The subscriber measures latency from this stamp (CLOCK_MONOTONIC, system-wide).
-    return {"room": room, "text": repr(time.monotonic()), "author": "bench"}
+        return self.got.per_second_since(self.start)
 
 
 def threaded(proxy: GatewayProxy, room: str, events: int, concurrency: int, batch: int) -> tuple[int, dict[str, int]]:
@@ -90,11 +86,12 @@ def threaded(proxy: GatewayProxy, room: str, events: int, concurrency: int, batc
         nonlocal sent
         while (n := take()) > 0:
             try:
+                # The subscriber measures latency from the stamp in the data.
                 if batch == 1:
-                    proxy.publish("demo.message", _data(room))
+                    proxy.publish(EVENT, event_data(room, time.monotonic()))
                     ok = 1
                 else:
-                    results = proxy.publish_many([("demo.message", _data(room)) for _ in range(n)])
+                    results = proxy.publish_many([(EVENT, event_data(room, time.monotonic())) for _ in range(n)])
                     ok = sum(1 for r in results if not isinstance(r, Exception))
             except Exception as exc:  # counted and shown; the run goes on
                 key = f"{type(exc).__name__}: {exc}"[:120]
@@ -116,23 +113,86 @@ def outcome(load: Load) -> tuple[int, dict[str, int]]:
     return load.accepted, load.errors
 
 
-def fmt(x: float) -> str:
-    return f"{x / 1000:.1f}k" if x >= 10_000 else f"{x:,.0f}"
-
-
-def table(rows: list[Row]) -> str:
+def format_table(rows: list[Row]) -> str:
     base = next((r for r in rows if r.name == "bare crossbar"), None)
     head = ("| transport | sent/s | delivered/s | delivered/sent | p50 ms | p99 ms | vs bare | "
             "CPU % router / workers / web-app / subscriber / other |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    cells = []
     for r in rows:
         ratio = f"{r.delivered_per_s / base.delivered_per_s:.2f}" if base and base.delivered_per_s and r is not base \
             else ""
-        c = r.cpu
-        cpu = " / ".join(f"{c.get(k, 0):.0f}" for k in ("router", "workers", "publisher", "subscribers", "other"))
-        lines.append(f"| {r.name} | {fmt(r.sent_per_s)} | {fmt(r.delivered_per_s)} | {r.got.count}/{r.sent} | "
-                     f"{r.got.percentile(0.5):.1f} | {r.got.percentile(0.99):.1f} | {ratio} | {cpu} |")
-    return "\n".join(lines)
+        cells.append([r.name, fmt_rate(r.sent_per_s), fmt_rate(r.delivered_per_s), f"{r.got.count}/{r.sent}",
+                      f"{r.got.percentile(0.5):.1f}", f"{r.got.percentile(0.99):.1f}", ratio,
+                      cpu_cell(r.cpu, ("router", "workers", "publisher", "subscribers", "other"))])
+    return table(head, cells)
+
+
+def delete_queues(*queues: str) -> None:
+    """Best effort: the run's result stands whatever happens here; say what is left behind."""
+    try:
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        connection.close()
+    except Exception as exc:
+        print(f"# could not delete the queues {', '.join(queues)}: {exc}", file=sys.stderr)
+
+
+def measure(run: Run, args: argparse.Namespace) -> str:
+    queue = f"bench.events.{uuid.uuid4().hex[:8]}"
+    print(header("transports", f"{args.events} events per row, {args.concurrency} senders, "
+                 f"batches of {args.batch}"), flush=True)
+    run.on_exit(lambda: delete_queues(queue, f"{queue}.dead"))  # after the node stopped consuming
+    node = run.gateway({"amqp": {"url": AMQP_URL, "queue": queue, "dead_letter_queue": f"{queue}.dead"}})
+    assert node.process is not None
+    groups = node_processes(node.process.pid)
+    # Fork the subscriber before any thread exists in this process.
+    pool = run.subscribers(node.router_port, 1, 1, "json")
+    settle(groups)
+    meter = CpuMeter({**groups, "subscribers": pool.pids})
+    config = node.workdir / "gateway.yaml"
+
+    def proxy(transport: str) -> GatewayProxy:
+        made = GatewayProxy.from_config(config, transport=transport, env={})
+        run.on_exit(made.close)
+        return made
+
+    #: name, and how to send ``count`` events of a phase (``room``): (accepted, errors).
+    plan: list[tuple[str, Callable[[str, int], tuple[int, dict[str, int]]]]] = [
+        ("bare crossbar", lambda room, count: outcome(asyncio.run(publish_bare(
+            node.cbdir / "backend.sock", args.concurrency, 3600, None, sends=count, room=room)))),
+        ("HTTP raw (no proxy)", lambda room, count: outcome(asyncio.run(publish_gateway(
+            node.bridge_port, room, args.concurrency, 3600, None, sends=count)))),
+    ]
+    for transport in ("http", "xmlrpc", "amqp"):
+        made = proxy(transport)
+        label = {"http": "HTTP", "xmlrpc": "XML-RPC", "amqp": "AMQP"}[transport]
+        plan.append((f"{label} single (proxy)", partial(threaded, made, concurrency=args.concurrency, batch=1)))
+        if transport != "amqp":
+            plan.append((f"{label} batch of {args.batch} (proxy)", partial(
+                threaded, made, concurrency=max(1, args.concurrency // 4), batch=args.batch)))
+    # One warm-up pass of every path, not reported: first-use costs out of the way.
+    for i, (name, send) in enumerate(plan):
+        sent, _ = send(f"warm-{i}", min(200, args.events))
+        wait_delivered(pool, f"warm-{i}", sent)
+    rows: list[Row] = []
+    for i, (name, send) in enumerate(plan):
+        room = f"row-{i}"
+        meter.start()
+        start = time.monotonic()
+        sent, errors = send(room, args.events)
+        send_seconds = time.monotonic() - start
+        wait_delivered(pool, room, sent)
+        cpu = meter.stop()
+        row = Row(name, sent, send_seconds, pool.deliveries(room), start, cpu, errors)
+        rows.append(row)
+        print(f"#   {name}: {fmt_rate(row.delivered_per_s)} delivered/s", flush=True)
+        for error, count in errors.items():
+            print(f"#   error x{count}: {error}", flush=True)
+    return format_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,88 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16, help="senders in flight (default 16)")
     p.add_argument("--batch", type=int, default=100, help="events per batch call (default 100)")
     args = p.parse_args(argv)
-
-    queue = f"bench.events.{uuid.uuid4().hex[:8]}"
-    workdir = temp_workdir("gw-bench-")
-    node = GatewayNode(workdir, extra_config={"amqp": {"url": AMQP_URL, "queue": queue,
-                                                       "dead_letter_queue": f"{queue}.dead"}})
-    pool: SubscriberPool | None = None
-    proxies: list[GatewayProxy] = []
-    rows: list[Row] = []
-    print(f"# transports benchmark, {date.today()}, {platform.node()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}; {args.events} events per row, {args.concurrency} senders, "
-          f"batches of {args.batch}", flush=True)
-    try:
-        node.start()
-        assert node.process is not None
-        groups = node_processes(node.process.pid)
-        # Fork the subscriber before any thread exists in this process.
-        pool = SubscriberPool(node.router_port, 1, 1, "json")
-        pool.start()
-        settle(groups)
-        meter = CpuMeter({**groups, "subscribers": pool.pids})
-        config = workdir / "gateway.yaml"
-
-        def proxy(transport: str) -> GatewayProxy:
-            made = GatewayProxy.from_config(config, transport=transport, env={})
-            proxies.append(made)
-            return made
-
-        #: name, and how to send ``count`` events of a phase (``room``): (accepted, errors).
-        plan: list[tuple[str, Callable[[str, int], tuple[int, dict[str, int]]]]] = [
-            ("bare crossbar", lambda room, count: outcome(asyncio.run(publish_bare(
-                node.cbdir / "backend.sock", room, args.concurrency, 3600, None, sends=count)))),
-            ("HTTP raw (no proxy)", lambda room, count: outcome(asyncio.run(publish_gateway(
-                node.bridge_port, room, args.concurrency, 3600, None, sends=count)))),
-        ]
-        for transport in ("http", "xmlrpc", "amqp"):
-            made = proxy(transport)
-            label = {"http": "HTTP", "xmlrpc": "XML-RPC", "amqp": "AMQP"}[transport]
-            plan.append((f"{label} single (proxy)", lambda room, count, made=made: threaded(
-                made, room, count, args.concurrency, 1)))
-            if transport != "amqp":
-                plan.append((f"{label} batch of {args.batch} (proxy)", lambda room, count, made=made: threaded(
-                    made, room, count, max(1, args.concurrency // 4), args.batch)))
-        # One warm-up pass of every path, not reported: first-use costs out of the way.
-        for i, (name, run) in enumerate(plan):
-            sent, _ = run(f"warm-{i}", min(200, args.events))
-            wait_delivered(pool, f"warm-{i}", sent)
-        for i, (name, run) in enumerate(plan):
-            room = f"row-{i}"
-            meter.start()
-            start = time.monotonic()
-            sent, errors = run(room, args.events)
-            send_seconds = time.monotonic() - start
-            wait_delivered(pool, room, sent)
-            cpu = meter.stop()
-            row = Row(name, sent, send_seconds, pool.deliveries(room), start, cpu, errors)
-            rows.append(row)
-            print(f"#   {name}: {fmt(row.delivered_per_s)} delivered/s", flush=True)
-            for error, count in errors.items():
-                print(f"#   error x{count}: {error}", flush=True)
-        print()
-        print(table(rows))
-        return 0
-    except Exception:
-        print(f"# node log tail ({node.log_path}):\n{node.log_tail(30)}", file=sys.stderr)
-        raise
-    finally:
-        for made in proxies:
-            made.close()
-        if pool is not None:
-            pool.stop()
-        node.stop()
-        try:
-            import pika
-
-            connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-            channel = connection.channel()
-            channel.queue_delete(queue)
-            channel.queue_delete(f"{queue}.dead")
-            connection.close()
-        except Exception as exc:  # the run's result stands; say what is left behind
-            print(f"# could not delete the queues {queue}(.dead): {exc}", file=sys.stderr)
-        remove_workdir(workdir)
+    return run_benchmark(measure, args)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Start a real gateway node (Crossbar with our components) for tests and benchmarks.
 
+``CrossbarNode`` starts and stops any Crossbar node; ``GatewayNode`` is ours (``bench/_lib/nodes.py``
+adds a bare router for the benchmarks).
+
 A node gets free ports, its own node directory, gateway.yaml and store in a
 temporary directory, and runs in its own process group, so that stopping it
 takes every worker with it, even when a test fails half-way.
@@ -22,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -41,8 +44,11 @@ def make_jwt(claims: dict[str, Any], secret: str = JWT_SECRET, algorithm: str = 
     """A JWT login as a web-app would mint it (``exp`` one minute ahead unless given)."""
     import jwt
 
-    return jwt.encode({"exp": int(time.time()) + 60, **claims}, None if algorithm == "none" else secret,
+    # The "none" algorithm takes no key: PyJWT's annotation has no None, but it reads "" as none.
+    return jwt.encode({"exp": int(time.time()) + 60, **claims}, "" if algorithm == "none" else secret,
                       algorithm=algorithm)
+
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -61,14 +67,16 @@ class Response:
 
 
 @dataclass
-class GatewayNode:
-    """One running gateway node. Use ``start()``/``stop()`` or ``with``."""
+class CrossbarNode:
+    """A Crossbar node in its own node directory and process group; subclasses write its config.
+
+    ``start()`` returns once Crossbar says NODE_BOOT_COMPLETE and ``not_ready()`` has nothing to
+    add; ``stop()`` takes every worker with it. Use ``start()``/``stop()`` or ``with``.
+    """
 
     workdir: Path
     router_port: int = field(default_factory=free_port)
-    bridge_port: int = field(default_factory=free_port)
-    extra_config: dict[str, Any] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, kw_only=True)
 
     @property
     def cbdir(self) -> Path:
@@ -81,6 +89,87 @@ class GatewayNode:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.router_port}/ws"
+
+    def write_config(self) -> None:
+        """Write ``<cbdir>/config.yaml`` (and whatever else the node reads)."""
+        raise NotImplementedError
+
+    def not_ready(self) -> str | None:
+        """Once booted: None if the node is ready for use, else what it still waits for."""
+        return None
+
+    def start(self, timeout: float = 60) -> Self:
+        self.write_config()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env["PYTHONPATH"] = f"{REPO}:{self.workdir}"  # the workdir may hold test event modules
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(VENV_BIN / "crossbar"), "start", "--cbdir", str(self.cbdir), "--logformat", "standard",
+                 "--color", "false"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.workdir, env=env, start_new_session=True,
+            )
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a node that failed to come up must not outlive the attempt
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until every worker is up (Crossbar says NODE_BOOT_COMPLETE) and ``not_ready()`` says
+        nothing. Polls; never a fixed sleep."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the node exited with {self.process.returncode}:\n{self.log_tail()}")
+            if "NODE_BOOT_COMPLETE" not in self.log_text():
+                last = "still booting"
+                time.sleep(0.1)
+                continue
+            waiting = self.not_ready()
+            if waiting is None:
+                return
+            last = waiting
+            time.sleep(0.1)
+        raise TimeoutError(f"the node was not ready after {timeout}s ({last}):\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        if self.process.poll() is None:
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        # Workers are in the same process group: make sure none outlives the node.
+        _signal_group(pgid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.wait(5)
+        self.process = None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class GatewayNode(CrossbarNode):
+    """One gateway node: the router, our components and the bridge, on free ports."""
+
+    bridge_port: int = field(default_factory=free_port)
+    extra_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bridge_url(self) -> str:
@@ -107,67 +196,13 @@ class GatewayNode:
         self.cbdir.mkdir(parents=True, exist_ok=True)
         (self.cbdir / "config.yaml").write_text(render_text(cfg, paths))
 
-    def start(self, timeout: float = 60) -> GatewayNode:
-        self.write_config()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        env["PYTHONPATH"] = f"{REPO}:{self.workdir}"  # the workdir may hold test event modules
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(VENV_BIN / "crossbar"), "start", "--cbdir", str(self.cbdir), "--logformat", "standard",
-                 "--color", "false"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.workdir, env=env, start_new_session=True,
-            )
+    def not_ready(self) -> str | None:
+        """The bridge says an event posted now would be accepted (GET /healthz answers 200)."""
         try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()  # a node that failed to come up must not outlive the attempt
-            raise
-        return self
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        """Until every worker is up (Crossbar says NODE_BOOT_COMPLETE) and the bridge says an
-        event posted now would be accepted. Polls; never a fixed sleep."""
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"the node exited with {self.process.returncode}:\n{self.log_tail()}")
-            if "NODE_BOOT_COMPLETE" not in self.log_text():
-                last = "still booting"
-                time.sleep(0.1)
-                continue
-            try:
-                r = self.get("/healthz", timeout=2)
-                if r.status == 200:
-                    return
-                last = f"{r.status} {r.body}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.1)
-        raise TimeoutError(f"the node was not ready after {timeout}s ({last}):\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        pgid = self.process.pid
-        if self.process.poll() is None:
-            _signal_group(pgid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        # Workers are in the same process group: make sure none outlives the node.
-        _signal_group(pgid, signal.SIGKILL)
-        if self.process.poll() is None:
-            self.process.wait(5)
-        self.process = None
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+            r = self.get("/healthz", timeout=2)
+        except OSError as exc:
+            return str(exc)
+        return None if r.status == 200 else f"{r.status} {r.body}"
 
     # -- HTTP helpers -----------------------------------------------------
 
@@ -212,12 +247,6 @@ class GatewayNode:
 
         ticket = None if user is None else self.ticket(user, roles)
         return WampClient(self.ws_url, ticket=ticket, **kw).connect()
-
-    def __enter__(self) -> GatewayNode:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _json(data: bytes) -> Any:

@@ -13,12 +13,13 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 
+from tests.support.wamp import host_port
+
 HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE = 1, 2, 3, 4, 5, 6
-ROLES = {"caller": {}, "subscriber": {}}
+ROLES: dict[str, dict[str, Any]] = {"caller": {}, "subscriber": {}}
 
 
 def hello(realm: str = "gateway", **details: Any) -> list[Any]:
@@ -40,7 +41,7 @@ async def _exchange(url: str, frames: list[Any], reply: Callable[[Any], list[Any
             return frame
         return (frame if isinstance(frame, str) else json.dumps(frame)).encode()
 
-    class Peer(WebSocketClientProtocol):  # type: ignore[misc]
+    class Peer(WebSocketClientProtocol):
         def onOpen(self) -> None:
             for frame in frames:
                 self.sendMessage(encode(frame))
@@ -56,8 +57,8 @@ async def _exchange(url: str, frames: list[Any], reply: Callable[[Any], list[Any
 
     factory = WebSocketClientFactory(url, protocols=["wamp.2.json"])
     factory.protocol = Peer
-    parsed = urlparse(url)
-    transport, _ = await asyncio.get_running_loop().create_connection(factory, parsed.hostname, parsed.port)
+    host, port = host_port(url)
+    transport, _ = await asyncio.get_running_loop().create_connection(factory, host, port)
     try:
         await asyncio.wait_for(closed.wait(), timeout)
     except TimeoutError:

@@ -22,7 +22,15 @@ from autobahn.wamp.types import ComponentConfig
 SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
 
 
-class _Session(ApplicationSession):  # type: ignore[misc]
+def host_port(url: str) -> tuple[str, int]:
+    """(host, port) of a ws:// URL; a URL without them is a bug in the test."""
+    parsed = urlparse(url)
+    if parsed.hostname is None or parsed.port is None:
+        raise ValueError(f"a WebSocket URL with a host and a port is needed, not {url!r}")
+    return parsed.hostname, parsed.port
+
+
+class _Session(ApplicationSession):
     client: WampClient
 
     def onConnect(self) -> None:
@@ -101,9 +109,9 @@ class WampClient:
             rs_factory = WampRawSocketClientFactory(make, serializer=self._serializer)
             await self._loop.create_unix_connection(rs_factory, self._unix_path)
             return
-        parsed = urlparse(self.url)
+        host, port = host_port(self.url)
         factory = WampWebSocketClientFactory(make, url=self.url, serializers=[self._serializer])
-        await self._loop.create_connection(factory, parsed.hostname, parsed.port)
+        await self._loop.create_connection(factory, host, port)
 
     def _joined(self, session: _Session, details: Any) -> None:
         self.session = session
@@ -156,8 +164,8 @@ class WampClient:
 
     @property
     def session_id(self) -> int:
-        assert self.session is not None
-        return int(self.session.session_id)
+        assert self.session is not None and self.session.session_id is not None, "not joined"
+        return self.session.session_id
 
     @property
     def authextra_welcome(self) -> dict[str, Any]:
@@ -197,7 +205,7 @@ class WampClient:
         import time
 
         deadline = time.monotonic() + timeout
-        got = []
+        got: list[Any] = []
         while len(got) < n:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
