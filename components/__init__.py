@@ -7,8 +7,11 @@ One package per responsibility; each package's docstring says what it owns and w
 - ``auth/``     who a client is (credential rules, logins, the authenticator) and what it may do (policy);
 - ``store/``    the ``Store`` protocol, its SQLite and PostgreSQL implementations and the store thread;
 - ``delivery/`` the dispatcher and everything on an accepted event's way to clients;
-- the shared modules: ``uris`` (every WAMP URI), ``envelope``, ``config`` (gateway.yaml),
+- the shared modules: ``uris`` (every WAMP URI), ``envelope``, ``limits`` (the edge checks every way in
+  applies to what a client sends: depth before parsing, integers within 64 bits), ``config`` (gateway.yaml),
   ``nodeconfig`` (Crossbar's node config), ``backend`` (the base of every component session),
+  ``arguments`` (procedures' signatures, pure), ``ratelimit`` (per-session call buckets, pure),
+  ``procedures`` (a procedure behind its rate, signature and error boundary),
   ``exceptions``, ``cli`` and ``launcher`` (the ``gateway`` command).
 
 Nothing here imports the web-app library (``webapp_bridge.proxy``, ``webapp_bridge.django``); the

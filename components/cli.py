@@ -3,6 +3,8 @@
     gateway check-config [--config gateway.yaml]
     gateway render [--config gateway.yaml] [--out .crossbar/config.yaml]
     gateway run [--config gateway.yaml] [--cbdir .crossbar]
+
+``gateway run`` supervises the node it starts (components/supervision/, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import GatewayError
 from components.nodeconfig import RenderPaths, render
+from components.supervision import Endpoint, NodeShape, configure_logging, supervise
 from components.delivery.rowfilter import check_row_filters
 
 HEADER = """\
@@ -81,15 +84,21 @@ def _run(args: argparse.Namespace) -> int:
         lib=str(repo / "clients" / "js" / "src"),
     )
     run_config = cbdir / "run.yaml"
-    # A fresh secret each start: only this node's own components ever know it.
-    run_config.write_text(render_text(cfg, paths, backend_secret=secrets.token_urlsafe(32)))
-    run_config.chmod(0o600)
+    # A fresh secret each `gateway run` (kept across the node's restarts): only this node's own
+    # components ever know it.
+    text = render_text(cfg, paths, backend_secret=secrets.token_urlsafe(32))
+    run_config.unlink(missing_ok=True)
+    with os.fdopen(os.open(run_config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
+    shape = NodeShape.from_node_config(yaml.safe_load(text))
     crossbar = shutil.which("crossbar") or str(Path(sys.executable).with_name("crossbar"))
     print(f"gateway: router on http://{cfg.router.host}:{cfg.router.port}/ "
           f"(WAMP at /{cfg.router.ws_path}), bridge on http://{cfg.bridge.host}:{cfg.bridge.port}/", flush=True)
     argv = [crossbar, "start", "--cbdir", str(cbdir), "--config", str(run_config), "--logformat", "standard"]
-    os.execv(crossbar, argv)
-    return 0  # not reached
+    # Not exec: `gateway run` stays as the node's supervisor (components/supervision/).
+    configure_logging(sys.stdout)
+    return supervise(argv, shape, Endpoint.of(cfg.router.host, cfg.router.port),
+                     Endpoint.of(cfg.bridge.host, cfg.bridge.port))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", default="gateway.yaml")
     p.add_argument("--out", default=".crossbar/config.yaml", help="file to write, or - for stdout")
     p.set_defaults(func=_render)
-    p = sub.add_parser("run", help="render the node configuration and start Crossbar in the foreground")
+    p = sub.add_parser("run", help="render the node configuration, start Crossbar in the foreground and keep it "
+                                   "serving (the node is restarted if its router or every container dies)")
     p.add_argument("--config", default="gateway.yaml")
     p.add_argument("--cbdir", default=".crossbar")
     p.set_defaults(func=_run)

@@ -8,6 +8,7 @@ that a typo ("bridge.prot") is not silently ignored.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.exceptions import ConfigError
+from components.limits import DEFAULT_MAX_DEPTH
+from components.router_guard.addresses import networks
+from components.router_guard.origins import origin_pattern
+
+#: bridge.max_in_flight's default: what one bridge process on a 2-core machine answers within about a
+#: second, so that a burst far past it is answered within seconds (bench/README.md, ``overload.py``).
+DEFAULT_MAX_IN_FLIGHT = 1000
+#: bridge.max_connections' default: twice max_in_flight, room for the requests in flight and as many again
+#: being read or refused; with the listen queue (4096 a process) a burst of 12,000 waits in the kernel,
+#: not in memory (bench/README.md, ``overload.py``).
+DEFAULT_MAX_CONNECTIONS = 2000
 
 #: The API key shipped in the example gateway.yaml. Fine on loopback for a
 #: demo; the bridge refuses to listen anywhere else while it is in use.
@@ -37,6 +49,9 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_STORE_URL": ("store.url", "str"),
     "GATEWAY_AMQP_URL": ("amqp.url", "str"),
     "GATEWAY_PROXY_TRANSPORT": ("proxy.transport", "str"),
+    "GATEWAY_ROUTER_ALLOWED_ORIGINS": ("router.allowed_origins", "list"),
+    "GATEWAY_ROUTER_MAX_CLIENT_BUFFER": ("router.max_client_buffer", "str"),
+    "GATEWAY_ROUTER_MAX_CONNECTIONS_PER_ADDRESS": ("router.max_connections_per_address", "str"),
 }
 
 
@@ -59,6 +74,40 @@ class RouterConfig(_Section):
     #: The WebSocket URL browsers use, when it is not ws://host:port/ws (behind a TLS proxy:
     #: wss://example.com/ws). What web-apps hand to the JS client.
     public_url: str | None = Field(default=None, pattern=r"^wss?://[^\s]+$")
+    #: Browser pages (origins) allowed to open WebSocket connections besides the gateway's own
+    #: (http://host:port and public_url's): ``https://app.example.com``, ``http://localhost:3000``,
+    #: ``https://*.example.com``; ``*``: any page. Connections without an Origin header (programs)
+    #: are not checked. Stored as autobahn matches them (``https://app.example.com:443``).
+    allowed_origins: tuple[str, ...] = ()
+    #: WebSocket connections open at once from one client address; one more is closed (1013) with
+    #: the reason. None: no cap.
+    max_connections_per_address: int | None = Field(default=100, ge=1, le=1_000_000)
+    #: Peers (addresses or networks) whose X-Forwarded-For header names the client's address (a
+    #: reverse proxy); from anyone else the header is ignored.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    #: Bytes waiting to be sent to one client (it stopped reading); past this it is disconnected.
+    #: Well above the largest burst a reading client gets at once (a call result, the events of
+    #: one read from our components): hence at least 256 KiB.
+    max_client_buffer: int = Field(default=4 * 1024 * 1024, ge=256 * 1024, le=1024 * 1024 * 1024)
+    #: How deep a client's WAMP message may nest (arrays and maps, the message itself counting 1);
+    #: a deeper one closes its connection before it is parsed. At most 256: the router forwards
+    #: calls to our components over msgpack, which packs 511 levels at most.
+    max_message_depth: int = Field(default=64, ge=16, le=256)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(origin_pattern(v) for v in value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        networks(value)
+        return value
 
 
 class ApiKey(_Section):
@@ -66,6 +115,25 @@ class ApiKey(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     key: str = Field(min_length=8, repr=False)
+    #: Events a second this key may publish through one bridge process (a request publishing none
+    #: counts one); past it, 429 with Retry-After. None (the default): no rate limit. Per process:
+    #: a key whose connections reach both bridges of a node may get up to twice this.
+    rate: float | None = Field(default=None, gt=0, le=1_000_000)
+    #: Events it may publish at once, beyond the rate; default the rate (one second's worth), at least 1.
+    burst: int | None = Field(default=None, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> ApiKey:
+        if self.burst is not None and self.rate is None:
+            raise ValueError(f"the key named {self.name!r} has a burst but no rate: give both, or neither for no limit")
+        return self
+
+    @property
+    def limit(self) -> tuple[float, int] | None:
+        """(rate, burst) of the key's rate limit, None when it has none."""
+        if self.rate is None:
+            return None
+        return self.rate, self.burst if self.burst is not None else max(1, math.ceil(self.rate))
 
 
 class BridgeConfig(_Section):
@@ -80,6 +148,18 @@ class BridgeConfig(_Section):
     access_log: str | None = "access.log"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_batch: int = Field(default=1000, ge=1, le=100_000)
+    #: How deep arrays and objects may nest in a request: a JSON body (HTTP or RabbitMQ; the body is
+    #: level 1, so an event's data starts at level 2, in a batch at 4) or the document an XML-RPC call
+    #: stands for. Deeper is a 400 ``too_deep``, found before parsing (components.limits). At least 4
+    #: (a batch of one event); at most 256, well within what msgpack carries to our components.
+    max_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=4, le=256)
+    #: Events (and other requests to our components, one each) each bridge process holds in flight at
+    #: most; past it, 503 ``overloaded`` with Retry-After at once, and RabbitMQ ingest waits. At least
+    #: max_batch, so that every batch can get in. Per process: a node (two bridges) holds up to twice this.
+    max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=1_000_000)
+    #: HTTP connections each bridge process keeps open at most; past it, it accepts no more until one
+    #: closes (they wait in the kernel's listen queue). Bounds the memory a burst of clients costs.
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=16, le=1_000_000)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -96,6 +176,9 @@ class BridgeConfig(_Section):
             raise ValueError(f"api_keys: the name {twice[0]!r} is used twice; each key needs its own name")
         if len({k.key for k in self.api_keys}) < len(self.api_keys):
             raise ValueError("api_keys: the same key is listed twice")
+        if self.max_in_flight < self.max_batch:
+            raise ValueError(f"max_in_flight ({self.max_in_flight}) is below max_batch ({self.max_batch}): a full "
+                             "batch could never get in; raise max_in_flight or lower max_batch")
         return self
 
     def has_key(self, key: str) -> bool:
@@ -147,11 +230,26 @@ class EventsConfig(_Section):
 
 
 class QueriesConfig(_Section):
-    """Limits on subscription queries, so that no client can make the gateway work for nothing."""
+    """Limits on subscription queries and client calls, so that no client can make the gateway work for nothing."""
 
     max_length: int = Field(default=2000, ge=10, le=100_000)
     max_depth: int = Field(default=32, ge=2, le=100)
     max_per_session: int = Field(default=100, ge=1, le=100_000)
+    #: Persistent subscriptions one logged-in client token may keep (each one logs its classes' events).
+    max_persistent_per_token: int = Field(default=50, ge=1, le=100_000)
+    #: Persistent subscriptions of one user in all: those the user's clients made and those web-apps
+    #: made for the user (POST /subscriptions).
+    max_persistent_per_user: int = Field(default=200, ge=1, le=1_000_000)
+    #: Whether anonymous clients may keep persistent subscriptions at all; if so, how many each
+    #: (per anonymous token), and how many all anonymous clients together (which also bounds the
+    #: client tokens the store keeps for anonymous clients: only those holding one are stored).
+    anonymous_persistent: bool = True
+    max_persistent_per_anonymous_token: int = Field(default=5, ge=1, le=100_000)
+    max_anonymous_persistent: int = Field(default=10_000, ge=1, le=10_000_000)
+    #: Calls one client session may make to the gateway's procedures: call_burst at once, refilled
+    #: at calls_per_second; past it, gateway.error.rate_limited with the seconds to wait.
+    calls_per_second: float = Field(default=50, gt=0, le=1_000_000)
+    call_burst: int = Field(default=200, ge=1, le=1_000_000)
 
 
 class StoreConfig(_Section):
@@ -174,6 +272,28 @@ class StoreConfig(_Section):
     #: Seconds between two rounds of housekeeping: forgetting old ids, ending orphaned
     #: persistent subscriptions, dropping events past their class's retention.
     prune_interval: float = Field(default=60, ge=0.5, le=3600)
+    #: PostgreSQL: seconds one statement may run before the server cancels it (a lock held elsewhere, an
+    #: overloaded server); the operation then fails (503 for a request) instead of holding a store thread.
+    statement_timeout: float = 5.0
+    #: PostgreSQL: whole seconds connecting (or connecting again) may take; libpq's minimum is 2. A
+    #: ``connect_timeout`` in ``url``'s query takes precedence.
+    connect_timeout: int = 5
+
+    @field_validator("statement_timeout")
+    @classmethod
+    def _statement_timeout(cls, value: float) -> float:
+        if not 0.1 <= value <= 3600:
+            raise ValueError("seconds one statement may run before PostgreSQL cancels it: from 0.1 to 3600 "
+                             "(default 5)")
+        return value
+
+    @field_validator("connect_timeout")
+    @classmethod
+    def _connect_timeout(cls, value: int) -> int:
+        if not 2 <= value <= 600:
+            raise ValueError("whole seconds connecting to PostgreSQL may take: from 2 (libpq's minimum) to 600 "
+                             "(default 5)")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -17,6 +17,8 @@ from typing import Any
 
 from components import uris
 from components.config import GatewayConfig
+from components.router_guard.origins import ANY, allow_list
+from components.router_guard.settings import GuardSettings
 
 #: Our components reach the router over this unix socket, relative to the
 #: node directory: only processes of this user can connect to it at all.
@@ -25,6 +27,10 @@ BACKEND_SOCKET = "backend.sock"
 #: Container workers, each running every component. Two: one may die
 #: (even by SIGKILL, which Crossbar does not restart) without an outage.
 COMPONENT_CONTAINERS = 2
+
+#: The component Crossbar embeds in the router worker: it applies our guards
+#: (components/router_guard/) in the router process, before any transport listens.
+ROUTER_GUARD = "components.router_guard.component.RouterGuard"
 
 #: Crossbar paths are relative to the node directory; the repo is its parent.
 DEFAULT_PATHS = {
@@ -50,6 +56,7 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
            ) -> dict[str, Any]:
     """The Crossbar node configuration (version 2) for this gateway configuration."""
     secret = backend_secret or cfg.backend.secret
+    origins = allow_list(cfg.router.host, cfg.router.port, cfg.router.public_url, cfg.router.allowed_origins)
     backend_transport = {
         "type": "rawsocket",
         "endpoint": {"type": "unix", "path": BACKEND_SOCKET},
@@ -76,13 +83,21 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
             "options": {
                 # A component that fails or leaves is started again at once,
                 # inside the same container, while the router keeps every
-                # client session open.
+                # client session open. (Crossbar 26.10 has no retry setting
+                # for a component's transport: one that cannot reach the
+                # router is not tried again. The router gone, `gateway run`
+                # restarts the whole node: components/supervision/.)
                 "restart": "restart-always",
+                # How `gateway run` finds this worker's process.
                 "title": f"gateway {name}",
             },
+            # Started in this order, each once joined. The dispatcher (our authorizer) comes
+            # before the authenticator: no client can join before its calls and subscriptions
+            # can be authorized (else a client coming back while the node starts has its
+            # subscriptions refused, for good).
             "components": [
-                component("authenticator", "components.auth.authenticator.Authenticator", uris.AUTHENTICATOR_AUTHID),
                 component("dispatcher", "components.delivery.dispatcher.Dispatcher", uris.DISPATCHER_AUTHID),
+                component("authenticator", "components.auth.authenticator.Authenticator", uris.AUTHENTICATOR_AUTHID),
                 component("bridge", "webapp_bridge.server.component.Bridge", uris.BRIDGE_AUTHID),
             ],
         }
@@ -101,6 +116,20 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                 "type": "router",
                 "id": "router",
                 "options": {"title": "gateway router"},
+                # Our guards in the router process (what each works around: components/router_guard/).
+                "components": [{
+                    "type": "class",
+                    "id": "guard",
+                    "classname": ROUTER_GUARD,
+                    "realm": cfg.router.realm,
+                    "role": "trusted",
+                    "extra": GuardSettings(
+                        max_message_depth=cfg.router.max_message_depth,
+                        max_client_buffer=cfg.router.max_client_buffer,
+                        max_connections_per_address=cfg.router.max_connections_per_address,
+                        trusted_proxies=cfg.router.trusted_proxies,
+                    ).to_extra(),
+                }],
                 "realms": [{
                     "name": cfg.router.realm,
                     "options": {"enable_meta_api": True},
@@ -111,7 +140,9 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                 "uri": "",
                                 "match": "prefix",
                                 "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
-                                "disclose": {"caller": True, "publisher": True},
+                                # Our components see who calls them (caller); clients never learn
+                                # which of our sessions published an event (publisher).
+                                "disclose": {"caller": True, "publisher": False},
                                 "cache": True,
                             }],
                         },
@@ -156,6 +187,10 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                     "auto_ping_interval": 10000,
                                     "auto_ping_timeout": 5000,
                                     "max_message_size": 4 * 1024 * 1024,
+                                    # Browsers' pages: the gateway's own and router.allowed_origins
+                                    # (checked by autobahn on the handshake; no Origin header: not checked).
+                                    "allowed_origins": origins,
+                                    "allow_null_origin": origins == [ANY],
                                 },
                                 # Both ask our authenticator (components/auth/authenticator.py), which
                                 # hands every client its token: no credentials -> anonymous;

@@ -47,6 +47,14 @@ INTERNAL_TICKET = "gateway.internal.ticket"
 #: Held (registered) by the one bridge of a node that consumes the RabbitMQ queue; the
 #: node's other bridges stand by and take over when its session ends.
 INTERNAL_AMQP_CONSUMER = "gateway.internal.amqp.consumer"
+#: Held (registered, invoke ``single``) by the one active dispatcher of a node: only its holder
+#: registers the procedures that write or order (publishing, numbering, subscriptions, replay,
+#: ack); the other dispatchers stand by and take over when its session ends. Calling it says
+#: which dispatcher that is: ``{"session", "pid", "since"}``.
+INTERNAL_DISPATCHER_LEADER = "gateway.internal.dispatcher.leader"
+#: Called by the bridge: the dispatcher's figures of the store, as of its last housekeeping round:
+#: ``{"event_log": {"rows", "by_class", "counted_at"}, "persistent_subscriptions"}``.
+INTERNAL_STATS = "gateway.internal.stats"
 #: ``gateway.whoami()`` -> authid, role, user, roles, client token and its expiry.
 WHOAMI = "gateway.whoami"
 
@@ -74,6 +82,9 @@ META_REGISTRATION_LIST = "wamp.registration.list"
 META_REGISTRATION_GET = "wamp.registration.get"
 META_REGISTRATION_LOOKUP = "wamp.registration.lookup"
 META_REGISTRATION_LIST_CALLEES = "wamp.registration.list_callees"
+#: Meta event: a procedure's last callee went (its session ended or it unregistered):
+#: ``(session id, registration id)``.
+META_REGISTRATION_ON_DELETE = "wamp.registration.on_delete"
 
 # Errors (WAMP error URIs with readable messages).
 ERROR_UNKNOWN_EVENT = "gateway.error.unknown_event"
@@ -83,7 +94,20 @@ ERROR_INVALID_QUERY = "gateway.error.invalid_query"
 ERROR_NO_SUCH_SUBSCRIPTION = "gateway.error.no_such_subscription"
 ERROR_NOT_SUPPORTED = "gateway.error.not_supported"
 ERROR_AUTHENTICATION_FAILED = "gateway.error.authentication_failed"
+#: A call's arguments do not match the procedure (the message names the argument and what was expected;
+#: kwargs ``argument`` and ``expected``).
 ERROR_INVALID_ARGUMENT = "gateway.error.invalid_argument"
+#: A configured bound was reached (persistent subscriptions per token, per user, ...): the message names
+#: the config key; kwargs ``limit`` (the key) and ``maximum``. Not a permission: freeing one makes room.
+ERROR_LIMIT_EXCEEDED = "gateway.error.limit_exceeded"
+#: The session called too often (``queries.calls_per_second`` / ``queries.call_burst``); kwargs
+#: ``retry_after``: seconds until a call would be taken.
+ERROR_RATE_LIMITED = "gateway.error.rate_limited"
+#: The gateway failed on a call (our fault, logged with its traceback); the message says nothing of how.
+ERROR_INTERNAL = "gateway.error.internal"
+#: The gateway's store did not answer in time (``store.statement_timeout``) or cannot be reached: the call
+#: failed and may be retried later (the bridge answers 503).
+ERROR_UNAVAILABLE = "gateway.error.unavailable"
 #: The reason a component gives when it leaves because it could not start (config, port in use, ...).
 ERROR_START_FAILED = "gateway.error.start_failed"
 

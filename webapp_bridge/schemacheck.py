@@ -32,6 +32,11 @@ The schema is taken at its word: a Python class whose validators or string
 options (``str_strip_whitespace`` ...) change values before its constraints
 apply says so nowhere in its schema, and may be refused here.
 
+Numbers the gateway cannot carry come first and alone, as the gateway
+refuses them before it reads anything else (``number_problems``: integers
+outside the signed 64-bit range, NaN, Infinity). So does its rule for text,
+kept here for the proxy (``string_problems``: no lone UTF-16 surrogates).
+
 What is checked follows pydantic in strict JSON mode, as the gateway
 validates: ``true`` is not an integer, ``1.0`` and ``"1"`` are not integers,
 integers are numbers. The subset: ``type`` (or a list of types),
@@ -53,15 +58,28 @@ import calendar
 import math
 import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["Problem", "problems"]
+__all__ = ["INT64_MAX", "INT64_MIN", "INT_RANGE", "LONE_SURROGATE", "NON_FINITE", "Problem", "number_problems", "problems",
+           "string_problems"]
 
 Path = tuple[str | int, ...]
+
+# The gateway's rule for numbers (components.limits, word for word; tests hold the two together):
+# events carry integers within the signed 64-bit range and finite floats only.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+INT_RANGE = f"integers must be within the signed 64-bit range, {INT64_MIN} to {INT64_MAX}"
+NON_FINITE = "NaN and Infinity are not JSON numbers"
+# And for text (components.limits too): no UTF-8 encoder can write half of a surrogate pair.
+LONE_SURROGATE = "strings must be valid Unicode, without lone UTF-16 surrogates (\\ud800 to \\udfff)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Integers of more bits are not written out in a message.
+_SHOWN_BITS = 256
 
 
 @dataclass(frozen=True)
@@ -79,14 +97,10 @@ class Problem:
 
 def problems(schema: dict[str, Any], data: Any) -> list[Problem]:
     """Every fault of ``data`` (as json.loads gives it) against ``schema``; ``[]`` when it is valid."""
-    # Like the gateway: NaN and Infinity are reported alone, before anything else is read.
-    try:
-        non_finite = [_problem(path, "NaN and Infinity are not JSON numbers", "finite_number")
-                      for path in _non_finite(data, ())]
-    except RecursionError:
-        return []  # data nested past Python's stack: too deep to judge here, so the gateway will
-    if non_finite:
-        return non_finite
+    # Like the gateway: numbers it cannot carry are reported alone, before anything else is read.
+    bad_numbers = number_problems(data)
+    if bad_numbers:
+        return bad_numbers
     try:
         return _Checker(schema).check(schema, data, ())
     except RecursionError:
@@ -585,13 +599,65 @@ def _resolve(root: dict[str, Any], ref: str) -> Any:
     return node
 
 
-def _non_finite(data: Any, path: Path) -> Iterator[Path]:
-    if isinstance(data, float):
+def number_problems(data: Any) -> list[Problem]:
+    """The numbers in ``data`` that events cannot carry, in order: integers outside the signed 64-bit range
+    (``int_range``), NaN and Infinity (``finite_number``). The gateway refuses them wherever they are,
+    before it reads anything else (an ``invalid_number`` answer, these as its details)."""
+    try:
+        return [Problem(_dotted(path), message, kind) for path, message, kind in _bad_numbers(data, ())]
+    except RecursionError:
+        return []  # data nested past Python's stack: too deep to judge here, so the gateway will
+
+
+def _bad_numbers(data: Any, path: Path) -> Iterator[tuple[Path, str, str]]:
+    if isinstance(data, bool):
+        return
+    if isinstance(data, int):
+        if not INT64_MIN <= data <= INT64_MAX:
+            number = int(data)  # an IntEnum member: its value
+            shown = str(number) if number.bit_length() <= _SHOWN_BITS else \
+                f"an integer of more than {_SHOWN_BITS} bits"
+            yield path, f"{INT_RANGE}, not {shown}", "int_range"
+    elif isinstance(data, float):
         if not math.isfinite(data):
-            yield path
-    elif isinstance(data, dict):
+            yield path, NON_FINITE, "finite_number"
+    elif isinstance(data, Mapping):
         for key, value in data.items():
-            yield from _non_finite(value, (*path, _key(key)))
-    elif isinstance(data, (list, tuple)):
-        for index, value in enumerate(data):
-            yield from _non_finite(value, (*path, index))
+            yield from _bad_numbers(value, (*path, _key(key)))
+    elif isinstance(data, (list, tuple, set, frozenset)):
+        # Sets in the order the web-app library sends them (sorted by repr).
+        items = sorted(data, key=repr) if isinstance(data, (set, frozenset)) else data
+        for index, value in enumerate(items):
+            yield from _bad_numbers(value, (*path, index))
+
+
+def string_problems(data: Any) -> list[Problem]:
+    """The strings and keys in ``data`` holding a lone UTF-16 surrogate (``string_unicode``), in order, as the
+    gateway names them (a key by its own path, surrogates written ``\\udXXX``). It refuses them at its edge
+    (an ``invalid_unicode`` answer, these as its details). Iterative: safe on data of any depth."""
+    found: list[Problem] = []
+    stack: list[tuple[Any, Path]] = [(data, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                found.append(Problem(_dotted(path), _surrogate_message(item), "string_unicode"))
+        elif isinstance(item, Mapping):
+            children: list[tuple[Any, Path]] = []
+            for key, value in item.items():
+                at = (*path, _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", _key(key)))
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    found.append(Problem(_dotted(at), _surrogate_message(key, " of the key"), "string_unicode"))
+                children.append((value, at))
+            stack.extend(reversed(children))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            # Sets in the order the web-app library sends them (sorted by repr).
+            items = sorted(item, key=repr) if isinstance(item, (set, frozenset)) else item
+            stack.extend(reversed([(value, (*path, index)) for index, value in enumerate(items)]))
+    return found
+
+
+def _surrogate_message(text: str, of: str = "") -> str:
+    match = _SURROGATE.search(text)
+    assert match is not None
+    return f"{LONE_SURROGATE}; this one has \\u{ord(match.group()):04x} at character {match.start() + 1}{of}"

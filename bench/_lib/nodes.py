@@ -121,7 +121,12 @@ class Run:
         workdir = self._workdir(prefix)
         if prepare is not None:
             prepare(workdir)
-        node = GatewayNode(workdir, extra_config=extra_config or {})
+        # Every benchmark client connects from 127.0.0.1: the per-address cap, which is there for the
+        # internet, would refuse the 101st subscriber. The benchmark's own settings win.
+        config: dict[str, Any] = {"router": {"max_connections_per_address": None}}
+        for section, values in (extra_config or {}).items():
+            config[section] = {**config.get(section, {}), **values}
+        node = GatewayNode(workdir, extra_config=config)
         self._start(node, label)
         return node
 
@@ -134,9 +139,9 @@ class Run:
         return node
 
     def subscribers(self, port: int, sessions: int, processes: int, serializer: str, queries: Sequence[str] = (),
-                    phase_field: str = "room", timeout: float = 60) -> SubscriberPool:
+                    phase_field: str = "room", timeout: float = 60, collect_ids: bool = False) -> SubscriberPool:
         """A started ``SubscriberPool``; stopping it earlier (``pool.stop()``) is fine."""
-        pool = SubscriberPool(port, sessions, processes, serializer, queries, phase_field)
+        pool = SubscriberPool(port, sessions, processes, serializer, queries, phase_field, collect_ids)
         self.on_exit(pool.stop)
         pool.start(timeout)
         return pool

@@ -51,17 +51,20 @@ class SubscriberSpec:
     queries: tuple[str, ...] = ()
     #: The field of ``data`` that names the phase an event belongs to.
     phase_field: str = "room"
+    #: Also keep each delivered event's id (``SubscriberPool.ids``): whether every accepted id arrived.
+    collect_ids: bool = False
 
 
 class _Tally:
     """Deliveries of one phase (one value of ``data[phase_field]``) in one subscriber process."""
 
-    __slots__ = ("count", "last", "hist")
+    __slots__ = ("count", "last", "hist", "ids")
 
     def __init__(self) -> None:
         self.count = 0
         self.last = 0.0
         self.hist: dict[int, int] = {}
+        self.ids: set[str] = set()
 
 
 def _json_dumps(obj: Any) -> bytes:
@@ -103,6 +106,7 @@ class _WampSubscriber(WebSocketClient):
         self._tallies = tallies
         self._on_lost = on_lost
         self._phase_field = spec.phase_field
+        self._collect_ids = spec.collect_ids
         self.query = query
         #: The topic subscribed to (for a query: known once gateway.subscribe answered).
         self.topic: str | None = None if query is not None else TOPIC
@@ -135,12 +139,15 @@ class _WampSubscriber(WebSocketClient):
         code = msg[0]
         if code == _EVENT:
             # The hot path: every delivered event of every session comes here.
-            data = msg[4][0]["data"]
+            envelope = msg[4][0]
+            data = envelope["data"]
             phase = data[self._phase_field]
             tally = self._tallies.get(phase)
             if tally is None:
                 tally = self._tallies[phase] = _Tally()
             tally.count += 1
+            if self._collect_ids:
+                tally.ids.add(envelope["id"])
             tally.last = now
             bucket = int((now - float(data["text"])) * BUCKETS_PER_SECOND)
             hist = tally.hist
@@ -224,6 +231,9 @@ async def _serve_subscribers(conn: Connection, spec: SubscriberSpec) -> None:
         elif cmd[0] == "stats":
             tally = tallies.get(cmd[1]) or _Tally()
             conn.send((tally.count, tally.last, tally.hist, list(lost)))
+        elif cmd[0] == "ids":
+            tally = tallies.get(cmd[1])
+            conn.send(sorted(tally.ids) if tally else [])
         elif cmd[0] == "topics":
             conn.send({s.query: s.topic for s in sessions if s.query is not None})
         else:
@@ -259,9 +269,10 @@ class SubscriberPool:
     """N subscribed sessions spread over a few processes, driven through pipes."""
 
     def __init__(self, port: int, sessions: int, processes: int, serializer: str, queries: Sequence[str] = (),
-                 phase_field: str = "room") -> None:
+                 phase_field: str = "room", collect_ids: bool = False) -> None:
         """``queries``: none (every session takes TOPIC) or one per session, for ``gateway.subscribe``.
-        ``phase_field``: the field of ``data`` that ``delivered()`` and ``deliveries()`` select by."""
+        ``phase_field``: the field of ``data`` that ``delivered()`` and ``deliveries()`` select by.
+        ``collect_ids``: keep the ids delivered, for ``ids()``."""
         if queries and len(queries) != sessions:
             raise ValueError(f"{len(queries)} queries for {sessions} sessions")
         # fork, not spawn: spawn also starts a resource-tracker process that
@@ -274,6 +285,7 @@ class SubscriberPool:
         self._serializer = serializer
         self._queries = tuple(queries)
         self._phase_field = phase_field
+        self._collect_ids = collect_ids
         self._procs: list[tuple[BaseProcess, Connection]] = []
 
     @property
@@ -287,7 +299,7 @@ class SubscriberPool:
             parent_end, child_end = self._ctx.Pipe()
             count = base + (1 if i < extra else 0)
             spec = SubscriberSpec(self._port, count, self._serializer, self._queries[first:first + count],
-                                  self._phase_field)
+                                  self._phase_field, self._collect_ids)
             first += count
             parent_ends = [c for _, c in self._procs] + [parent_end]
             proc = self._ctx.Process(target=_subscriber_process, args=(child_end, spec, parent_ends), daemon=True,
@@ -326,6 +338,13 @@ class SubscriberPool:
                 merge_histogram(total.hist, hist)
             total.lost.extend(lost)
         return total
+
+    def ids(self, phase: str) -> set[str]:
+        """The ids of the events of a phase that reached at least one session (pool made with ``collect_ids``)."""
+        seen: set[str] = set()
+        for answer in self._ask("ids", phase):
+            seen.update(answer)
+        return seen
 
     def topics(self) -> dict[str, str]:
         """query -> the topic ``gateway.subscribe`` granted for it (sessions started with queries)."""

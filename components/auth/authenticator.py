@@ -29,9 +29,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
 from components import uris
+from components.arguments import Signature
 from components.backend import BackendSession
 from components.auth.logins import Identities
-from components.auth.credentials import AuthFailure
+from components.auth.credentials import AuthFailure, anonymous_token_key
+from components.exceptions import StoreUnavailable
+from components.procedures import checked
+from components.ratelimit import CallBuckets
 from components.store.base import Store, open_store
 from components.store.thread import StoreThread
 
@@ -50,10 +54,11 @@ class Authenticator(BackendSession):
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
         identities: list[Identities] = []
+        token_key = anonymous_token_key(cfg.backend.secret)
 
         def open_identities() -> Store:
             store = open_store(cfg.store)
-            identities.append(Identities(store, cfg.auth, cfg.router.realm))
+            identities.append(Identities(store, cfg.auth, cfg.router.realm, token_key=token_key))
             return store
 
         self._thread = StoreThread(open_identities, name="authenticator-store")
@@ -66,8 +71,11 @@ class Authenticator(BackendSession):
         shared = RegisterOptions(invoke="roundrobin")
         await self.register(self._authenticate, uris.AUTHENTICATE, options=shared)
         await self.register(self._issue_ticket, uris.INTERNAL_TICKET, options=shared)
-        await self.register(self._whoami, uris.WHOAMI, options=RegisterOptions(invoke="roundrobin",
-                                                                               details_arg="details"))
+        # A client procedure: its arguments checked, its calls counted against the session's rate
+        # (per authenticator: calls spread round-robin over the containers' authenticators).
+        buckets = CallBuckets(cfg.queries.calls_per_second, cfg.queries.call_burst)
+        await self.register(checked(Signature(uris.WHOAMI), self._whoami, self.log, buckets), uris.WHOAMI,
+                            options=RegisterOptions(invoke="roundrobin", details_arg="details"))
         self.log.info("authenticator ready")
 
     def _run(self, work: Callable[[Store], Any]) -> Deferred[Any]:
@@ -82,6 +90,10 @@ class Authenticator(BackendSession):
         except AuthFailure as exc:
             self.log.info("login refused ({method}): {why}", method=_method(details), why=exc)
             raise ApplicationError(uris.ERROR_AUTHENTICATION_FAILED, str(exc)) from None
+        except StoreUnavailable as exc:
+            self.log.warn("login not decided ({method}): {err}", method=_method(details), err=exc)
+            raise ApplicationError(uris.ERROR_UNAVAILABLE, "the gateway's store did not answer; connect again "
+                                   "later") from None
 
     async def _issue_ticket(self, user: object, roles: object = None, ttl: object = None) -> dict[str, Any]:
         try:
@@ -89,6 +101,9 @@ class Authenticator(BackendSession):
             return ticket
         except AuthFailure as exc:
             raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, str(exc)) from None
+        except StoreUnavailable as exc:
+            raise ApplicationError(uris.ERROR_UNAVAILABLE, f"the gateway's store did not answer; try again later "
+                                   f"({exc})") from None
 
     async def _whoami(self, details: CallDetails) -> dict[str, Any]:
         info = await self.call(uris.META_SESSION_GET, details.caller)

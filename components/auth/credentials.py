@@ -8,14 +8,22 @@ store.
   names a user and roles, works once, and expires.
 - A **JWT** (HS256, signed with ``auth.secret``) is minted by the web-app
   itself: claims ``sub`` (the user), ``exp`` and optionally ``roles``.
-- A **client token** (``ct_`` + 192 random bits) is handed to every client
+- A **client token** (``ct_`` + 24 bytes, base64url) is handed to every client
   on connection and identifies it again on the next one, as long as it is
-  presented by the same identity before it expires.
+  presented by the same identity before it expires. A user's is 192 random
+  bits, stored (by hash) from the first login. An anonymous client's is
+  *signed*: 128 random bits and a 64-bit HMAC of them under a key derived
+  from ``backend.secret`` (``anonymous_token_key``), so it is known again
+  without a row; it is stored only while a persistent subscription hangs on
+  it (then its row's expiry rules, as for a user's). A flood of anonymous
+  connections thus costs the store nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -60,6 +68,39 @@ def new_ticket() -> str:
 
 def new_client_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(24)
+
+
+#: An anonymous client token's parts: random bits, then the start of their HMAC-SHA256.
+_NONCE_BYTES = 16
+_TAG_BYTES = 8
+
+
+def anonymous_token_key(backend_secret: str) -> bytes:
+    """The key anonymous client tokens are signed with: every authenticator of a node derives the same
+    one (they share gateway.yaml), and it lasts across restarts. Changing ``backend.secret`` makes the
+    anonymous tokens no persistent subscription holds unknown: their clients just get new ones."""
+    return hmac.new(backend_secret.encode(), b"events-gateway anonymous client tokens v1", hashlib.sha256).digest()
+
+
+def new_anonymous_token(key: bytes) -> str:
+    """A signed anonymous client token: known again by ``is_anonymous_token`` without being stored."""
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(nonce + _tag(key, nonce)).decode("ascii")
+
+
+def is_anonymous_token(token: str, key: bytes) -> bool:
+    """Whether ``token`` (already of the right shape: ``presented_token``) was signed with ``key``."""
+    try:
+        raw = base64.urlsafe_b64decode(token.removeprefix(TOKEN_PREFIX))
+    except ValueError:
+        return False
+    if len(raw) != _NONCE_BYTES + _TAG_BYTES:
+        return False
+    return hmac.compare_digest(raw[_NONCE_BYTES:], _tag(key, raw[:_NONCE_BYTES]))
+
+
+def _tag(key: bytes, nonce: bytes) -> bytes:
+    return hmac.new(key, b"anonymous:" + nonce, hashlib.sha256).digest()[:_TAG_BYTES]
 
 
 def digest(credential: str) -> str:

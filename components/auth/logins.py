@@ -15,8 +15,8 @@ from twisted.logger import Logger
 from components.config import AuthConfig
 from components.events.rules import ANONYMOUS_ROLE
 from components.auth.credentials import ANONYMOUS, TICKET_PREFIX, AuthFailure, Login, check_credential, check_roles, \
-    check_user, digest, identity_of, is_jwt, may_reuse, new_client_token, new_ticket, presented_token, rfc3339, \
-    verify_jwt
+    check_user, digest, identity_of, is_anonymous_token, is_jwt, may_reuse, new_anonymous_token, new_client_token, \
+    new_ticket, presented_token, rfc3339, verify_jwt
 from components.store.base import Store
 
 log = Logger()
@@ -27,12 +27,14 @@ EXPIRED_KEPT = 3600.0
 class Identities:
     """The authentication rules applied with the store (no WAMP here: unit-tested on a temporary file)."""
 
-    def __init__(self, store: Store, cfg: AuthConfig, realm: str,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, cfg: AuthConfig, realm: str, clock: Callable[[], float] = time.time, *,
+                 token_key: bytes) -> None:
+        """``token_key``: what anonymous tokens are signed with (``credentials.anonymous_token_key``)."""
         self._store = store
         self._cfg = cfg
         self._realm = realm
         self._clock = clock
+        self._token_key = token_key
 
     def authenticate(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
         """The principal for a connecting client; AuthFailure with the reason when refused."""
@@ -92,25 +94,36 @@ class Identities:
         return {"ticket": ticket, "expires_at": rfc3339(expires), "user": name, "roles": list(granted)}
 
     def _client_token(self, authextra: object, identity: str) -> tuple[str, float]:
-        """The token presented again (renewed) if it was issued to this identity and lives; else a new one."""
+        """The token presented again (renewed) if it was issued to this identity and lives; else a new one.
+
+        A stored token (a user's; an anonymous one a persistent subscription holds) is renewed in
+        the store. An anonymous token with no row is known by its signature: nothing hangs on it,
+        so there is nothing to store or renew (its expiry is now + ttl, as for every token).
+        """
         now = self._clock()
+        expires = now + self._cfg.client_token_ttl
         presented = presented_token(authextra)
-        token = None
         if presented is not None:
             known = self._store.token(digest(presented))
             if may_reuse(known, identity, now):
-                token = presented
-            elif known is not None and known[0] != identity:
+                self._store.save_token(digest(presented), identity, expires)
+                return presented, expires
+            if known is not None and known[0] != identity:
                 # Never the token itself in the log, nor the identity it belongs to.
                 log.warn("a client token issued to another identity was presented by {who}; a new one was issued",
                          who="an anonymous client" if identity == ANONYMOUS else identity)
-        if token is None:
-            token = new_client_token()
-        expires = now + self._cfg.client_token_ttl
+            elif known is None and identity == ANONYMOUS and is_anonymous_token(presented, self._token_key):
+                return presented, expires
+        if identity == ANONYMOUS:
+            return new_anonymous_token(self._token_key), expires
+        token = new_client_token()
         self._store.save_token(digest(token), identity, expires)
         return token, expires
 
     def prune(self) -> None:
         """Drop tokens and tickets that expired over an hour ago (until then a late ticket is refused
-        as "expired", which says more than "unknown"; an expired token is never reused either way)."""
+        as "expired", which says more than "unknown"; an expired token is never reused either way),
+        and the rows of anonymous tokens that no persistent subscription holds any more (their
+        tokens stay good: they are signed)."""
         self._store.forget_expired_credentials(self._clock() - EXPIRED_KEPT)
+        self._store.forget_unheld_tokens(ANONYMOUS)

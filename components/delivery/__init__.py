@@ -2,12 +2,16 @@
 
 - ``dispatcher``    the WAMP component: start-up, every registration, the meta events, the authorizer,
                     lifecycle; the procedures' bodies live in the modules below;
-- ``publishing``    the per-event path: idempotency, numbering, the event-log write, acknowledged publishes;
+- ``leadership``    which dispatcher is active: the one holding a ``single`` registration registers what
+                    writes or orders; the others stand by and take over when its session ends;
+- ``publishing``    the per-event path: idempotency, numbering, the event-log write, acknowledged publishes
+                    (marked in the log), and a takeover's publishing of what its predecessor left unpublished;
+- ``coalescing``    batches that come while one is worked on go together next (one turn, one look-up);
 - ``results``       what ``gateway.internal.publish`` answers the bridge, typed (``Accepted`` / ``Refused``);
 - ``replay``        ``gateway.replay`` and ``gateway.ack`` of persistent subscriptions;
 - ``webapp_subscriptions`` the bridge's ``/subscriptions`` (create for a user, list, delete);
 - ``housekeeping``  the periodic pruning: ids past the window, retention, orphaned subscriptions;
-- ``sequence``      seq numbers, taken from the store in blocks;
+- ``sequence``      seq numbers, taken from the store in blocks, the next ahead of need;
 - ``sessions``      the table of client sessions (from the router's meta events) and audiences;
 - ``subscriptions`` query subscriptions: ``gateway.subscribe`` and friends, grants, the authorizer;
 - ``live_queries`` the live query index: which query topics have subscribers, and the topics an

@@ -8,20 +8,40 @@ increasing, durable across restarts) and a ``time``, and publishes the
 envelope to ``gateway.event.<class>``, asking the router to acknowledge, so
 that the bridge answers 202 only for events the router took.
 
-Every container worker runs a dispatcher. They register the procedure with
-the ``first`` invocation policy: one is active, the others stand by, and
-when the active one's process dies the router sends the next call to a
-standby at once. seq stays in order because only one numbers events at a
-time and a standby takes its first block of numbers only when it takes over.
+Every container worker runs a dispatcher; one is active, the others stand by
+(``leadership``). Only the one holding leadership registers the procedures that
+write or order (``gateway.internal.publish``, the client's subscription
+procedures, replay and ack, the bridge's /subscriptions); when its session
+ends, a standby takes leadership, publishes what its predecessor logged but
+may not have published, and registers them. seq stays in order because only
+one numbers events at a time and a standby takes its first block of numbers
+only when it takes over. The catalog and the authorizer are answered by any.
+
+Store work never runs on the reactor thread (the store objects refuse it:
+``components.store.guard``). Each dispatcher has three store threads, each
+with its own connection: *events* (batches' look-ups, numbers and log writes,
+the seq blocks, and what is done between batches: persistent subscribes),
+*bookkeeping* (grants, the authorizer's look-ups, listing, replay and ack, the
+bridge's listing and removal) and *housekeeping* (the periodic pruning, whose
+rounds may be long). One thread would make a batch wait behind any client's
+bookkeeping, and everything wait behind a pruning round.
 
 This module is the WAMP component: start-up, the registrations, the meta-event
 subscriptions, the authorizer, the catalog and lifecycle. The procedures' bodies
 live beside it: ``publishing`` (the per-event path), ``replay`` (replay and ack),
 ``webapp_subscriptions`` (the bridge's /subscriptions) and ``housekeeping``.
+
+Every procedure a client or the bridge calls is registered behind its signature
+(``components.procedures.checked``): wrong arguments are answered
+``gateway.error.invalid_argument`` before a body runs, a fault of ours
+``gateway.error.internal``; a client's calls also count against its session's rate
+(``queries.calls_per_second``, ``queries.call_burst``), per dispatcher.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,57 +50,85 @@ from autobahn.wamp.types import CallDetails, CloseDetails, PublishOptions, Regis
 from twisted.internet.defer import Deferred, DeferredLock
 
 from components import uris
-from components.backend import BackendSession
+from components.arguments import Flag, OrNull, Param, Signature, Text, TextList
+from components.auth.credentials import MAX_ROLES, MAX_USER_LENGTH
+from components.backend import BackendSession, sleep
 from components.delivery.housekeeping import Housekeeping
-from components.delivery.persistent import PersistentBook, owners
+from components.delivery.leadership import HELD_ELSEWHERE, Leadership, retry_delay
 from components.delivery.publishing import ANYONE, Publisher
-from components.delivery.replay import ReplayAndAck
+from components.delivery.replay import ACK, REPLAY, SUBSCRIPTION_ID, ReplayAndAck
 from components.delivery.rowfilter import visible_with_row_filter
 from components.delivery.sequence import Sequencer
-from components.delivery.sessions import Restriction, SessionInfo, Sessions
+from components.delivery.sessions import Restriction, Sessions
 from components.delivery.subscriptions import QuerySubscriptions, apply_plan
 from components.delivery.webapp_subscriptions import WebAppSubscriptions
 from components.events import Registry
 from components.events.rules import BACKEND_ROLE
-from components.store.base import Store, open_store
+from components.procedures import checked
+from components.ratelimit import CallBuckets
+from components.store.base import TERMS, Store, open_store
 from components.store.thread import StoreThread
 
 _ACK = PublishOptions(acknowledge=True)
 
+# The procedures' arguments, as their documentation (components/uris.py) names them. A query's length
+# is the parser's to judge (gateway.error.invalid_query, naming queries.max_length).
+SUBSCRIBE = Signature(uris.SUBSCRIBE, Param("query", Text()), Param("persistent", Flag(), False))
+UNSUBSCRIBE = Signature(uris.UNSUBSCRIBE, Param("id", SUBSCRIPTION_ID))
+SUBSCRIPTIONS = Signature(uris.SUBSCRIPTIONS)
+CATALOG = Signature(uris.CATALOG)
+# The bridge's: it checked the request already; these hold the dispatcher to what it can take.
+USER = Text(max_length=MAX_USER_LENGTH, min_length=1)
+INTERNAL_CREATE = Signature(uris.INTERNAL_SUBSCRIPTION_CREATE, Param("user", USER),
+                            Param("roles", TextList(MAX_ROLES, 64)), Param("query", Text()))
+INTERNAL_LIST = Signature(uris.INTERNAL_SUBSCRIPTION_LIST, Param("user", OrNull(USER), None),
+                          Param("event", OrNull(Text()), None))
+INTERNAL_DELETE = Signature(uris.INTERNAL_SUBSCRIPTION_DELETE, Param("id", Text()))
+INTERNAL_STATS = Signature(uris.INTERNAL_STATS)
+
 
 class Dispatcher(BackendSession):
-    _store: Store | None = None
+    #: The store threads (see the module docstring): events, bookkeeping, housekeeping.
     _thread: StoreThread | None = None
+    _bookkeeping: StoreThread | None = None
+    _housekeeping_thread: StoreThread | None = None
     _publisher: Publisher | None = None
     _housekeeping: Housekeeping | None = None
     _queries: QuerySubscriptions
     _sessions: Sessions
-    _book: PersistentBook
+    _sequencer: Sequencer
     #: Batches of events take their turn with it, and so do persistent subscribes (see _subscribe).
     _turn: DeferredLock
+    #: Each client session's calls (its token bucket); forgotten when the session leaves.
+    _buckets: CallBuckets | None = None
+    _leadership: Leadership | None = None
+    #: When this dispatcher became the active one (None: standing by).
+    _active_since: float | None = None
+    #: The procedures that write or order, registered once leadership is held: (body, URI, options).
+    _writers: list[tuple[Callable[..., Any], str, RegisterOptions]]
 
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
         self.start_registry(cfg)
-        # The reactor thread's own connection, for the quick bookkeeping of grants and queries
-        # (and a block of seq numbers now and then); events' ids and the event log are read and
-        # written on the store thread, with a connection of its own.
-        self._store = store = open_store(cfg.store)
-        self._thread = thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-store")
+        # Each store thread opens its connection on first use; none is opened on the reactor thread.
+        self._thread = thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-events")
+        self._bookkeeping = bookkeeping = StoreThread(lambda: open_store(cfg.store), name="dispatcher-bookkeeping")
+        self._housekeeping_thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-housekeeping")
         self._turn = DeferredLock()
-        sequencer = Sequencer(store.take)
-        self._max_per_session = cfg.queries.max_per_session
+        self._sequencer = sequencer = Sequencer(lambda n: thread.run(_take, n))
+        self._limits = cfg.queries
         self._sessions = Sessions(cfg.auth.user_role)
-        self._book = PersistentBook(store, lambda: self.registry, lambda: sequencer.high_water(store.taken))
-        self._queries = QuerySubscriptions(store, lambda: self.registry, cfg.queries, self._sessions, self._book)
+        self._queries = QuerySubscriptions(bookkeeping, lambda: self.registry, cfg.queries, self._sessions,
+                                           sequencer.high_water, token_ttl=cfg.auth.client_token_ttl)
+        self._buckets = buckets = CallBuckets(cfg.queries.calls_per_second, cfg.queries.call_burst)
         self._publisher = Publisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
                                     self._queries, self._send)
-        replay = ReplayAndAck(thread, self._queries, lambda: self.registry, self._know_caller)
-        web_app = WebAppSubscriptions(self._queries, self._book, self._sessions, self._turn, cfg.auth.user_role,
-                                      self._send)
-        self._housekeeping = Housekeeping(thread, self._queries, lambda: self.registry, cfg.store.idempotency_window,
-                                          cfg.store.max_logged_per_class, web_app.end)
-        self._housekeeping.start(cfg.store.prune_interval)
+        replay = ReplayAndAck(bookkeeping, self._queries, lambda: self.registry, self._know_caller)
+        web_app = WebAppSubscriptions(self._queries, bookkeeping, thread, self._sessions, self._turn,
+                                      sequencer.high_water, cfg.queries, cfg.auth.user_role, self._send)
+        self._housekeeping = Housekeeping(self._housekeeping_thread, self._queries, lambda: self.registry,
+                                          cfg.store.idempotency_window, cfg.store.max_logged_per_class, web_app.end)
+        self._prune_interval = cfg.store.prune_interval  # housekeeping is the active dispatcher's (_take_over)
         # Live queries: follow the router's subscriptions, then catch up with what exists now.
         await self.subscribe(self._queries.created, uris.META_SUBSCRIPTION_ON_CREATE)
         await self.subscribe(self._queries.unsubscribed, uris.META_SUBSCRIPTION_ON_UNSUBSCRIBE)
@@ -89,24 +137,81 @@ class Dispatcher(BackendSession):
         await self.subscribe(self._session_left, uris.META_SESSION_ON_LEAVE)
         await self._rebuild_sessions()
         await self._queries.rebuild(self.call)
-        # The authorizer first: until it is registered, clients can do nothing at all.
+        def client(signature: Signature, body: Callable[..., Any]) -> Callable[..., Any]:
+            return checked(signature, body, self.log, buckets)
+
+        def internal(signature: Signature, body: Callable[..., Any]) -> Callable[..., Any]:
+            return checked(signature, body, self.log, details=False)
+
+        # Read-only, answered by any dispatcher. The authorizer first: until it is registered,
+        # clients can do nothing at all.
         await self.register(self._authorize, uris.AUTHORIZE, options=RegisterOptions(invoke="roundrobin"))
-        await self.register(self._publish, uris.INTERNAL_PUBLISH, options=RegisterOptions(invoke="first"))
-        with_caller = RegisterOptions(invoke="first", details_arg="details")
-        await self.register(self._subscribe, uris.SUBSCRIBE, options=with_caller)
-        await self.register(self._end_subscription, uris.UNSUBSCRIBE, options=with_caller)
-        await self.register(self._with_caller(self._queries.subscriptions), uris.SUBSCRIPTIONS, options=with_caller)
-        await self.register(replay.replay, uris.REPLAY, options=with_caller)
-        await self.register(replay.ack, uris.ACK, options=with_caller)
-        for_web_apps = RegisterOptions(invoke="first")
-        await self.register(web_app.create_for_user, uris.INTERNAL_SUBSCRIPTION_CREATE, options=for_web_apps)
-        await self.register(web_app.list, uris.INTERNAL_SUBSCRIPTION_LIST, options=for_web_apps)
-        await self.register(web_app.delete, uris.INTERNAL_SUBSCRIPTION_DELETE, options=for_web_apps)
-        await self.register(self._catalog, uris.CATALOG,
+        await self.register(client(CATALOG, self._catalog), uris.CATALOG,
                             options=RegisterOptions(invoke="roundrobin", details_arg="details"))
         await self.register_reload()
-        self.log.info("dispatcher ready: {n} event classes, version {v}",
+        # What writes or orders: registered by the active dispatcher only, once it holds leadership
+        # (``leadership``), in this order; ``single``, so that nobody else can serve any of them meanwhile.
+        with_caller = RegisterOptions(invoke="single", details_arg="details")
+        alone = RegisterOptions(invoke="single")
+        self._writers = [
+            (self._publish, uris.INTERNAL_PUBLISH, alone),
+            (client(SUBSCRIBE, self._subscribe), uris.SUBSCRIBE, with_caller),
+            (client(UNSUBSCRIBE, self._end_subscription), uris.UNSUBSCRIBE, with_caller),
+            (client(SUBSCRIPTIONS, self._list_subscriptions), uris.SUBSCRIPTIONS, with_caller),
+            (client(REPLAY, replay.replay), uris.REPLAY, with_caller),
+            (client(ACK, replay.ack), uris.ACK, with_caller),
+            (internal(INTERNAL_CREATE, web_app.create_for_user), uris.INTERNAL_SUBSCRIPTION_CREATE, alone),
+            (internal(INTERNAL_LIST, web_app.list), uris.INTERNAL_SUBSCRIPTION_LIST, alone),
+            (internal(INTERNAL_DELETE, web_app.delete), uris.INTERNAL_SUBSCRIPTION_DELETE, alone),
+            (internal(INTERNAL_STATS, self._stats), uris.INTERNAL_STATS, alone),
+        ]
+        self._leadership = Leadership(self, self._take_over, self._leader_info)
+        await self._leadership.start()
+        self.log.info("dispatcher ready: {n} event classes, version {v}; active once it holds leadership",
                       n=len(self.registry), v=self.registry.version)
+
+    def _leader_info(self) -> dict[str, Any]:
+        """What ``gateway.internal.dispatcher.leader`` answers: which dispatcher is active."""
+        return {"session": self._session_id, "pid": os.getpid(), "since": self._active_since}
+
+    async def _take_over(self) -> None:
+        """Leadership is held: begin a term, publish what the last one left unpublished, then serve.
+
+        Nothing new is numbered before that: ``gateway.internal.publish`` is registered after it.
+        Should any of it fail, this dispatcher leaves (and is restarted), so that another takes over.
+        """
+        assert self._thread is not None and self._publisher is not None and self._housekeeping is not None
+        self._active_since = time.time()
+        try:
+            term = await self._thread.run(lambda store: store.take(1, TERMS))
+            published = await self._publisher.take_over(term)
+            for body, procedure, options in self._writers:
+                await self._register_alone(body, procedure, options)
+        except Exception as exc:
+            self.log.error("taking over as the active dispatcher failed: {err}; leaving, to be restarted", err=exc)
+            if self.is_attached():
+                self.leave(uris.ERROR_START_FAILED, f"taking over failed: {exc}")
+            return
+        self._housekeeping.start(self._prune_interval)
+        self.log.info("dispatcher active (term {term}); {n} logged events its predecessor left unpublished were "
+                      "published", term=term, n=published)
+
+    async def _register_alone(self, body: Callable[..., Any], procedure: str, options: RegisterOptions) -> None:
+        """Register a procedure that writes or orders. Held by a session that is not the leader (a gateway
+        of another version, an operator's tool): wait until it is free rather than share it."""
+        refusals = 0
+        while True:
+            try:
+                await self.register(body, procedure, options=options)
+                return
+            except ApplicationError as exc:
+                if exc.error not in HELD_ELSEWHERE:
+                    raise
+            refusals += 1
+            if refusals == 1:
+                self.log.warn("{procedure} is registered by a session that is not the active dispatcher; "
+                              "waiting until it is free", procedure=procedure)
+            await sleep(retry_delay(refusals))
 
     async def _rebuild_sessions(self) -> None:
         """Know every client session there is now (the meta events tell of those that come later)."""
@@ -119,6 +224,8 @@ class Dispatcher(BackendSession):
     def _session_left(self, session_id: int, *rest: Any) -> None:
         self._sessions.left(session_id)
         self._queries.session_left(session_id)
+        if self._buckets is not None:
+            self._buckets.forget(session_id)
 
     async def _publish(self, items: list[list[Any]]) -> list[dict[str, Any]]:
         """``gateway.internal.publish``: one result per item, as ``results`` puts them on the wire."""
@@ -142,18 +249,21 @@ class Dispatcher(BackendSession):
 
     async def _subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None
                          ) -> dict[str, Any]:
-        """Checked and derived here; the store's part on the store thread; then indexed here."""
-        assert self._thread is not None
+        """Checked and derived here; the store's part on a store thread; then indexed here."""
+        assert self._thread is not None and self._bookkeeping is not None
         await self._know_caller(details)
         plan = self._queries.plan(query, persistent, details)
         if not persistent:
-            result: dict[str, Any] = await self._thread.run(apply_plan, plan, self._max_per_session, 0)
+            result: dict[str, Any] = await self._bookkeeping.run(apply_plan, plan, self._limits, 0)
         else:
             # Between batches (the lock): every event numbered after its start (high water) is
             # looked up by a batch that already sees it, so it is logged; none falls in between.
+            # On the batches' store thread: what batches wait for here is this subscribe's store
+            # work only, not the bookkeeping queued before it. (No block of seq numbers is being
+            # taken when high_water() is None: the first is taken within a batch.)
             await self._turn.acquire()
             try:
-                result = await self._thread.run(apply_plan, plan, self._max_per_session, self._book.high_water())
+                result = await self._thread.run(apply_plan, plan, self._limits, self._sequencer.high_water())
             finally:
                 self._turn.release()
         self._queries.settle(plan)
@@ -161,21 +271,16 @@ class Dispatcher(BackendSession):
 
     async def _authorize(self, session: dict[str, Any], uri: str, action: str,
                          options: dict[str, Any] | None = None) -> dict[str, bool]:
-        """The dynamic authorizer: whether a query topic was granted is looked up on the store thread."""
-        granted = False
-        if action == "subscribe" and uri.startswith(uris.QUERY_TOPIC_PREFIX) and isinstance(session, dict):
-            assert self._thread is not None
-            session_id = int(session.get("session", 0))
-            mine = owners(SessionInfo.from_details({**session, "session": session_id}))
-            granted = await self._thread.run(_look_up_grant, session_id, uri[len(uris.QUERY_TOPIC_PREFIX):], mine)
-        return self._queries.authorize(session, uri, action, options, granted=lambda key: granted)
+        """The dynamic authorizer: whether a query topic was granted is looked up on a store thread."""
+        return await self._queries.authorize(session if isinstance(session, dict) else {}, uri, action, options)
 
-    def _with_caller(self, procedure: Callable[..., Any]) -> Callable[..., Any]:
-        """The procedure, once the session table knows the caller (see _know_caller)."""
-        async def call(*args: Any, details: CallDetails | None = None, **kwargs: Any) -> Any:
-            await self._know_caller(details)
-            return procedure(*args, details=details, **kwargs)
-        return call
+    async def _list_subscriptions(self, details: CallDetails | None) -> list[dict[str, Any]]:
+        await self._know_caller(details)
+        return await self._queries.subscriptions(details=details)
+
+    def _stats(self) -> dict[str, Any]:
+        """``gateway.internal.stats``: the event log's rows by class, as of the last housekeeping round."""
+        return {"event_log": dict(self._housekeeping.event_log) if self._housekeeping is not None else None}
 
     async def _know_caller(self, details: CallDetails | None) -> None:
         """Make sure the session table knows the caller. Its join event comes before anything it
@@ -184,8 +289,8 @@ class Dispatcher(BackendSession):
                 and self._sessions.get(int(details.caller)) is None):
             self._sessions.joined(await self.call(uris.META_SESSION_GET, details.caller))
 
-    def _end_subscription(self, subscription_id: str, details: CallDetails) -> None:
-        self._queries.unsubscribe(subscription_id, details)
+    async def _end_subscription(self, subscription_id: str, details: CallDetails) -> None:
+        await self._queries.unsubscribe(subscription_id, details)
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
         self._queries.recompile()
@@ -203,29 +308,19 @@ class Dispatcher(BackendSession):
         return catalog
 
     def onLeave(self, details: CloseDetails) -> None:
+        if self._leadership is not None:
+            self._leadership.stop()
         if self._housekeeping is not None:
             self._housekeeping.stop()
         if self._publisher is not None:
             self._publisher.close()  # writes the ids not yet written, on the store thread
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.stop()  # after the writes asked for above
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for thread in (self._thread, self._bookkeeping, self._housekeeping_thread):
+            if thread is not None:
+                thread.stop()  # after the writes asked for above; the reactor does not wait for them
+        self._thread = self._bookkeeping = self._housekeeping_thread = None
         super().onLeave(details)
 
 
-def _look_up_grant(store: Store, session: int, key: str, owners_: list[str]) -> bool:
-    """On the store thread: was the session granted the query topic, or is it the topic of a persistent
-    subscription of the session's token or user (then it is granted now, for this session)?"""
-    if store.granted(session, key):
-        return True
-    for sub in store.persistent_of(owners_) if owners_ else []:
-        if sub.key == key:
-            try:
-                store.grant(f"{sub.id}@{session}", session, key)
-            except Exception:  # granted meanwhile (gateway.subscriptions on the reactor's connection)
-                return store.granted(session, key)
-            return True
-    return False
+def _take(store: Store, n: int) -> int:
+    """On the events store thread: a block of n seq numbers (the Sequencer's ``take``)."""
+    return store.take(n)

@@ -1,8 +1,13 @@
-"""The dispatcher's housekeeping, every ``store.prune_interval``: what the store may forget.
+"""The active dispatcher's housekeeping, every ``store.prune_interval``: what the store may forget.
+
+Only the dispatcher holding leadership runs it (``leadership``), from when it took over: one round
+at a time, and one notice to a session whose subscription ended, not one per dispatcher.
 
 Ids past the idempotency window, logged events past their class's retention, persistent
 subscriptions whose client token expired (ended, their sessions told), and query grants nobody
-subscribed to. On the store thread, in short transactions: delivery never waits for it.
+subscribed to. On the store thread, in short transactions: delivery never waits for it. Each
+round then counts the event log's rows by class (``event_log``: what ``gateway.internal.stats``
+answers), a read of the log's class index, as retention's count bound makes anyway.
 
 ``Housekeeping`` holds no WAMP session: the dispatcher gives it the store thread, the query
 subscriptions, the registry, and what to do with a subscription that ended.
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -29,7 +35,7 @@ log = Logger()
 class Housekeeping:
     def __init__(self, thread: StoreThread, queries: QuerySubscriptions, registry: Callable[[], Registry],
                  window: float, max_logged: int | None,
-                 end: Callable[[PersistentSubscription, str], None]) -> None:
+                 end: Callable[[PersistentSubscription, str], object]) -> None:
         self._thread: StoreThread | None = thread
         self._queries = queries
         self._registry = registry
@@ -37,6 +43,8 @@ class Housekeeping:
         self._max_logged = max_logged
         self._end = end
         self._pruner = LoopingCall(self.prune)
+        #: The event log as the last round left it: ``{"rows", "by_class", "counted_at"}``.
+        self.event_log: dict[str, Any] = {"rows": None, "by_class": {}, "counted_at": None}
 
     def start(self, interval: float) -> None:
         """Prune now, then every ``interval`` seconds."""
@@ -48,19 +56,21 @@ class Housekeeping:
             self._pruner.stop()
         self._thread = None
 
-    def prune(self) -> None:
+    def prune(self) -> Deferred[None] | None:
         """Forget ids past the idempotency window, drop events past their retention, end the
-        persistent subscriptions of expired client tokens."""
+        persistent subscriptions of expired client tokens. The next round is not due before this one
+        is done (the LoopingCall waits for the Deferred): on a slow store, rounds never pile up."""
         self._queries.expire_unconfirmed()
         registry, window, most = self._registry(), self._window, self._max_logged
 
-        def prune(store: Store) -> tuple[list[PersistentSubscription], int]:
+        def prune(store: Store) -> tuple[list[PersistentSubscription], int, dict[str, int]]:
             store.forget_before(time.time() - window)
             book = PersistentBook(store, lambda: registry, lambda: 0)
-            return book.forget_orphans(), book.retain(most)
+            return book.forget_orphans(), book.retain(most), store.event_log_rows()
 
-        def done(counts: tuple[list[PersistentSubscription], int]) -> None:
-            orphans, dropped = counts
+        def done(counts: tuple[list[PersistentSubscription], int, dict[str, int]]) -> None:
+            orphans, dropped, rows = counts
+            self.event_log = {"rows": sum(rows.values()), "by_class": rows, "counted_at": time.time()}
             for sub in orphans:
                 self._end(sub, "its client token expired")
             if orphans:
@@ -71,5 +81,6 @@ class Housekeeping:
         def failed(failure: Any) -> None:
             log.error("pruning the store failed: {err}", err=failure.getErrorMessage())
 
-        if self._thread is not None:
-            self._thread.run(prune).addCallbacks(done, failed)
+        if self._thread is None:
+            return None
+        return self._thread.run(prune).addCallbacks(done, failed)

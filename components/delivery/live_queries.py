@@ -12,15 +12,21 @@ posted right after the client's SUBSCRIBED is matched even before the meta
 event arrives; a query granted but never subscribed to leaves the index
 ``UNCONFIRMED_TTL`` seconds later (``expire_unconfirmed``).
 
+How each query topic was made (its parts and the row filters of its classes, ``Made``) is the
+store's; the index asks for it (``created`` names the key) and is told it (``made``) rather than
+reading the store itself, so that the caller can look it up on a store thread. A topic whose last
+subscriber left before the answer came is not indexed. The index keeps the record of every topic
+it holds, so that ``recompile`` needs no store.
+
 A session that unsubscribed from a query (``gateway.unsubscribe``) may still
 be subscribed to its topic: it is excluded from the topic's publishes
 (``exclude``) until it leaves the topic or the gateway. Crossbar can remove a
 subscriber, but autobahn-python drops its connection when told so.
 
-The texts to match a topic with come from ``parts_of(key)``: as the query was
-made, less the classes whose row filter changed since; None when there are
-none, and the topic stays *dormant* (subscribed to, matching nothing) until
-a reload (``recompile``) brings them back.
+The texts to match a topic with come from ``current(key, made)``: as the query
+was made, less the classes whose row filter changed since; None when there are
+none (or the store does not know the topic), and the topic stays *dormant*
+(subscribed to, matching nothing) until a reload (``recompile``) brings them back.
 
 Pure: no store, no Twisted, no I/O. Time is the ``clock`` it is given.
 """
@@ -38,8 +44,11 @@ from components.query.index import QueryIndex
 #: A query granted but not subscribed to within this many seconds leaves the index.
 UNCONFIRMED_TTL = 60.0
 
-#: The texts (parts) to match the query topic ``key`` with now; None if it has none.
-PartsOf = Callable[[str], list[str] | None]
+#: How a query topic was made, as the store keeps it: its parts (canonical texts), and the row filter
+#: of each class it selects (None: not recorded, made before row filters were).
+Made = tuple[list[str], dict[str, str | None] | None]
+#: The texts (parts) to match the query topic ``key`` with now, from how it was made; None if none are left.
+Current = Callable[[str, Made], list[str] | None]
 #: Seconds, from any fixed point: only differences are used.
 Clock = Callable[[], float]
 #: Told of a query that cannot be indexed: (key, texts, error). Its texts are
@@ -54,8 +63,8 @@ def _ignore(key: str, texts: list[str], error: QueryError) -> None:
 class LiveQueries:
     """The query topics that have subscribers on the router, compiled into one ``QueryIndex``."""
 
-    def __init__(self, parts_of: PartsOf, clock: Clock, unindexable: Unindexable = _ignore) -> None:
-        self._parts_of = parts_of
+    def __init__(self, current: Current, clock: Clock, unindexable: Unindexable = _ignore) -> None:
+        self._current = current
         self._clock = clock
         self._unindexable = unindexable
         self.index: QueryIndex[str] = QueryIndex()
@@ -65,6 +74,8 @@ class LiveQueries:
         self._part_of: dict[str, str] = {}
         #: live query keys that match nothing under the current classes (their row filters changed)
         self._dormant: set[str] = set()
+        #: query key -> how it was made, for every key indexed or dormant the store knows
+        self._made: dict[str, Made] = {}
         #: router subscription id -> query key, for the live query topics
         self._live: dict[int, str] = {}
         #: query key -> when it was added by gateway.subscribe without a subscriber yet
@@ -90,24 +101,35 @@ class LiveQueries:
 
     # -- the router's meta events ----------------------------------------------
 
-    def created(self, session_id: int, subscription: Mapping[str, Any]) -> None:
+    def created(self, session_id: int, subscription: Mapping[str, Any]) -> str | None:
         """``wamp.subscription.on_create``: the first subscriber of a topic arrived.
 
         Also each subscription of ``wamp.subscription.list`` (with ``wamp.subscription.get``'s details)
-        when the index is rebuilt at start-up.
+        when the index is rebuilt at start-up. Returns the key of a query topic the index does not
+        hold yet: look up how it was made and tell ``made``; None if nothing is to be looked up.
         """
-        uri = subscription.get("uri", "")
+        uri = str(subscription.get("uri", ""))
         if not uri.startswith(uris.QUERY_TOPIC_PREFIX):
-            return
+            return None
         key = uri[len(uris.QUERY_TOPIC_PREFIX):]
         self._live[int(subscription["id"])] = key
         self._unconfirmed.pop(key, None)
-        if key not in self._indexed:
-            texts = self._parts_of(key)
-            if texts is not None:
-                self._add(key, texts)
-            else:
-                self._dormant.add(key)
+        if key in self._indexed or key in self._dormant:
+            return None
+        return key
+
+    def made(self, key: str, made: Made | None) -> None:
+        """How the query topic ``key`` was made (None: the store does not know it), as ``created`` asked:
+        indexed, unless its subscribers left before the answer came or a grant indexed it meanwhile."""
+        if key in self._indexed or key in self._dormant or key not in self._live.values():
+            return
+        texts = self._current(key, made) if made is not None else None
+        if made is not None:
+            self._made[key] = made
+        if texts:
+            self._add(key, texts)
+        else:
+            self._dormant.add(key)
 
     def unsubscribed(self, session_id: int, subscription_id: int) -> None:
         """``wamp.subscription.on_unsubscribe``: a session left a topic; nothing to exclude any more."""
@@ -121,21 +143,21 @@ class LiveQueries:
         """``wamp.subscription.on_delete``: the last subscriber left; the query costs nothing more."""
         key = self._live.pop(int(subscription_id), None)
         if key is not None and key not in self._live.values() and key not in self._unconfirmed:
-            self._remove(key)
-            self._dormant.discard(key)
+            self._forget(key)
 
     # -- grants ------------------------------------------------------------------
 
-    def grant(self, key: str, session: int, texts: list[str] | None = None) -> None:
-        """``session`` may subscribe to the topic of ``key``: it is no longer excluded, and the query
-        is indexed until its first subscriber comes (``texts``, or else ``parts_of(key)``)."""
+    def grant(self, key: str, session: int, made: Made) -> None:
+        """``session`` may subscribe to the topic of ``key`` (made as ``made`` says): it is no longer
+        excluded, and the query is indexed until its first subscriber comes."""
         self._revoked.get(key, set()).discard(session)
         if key in self._indexed:
             return
-        if texts is None:
-            texts = self._parts_of(key)
-            if not texts:
-                return
+        texts = self._current(key, made)
+        if not texts:
+            return
+        self._made[key] = made
+        self._dormant.discard(key)
         self._add(key, texts)
         self._unconfirmed[key] = self._clock()
 
@@ -157,17 +179,20 @@ class LiveQueries:
             if since < cutoff:
                 del self._unconfirmed[key]
                 if key not in self._live.values():
-                    self._remove(key)
+                    self._forget(key)
 
     # -- the classes changed ---------------------------------------------------
 
     def recompile(self) -> None:
-        """After a reload: compile every live query again, from what ``parts_of`` says now."""
+        """After a reload: compile every live query again, from what ``current`` says now of how it was made."""
         for key in [*self._indexed, *self._dormant]:
-            texts = self._parts_of(key)
+            made = self._made.get(key)
+            if made is None:
+                continue  # unknown to the store: dormant until a grant says how it was made
+            texts = self._current(key, made)
             self._remove(key)
             self._dormant.discard(key)
-            if texts is not None:
+            if texts:
                 self._add(key, texts)
             else:
                 self._dormant.add(key)  # still subscribed to: a later reload may bring it back
@@ -189,6 +214,12 @@ class LiveQueries:
             self.index.add(entry, part)
             self._part_of[entry] = key
         self._indexed[key] = entries
+
+    def _forget(self, key: str) -> None:
+        """Out of the index, no longer dormant, its record dropped."""
+        self._remove(key)
+        self._dormant.discard(key)
+        self._made.pop(key, None)
 
     def _remove(self, key: str) -> None:
         for entry in self._indexed.pop(key, []):

@@ -13,6 +13,11 @@ query, with the row filters it was made under), the class's visibility for
 the session now, and the event's audience. ``truncated`` says that retention
 dropped events of its classes after the requested seq.
 
+How many there may be (``check_room``): per client token (fewer for an anonymous
+client's), per user (those of the user's clients and those web-apps made for
+the user), and for anonymous clients all together, as ``queries`` configures;
+an anonymous client's token is stored only while one of these holds it.
+
 No WAMP here: the dispatcher calls this with the caller's session.
 """
 
@@ -25,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from components.arguments import SEQ_MAX
+from components.config import QueriesConfig
 from components.events import Registry
 from components.auth.credentials import digest
 from components.query import parse
@@ -48,6 +55,43 @@ _READ = 2000
 
 class NotYours(LookupError):
     """No persistent subscription with this id belongs to the caller."""
+
+
+class OverLimit(Exception):
+    """One more persistent subscription would pass a configured bound: ``limit`` names its key."""
+
+    def __init__(self, message: str, limit: str, maximum: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.maximum = maximum
+
+
+def check_room(store: Store, limits: QueriesConfig, user: str | None, client_token: str | None) -> None:
+    """Raise OverLimit if a new persistent subscription of this token (None: made by a web-app) for
+    this user (None: an anonymous client) would pass a bound. Resuming one never gets here."""
+    if client_token is not None:
+        held = len(store.persistent_of([token_owner(client_token)]))
+        if user is None:
+            cap, key, who = (limits.max_persistent_per_anonymous_token, "queries.max_persistent_per_anonymous_token",
+                             "an anonymous client")
+        else:
+            cap, key, who = limits.max_persistent_per_token, "queries.max_persistent_per_token", "a client"
+        if held >= cap:
+            raise OverLimit(f"this client keeps {held} persistent subscriptions; {who} may keep at most {cap} "
+                            f"({key}): end one (gateway.unsubscribe) to make room", key, cap)
+    if user is None:
+        everyone = store.count_persistent(None)
+        if everyone >= limits.max_anonymous_persistent:
+            key = "queries.max_anonymous_persistent"
+            raise OverLimit(f"anonymous clients keep {everyone} persistent subscriptions in all, the most this "
+                            f"gateway allows ({key}); log in to keep one", key, limits.max_anonymous_persistent)
+        return
+    mine = store.count_persistent(user)
+    if mine >= limits.max_persistent_per_user:
+        key = "queries.max_persistent_per_user"
+        raise OverLimit(f"this user has {mine} persistent subscriptions (made by their clients and for them); at most "
+                        f"{limits.max_persistent_per_user} per user ({key}): end one to make room", key,
+                        limits.max_persistent_per_user)
 
 
 def owners(who: SessionInfo) -> list[str]:
@@ -141,13 +185,15 @@ def read_replay(store: Store, who: SessionInfo, sub: PersistentSubscription, com
 
 
 def check_ack(seq: object) -> int:
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise ValueError(f"seq must be a whole number, not {seq!r}")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+        raise ValueError(f"seq must be a whole number from 0 to {SEQ_MAX}, not {seq!r}")
     return seq
 
 
 class PersistentBook:
-    """The persistent subscriptions, the event log's writer decisions, replay and acks."""
+    """The persistent subscriptions, the event log's writer decisions, replay and acks, over one store
+    object: made and used where that store may be used, on a store thread (the dispatcher's
+    housekeeping makes one per round), or in tests and tools with no reactor."""
 
     def __init__(self, store: Store, registry: Callable[[], Registry], high_water: Callable[[], int],
                  clock: Callable[[], float] = time.time) -> None:

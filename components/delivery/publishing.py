@@ -5,6 +5,16 @@ and those being published right now), numbering (the sequencer), the envelope, t
 write for classes with a persistent subscription, the publishes (the class topic with the
 router's acknowledgement, one per matching query) and the typed result (``results``).
 
+A logged event is written before it is published, and marked published once the router
+acknowledged it (``Store.mark_published``). A duplicate of a marked one is answered and not
+published again. One not marked (its dispatcher died between the log write and the publish, or
+the router refused it) is published by the dispatcher that takes over, before it numbers
+anything new (``take_over``), under a new leadership term that its predecessor's late log writes
+cannot join (``Store.log_and_remember``'s ``term``). What is left: a dispatcher killed between
+the router's acknowledgement and the mark has its events published again by the next, with
+their seq (a client drops seq <= the last it saw); an unlogged event's id is remembered only
+after the acknowledgement, so a retry after such a death is numbered anew.
+
 ``Publisher`` holds no WAMP session: the dispatcher gives it the store thread, the lock batches
 take turns with, the session table and query index, and a ``Send`` function that publishes.
 """
@@ -18,17 +28,19 @@ from typing import Any, Protocol
 
 from twisted.internet import reactor
 from twisted.internet.base import DelayedCall
-from twisted.internet.defer import Deferred, DeferredList, DeferredLock, succeed
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock, fail, succeed
 from twisted.logger import Logger
 
 from components import uris
+from components.delivery.coalescing import Coalescer
 from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
 from components.delivery.sequence import Sequencer
 from components.delivery.sessions import Restriction, Sessions
 from components.delivery.subscriptions import QuerySubscriptions
 from components.envelope import make_envelope, new_event_id
+from components.exceptions import StoreUnavailable
 from components.events import Registry
-from components.store.base import LoggedEvent, Store
+from components.store.base import LoggedEvent, Store, Superseded
 from components.store.thread import StoreThread
 
 log = Logger()
@@ -38,6 +50,16 @@ ANYONE = Restriction()
 #: No one receives it (only the router's acknowledgement is wanted).
 NO_ONE = Restriction(eligible=[])
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
+#: Events looked up, numbered and logged together at most, when batches wait for their turn together:
+#: one bridge batch at most (bridge.max_batch's default), a transaction of moderate size.
+MOST_TOGETHER = 1000
+#: Unpublished logged events read per round trip when taking over (normally only those a dispatcher
+#: had in flight when it died: a few batches).
+TAKE_OVER_PAGE = 1000
+
+
+class NotLogged(Exception):
+    """The event-log write of a batch failed: none of its events was published or accepted."""
 
 
 class Send(Protocol):
@@ -67,7 +89,14 @@ class Publisher:
         self._pending: dict[str, tuple[str, Deferred[PublishResult]]] = {}
         #: ids accepted in this reactor turn, not yet written: id -> (event class, seq)
         self._unsaved: dict[str, tuple[str, int]] = {}
+        #: Logged events the router acknowledged, not yet marked published in the store: id -> seq.
+        #: Looked up like ``_unsaved``: a duplicate of one is not published again.
+        self._acknowledged: dict[str, int] = {}
         self._flush: DelayedCall | None = None
+        #: Batches that come while one takes its turn wait, and take the next turn together.
+        self._together: Coalescer[list[Any], Deferred[PublishResult]] = Coalescer(self._take_turn, MOST_TOGETHER)
+        #: The leadership term this dispatcher writes the event log under (``take_over``).
+        self._term: int | None = None
 
     async def publish(self, items: list[list[Any]]) -> list[PublishResult]:
         """Publish a batch, in order; one result per item, never an exception for one bad item.
@@ -80,23 +109,48 @@ class Publisher:
         part (the lock): whether an id was accepted before is decided, and its seq taken, by
         one batch at a time; publishing and waiting for the router overlap freely. Every id is
         looked up, pending or not: the store thread answers in order, so an id written before
-        the look-up is found there, and one written after is still in ``_unsaved``.
+        the look-up is found there, and one written after is still in ``_unsaved``. Batches that
+        come while one has its turn wait and take the next turn together (``coalescing``): a batch
+        waits for its own store round trips and those of at most one turn before it, not for those
+        of every batch before it.
         """
         items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None]
                  for item in items]
+        results = await self._together(items)
+        pairs: list[tuple[bool, PublishResult]] = await DeferredList(results, consumeErrors=True)
+        return [r for _, r in pairs]
+
+    async def _take_turn(self, items: list[list[Any]]) -> list[Deferred[PublishResult]]:
+        """The store's part of the batches that waited together (``coalescing``), in their turn: the
+        look-up, the numbers, the log write; then their publishes. Each item's result to come."""
         await self._turn.acquire()
         try:
-            earlier, logged, rows = await self._store_thread().run(_look_up, [i for _, _, i, _ in items])
+            try:
+                earlier, logged, rows = await self._store_thread().run(_look_up, [i for _, _, i, _ in items])
+            except StoreUnavailable as exc:
+                log.error("cannot look {n} event ids up: {err}", n=len(items), err=exc)
+                refused = Refused(RefusalCode.UNAVAILABLE, f"the gateway's store did not answer; the event was not "
+                                  f"accepted: retry with the same id ({exc})")
+                return [succeed(refused) for _ in items]
+            try:
+                # At once from the numbers in hand, mostly (the next block is taken ahead of need).
+                await self._sequencer.reserve(len(items))
+            except Exception as exc:  # each new event is refused (its number: NoNumbers)
+                log.error("cannot take a block of seq numbers: {err}", err=exc)
             batch = _Batch()
             results = [self._publish_safely(event, data, event_id, audience, logged, batch, earlier, rows)
                        for event, data, event_id, audience in items]
             if batch.rows:
+                term = self._term
                 try:
-                    await self._store_thread().run(lambda store: store.log_and_remember(batch.rows))
+                    await self._store_thread().run(lambda store: store.log_and_remember(batch.rows, term))
                 except Exception as exc:
-                    log.error("cannot write {n} events to the event log: {err}", n=len(batch.rows), err=exc)
+                    if isinstance(exc, Superseded):  # another dispatcher took over: this one is leaving
+                        log.warn("not publishing {n} events: {err}", n=len(batch.rows), err=exc)
+                    else:
+                        log.error("cannot write {n} events to the event log: {err}", n=len(batch.rows), err=exc)
                     for _, failed in batch.sends:
-                        failed.errback(exc)
+                        failed.errback(NotLogged(str(exc)))
                     batch.sends.clear()
             for send, d in batch.sends:
                 try:
@@ -106,8 +160,65 @@ class Publisher:
                         d.errback(exc)
         finally:
             self._turn.release()
-        pairs: list[tuple[bool, PublishResult]] = await DeferredList(results, consumeErrors=True)
-        return [r for _, r in pairs]
+        return results
+
+    async def take_over(self, term: int) -> int:
+        """Begin as the active dispatcher, in ``term`` (begun in the store: ``take(1, TERMS)``).
+
+        Before anything new is numbered: publish, in seq order, every logged event whose publish was
+        not acknowledged (its dispatcher died between the log write and the publish), each with its
+        seq, and mark them. How many were published. One the router refuses while this session lives
+        (it cannot be serialized, say) is logged and left: it is in the log, replay has it.
+        """
+        self._term = term
+        published = 0
+        after = 0
+        await self._turn.acquire()
+        try:
+            while rows := await self._store_thread().run(lambda store, a: store.unpublished(a, TAKE_OVER_PAGE),
+                                                          after):
+                sent = [(row, self._publish_logged(row)) for row in rows]
+                outcomes: list[tuple[bool, Any]] = await DeferredList([d for _, d in sent], consumeErrors=True)
+                done = [row.seq for (row, _), (ok, _) in zip(sent, outcomes) if ok]
+                for (row, _), (ok, failure) in zip(sent, outcomes):
+                    if not ok:
+                        log.error("the logged {event} (seq {seq}) left unpublished by a failed dispatcher cannot"
+                                  " be published: {err}; replay has it", event=row.event, seq=row.seq,
+                                  err=failure.getErrorMessage())
+                await self._store_thread().run(lambda store, seqs: store.mark_published(seqs), done)
+                published += len(done)
+                after = rows[-1].seq
+        finally:
+            self._turn.release()
+        return published
+
+    def _publish_logged(self, row: LoggedEvent) -> Deferred[Any]:
+        """Publish a logged event as it was first (its seq, time, data, audience); the acknowledgement."""
+        registry = self._registry()
+        if row.event not in registry:
+            return fail(LookupError(f"no event class {row.event!r} now"))
+        audience = json.loads(row.audience) if row.audience is not None else None
+        try:
+            return self._send_envelope(registry, _envelope_of(row), audience)
+        except Exception as exc:
+            return fail(exc)
+
+    def _send_envelope(self, registry: Registry, envelope: dict[str, Any],
+                       audience: dict[str, list[str]] | None) -> Deferred[Any]:
+        """One publish per matching query (not per client), then the class topic; the router's
+        acknowledgement of the last. The router handles a session's messages in order: its
+        acknowledgement of the last publish means it took them all."""
+        event, data = envelope["event"], envelope["data"]
+        cls = registry.get(event)
+        restriction = self._sessions.restriction(cls.visibility, audience)
+        for topic, exclude in self._queries.topics_for(event, data):
+            self._send(topic, envelope, restriction, exclude)
+        # No client may hold the class topic of a class with a row filter (the authorizer
+        # says so); should one have it from before a reload added the filter, it gets nothing.
+        final = NO_ONE if cls.row_filter is not None else restriction
+        acknowledged = self._send(uris.event_topic(event), envelope, final, acknowledge=True)
+        assert acknowledged is not None
+        return acknowledged
 
     def close(self) -> None:
         """The dispatcher is leaving: write the ids not yet written (before its store thread stops)."""
@@ -141,16 +252,18 @@ class Publisher:
             return _follow(pending, event)
         earlier = self._unsaved.get(event_id) or earlier_ids.get(event_id)
         row = logged_rows.get(event_id)
-        if earlier is not None and not (row is not None and row.event == event):
+        unpublished = (earlier is not None and row is not None and row.event == event and not row.published
+                       and event_id not in self._acknowledged)
+        if earlier is not None and not unpublished:
+            # Published (the router acknowledged it): answered, never published again.
             return succeed(_as_duplicate(Accepted(event_id, earlier[1]), earlier[0], event))
         persisted = False
-        if row is not None and earlier is not None:
-            # Accepted and logged before, but it may never have been published (the dispatcher
-            # died between the log write and the publish): publish it again, with its seq. A
-            # subscriber that had it drops it by seq; one that had not gets it now.
+        if row is not None and unpublished:
+            # Logged, and its publish was never acknowledged: the router refused it while this
+            # dispatcher lived (one whose dispatcher died was published by ``take_over``, before
+            # anything new). Publish it now, with its seq.
             seq = row.seq
-            envelope = {"event": row.event, "id": row.id, "seq": row.seq, "time": row.time,
-                        "data": json.loads(row.data)}
+            envelope = _envelope_of(row)
             audience = json.loads(row.audience) if row.audience is not None else None
             data = envelope["data"]
             again = True
@@ -165,35 +278,28 @@ class Publisher:
                                               data=json.dumps(data, separators=(",", ":")),
                                               audience=None if audience is None else json.dumps(audience),
                                               logged_at=now.timestamp()))
-        cls = registry.get(event)
-        restriction = self._sessions.restriction(cls.visibility, audience)
         d: Deferred[Any] = Deferred()
 
         def send() -> None:
-            # One publish per matching query (not per client), then the class topic. The
-            # router handles a session's messages in order: its acknowledgement of the
-            # last publish means it took them all.
-            for topic, exclude in self._queries.topics_for(event, data):
-                self._send(topic, envelope, restriction, exclude)
-            # No client may hold the class topic of a class with a row filter (the authorizer
-            # says so); should one have it from before a reload added the filter, it gets nothing.
-            final = NO_ONE if cls.row_filter is not None else restriction
-            acknowledged = self._send(uris.event_topic(event), envelope, final, acknowledge=True)
-            assert acknowledged is not None
-            acknowledged.chainDeferred(d)
+            self._send_envelope(registry, envelope, audience).chainDeferred(d)
 
         batch.sends.append((send, d))
         outcome: Deferred[PublishResult] = Deferred()
         self._pending[event_id] = (event, outcome)
 
         def done(_: Any) -> PublishResult:
-            if not persisted and not again:  # a logged event's id was written with it
+            if persisted or again:  # a logged event's id was written with it: mark it published
+                self._acknowledge(event_id, seq)
+            else:
                 self._remember(event_id, event, seq)
             return Accepted(event_id, seq, duplicate=again)
 
         def failed(failure: Any) -> PublishResult:
             log.warn("publishing {event} (seq {seq}) failed: {err}", event=event, seq=seq,
                      err=failure.getErrorMessage())
+            if failure.check(NotLogged):
+                return Refused(RefusalCode.UNAVAILABLE, "the gateway could not write the event to its log; "
+                               "it was not accepted")
             if persisted or again:
                 # Its id is remembered with the logged event: a retry with the same id publishes
                 # it again with the same seq, and persistent subscribers have it on replay.
@@ -214,43 +320,65 @@ class Publisher:
         # transaction at the end of this reactor turn instead of one each.
         # Until then they are looked up here.
         self._unsaved[event_id] = (event, seq)
+        self._flush_soon()
+
+    def _acknowledge(self, event_id: str, seq: int) -> None:
+        # As _remember: marked in the store at the end of this reactor turn, looked up here until then.
+        self._acknowledged[event_id] = seq
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if self._flush is None:
             self._flush = _REACTOR.callLater(0, self._save)
 
     def _save(self) -> None:
-        """Write the ids accepted this turn, on the store thread. They stay in ``_unsaved`` (where
-        lookups find them) until written: a lookup queued before the write still sees them here."""
+        """Write the ids accepted and the logged events acknowledged this turn, on the store thread.
+        They stay in ``_unsaved`` and ``_acknowledged`` (where lookups find them) until written: a
+        lookup queued before the write still sees them here."""
         self._flush = None
-        if not self._unsaved or self._thread is None:  # (closed: its store is closed too)
+        if (not self._unsaved and not self._acknowledged) or self._thread is None:  # (closed: its store too)
             return
         written = dict(self._unsaved)
+        marked = dict(self._acknowledged)
 
         def forget(_: object) -> None:
             for event_id in written:
                 if self._unsaved.get(event_id) == written[event_id]:
                     del self._unsaved[event_id]
+            for event_id in marked:
+                if self._acknowledged.get(event_id) == marked[event_id]:
+                    del self._acknowledged[event_id]
 
         def failed(failure: Any) -> None:
-            log.error("cannot remember {n} accepted event ids: {err}", n=len(written),
-                      err=failure.getErrorMessage())
+            log.error("cannot remember {n} accepted event ids and mark {m} published: {err}", n=len(written),
+                      m=len(marked), err=failure.getErrorMessage())
 
         rows = [(i, e, s) for i, (e, s) in written.items()]
-        self._thread.run(lambda store: store.remember_many(rows)).addCallbacks(forget, failed)
+
+        def save(store: Store) -> None:
+            if rows:
+                store.remember_many(rows)
+            if marked:
+                store.mark_published(list(marked.values()))
+
+        self._thread.run(save).addCallbacks(forget, failed)
 
 
 def _look_up(store: Store, ids: list[str]) -> tuple[dict[str, tuple[str, int]], set[str], dict[str, LoggedEvent]]:
     """On the store thread: id -> (class, seq) of those accepted before, the classes that are
     logged, and id -> the logged event for those accepted before that are in the event log."""
-    earlier: dict[str, tuple[str, int]] = {}
+    earlier = store.accepted_many(ids)  # one round trip, however many ids
     rows: dict[str, LoggedEvent] = {}
-    for event_id in ids:
-        found = store.accepted(event_id)
-        if found is not None:
-            earlier[event_id] = found
-            logged = store.events_after([found[0]], found[1] - 1, 1)
-            if logged and logged[0].seq == found[1] and logged[0].id == event_id:
-                rows[event_id] = logged[0]
+    for event_id, found in earlier.items():  # duplicates: the rare case
+        logged = store.events_after([found[0]], found[1] - 1, 1)
+        if logged and logged[0].seq == found[1] and logged[0].id == event_id:
+            rows[event_id] = logged[0]
     return earlier, store.persistent_classes(), rows
+
+
+def _envelope_of(row: LoggedEvent) -> dict[str, Any]:
+    """A logged event's envelope, as it was first published."""
+    return {"event": row.event, "id": row.id, "seq": row.seq, "time": row.time, "data": json.loads(row.data)}
 
 
 class _Batch:

@@ -1,8 +1,8 @@
 """``gateway.replay`` and ``gateway.ack``: a client's persistent subscription read back and acknowledged.
 
 The rules (which events a page holds, what an ack may move) are ``persistent``'s; this module
-checks the arguments, finds the caller's subscription and runs the store's part on the store
-thread. ``ReplayAndAck`` holds no WAMP session: the dispatcher gives it the store thread, the
+finds the caller's subscription and runs the store's part on the store thread. The arguments
+were checked before (the dispatcher registers these behind their signatures: ``REPLAY``, ``ACK``). ``ReplayAndAck`` holds no WAMP session: the dispatcher gives it the store thread, the
 query subscriptions (who the caller is) and a way to make sure the session table knows the caller.
 """
 
@@ -15,6 +15,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails
 
 from components import uris
+from components.arguments import SEQ_MAX, Param, Signature, Text, WholeNumber
 from components.delivery.persistent import MAX_PAGE, PAGE, check_ack, compile_parts, owners, read_replay
 from components.delivery.sessions import SessionInfo
 from components.delivery.subscriptions import QuerySubscriptions
@@ -24,6 +25,14 @@ from components.store.thread import StoreThread
 
 #: Makes sure the session table knows the caller (the dispatcher's ``_know_caller``).
 KnowCaller = Callable[[CallDetails | None], Awaitable[None]]
+
+#: A subscription id as clients pass it back (ours are 18 characters).
+SUBSCRIPTION_ID = Text(max_length=128, min_length=1)
+SEQ = WholeNumber(0, SEQ_MAX)
+#: ``gateway.replay(id, after_seq, limit=500)``: a limit past MAX_PAGE is taken as MAX_PAGE, 0 as 1.
+REPLAY = Signature(uris.REPLAY, Param("id", SUBSCRIPTION_ID), Param("after_seq", SEQ), Param("limit", SEQ, PAGE))
+#: ``gateway.ack(id, seq)``.
+ACK = Signature(uris.ACK, Param("id", SUBSCRIPTION_ID), Param("seq", SEQ))
 
 
 class ReplayAndAck:
@@ -36,9 +45,6 @@ class ReplayAndAck:
 
     async def replay(self, subscription_id: str, after_seq: int, limit: int = PAGE,
                      details: CallDetails | None = None) -> dict[str, Any]:
-        for name, value in (("after_seq", after_seq), ("limit", limit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"{name} must be a whole number, not {value!r}")
         who, sub = await self._mine(subscription_id, details)
         registry = self._registry()
         compiled = compile_parts(sub, registry)  # parsing stays on the reactor thread
@@ -52,7 +58,11 @@ class ReplayAndAck:
         except ValueError as exc:
             raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, str(exc)) from None
         _, sub = await self._mine(subscription_id, details)
-        last: int = await self._thread.run(lambda store: store.ack(sub.id, seq))
+        try:
+            last: int = await self._thread.run(lambda store: store.ack(sub.id, seq))
+        except KeyError:  # ended meanwhile (another session of its owner, the web-app)
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
+                                   f"no persistent subscription {subscription_id!r} of this client") from None
         return {"id": sub.id, "last_seq": last}
 
     async def _mine(self, subscription_id: object, details: CallDetails | None) -> tuple[SessionInfo,

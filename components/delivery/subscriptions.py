@@ -11,7 +11,11 @@ number of subscribers.
 Which queries are live, and which topics an event goes to, is the live
 index's (``live_queries``): this module feeds it the router's meta events,
 the grants it makes and the parts each query topic is matched with now
-(from the store, less the classes whose row filter changed since).
+(as the store keeps them, less the classes whose row filter changed since).
+
+The store's part of each procedure is a function of its own below (``apply_plan``,
+``end_grant``, ...), run on a store thread in one go; the reactor thread only
+parses, checks and indexes.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from components import uris
 from components.config import QueriesConfig
@@ -33,11 +39,13 @@ from components.events.rules import ANONYMOUS_ROLE
 from components.auth.policy import Decision, authorize
 from components.query import Query, QueryError, QueryNotAuthorized, canonical, check, parse, to_text
 from components.query.index import QueryIndex
-from components.delivery.live_queries import LiveQueries
+from components.delivery.live_queries import LiveQueries, Made
 from components.delivery.rowfilter import parts, parts_key, session_params, visible_with_row_filter
 from components.delivery.sessions import SessionInfo, Sessions
-from components.delivery.persistent import PERSISTENT_PREFIX, NotYours, PersistentBook, owners, token_owner
+from components.delivery.persistent import PERSISTENT_PREFIX, OverLimit, check_room, owners, token_owner
+from components.auth.credentials import digest, identity_of
 from components.store.base import PersistentSubscription, Store
+from components.store.thread import StoreRunner
 
 log = Logger()
 
@@ -46,16 +54,26 @@ Caller = Callable[..., Any]
 
 
 class QuerySubscriptions:
-    """The query subscription procedures of one dispatcher, and its live index (``live``)."""
+    """The query subscription procedures of one dispatcher, and its live index (``live``).
 
-    def __init__(self, store: Store, registry: Callable[[], Registry], limits: QueriesConfig,
-                 sessions: Sessions | None = None, book: PersistentBook | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    The store's part of each runs where ``store`` runs it (the dispatcher's store thread): those
+    methods answer with a Deferred (or are coroutines), and the live index, which is the reactor
+    thread's, changes once the store answered. Parsing and checking queries stays here.
+    """
+
+    def __init__(self, store: StoreRunner, registry: Callable[[], Registry], limits: QueriesConfig,
+                 sessions: Sessions | None = None, high_water: Callable[[], int | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, token_ttl: float = 7 * 24 * 3600) -> None:
+        """``high_water``: where a new persistent subscription starts (the dispatcher's
+        ``Sequencer.high_water``; None from it: the store's counter); None: no persistent subscriptions
+        here. ``token_ttl``: auth.client_token_ttl, the life of the row a persistent subscription's
+        token gets."""
         self._store = store
-        self._book = book
+        self._high_water = high_water
         self._sessions = sessions if sessions is not None else Sessions()
         self._registry = registry
         self._limits = limits
+        self._token_ttl = token_ttl
         self.live = LiveQueries(self._current_parts, clock, _unindexable)
 
     @property
@@ -65,11 +83,12 @@ class QuerySubscriptions:
 
     # -- the client procedures -------------------------------------------------
 
-    def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None) -> dict[str, Any]:
-        """``gateway.subscribe`` in one go, on this thread (the dispatcher splits it: see ``plan``)."""
+    async def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None
+                        ) -> dict[str, Any]:
+        """``gateway.subscribe`` in one go (the dispatcher splits it: see ``plan``, ``apply_plan``, ``settle``)."""
         plan = self.plan(query, persistent, details)
-        last_seq = self._book.high_water() if self._book is not None else 0
-        result = apply_plan(self._store, plan, self._limits.max_per_session, last_seq)
+        last_seq = self._high_water() if self._high_water is not None else 0
+        result: dict[str, Any] = await self._store.run(apply_plan, plan, self._limits, last_seq)
         self.settle(plan)
         return result
 
@@ -78,11 +97,20 @@ class QuerySubscriptions:
         who = self._who(details)
         if not isinstance(persistent, bool):
             raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"persistent must be true or false, not {persistent!r}")
-        if persistent and (self._book is None or who.client_token is None):
-            raise ApplicationError(uris.ERROR_NOT_SUPPORTED, "this session has no client token to keep a "
-                                   "persistent subscription with")
+        keep_token = None
+        if persistent:
+            if self._high_water is None or who.client_token is None:
+                raise ApplicationError(uris.ERROR_NOT_SUPPORTED, "this session has no client token to keep a "
+                                       "persistent subscription with")
+            if who.user is None and not self._limits.anonymous_persistent:
+                raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "anonymous clients may not keep persistent "
+                                       "subscriptions on this gateway (queries.anonymous_persistent is false): "
+                                       "log in first, or subscribe without persistent")
+            # Stored with the subscription (an anonymous client's token has no row before): it then
+            # lives as long as the token, renewed on each connection.
+            keep_token = (digest(who.client_token), identity_of(who.user), time.time() + self._token_ttl)
         text, texts, filters = self._derive_or_refuse(query, session_params(who.user, who.authrole, who.roles))
-        return Plan(who, text, texts, parts_key(texts), filters, sorted(filters), persistent)
+        return Plan(who, text, texts, parts_key(texts), filters, sorted(filters), persistent, keep_token)
 
     def _derive_or_refuse(self, query: object, params: dict[str, Any]
                           ) -> tuple[str, list[str], dict[str, str | None]]:
@@ -102,22 +130,24 @@ class QuerySubscriptions:
 
     def settle(self, plan: Plan) -> None:
         """After the store took the grant: index the query until its subscriber comes."""
-        self.live.grant(plan.key, plan.who.session, plan.texts)
+        self.live.grant(plan.key, plan.who.session, (plan.texts, plan.filters))
 
-    def create_for_user(self, user: str, roles: tuple[str, ...], query: str, user_role: str) -> dict[str, Any]:
-        """A persistent subscription a web-app makes for a user (connected or not): any client of the
-        user finds it in ``gateway.subscriptions()``; events that match are kept from now on."""
-        if self._book is None:
+    def plan_for_user(self, user: str, roles: tuple[str, ...], query: str, user_role: str) -> UserPlan:
+        """A persistent subscription a web-app makes for a user, checked and derived (no store work):
+        ``apply_user_plan`` makes it."""
+        if self._high_water is None:
             raise ApplicationError(uris.ERROR_NOT_SUPPORTED, "no persistent subscriptions here")
         text, texts, filters = self._derive_or_refuse(query, session_params(user, user_role, roles))
-        key = parts_key(texts)
-        self._store.save_query(key, text, texts, filters)
-        return describe(self._book.create(f"user:{user}", user, text, key, texts, filters, list(filters)))
+        return UserPlan(user, text, texts, parts_key(texts), filters)
 
-    def _grant(self, grant_id: str, session: int, key: str) -> None:
-        """Let the session subscribe to the query topic; index the query until its subscriber comes."""
-        self._store.grant(grant_id, session, key)
-        self.live.grant(key, session)
+    async def create_for_user(self, user: str, roles: tuple[str, ...], query: str, user_role: str) -> dict[str, Any]:
+        """A persistent subscription a web-app makes for a user (connected or not), in one go (the
+        dispatcher splits it: ``plan_for_user``, then ``apply_user_plan`` between batches): any client of
+        the user finds it in ``gateway.subscriptions()``; events that match are kept from now on."""
+        plan = self.plan_for_user(user, roles, query, user_role)
+        assert self._high_water is not None
+        made: dict[str, Any] = await self._store.run(apply_user_plan, plan, self._limits, self._high_water())
+        return made
 
     def _derive(self, query: str, params: dict[str, Any]) -> tuple[str, list[str]]:
         """(the canonical query, its parts) for a subscriber with these parameters, under the current classes.
@@ -138,14 +168,11 @@ class QuerySubscriptions:
         text = to_text(canonical(Query(checked.classes, checked.query.where)))
         return text, parts(checked, registry, params)
 
-    def _current_parts(self, key: str) -> list[str] | None:
+    def _current_parts(self, key: str, made: Made) -> list[str] | None:
         """The parts to match a query topic with now: as made, less the classes whose row filter changed
         since (a reload). Those are no longer delivered on it, rather than delivered under rules its
         subscribers never had: they subscribe again to get them under the new filter."""
-        texts = self._store.query_parts(key)
-        if texts is None:
-            return None
-        made_under = self._store.query_filters(key)
+        texts, made_under = made
         if made_under is None:
             # Made before row filters were recorded, i.e. before there were any.
             made_under = {name: None for text in texts
@@ -165,65 +192,41 @@ class QuerySubscriptions:
                 kept.append(to_text(Query(selectors, part.where)))
         return kept or None
 
-    def unsubscribe(self, subscription_id: str, details: CallDetails | None = None) -> tuple[int, str]:
+    async def unsubscribe(self, subscription_id: str, details: CallDetails | None = None) -> tuple[int, str]:
         """Revoke the grant (and end a persistent subscription for good); returns (session, key)."""
         who = self._who(details)
-        session = who.session
-        grant_id = str(subscription_id)
-        if grant_id.startswith(PERSISTENT_PREFIX) and self._book is not None:
-            try:
-                sub = self._book.delete(who, grant_id)
-            except NotYours as exc:
-                raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, str(exc)) from None
-            grant_id = f"{sub.id}@{session}"
-            if self._store.revoke(grant_id, session) is None:
-                return session, sub.key  # ended; this session had not subscribed to its topic
-            if not self._store.granted(session, sub.key):
-                self.live.exclude(sub.key, session)
-            return session, sub.key
-        key = self._store.revoke(grant_id, session)
-        if key is None:
-            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
-                                   f"no subscription {subscription_id!r} of this session")
-        if not self._store.granted(session, key):
-            self.live.exclude(key, session)
-        return session, key
+        persistent = str(subscription_id).startswith(PERSISTENT_PREFIX) and self._high_water is not None
+        key, still_granted = await self._store.run(end_grant, who, str(subscription_id), persistent)
+        if not still_granted:
+            self.live.exclude(key, who.session)
+        return who.session, key
 
-    def subscriptions(self, details: CallDetails | None = None) -> list[dict[str, Any]]:
+    async def subscriptions(self, details: CallDetails | None = None) -> list[dict[str, Any]]:
         """The session's subscriptions: its own, then the persistent ones of its token and user (their
         topics granted to this session, so that a client that comes back can subscribe to them again)."""
         who = self._who(details)
-        found = [{"id": sid, "topic": uris.query_topic(key), "query": text, "persistent": False}
-                 for sid, key, text in self._store.subscriptions_of(who.session) if "@" not in sid]
-        for sub in self._book.of(who) if self._book is not None else []:
-            if not self._store.granted(who.session, sub.key):
-                self._grant(f"{sub.id}@{who.session}", who.session, sub.key)
-            found.append({"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query, "persistent": True,
-                          "last_seq": sub.last_seq})
+        found, granted = await self._store.run(list_subscriptions, who, self._high_water is not None)
+        for key, made in granted:
+            self.live.grant(key, who.session, made)
         return found
 
-    def authorize(self, session: dict[str, Any], uri: str, action: str, options: dict[str, Any] | None = None,
-                  granted: Callable[[str], bool] | None = None) -> Decision:
-        """The authorizer's answer; ``granted(key)`` when the caller looked the grant up already (the
-        dispatcher does, on its store thread), else it is looked up here."""
+    async def authorize(self, session: dict[str, Any], uri: str, action: str,
+                        options: dict[str, Any] | None = None) -> Decision:
+        """The authorizer's answer. For a subscribe to a query topic, whether the session was granted it
+        (or it is the topic of a persistent subscription of the session's token or user: granted now,
+        and indexed) is looked up in the store first."""
         session_id = int(session.get("session", 0))
         # authextra is what our authenticator answered for this session: trusted.
-        roles = SessionInfo.from_details({**session, "session": session_id}).roles
-        return authorize(str(session.get("authrole", "")), roles, uri, action, options or {}, self._registry(),
-                         granted or (lambda key: self._granted(session, session_id, key)))
-
-    def _granted(self, session: dict[str, Any], session_id: int, key: str) -> bool:
-        """Granted to this session, or the topic of a persistent subscription of its token or user."""
-        if self._store.granted(session_id, key):
-            return True
-        if self._book is None:
-            return False
         who = SessionInfo.from_details({**session, "session": session_id})
-        for sub in self._book.of(who):
-            if sub.key == key:
-                self._grant(f"{sub.id}@{session_id}", session_id, key)
-                return True
-        return False
+        granted = False
+        if action == "subscribe" and uri.startswith(uris.QUERY_TOPIC_PREFIX):
+            key = uri[len(uris.QUERY_TOPIC_PREFIX):]
+            mine = owners(who) if self._high_water is not None else []
+            granted, made = await self._store.run(look_up_grant, session_id, key, mine)
+            if made is not None:
+                self.live.grant(key, session_id, made)
+        return authorize(str(session.get("authrole", "")), who.roles, uri, action, options or {}, self._registry(),
+                         lambda key: granted)
 
     # -- the live index: the router's meta events, grants lost, time, reloads ------
 
@@ -232,8 +235,11 @@ class QuerySubscriptions:
         return self.live.topics_for(event, data)
 
     def created(self, session_id: int, subscription: dict[str, Any]) -> None:
-        """``wamp.subscription.on_create``: the first subscriber of a topic arrived."""
-        self.live.created(session_id, subscription)
+        """``wamp.subscription.on_create``: the first subscriber of a topic arrived (indexed once the
+        store said how its query was made, unless it was indexed already)."""
+        key = self.live.created(session_id, subscription)
+        if key is not None:
+            self._look_up_made([key]).addErrback(_logged, "cannot index query topic {key}: {err}", key=key)
 
     def unsubscribed(self, session_id: int, subscription_id: int) -> None:
         """``wamp.subscription.on_unsubscribe``: a session left a topic; nothing to exclude any more."""
@@ -243,30 +249,44 @@ class QuerySubscriptions:
         """``wamp.subscription.on_delete``: the last subscriber left; the query costs nothing more."""
         self.live.deleted(session_id, subscription_id)
 
-    def ended(self, sub: PersistentSubscription, sessions: list[int]) -> None:
+    async def ended(self, sub: PersistentSubscription, sessions: list[int]) -> None:
         """A persistent subscription ended (by the web-app, or with its token): the sessions that
         held its topic through it stop receiving on it, unless they hold it another way too."""
-        for session in sessions:
-            self._store.revoke(f"{sub.id}@{session}", session)
-            if not self._store.granted(session, sub.key):
-                self.live.exclude(sub.key, session)
+        if not sessions:
+            return
+        for session in await self._store.run(end_grants, sub, sessions):
+            self.live.exclude(sub.key, session)
 
     def session_left(self, session_id: int) -> None:
         """``wamp.session.on_leave``: the session's grants go, and it is excluded from nothing any more."""
-        self._store.revoke_session(int(session_id))
         self.live.session_left(session_id)
+        self._store.run(lambda store: store.revoke_session(int(session_id))).addErrback(
+            _logged, "cannot forget the grants of session {session}: {err}", session=session_id)
 
     async def rebuild(self, call: Caller) -> None:
         """Index every query topic that has subscribers now; forget grants of sessions that are gone."""
         listing = await call(uris.META_SUBSCRIPTION_LIST)
+        wanted = []
         for subscription_id in listing.get("exact", []):
             try:
                 info = await call(uris.META_SUBSCRIPTION_GET, subscription_id)
             except ApplicationError:
                 continue  # gone meanwhile
-            # One at a time, as each arrives: an on_delete that comes in meanwhile then finds it indexed.
-            self.live.created(0, info)
-        self._store.revoke_all_but(set(await call(uris.META_SESSION_LIST)))
+            # Each as it arrives: an on_delete that comes in meanwhile then finds it, and it is not indexed.
+            key = self.live.created(0, info)
+            if key is not None:
+                wanted.append(key)
+        await self._look_up_made(wanted)
+        sessions = set(await call(uris.META_SESSION_LIST))
+        await self._store.run(lambda store: store.revoke_all_but(sessions))
+
+    def _look_up_made(self, keys: list[str]) -> Deferred[None]:
+        """Tell the live index how these query topics were made (from the store)."""
+        def tell(found: dict[str, Made | None]) -> None:
+            for key, made in found.items():
+                self.live.made(key, made)
+
+        return self._store.run(made_of, keys).addCallback(tell)
 
     def expire_unconfirmed(self) -> None:
         """Drop the queries granted a while ago (``live_queries.UNCONFIRMED_TTL``) that nobody subscribed to."""
@@ -292,6 +312,10 @@ class QuerySubscriptions:
         return SessionInfo(int(details.caller), str(details.caller_authid or ""), role, user, ())
 
 
+def _logged(failure: Failure, /, message: str, **fields: Any) -> None:
+    log.error(message, err=failure.getErrorMessage(), **fields)
+
+
 def _unindexable(key: str, texts: list[str], error: QueryError) -> None:
     # A canonical text we wrote ourselves: only a bug gets here.
     log.error("cannot index query {key} ({texts}): {err}", key=key, texts=texts, err=error)
@@ -308,15 +332,32 @@ class Plan:
     filters: dict[str, str | None]
     classes: list[str]
     persistent: bool
+    #: For a persistent one: its token's row (hash, identity, expires), saved with it.
+    keep_token: tuple[str, str, float] | None = None
 
 
-def apply_plan(store: Store, plan: Plan, max_per_session: int, last_seq: int) -> dict[str, Any]:
-    """The store's part of ``gateway.subscribe`` (it may run on the store thread): the limit, the query's
-    row, the session's grant, and for a persistent one its row, starting after ``last_seq``."""
+@dataclass(frozen=True)
+class UserPlan:
+    """A persistent subscription a web-app makes for a user, checked and derived, for the store to take."""
+
+    user: str
+    text: str
+    texts: list[str]
+    key: str
+    filters: dict[str, str | None]
+
+
+# -- the store's parts: each runs on a store thread, in one go -------------------------------
+
+
+def apply_plan(store: Store, plan: Plan, limits: QueriesConfig, last_seq: int | None) -> dict[str, Any]:
+    """The store's part of ``gateway.subscribe``: the limits, the query's row, the session's grant, and
+    for a persistent one its row, starting after ``last_seq`` (None: the seq counter's value, read here)."""
     session = plan.who.session
     held = store.subscriptions_of(session)
-    if len(held) >= max_per_session:
-        raise ApplicationError(uris.ERROR_INVALID_QUERY, f"a session may hold at most {max_per_session} subscriptions")
+    if len(held) >= limits.max_per_session:
+        raise ApplicationError(uris.ERROR_INVALID_QUERY,
+                               f"a session may hold at most {limits.max_per_session} subscriptions")
     store.save_query(plan.key, plan.text, plan.texts, plan.filters)
     topic = uris.query_topic(plan.key)
     if plan.persistent:
@@ -327,20 +368,126 @@ def apply_plan(store: Store, plan: Plan, max_per_session: int, last_seq: int) ->
             if existing.key == plan.key:
                 grant = f"{existing.id}@{session}"
                 if all(held_id != grant for held_id, _, _ in held):
-                    store.grant(grant, session, plan.key)
+                    _grant_once(store, grant, session, plan.key)
                 return {"id": existing.id, "topic": topic, "query": existing.query, "persistent": True,
                         "last_seq": existing.last_seq, "resumed": True}
+        try:
+            check_room(store, limits, plan.who.user, plan.who.client_token)
+        except OverLimit as exc:
+            raise over_limit(exc) from None
+        start = last_seq if last_seq is not None else store.taken()
         sub = PersistentSubscription(
             id=PERSISTENT_PREFIX + secrets.token_urlsafe(12), owner=token_owner(plan.who.client_token),
             user=plan.who.user, query=plan.text, key=plan.key, parts=list(plan.texts), filters=dict(plan.filters),
-            classes=list(plan.classes), last_seq=last_seq, created=time.time())
-        store.save_persistent(sub)
+            classes=list(plan.classes), last_seq=start, created=time.time())
+        store.save_persistent(sub, keep_token=plan.keep_token)
         store.grant(f"{sub.id}@{session}", session, plan.key)
-        return {"id": sub.id, "topic": topic, "query": plan.text, "persistent": True, "last_seq": last_seq,
+        return {"id": sub.id, "topic": topic, "query": plan.text, "persistent": True, "last_seq": start,
                 "resumed": False}
     subscription_id = "s_" + secrets.token_urlsafe(12)
     store.grant(subscription_id, session, plan.key)
     return {"id": subscription_id, "topic": topic, "query": plan.text, "persistent": False}
+
+
+def apply_user_plan(store: Store, plan: UserPlan, limits: QueriesConfig, last_seq: int | None) -> dict[str, Any]:
+    """The store's part of a persistent subscription made for a user: the limits, the query's row and
+    the subscription's, starting after ``last_seq`` (None: the seq counter's value, read here)."""
+    try:
+        check_room(store, limits, plan.user, None)
+    except OverLimit as exc:
+        raise over_limit(exc) from None
+    store.save_query(plan.key, plan.text, plan.texts, plan.filters)
+    sub = PersistentSubscription(
+        id=PERSISTENT_PREFIX + secrets.token_urlsafe(12), owner=f"user:{plan.user}", user=plan.user, query=plan.text,
+        key=plan.key, parts=list(plan.texts), filters=dict(plan.filters), classes=sorted(plan.filters),
+        last_seq=last_seq if last_seq is not None else store.taken(), created=time.time())
+    store.save_persistent(sub)
+    return describe(sub)
+
+
+def end_grant(store: Store, who: SessionInfo, grant_id: str, persistent: bool) -> tuple[str, bool]:
+    """The store's part of ``gateway.unsubscribe``: revoke the session's grant (and, ``persistent``, end the
+    persistent subscription of the caller's for good). (its topic key, whether the session still holds the
+    topic another way); ApplicationError if there is no such subscription of the caller's."""
+    session = who.session
+    if persistent:
+        sub = store.persistent(grant_id)
+        if sub is None or sub.owner not in owners(who):
+            raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION,
+                                   f"no persistent subscription {grant_id!r} of this client")
+        store.delete_persistent(sub.id)
+        if store.revoke(f"{sub.id}@{session}", session) is None:
+            return sub.key, True  # ended; this session had not subscribed to its topic
+        return sub.key, store.granted(session, sub.key)
+    key = store.revoke(grant_id, session)
+    if key is None:
+        raise ApplicationError(uris.ERROR_NO_SUCH_SUBSCRIPTION, f"no subscription {grant_id!r} of this session")
+    return key, store.granted(session, key)
+
+
+def list_subscriptions(store: Store, who: SessionInfo, persistent: bool
+                       ) -> tuple[list[dict[str, Any]], list[tuple[str, Made]]]:
+    """The store's part of ``gateway.subscriptions``: (the list, the persistent topics granted to the session
+    now, with how each was made)."""
+    found: list[dict[str, Any]] = [
+        {"id": sid, "topic": uris.query_topic(key), "query": text, "persistent": False}
+        for sid, key, text in store.subscriptions_of(who.session) if "@" not in sid]
+    granted: list[tuple[str, Made]] = []
+    mine = owners(who) if persistent else []
+    for sub in store.persistent_of(mine) if mine else []:
+        if not store.granted(who.session, sub.key):
+            _grant_once(store, f"{sub.id}@{who.session}", who.session, sub.key)
+            granted.append((sub.key, (list(sub.parts), dict(sub.filters))))
+        found.append({"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query, "persistent": True,
+                      "last_seq": sub.last_seq})
+    return found, granted
+
+
+def look_up_grant(store: Store, session: int, key: str, owners_: list[str]) -> tuple[bool, Made | None]:
+    """The store's part of the authorizer: was the session granted the query topic, or is it the topic
+    of a persistent subscription of the session's token or user (then it is granted now, for this
+    session, and how it was made is the second value, to index it)?"""
+    if store.granted(session, key):
+        return True, None
+    for sub in store.persistent_of(owners_) if owners_ else []:
+        if sub.key == key:
+            _grant_once(store, f"{sub.id}@{session}", session, key)
+            return True, (list(sub.parts), dict(sub.filters))
+    return False, None
+
+
+def end_grants(store: Store, sub: PersistentSubscription, sessions: list[int]) -> list[int]:
+    """The store's part of a persistent subscription's end: the grants of its topic it gave these sessions
+    go; the sessions left holding the topic no other way (to be published around)."""
+    lost = []
+    for session in sessions:
+        store.revoke(f"{sub.id}@{session}", session)
+        if not store.granted(session, sub.key):
+            lost.append(session)
+    return lost
+
+
+def made_of(store: Store, keys: list[str]) -> dict[str, Made | None]:
+    """How each of these query topics was made, as the store keeps it (None: not known)."""
+    found: dict[str, Made | None] = {}
+    for key in keys:
+        texts = store.query_parts(key)
+        found[key] = None if texts is None else (texts, store.query_filters(key))
+    return found
+
+
+def _grant_once(store: Store, grant_id: str, session: int, key: str) -> None:
+    """Grant, unless the same grant was made meanwhile (on another store thread: the authorizer's
+    look-up, gateway.subscriptions and a persistent subscribe may each grant a persistent topic)."""
+    try:
+        store.grant(grant_id, session, key)
+    except Exception:
+        if not store.granted(session, key):
+            raise
+
+
+def over_limit(exc: OverLimit) -> ApplicationError:
+    return ApplicationError(uris.ERROR_LIMIT_EXCEEDED, str(exc), limit=exc.limit, maximum=exc.maximum)
 
 
 def describe(sub: PersistentSubscription) -> dict[str, Any]:

@@ -8,6 +8,7 @@ does the least work that gives the documented semantics (see its docstring).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,14 +18,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, SchemaSerializer, to_json
 
 from components.events.rules import VISIBILITY, Extra, check_name, visible_to
-from components.events.validation import (
-    InvalidEventData,
-    field_errors,
-    non_finite,
-    non_finite_paths,
-    not_json,
-)
+from components.events.validation import FieldError, InvalidEventData, field_errors, not_json
 from components.exceptions import DefinitionError
+from components.limits import INT64_MAX, INT64_MIN, number_problems
 
 
 @dataclass(frozen=True)
@@ -71,6 +67,7 @@ class EventClass:
             reason = str(exc).split("\n")[0]  # without pydantic's doc link
             raise DefinitionError(f"{where}: no JSON Schema for this class: {reason}") from exc
         _mark_extra(schema, self._extra == "allow")
+        _mark_int64(schema)
         object.__setattr__(self, "_schema", schema)
         # Taken once the model is complete (making the schema completed it).
         object.__setattr__(self, "_validator", self.model.__pydantic_validator__)
@@ -91,10 +88,11 @@ class EventClass:
         except PydanticSerializationError as exc:
             raise InvalidEventData(self.name, [not_json(str(exc))]) from None
         # to_json writes NaN and Infinity as bare tokens that validate_json
-        # would take as floats. They are rare, so look for them only when the
-        # text might hold one (a string like "NaN" also triggers the look).
-        if text.find(b"NaN") >= 0 or text.find(b"Infinity") >= 0:  # find: faster than `in` here
-            bad = [non_finite(path) for path in non_finite_paths(data)]
+        # would take as floats, and pydantic takes integers of any size; events
+        # carry neither (components.limits). They are rare, so look for them only
+        # when the text might hold one (a string like "NaN" also triggers the look).
+        if text.find(b"NaN") >= 0 or text.find(b"Infinity") >= 0 or _LONG_NUMBER.search(text):
+            bad = [FieldError(p.path, p.message, p.type) for p in number_problems(data, limit=None)]
             if bad:
                 raise InvalidEventData(self.name, bad)
         try:
@@ -129,6 +127,31 @@ class EventClass:
 
 # Schema keywords whose values are data, not schemas: never rewrite those.
 _VALUES = frozenset({"default", "examples", "enum", "const"})
+#: 19 digits: the shortest integer outside the signed 64-bit range has as many.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def _mark_int64(schema: Any) -> None:
+    """Make every integer schema say the range events carry: ``format: int64`` (OpenAPI's word for
+    it) and ``minimum``/``maximum`` within the signed 64-bit range, unless the class's own are tighter."""
+    if isinstance(schema, dict):
+        kinds = schema.get("type")
+        kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
+        if "integer" in kinds and "number" not in kinds:
+            schema.setdefault("format", "int64")
+            for key, exclusive, bound, tighter in (("minimum", "exclusiveMinimum", INT64_MIN, max),
+                                                   ("maximum", "exclusiveMaximum", INT64_MAX, min)):
+                own = schema.get(key)
+                if isinstance(own, (int, float)) and not isinstance(own, bool):
+                    schema[key] = tighter(own, bound)
+                elif exclusive not in schema:
+                    schema[key] = bound
+        for key, value in schema.items():
+            if key not in _VALUES:
+                _mark_int64(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _mark_int64(value)
 
 
 def _mark_extra(schema: Any, allow: bool) -> None:

@@ -7,8 +7,6 @@ and whose messages a web developer can act on.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,24 +45,6 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 def not_json(reason: str) -> FieldError:
     """The error for data that cannot be written as JSON at all (so no field can be named)."""
     return FieldError("", f"must be JSON data ({reason})", "json_invalid")
-
-
-def non_finite(path: str) -> FieldError:
-    """The error for NaN or Infinity, which json.loads accepts but JSON does not have."""
-    return FieldError(path, "NaN and Infinity are not JSON numbers", "finite_number")
-
-
-def non_finite_paths(data: Any, path: str = "") -> Iterator[str]:
-    """Paths of the NaN and infinite floats in ``data``, depth first."""
-    if isinstance(data, float):
-        if not math.isfinite(data):
-            yield path
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from non_finite_paths(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(data, (list, tuple)):
-        for index, value in enumerate(data):
-            yield from non_finite_paths(value, f"{path}.{index}" if path else str(index))
 
 
 def json_type(value: Any) -> str:

@@ -5,7 +5,8 @@
 
 Both keep: the seq counter, the ids of accepted events (idempotency), query topics and which
 WAMP session holds which, client tokens and tickets (by hash), the event log (every accepted
-event once, by seq) with its retention, and persistent subscriptions. Both migrate their schema
+event once, by seq, and whether the router acknowledged its publish) with its retention, the
+dispatchers' leadership term (``TERMS``), and persistent subscriptions. Both migrate their schema
 at start-up (a versioned list of migrations, applied once however many processes start at once).
 
 Every method is synchronous and may block on I/O: callers run them on a thread, and each store
@@ -39,6 +40,9 @@ class LoggedEvent:
     audience: str | None
     #: When it was logged (seconds since the epoch); retention by age counts from this.
     logged_at: float
+    #: Whether the router acknowledged its publish (``mark_published``). Until then a dispatcher
+    #: that takes over publishes it (``unpublished``), and a duplicate of it is published again.
+    published: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,16 @@ class DuplicateId(ValueError):
     """Saving something under an id that is already taken."""
 
 
+#: The counter (``take``) whose value is the current term of dispatcher leadership: a dispatcher
+#: that takes over begins a term (``take(1, TERMS)``) before it reads what is ``unpublished``.
+TERMS = "dispatcher_terms"
+
+
+class Superseded(RuntimeError):
+    """An event-log write of a dispatcher whose term is over: another took over since (and read what
+    was unpublished then), so an event logged now would be published by no one, or out of seq order."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """What the gateway keeps durably; see the module docstring for the threading rules."""
@@ -86,6 +100,11 @@ class Store(Protocol):
 
     def accepted(self, event_id: str) -> tuple[str, int] | None:
         """(event class, seq) of an event accepted earlier with this id, if remembered."""
+        ...
+
+    def accepted_many(self, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """``accepted`` for many ids in one statement (one round trip): id -> (event class, seq) of
+        those remembered; ids not remembered are left out."""
         ...
 
     def remember(self, event_id: str, event: str, seq: int, at: float | None = None) -> None:
@@ -165,14 +184,33 @@ class Store(Protocol):
         """Drop tokens and tickets that expired before ``moment``, at most ``limit`` of each; how many."""
         ...
 
+    def forget_unheld_tokens(self, identity: str, limit: int = 10_000) -> int:
+        """Drop tokens of ``identity`` that no persistent subscription is owned by (``token:<hash>``),
+        at most ``limit``; how many. Atomic: a token saved with its subscription (``save_persistent``'s
+        ``keep_token``) is never dropped."""
+        ...
+
     # -- event log -----------------------------------------------------------------
 
     def log_events(self, rows: list[LoggedEvent]) -> None:
         """Log accepted events in one transaction; a seq already logged is ignored (idempotent)."""
         ...
 
-    def log_and_remember(self, rows: list[LoggedEvent]) -> None:
-        """log_events and remember_many (at each row's logged_at) in ONE transaction: both or neither."""
+    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None) -> None:
+        """log_events and remember_many (at each row's logged_at) in ONE transaction: both or neither.
+
+        With ``term`` (what ``take(1, TERMS)`` gave the writer): only while no later term has begun,
+        else ``Superseded`` and nothing is written. A term that begins waits for a write that checked
+        the one before to commit, so whoever begins it sees every row written under the old one.
+        """
+        ...
+
+    def mark_published(self, seqs: Sequence[int]) -> None:
+        """Record that the router acknowledged the publish of these logged events (seqs not logged: ignored)."""
+        ...
+
+    def unpublished(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Logged events not marked published with seq > after_seq, of every class, in seq order, at most ``limit``."""
         ...
 
     def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
@@ -192,10 +230,26 @@ class Store(Protocol):
         """The highest seq ever dropped from any of those classes (0 if none was)."""
         ...
 
+    def event_log_rows(self) -> dict[str, int]:
+        """How many events the log holds now, by class (classes with none are left out).
+
+        Counts every row: as costly as reading an index of the log (retention's rounds read as much).
+        """
+        ...
+
     # -- persistent subscriptions ------------------------------------------------------
 
-    def save_persistent(self, sub: PersistentSubscription) -> None:
-        """Record a new persistent subscription; an id already saved raises DuplicateId."""
+    def save_persistent(self, sub: PersistentSubscription, keep_token: tuple[str, str, float] | None = None) -> None:
+        """Record a new persistent subscription; an id already saved raises DuplicateId.
+
+        ``keep_token`` (hash, identity, expires): in the same transaction, record the client token
+        it is owned by, or renew it (``save_token``): a subscription is never without its token's row.
+        """
+        ...
+
+    def count_persistent(self, user: str | None) -> int:
+        """How many persistent subscriptions have this user (those of a user's clients and those made
+        for the user); None: how many anonymous clients' there are (no user)."""
         ...
 
     def persistent(self, id: str) -> PersistentSubscription | None:
@@ -237,7 +291,7 @@ def open_store(cfg: StoreConfig) -> Store:
     if cfg.url:
         from components.store.postgres import PostgresStore  # psycopg is imported only when it is used
 
-        return PostgresStore(cfg.url, cfg.schema_name)
+        return PostgresStore(cfg.url, cfg.schema_name, cfg.statement_timeout, cfg.connect_timeout)
     from components.store.sqlite import SqliteStore
 
     return SqliteStore(cfg.path)

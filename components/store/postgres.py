@@ -24,17 +24,18 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from components.config import StoreConfig
-from components.store.base import DuplicateId, LoggedEvent, PersistentSubscription
+from components.store.base import TERMS, DuplicateId, LoggedEvent, PersistentSubscription, Superseded
+from components.store.guard import off_the_reactor
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -75,10 +76,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " REFERENCES persistent_subscriptions (id) ON DELETE CASCADE, PRIMARY KEY (event, subscription))",
         "CREATE INDEX IF NOT EXISTS persistent_classes_subscription ON persistent_classes (subscription)",
     ),
+    (
+        # Persistent subscriptions are counted per user (and those of anonymous clients, user_id NULL);
+        # anonymous clients' tokens are stored only while a persistent subscription holds them.
+        "CREATE INDEX IF NOT EXISTS persistent_subscriptions_user ON persistent_subscriptions (user_id)",
+        "CREATE INDEX IF NOT EXISTS client_tokens_identity ON client_tokens (identity)",
+    ),
+    (
+        # Whether the router acknowledged a logged event's publish (see SqliteStore's migration):
+        # rows logged before this version count as published, new rows are written with false.
+        "ALTER TABLE event_log ADD COLUMN IF NOT EXISTS published BOOLEAN NOT NULL DEFAULT true",
+        "ALTER TABLE event_log ALTER COLUMN published SET DEFAULT false",
+        "CREATE INDEX IF NOT EXISTS event_log_unpublished ON event_log (seq) WHERE NOT published",
+    ),
 )
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_LOG_COLUMNS = "seq, event, id, time, data, audience, logged_at"
+_LOG_COLUMNS = "seq, event, id, time, data, audience, logged_at, published"
 _PERSISTENT_COLUMNS = "id, owner, user_id, query, key, parts, filters, classes, last_seq, created"
 #: Ties in time are broken by id in byte order, as SQLite does (not by the database's collation).
 _OLDEST_FIRST = 'ORDER BY created, id COLLATE "C"'
@@ -87,29 +101,46 @@ _OLDEST_FIRST = 'ORDER BY created, id COLLATE "C"'
 class PostgresStore:
     """One connection to a PostgreSQL database, tables in ``schema``; used by one thread at a time."""
 
-    def __init__(self, url: str, schema: str = "public") -> None:
+    def __init__(self, url: str, schema: str = "public", statement_timeout: float = 5.0,
+                 connect_timeout: int = 5) -> None:
+        """``statement_timeout``: seconds a statement may run before the server cancels it (it then fails
+        with QueryCanceled); ``connect_timeout``: whole seconds connecting may take (libpq's, at least 2;
+        a ``connect_timeout`` in the URL's query wins). ``store.statement_timeout`` and
+        ``store.connect_timeout`` in gateway.yaml."""
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"not a usable PostgreSQL schema name: {schema!r} (letters, digits and _)")
         self._url = url
         self._schema = schema
+        self._statement_timeout_ms = max(1, round(statement_timeout * 1000))
+        self._connect_timeout = connect_timeout
         self._conn = self._connect()
         self._migrate()
 
     def _connect(self) -> psycopg.Connection[TupleRow]:
+        off_the_reactor()
         try:
             given = conninfo_to_dict(self._url)
-            extra: dict[str, Any] = {"connect_timeout": 10, "application_name": "events-gateway"}
+            extra: dict[str, Any] = {
+                "connect_timeout": self._connect_timeout, "application_name": "events-gateway",
+                # A server that vanished without closing the connection (a host gone, a partition) is
+                # noticed after about 25 s of silence instead of the system's two hours: the statement
+                # waiting for its answer fails rather than holding its store thread for good.
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
             conn = psycopg.connect(self._url, autocommit=True,
                                    **{k: v for k, v in extra.items() if k not in given})
         except psycopg.Error as exc:
             raise psycopg.OperationalError(
                 f"cannot connect to the PostgreSQL store at {StoreConfig.redact(self._url)}: "
                 f"{_scrub(str(exc).strip(), self._url)}") from None
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
+        # The server cancels a statement that runs longer than statement_timeout (a lock held elsewhere,
+        # a server that is overloaded): the operation fails instead of holding its thread. One round trip.
+        conn.execute(sql.SQL("SET search_path TO {}; SET statement_timeout TO {}").format(
+            sql.Identifier(self._schema), sql.Literal(self._statement_timeout_ms)))
         return conn
 
     @property
     def _db(self) -> psycopg.Connection[TupleRow]:
+        off_the_reactor()  # every statement passes here
         if self._conn.broken:  # lost (a server restart, the network): connect again
             self._conn = self._connect()
         return self._conn
@@ -118,6 +149,9 @@ class PostgresStore:
         lock = int.from_bytes(hashlib.sha256(f"events-gateway store {self._schema}".encode()).digest()[:8],
                               "big", signed=True)
         with self._db.transaction():
+            # Waiting for another process's migration, or building an index on a large table, may
+            # well take longer than statement_timeout: not limited here.
+            self._db.execute("SET LOCAL statement_timeout TO 0")
             # Held until this transaction ends: a process starting at the same time waits here.
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
             if self._db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)).fetchone() is None:
@@ -160,6 +194,12 @@ class PostgresStore:
         """(event class, seq) of an event accepted earlier with this id, if remembered."""
         row = self._db.execute("SELECT event, seq FROM event_ids WHERE id = %s", (event_id,)).fetchone()
         return (str(row[0]), int(row[1])) if row else None
+
+    def accepted_many(self, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """``accepted`` for many ids in one statement (one round trip)."""
+        rows = self._db.execute("SELECT id, event, seq FROM event_ids WHERE id = ANY(%s::text[])",
+                                (list(event_ids),)).fetchall()
+        return {str(i): (str(e), int(s)) for i, e, s in rows}
 
     def remember(self, event_id: str, event: str, seq: int, at: float | None = None) -> None:
         self.remember_many([(event_id, event, seq)], at)
@@ -254,11 +294,22 @@ class PostgresStore:
 
     def save_token(self, token_hash: str, identity: str, expires: float) -> None:
         """Record a new token, or renew one (its identity never changes)."""
-        self._db.execute(
+        self._save_token(self._db, token_hash, identity, expires)
+
+    @staticmethod
+    def _save_token(db: psycopg.Connection[TupleRow], token_hash: str, identity: str, expires: float) -> None:
+        db.execute(
             "INSERT INTO client_tokens (hash, identity, created, expires) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (hash) DO UPDATE SET expires = excluded.expires"
             " WHERE client_tokens.identity = excluded.identity",
             (token_hash, identity, time.time(), expires))
+
+    def forget_unheld_tokens(self, identity: str, limit: int = 10_000) -> int:
+        """Drop tokens of ``identity`` that no persistent subscription is owned by, at most ``limit``."""
+        return int(self._db.execute(
+            "DELETE FROM client_tokens WHERE hash IN (SELECT t.hash FROM client_tokens t WHERE t.identity = %s"
+            " AND NOT EXISTS (SELECT 1 FROM persistent_subscriptions p WHERE p.owner = 'token:' || t.hash)"
+            " LIMIT %s)", (identity, limit)).rowcount)
 
     def save_ticket(self, ticket_hash: str, user: str, roles: list[str], expires: float) -> None:
         self._db.execute("INSERT INTO tickets (hash, user_id, roles, expires) VALUES (%s, %s, %s, %s)",
@@ -285,21 +336,57 @@ class PostgresStore:
         """Log accepted events (one statement); a seq already logged is ignored (idempotent)."""
         self._log(self._db, rows)
 
-    def log_and_remember(self, rows: list[LoggedEvent]) -> None:
-        """Log events and remember their ids (at logged_at) in one transaction: both or neither."""
-        with self._transaction() as db:
-            self._remember(db, [(r.id, r.event, r.seq, r.logged_at) for r in rows])
-            self._log(db, rows)
+    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None) -> None:
+        """Log events and remember their ids (at logged_at) in one transaction: both or neither;
+        with ``term``, only while it is the current one (else ``Superseded``)."""
+        db = self._db
+        # On an event's way: pipelined, with the transaction's BEGIN and COMMIT as plain statements
+        # (psycopg's transaction() waits for each), the batch costs one round trip, two with a term.
+        try:
+            with db.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
+                db.execute("BEGIN")
+                self._remember(db, [(r.id, r.event, r.seq, r.logged_at) for r in rows])
+                self._log(db, rows)
+                if term is not None:
+                    # FOR SHARE, before the commit: a term that begins (take's UPDATE of this row) waits
+                    # for this transaction, and this one, if it comes second, reads the new term.
+                    row = db.execute("SELECT taken FROM counters WHERE name = %s FOR SHARE", (TERMS,)).fetchone()
+                    current = int(row[0]) if row else 0
+                    if current != term:
+                        raise Superseded(f"dispatcher term {term} is over (term {current} began)")
+                db.execute("COMMIT")
+        except BaseException:
+            try:
+                if db.info.transaction_status != pq.TransactionStatus.IDLE:
+                    db.execute("ROLLBACK")
+            except psycopg.Error:  # the connection is gone (the next call connects again): so is the transaction
+                pass
+            raise
 
     @staticmethod
     def _log(db: psycopg.Connection[TupleRow], rows: list[LoggedEvent]) -> None:
         # One statement for the batch: a thousand rows cost one round trip, not a thousand.
         db.execute(
             f"INSERT INTO event_log ({_LOG_COLUMNS}) SELECT {_LOG_COLUMNS} FROM unnest(%s::bigint[], %s::text[],"
-            " %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[])"
+            " %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::boolean[])"
             f" WITH ORDINALITY AS r ({_LOG_COLUMNS}, n) ORDER BY n ON CONFLICT (seq) DO NOTHING",
             ([r.seq for r in rows], [r.event for r in rows], [r.id for r in rows], [r.time for r in rows],
-             [r.data for r in rows], [r.audience for r in rows], [r.logged_at for r in rows]))
+             [r.data for r in rows], [r.audience for r in rows], [r.logged_at for r in rows],
+             [r.published for r in rows]))
+
+    def mark_published(self, seqs: Sequence[int]) -> None:
+        """Record that the router acknowledged these logged events' publishes (one statement)."""
+        if seqs:
+            self._db.execute("UPDATE event_log SET published = true WHERE seq = ANY(%s::bigint[]) AND NOT published",
+                             (list(seqs),))
+
+    def unpublished(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Logged events not marked published, seq > after_seq, in seq order, at most ``limit``."""
+        if limit <= 0:
+            return []
+        rows = self._db.execute(f"SELECT {_LOG_COLUMNS} FROM event_log WHERE NOT published AND seq > %s"
+                                " ORDER BY seq LIMIT %s", (after_seq, limit)).fetchall()
+        return [_logged(row) for row in rows]
 
     def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
         """Logged events of those classes with seq > after_seq, in seq order, at most ``limit``."""
@@ -350,12 +437,19 @@ class PostgresStore:
         row = self._db.execute("SELECT max(through) FROM dropped_events WHERE event = ANY(%s)", (names,)).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
+    def event_log_rows(self) -> dict[str, int]:
+        """How many events the log holds now, by class."""
+        return {str(event): int(n) for event, n in self._db.execute(
+            'SELECT event, count(*) FROM event_log GROUP BY event ORDER BY event COLLATE "C"').fetchall()}
+
     # -- persistent subscriptions ------------------------------------------------------
 
-    def save_persistent(self, sub: PersistentSubscription) -> None:
-        """Record a new persistent subscription; an id already saved raises DuplicateId."""
+    def save_persistent(self, sub: PersistentSubscription, keep_token: tuple[str, str, float] | None = None) -> None:
+        """Record a new persistent subscription (and its token's row); an id already saved raises DuplicateId."""
         try:
             with self._transaction() as db, db.cursor() as cur:
+                if keep_token is not None:
+                    self._save_token(db, *keep_token)
                 cur.execute(
                     f"INSERT INTO persistent_subscriptions ({_PERSISTENT_COLUMNS})"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -367,6 +461,16 @@ class PostgresStore:
             if self.persistent(sub.id) is not None:
                 raise DuplicateId(f"a persistent subscription {sub.id!r} exists already") from exc
             raise
+
+    def count_persistent(self, user: str | None) -> int:
+        """How many persistent subscriptions have this user; None: how many have none (anonymous clients')."""
+        if user is None:  # IS NOT DISTINCT FROM would not use the index
+            row = self._db.execute("SELECT count(*) FROM persistent_subscriptions WHERE user_id IS NULL").fetchone()
+        else:
+            row = self._db.execute("SELECT count(*) FROM persistent_subscriptions WHERE user_id = %s",
+                                   (user,)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def persistent(self, id: str) -> PersistentSubscription | None:
         """A persistent subscription by id, None if there is none."""
@@ -419,9 +523,10 @@ class PostgresStore:
 
 
 def _logged(row: TupleRow) -> LoggedEvent:
-    seq, event, event_id, moment, data, audience, logged_at = row
+    seq, event, event_id, moment, data, audience, logged_at, published = row
     return LoggedEvent(seq=int(seq), event=str(event), id=str(event_id), time=str(moment), data=str(data),
-                       audience=None if audience is None else str(audience), logged_at=float(logged_at))
+                       audience=None if audience is None else str(audience), logged_at=float(logged_at),
+                       published=bool(published))
 
 
 def _persistent(row: TupleRow) -> PersistentSubscription:

@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from components.store.base import DuplicateId, LoggedEvent, PersistentSubscription
+from components.store.base import TERMS, DuplicateId, LoggedEvent, PersistentSubscription, Superseded
+from components.store.guard import off_the_reactor
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -82,9 +83,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " PRIMARY KEY (event, subscription)) WITHOUT ROWID",
         "CREATE INDEX IF NOT EXISTS persistent_classes_subscription ON persistent_classes (subscription)",
     ),
+    (
+        # Persistent subscriptions are counted per user (and those of anonymous clients, user_id NULL)
+        # against queries.max_persistent_per_user / max_anonymous_persistent.
+        "CREATE INDEX IF NOT EXISTS persistent_subscriptions_user ON persistent_subscriptions (user_id)",
+        # Anonymous clients' tokens are stored only while a persistent subscription holds them:
+        # the others are found by identity and dropped (forget_unheld_tokens).
+        "CREATE INDEX IF NOT EXISTS client_tokens_identity ON client_tokens (identity)",
+    ),
+    (
+        # Whether the router acknowledged a logged event's publish: a dispatcher that takes over
+        # publishes those that are not (in seq order), and a duplicate of one that is is not
+        # published again. Rows logged before this version count as published: whether they were
+        # is not known, and publishing a whole log again would be worse than the rare one missed.
+        "ALTER TABLE event_log ADD COLUMN published INTEGER NOT NULL DEFAULT 1 CHECK (published IN (0, 1))",
+        "CREATE INDEX IF NOT EXISTS event_log_unpublished ON event_log (seq) WHERE published = 0",
+    ),
 )
 
-_LOG_COLUMNS = "seq, event, id, time, data, audience, logged_at"
+_LOG_COLUMNS = "seq, event, id, time, data, audience, logged_at, published"
 _PERSISTENT_COLUMNS = "id, owner, user_id, query, key, parts, filters, classes, last_seq, created"
 
 
@@ -93,10 +110,15 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
         self._wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        off_the_reactor()  # every statement passes here
+        return self._conn
 
     def _wal(self) -> None:
         # Turning a new file to WAL fails at once ("database is locked", the busy timeout is not
@@ -148,6 +170,12 @@ class SqliteStore:
         """(event class, seq) of an event accepted earlier with this id, if remembered."""
         row = self._db.execute("SELECT event, seq FROM event_ids WHERE id = ?", (event_id,)).fetchone()
         return (str(row[0]), int(row[1])) if row else None
+
+    def accepted_many(self, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """``accepted`` for many ids in one statement (the ids as one JSON array, however many)."""
+        rows = self._db.execute("SELECT id, event, seq FROM event_ids WHERE id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(list(event_ids)),)).fetchall()
+        return {str(i): (str(e), int(s)) for i, e, s in rows}
 
     def remember(self, event_id: str, event: str, seq: int, at: float | None = None) -> None:
         self.remember_many([(event_id, event, seq)], at)
@@ -252,6 +280,13 @@ class SqliteStore:
             " ON CONFLICT (hash) DO UPDATE SET expires = excluded.expires WHERE identity = excluded.identity",
             (token_hash, identity, time.time(), expires))
 
+    def forget_unheld_tokens(self, identity: str, limit: int = 10_000) -> int:
+        """Drop tokens of ``identity`` that no persistent subscription is owned by, at most ``limit``."""
+        return int(self._db.execute(
+            "DELETE FROM client_tokens WHERE rowid IN (SELECT t.rowid FROM client_tokens t WHERE t.identity = ?"
+            " AND NOT EXISTS (SELECT 1 FROM persistent_subscriptions p WHERE p.owner = 'token:' || t.hash) LIMIT ?)",
+            (identity, limit)).rowcount)
+
     def save_ticket(self, ticket_hash: str, user: str, roles: list[str], expires: float) -> None:
         self._db.execute("INSERT INTO tickets (hash, user, roles, expires) VALUES (?, ?, ?, ?)",
                          (ticket_hash, user, json.dumps(roles), expires))
@@ -278,9 +313,13 @@ class SqliteStore:
         with self._transaction():
             self._log(rows)
 
-    def log_and_remember(self, rows: list[LoggedEvent]) -> None:
-        """Log events and remember their ids (at logged_at) in one transaction: both or neither."""
+    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None) -> None:
+        """Log events and remember their ids (at logged_at) in one transaction: both or neither;
+        with ``term``, only while it is the current one (else ``Superseded``)."""
         with self._transaction():
+            # The transaction holds the file's write lock: a term cannot begin until it ends.
+            if term is not None and (current := self.taken(TERMS)) != term:
+                raise Superseded(f"dispatcher term {term} is over (term {current} began)")
             # ON CONFLICT (not OR IGNORE, which would skip a row breaking any constraint, silently)
             self._db.executemany(
                 "INSERT INTO event_ids (id, event, seq, accepted_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -289,8 +328,24 @@ class SqliteStore:
 
     def _log(self, rows: list[LoggedEvent]) -> None:
         self._db.executemany(
-            f"INSERT INTO event_log ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
-            [(r.seq, r.event, r.id, r.time, r.data, r.audience, r.logged_at) for r in rows])
+            f"INSERT INTO event_log ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+            [(r.seq, r.event, r.id, r.time, r.data, r.audience, r.logged_at, int(r.published)) for r in rows])
+
+    def mark_published(self, seqs: Sequence[int]) -> None:
+        """Record that the router acknowledged these logged events' publishes (one transaction)."""
+        if not seqs:
+            return
+        with self._transaction():
+            self._db.executemany("UPDATE event_log SET published = 1 WHERE seq = ? AND published = 0",
+                                 [(seq,) for seq in seqs])
+
+    def unpublished(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Logged events not marked published, seq > after_seq, in seq order, at most ``limit``."""
+        if limit <= 0:
+            return []
+        rows = self._db.execute(f"SELECT {_LOG_COLUMNS} FROM event_log WHERE published = 0 AND seq > ?"
+                                " ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+        return [_logged(row) for row in rows]
 
     def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
         """Logged events of those classes with seq > after_seq, in seq order, at most ``limit``."""
@@ -342,12 +397,19 @@ class SqliteStore:
                                names).fetchone()
         return int(row[0] or 0)
 
+    def event_log_rows(self) -> dict[str, int]:
+        """How many events the log holds now, by class."""
+        return {str(event): int(n) for event, n in
+                self._db.execute("SELECT event, count(*) FROM event_log GROUP BY event ORDER BY event").fetchall()}
+
     # -- persistent subscriptions ------------------------------------------------------
 
-    def save_persistent(self, sub: PersistentSubscription) -> None:
-        """Record a new persistent subscription; an id already saved raises DuplicateId."""
+    def save_persistent(self, sub: PersistentSubscription, keep_token: tuple[str, str, float] | None = None) -> None:
+        """Record a new persistent subscription (and its token's row); an id already saved raises DuplicateId."""
         try:
             with self._transaction():
+                if keep_token is not None:
+                    self.save_token(*keep_token)
                 self._db.execute(
                     f"INSERT INTO persistent_subscriptions ({_PERSISTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (sub.id, sub.owner, sub.user, sub.query, sub.key, json.dumps(sub.parts), json.dumps(sub.filters),
@@ -358,6 +420,11 @@ class SqliteStore:
             if self.persistent(sub.id) is not None:
                 raise DuplicateId(f"a persistent subscription {sub.id!r} exists already") from exc
             raise
+
+    def count_persistent(self, user: str | None) -> int:
+        """How many persistent subscriptions have this user; None: how many have none (anonymous clients')."""
+        row = self._db.execute("SELECT count(*) FROM persistent_subscriptions WHERE user_id IS ?", (user,)).fetchone()
+        return int(row[0])
 
     def persistent(self, id: str) -> PersistentSubscription | None:
         """A persistent subscription by id, None if there is none."""
@@ -416,13 +483,14 @@ class SqliteStore:
         self._db.execute("COMMIT")
 
     def close(self) -> None:
-        self._db.close()
+        self._conn.close()
 
 
 def _logged(row: Any) -> LoggedEvent:
-    seq, event, event_id, moment, data, audience, logged_at = row
+    seq, event, event_id, moment, data, audience, logged_at, published = row
     return LoggedEvent(seq=int(seq), event=str(event), id=str(event_id), time=str(moment), data=str(data),
-                       audience=None if audience is None else str(audience), logged_at=float(logged_at))
+                       audience=None if audience is None else str(audience), logged_at=float(logged_at),
+                       published=bool(published))
 
 
 def _persistent(row: Any) -> PersistentSubscription:

@@ -109,6 +109,8 @@ def test_garbage_on_the_socket_does_not_hurt_the_bridge(node: GatewayNode) -> No
 
 def test_healthz(node: GatewayNode) -> None:
     r = node.get("/healthz")
-    assert r.status == 200 and r.body == {"status": "ok", "router": True, "dispatchers": 2, "authenticators": 2,
-                                          "definitions": r.body["definitions"], "amqp": "off"}
+    assert r.status == 200 and r.body == {"status": "ok", "router": True, "dispatchers": 2, "active_dispatchers": 1,
+                                          "standby_dispatchers": 1, "authenticators": 2,
+                                          "definitions": r.body["definitions"], "amqp": "off", "in_flight": 0,
+                                          "max_in_flight": r.body["max_in_flight"]}
     assert len(r.body["definitions"]) == 16

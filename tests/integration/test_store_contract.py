@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -21,13 +23,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from twisted.python.failure import Failure
 
 from components.store import postgres as pgstore
 
 from components.store import sqlite as store
 from components.config import StoreConfig
-from components.delivery.sequence import Sequencer
-from components.store.base import DuplicateId, LoggedEvent, PersistentSubscription, Store, open_store
+from components.exceptions import StoreUnavailable
+from components.delivery.sequence import DEFAULT_BLOCK, Sequencer
+from components.store.base import TERMS, DuplicateId, LoggedEvent, PersistentSubscription, Store, Superseded, \
+    open_store
+from components.store.thread import Inline
 from tests.integration.conftest import postgresql_schema
 
 POSTGRESQL_URL = os.environ.get("GATEWAY_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -191,21 +197,93 @@ def test_a_lost_connection_is_made_again(postgresql_admin: psycopg.Connection[tu
         postgresql_admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+def test_events_logged_before_the_published_mark_count_as_published(
+        postgresql_admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    """A schema of the version before: its logged events are not published again by a dispatcher
+    that takes over (whether they were is not known; the whole log again would be worse)."""
+    schema = f"contract_{uuid.uuid4().hex[:16]}"
+    before = len(pgstore.MIGRATIONS) - 1
+    try:
+        postgresql_admin.execute(f"CREATE SCHEMA {schema}")
+        postgresql_admin.execute(f"SET search_path TO {schema}")
+        postgresql_admin.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
+                                 " applied_at DOUBLE PRECISION NOT NULL)")
+        for n in range(before):
+            postgresql_admin.execute(";\n".join(pgstore.MIGRATIONS[n]))
+            postgresql_admin.execute("INSERT INTO schema_version VALUES (%s, 0)", (n + 1,))
+        postgresql_admin.execute("INSERT INTO event_log (seq, event, id, time, data, audience, logged_at)"
+                                 " VALUES (1, 'demo.message', 'old', 't', '{}', NULL, 1.0)")
+        postgresql_admin.execute("SET search_path TO public")
+        s = pgstore.PostgresStore(POSTGRESQL_URL, schema=schema)
+        try:
+            s.log_events([ev(2)])
+            assert [(e.seq, e.published) for e in s.events_after(["demo.message"], 0, 10)] == [(1, True), (2, False)]
+            assert seqs(s.unpublished(0, 10)) == [2]
+        finally:
+            s.close()
+    finally:
+        postgresql_admin.execute("SET search_path TO public")
+        postgresql_admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_a_statement_past_the_statement_timeout_fails_instead_of_waiting(
+        postgresql_admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    schema = f"contract_{uuid.uuid4().hex[:16]}"
+    s = pgstore.PostgresStore(POSTGRESQL_URL, schema=schema, statement_timeout=0.3)
+    try:
+        s.take(1)
+        with psycopg.connect(POSTGRESQL_URL, autocommit=False) as holder:
+            holder.execute(f"LOCK TABLE {schema}.counters IN ACCESS EXCLUSIVE MODE")  # held until the end
+            started = time.monotonic()
+            failures: list[Failure] = []
+            Inline(s).run(lambda st: st.take(1)).addErrback(failures.append)
+            waited = time.monotonic() - started
+            holder.rollback()
+        assert failures and failures[0].check(StoreUnavailable), failures
+        assert "store.statement_timeout" in str(failures[0].value)
+        assert 0.25 < waited < 3, waited
+        assert s.take(1) == 2, "the connection is still good: the next statement goes through"
+    finally:
+        s.close()
+        postgresql_admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_a_server_that_does_not_answer_fails_the_connection_after_the_connect_timeout() -> None:
+    with socket.socket() as silent:  # takes connections (the kernel's backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError, match="cannot connect"):
+            pgstore.PostgresStore(f"postgresql://gw@127.0.0.1:{port}/events", connect_timeout=2)
+        assert 1.5 < time.monotonic() - started < 10
+
+
 # -- seq ---------------------------------------------------------------------------------------
+
+
+def sequencer(store: Store, block: int = DEFAULT_BLOCK) -> Sequencer:
+    """A Sequencer over a store, its blocks taken inline (as its store thread would)."""
+    return Sequencer(lambda n: Inline(store).run(lambda s: s.take(n)), block)
+
+
+def numbers(seq: Sequencer, n: int) -> list[int]:
+    seq.reserve(n)  # fired already: inline
+    return [seq.next() for _ in range(n)]
 
 
 def test_counter_survives_reopening_and_is_shared(backend: Backend) -> None:
     first, second = backend.open(), backend.open()
-    a = Sequencer(first.take, block=100)
-    used = [a.next() for _ in range(3)]
-    b = Sequencer(second.take, block=100)
-    assert b.next() == 101
+    a = sequencer(first, block=100)
+    used = numbers(a, 3)
+    b = sequencer(second, block=100)
+    assert numbers(b, 1) == [101]
     first.close()
     second.close()
     backend.opened.clear()
     reopened = backend.open()
     assert reopened.taken() == 200 and reopened.taken("other") == 0
-    assert Sequencer(reopened.take).next() > max(used)
+    assert numbers(sequencer(reopened), 1)[0] > max(used)
     assert reopened.take(3, counter="other") == 3 and reopened.taken() == 1200 and reopened.taken("other") == 3
 
 
@@ -248,6 +326,13 @@ def test_many_ids_are_remembered_in_one_go(st: Store) -> None:
     st.remember_many([("a", "demo.message", 1), ("b", "demo.order", 2), ("a", "demo.order", 3)])
     assert st.accepted("a") == ("demo.message", 1) and st.accepted("b") == ("demo.order", 2)
     st.remember_many([])
+
+
+def test_many_ids_are_looked_up_in_one_go(st: Store) -> None:
+    st.remember_many([(f"id-{i}", "demo.message", i) for i in range(1, 1501)])
+    asked = [f"id-{i}" for i in range(0, 3001, 2)] + ["it's", "\u00e9\"", ""]
+    assert st.accepted_many(asked) == {f"id-{i}": ("demo.message", i) for i in range(2, 1501, 2)}
+    assert st.accepted_many([]) == {}
 
 
 def test_forgetting_goes_at_most_limit_at_a_time(st: Store) -> None:
@@ -358,7 +443,43 @@ def test_expired_credentials_are_dropped(st: Store) -> None:
     assert st.forget_expired_credentials(20.0, limit=2) == 2
 
 
+def test_tokens_no_subscription_holds_are_dropped_by_identity(st: Store) -> None:
+    held, loose, other = "aa" * 32, "bb" * 32, "cc" * 32
+    st.save_persistent(sub("p", owner=f"token:{held}"), keep_token=(held, "anonymous", 500.0))
+    st.save_token(loose, "anonymous", 500.0)
+    st.save_token(other, "user:alice", 500.0)
+    assert st.token(held) == ("anonymous", 500.0), "saved with its subscription"
+    assert st.forget_unheld_tokens("anonymous") == 1
+    assert st.token(loose) is None and st.token(held) is not None and st.token(other) is not None
+    st.delete_persistent("p")
+    for i in range(5):
+        st.save_token(f"x{i}", "anonymous", 500.0)
+    assert st.forget_unheld_tokens("anonymous", limit=2) == 2
+    assert st.forget_unheld_tokens("anonymous") == 4 and st.token(held) is None
+    assert st.token(other) == ("user:alice", 500.0), "only the identity named"
+
+
+def test_a_subscription_saved_with_its_token_renews_it_but_never_takes_it_over(st: Store) -> None:
+    st.save_token("t", "user:alice", 100.0)
+    st.save_persistent(sub("p1", owner="token:t"), keep_token=("t", "user:alice", 300.0))
+    assert st.token("t") == ("user:alice", 300.0)
+    st.save_persistent(sub("p2", owner="token:t"), keep_token=("t", "anonymous", 900.0))
+    assert st.token("t") == ("user:alice", 300.0)
+    with pytest.raises(DuplicateId):
+        st.save_persistent(sub("p1", owner="token:u"), keep_token=("u", "anonymous", 1.0))
+    assert st.token("u") is None, "both or neither"
+
+
 # -- event log ------------------------------------------------------------------------------------
+
+
+def test_event_log_rows_by_class(st: Store) -> None:
+    assert st.event_log_rows() == {}
+    st.log_events([ev(1, "b"), ev(2, "a"), ev(3, "b"), ev(4, "B")])
+    assert st.event_log_rows() == {"B": 1, "a": 1, "b": 2}
+    assert list(st.event_log_rows()) == ["B", "a", "b"], "in byte order, whichever the store"
+    st.drop_events("b", before=0.0, keep_at_most=1)
+    assert st.event_log_rows() == {"B": 1, "a": 1, "b": 1}
 
 
 def test_logged_events_come_back_as_they_went_in(st: Store) -> None:
@@ -404,6 +525,72 @@ def test_log_and_remember_does_neither_when_a_row_fails(st: Store, bad: LoggedEv
     assert seqs(st.events_after(["demo.message"], 0, 10)) == [1]
     st.log_and_remember([ev(2)])  # the store is usable after the failure
     assert st.accepted("id-2") == ("demo.message", 2)
+
+
+def test_a_logged_event_is_unpublished_until_marked(st: Store) -> None:
+    st.log_and_remember([ev(5, "demo.order"), ev(2), ev(9), ev(7, "demo.other")])
+    st.log_events([replace(ev(11), published=True)])
+    assert seqs(st.unpublished(0, 10)) == [2, 5, 7, 9], "every class, in seq order"
+    st.mark_published([5, 9, 404])  # 404 was never logged: ignored
+    st.mark_published([5])  # again: nothing changes
+    st.mark_published([])
+    assert seqs(st.unpublished(0, 10)) == [2, 7]
+    assert seqs(st.unpublished(2, 10)) == [7] and seqs(st.unpublished(0, 1)) == [2] and st.unpublished(0, 0) == []
+    got = {e.seq: e.published for e in st.events_after(["demo.message", "demo.order", "demo.other"], 0, 10)}
+    assert got == {2: False, 5: True, 7: False, 9: True, 11: True}
+    assert st.unpublished(0, 10)[0] == ev(2), "the row as it went in"
+
+
+def test_unpublished_pages_through_a_big_log(st: Store) -> None:
+    st.log_events([ev(n, at=float(n)) for n in range(1, 5_001)])
+    st.mark_published([n for n in range(1, 5_001) if n % 1000])
+    assert seqs(st.unpublished(0, 3)) == [1000, 2000, 3000] and seqs(st.unpublished(3000, 3)) == [4000, 5000]
+
+
+def test_a_log_write_of_a_term_that_is_over_writes_nothing(backend: Backend) -> None:
+    first, second = backend.open(), backend.open()
+    term = first.take(1, TERMS)
+    first.log_and_remember([ev(1, event_id="a")], term=term)
+    assert second.take(1, TERMS) == term + 1
+    with pytest.raises(Superseded):
+        first.log_and_remember([ev(2, event_id="b")], term=term)
+    assert seqs(second.events_after(["demo.message"], 0, 10)) == [1] and second.accepted("b") is None
+    second.log_and_remember([ev(2, event_id="b")], term=term + 1)
+    first.log_and_remember([ev(3, event_id="c")])  # no term: not checked
+    assert seqs(first.unpublished(0, 10)) == [1, 2, 3]
+
+
+def test_a_term_that_begins_sees_every_row_written_under_the_one_before(backend: Backend) -> None:
+    """The old term's writer keeps writing while the new term begins: what it wrote is exactly
+    what the new term's holder reads as unpublished (none lands after the read)."""
+    writer, taker = backend.open(), backend.open()
+    term = writer.take(1, TERMS)
+    written: list[int] = []
+    started = threading.Event()
+
+    def write() -> None:
+        n = 0
+        try:
+            while n < 100_000:
+                rows = [ev(n + i, event_id=f"w{n + i}") for i in range(1, 6)]
+                writer.log_and_remember(rows, term=term)
+                written.extend(r.seq for r in rows)
+                n += 5
+                started.set()
+        except Superseded:
+            pass
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        assert started.wait(20)
+        taker.take(1, TERMS)
+        seen = seqs(taker.unpublished(0, 1_000_000))
+    finally:
+        thread.join(30)
+    assert written and seen == written
 
 
 def test_events_after_filters_orders_and_limits(st: Store) -> None:
@@ -529,6 +716,18 @@ def test_persistent_subscriptions_by_owner_and_class(st: Store) -> None:
     st.delete_persistent("a")
     assert st.persistent_for_class("demo.order") == [b]
     assert st.persistent_classes() == {"demo.message", "demo.order"}
+
+
+def test_persistent_subscriptions_are_counted_by_user(st: Store) -> None:
+    st.save_persistent(sub("a1", owner="user:alice"))
+    st.save_persistent(replace(sub("a2", owner="token:" + "11" * 32), user="alice"))  # by one of alice's clients
+    st.save_persistent(sub("b1", owner="user:bob"))
+    st.save_persistent(sub("n1", owner="token:" + "22" * 32))
+    st.save_persistent(sub("n2", owner="token:" + "33" * 32))
+    assert (st.count_persistent("alice"), st.count_persistent("bob"), st.count_persistent("carol")) == (2, 1, 0)
+    assert st.count_persistent(None) == 2, "those of anonymous clients"
+    st.delete_persistent("n1")
+    assert st.count_persistent(None) == 1
 
 
 def test_ack_only_moves_forward(st: Store) -> None:

@@ -182,3 +182,43 @@ def test_amqp_and_proxy_settings() -> None:
         parse_config({"proxy": {"transport": "smtp"}})
     with pytest.raises(ConfigError, match=r"in router\.public_url"):
         parse_config({"router": {"public_url": "http://example.com/ws"}})
+
+
+def test_client_bounds_default_to_generous_and_name_their_key_when_wrong() -> None:
+    queries = parse_config({}).queries
+    assert (queries.max_persistent_per_token, queries.max_persistent_per_user, queries.anonymous_persistent,
+            queries.max_persistent_per_anonymous_token, queries.max_anonymous_persistent) == (50, 200, True, 5, 10_000)
+    assert (queries.calls_per_second, queries.call_burst) == (50, 200)
+    with pytest.raises(ConfigError, match=r"in queries.calls_per_second: .*greater than 0 \(got 0\)"):
+        parse_config({"queries": {"calls_per_second": 0}})
+    with pytest.raises(ConfigError, match=r"in queries.max_persistent_per_anonymous_token: .* \(got -1\)"):
+        parse_config({"queries": {"max_persistent_per_anonymous_token": -1}})
+
+
+def test_router_guard_settings_default_and_env() -> None:
+    router = parse_config({}).router
+    assert (router.allowed_origins, router.max_connections_per_address, router.trusted_proxies,
+            router.max_client_buffer, router.max_message_depth) == ((), 100, ("127.0.0.1", "::1"), 4 * 1024 * 1024, 64)
+    router = parse_config({"router": {"allowed_origins": ["https://shop.example.com", "http://localhost:3000/"],
+                                      "max_connections_per_address": None}}, {
+        "GATEWAY_ROUTER_MAX_CLIENT_BUFFER": "1048576", "GATEWAY_ROUTER_MAX_CONNECTIONS_PER_ADDRESS": "7"}).router
+    assert router.allowed_origins == ("https://shop.example.com:443", "http://localhost:3000")
+    assert router.max_client_buffer == 1048576 and router.max_connections_per_address == 7
+    assert parse_config({}, {"GATEWAY_ROUTER_ALLOWED_ORIGINS": "https://a.example, *"}).router.allowed_origins == (
+        "https://a.example:443", "*")
+
+
+@pytest.mark.parametrize("router,env,where", [
+    ({"allowed_origins": ["shop.example.com"]}, {}, "in router.allowed_origins: 'shop.example.com' is not an origin"),
+    ({}, {"GATEWAY_ROUTER_ALLOWED_ORIGINS": "https://x.com/page"},
+     "in router.allowed_origins (from env GATEWAY_ROUTER_ALLOWED_ORIGINS): 'https://x.com/page' is not an origin"),
+    ({"trusted_proxies": ["10.0.0.0/8", "proxy.local"]}, {}, "in router.trusted_proxies: 'proxy.local' is not an IP"),
+    ({"max_client_buffer": 1000}, {}, "in router.max_client_buffer: Input should be greater than or equal to 262144"),
+    ({}, {"GATEWAY_ROUTER_MAX_CONNECTIONS_PER_ADDRESS": "0"},
+     "in router.max_connections_per_address (from env GATEWAY_ROUTER_MAX_CONNECTIONS_PER_ADDRESS)"),
+    ({"max_message_depth": 1000}, {}, "in router.max_message_depth: Input should be less than or equal to 256"),
+])
+def test_bad_router_guard_settings_name_their_key(router: dict[str, object], env: dict[str, str], where: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"router": router}, env)
+    assert where in str(exc.value)

@@ -46,8 +46,9 @@ def test_components_authenticate_as_backend_over_the_unix_socket() -> None:
     assert len(containers) == 2, "two containers, so that either may die without an outage"
     for c in containers:
         assert c["options"]["restart"] == "restart-always"
+        # The authorizer (in the dispatcher) first: no client joins before it can be authorized.
         assert [comp["classname"] for comp in c["components"]] == [
-            "components.auth.authenticator.Authenticator", "components.delivery.dispatcher.Dispatcher",
+            "components.delivery.dispatcher.Dispatcher", "components.auth.authenticator.Authenticator",
             "webapp_bridge.server.component.Bridge"]
         for component in c["components"]:
             assert component["extra"]["secret"] == "s3cret-s3cret-s3cret"
@@ -77,3 +78,34 @@ def test_every_client_is_authenticated_by_our_authenticator_in_the_gateway_realm
     for method in auth.values():
         assert method == {"type": "dynamic", "authenticator": "gateway.authenticate",
                           "authenticator-realm": "gateway"}
+
+
+def _ws_options(node: dict[str, Any]) -> dict[str, Any]:
+    web = next(t for t in _router(node)["transports"] if t["type"] == "web")
+    options: dict[str, Any] = web["paths"]["ws"]["options"]
+    return options
+
+
+def test_the_router_worker_embeds_our_guards_with_their_settings() -> None:
+    node = _node({"router": {"max_client_buffer": 1048576, "max_connections_per_address": None,
+                             "max_message_depth": 32, "trusted_proxies": ["10.0.0.0/8"]}})
+    [guard] = _router(node)["components"]
+    assert guard["classname"] == "components.router_guard.component.RouterGuard"
+    assert guard["role"] == "trusted" and guard["realm"] == "gateway"
+    assert guard["extra"] == {"max_message_depth": 32, "max_client_buffer": 1048576,
+                              "max_connections_per_address": None, "trusted_proxies": ["10.0.0.0/8"]}
+
+
+def test_browsers_pages_are_the_gateways_own_public_url_and_the_listed_ones() -> None:
+    options = _ws_options(_node({"router": {"port": 9000, "public_url": "wss://gw.example.com/ws",
+                                            "allowed_origins": ["https://shop.example.com"]}}))
+    assert options["allowed_origins"] == ["http://127.0.0.1:9000", "http://localhost:9000", "http://::1:9000",
+                                          "https://gw.example.com:443", "https://shop.example.com:443"]
+    assert options["allow_null_origin"] is False
+    anything = _ws_options(_node({"router": {"allowed_origins": ["*"]}}))
+    assert anything["allowed_origins"] == ["*"] and anything["allow_null_origin"] is True
+
+
+def test_clients_never_learn_which_of_our_sessions_published() -> None:
+    roles = {r["name"]: r for r in _router(_node())["realms"][0]["roles"]}
+    assert roles["backend"]["permissions"][0]["disclose"] == {"caller": True, "publisher": False}

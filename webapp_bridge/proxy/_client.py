@@ -15,7 +15,10 @@ from webapp_bridge.proxy._answers import RETRY_STATUSES, batch_item_details
 from webapp_bridge.proxy._envelope import (
     EVENT_KEYS,
     check_audience,
+    check_depth,
     check_id,
+    check_numbers,
+    check_strings,
     encode,
     json_data,
     login_request,
@@ -139,7 +142,8 @@ class GatewayProxy:
             outcomes.append(None)
             try:
                 name, data, audience, event_id = self._item(index, item)
-                bodies.append((index, self._body(name, data, audience, event_id)))
+                # Over HTTP and XML-RPC the events go in batches, where their data sits 2 levels deeper.
+                bodies.append((index, self._body(name, data, audience, event_id, batched=self._amqp is None)))
             except EventRejected as exc:
                 outcomes[index] = exc
         ids = [body["id"] for _, body in bodies]
@@ -287,11 +291,15 @@ class GatewayProxy:
                                 "instance, a (name, data) pair or a dict like a POST /events body") from None
         return name, data, None, None
 
-    def _body(self, name: str, data: Any, audience: Any, event_id: Any) -> dict[str, Any]:
+    def _body(self, name: str, data: Any, audience: Any, event_id: Any, batched: bool = False) -> dict[str, Any]:
         """The POST /events body for an event, checked here as the gateway would; EventRejected if not good."""
+        # The gateway's edge checks come before anything else it reads: so here, and in its words.
+        check_depth(data, self.settings.max_depth, batched)
+        check_strings({"event": name, "id": event_id, "audience": audience, "data": data})
         body: dict[str, Any] = {"event": name, "id": new_event_id() if event_id is None else check_id(event_id)}
         if audience is not None:
             body["audience"] = check_audience(audience)
+        check_numbers(data)
         body["data"] = self._validator.check(name, data) if self.validate else json_data(data)
         size = len(encode(body))
         if size > self.settings.max_body_bytes:

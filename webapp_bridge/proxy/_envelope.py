@@ -20,12 +20,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from webapp_bridge.proxy._errors import EventRejected, RequestRejected
+from webapp_bridge.schemacheck import NON_FINITE, number_problems, string_problems
 
 #: Keys a POST /events body may have.
 EVENT_KEYS = frozenset({"event", "data", "id", "audience"})
 MAX_AUDIENCE = 10_000
 MAX_USER_LENGTH = 255
 MAX_ROLES = 32
+#: Bad numbers a refusal lists at most, as the gateway lists them (components.limits.MAX_REPORTED).
+MAX_REPORTED = 20
 _ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -136,7 +139,7 @@ def json_data(value: Any, path: str = "data") -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _not_json(path, "NaN and Infinity are not JSON numbers", "finite_number")
+            raise invalid_number([{"path": path, "message": NON_FINITE, "type": "finite_number"}])
         return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
@@ -154,11 +157,61 @@ def json_data(value: Any, path: str = "data") -> Any:
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
-            raise _not_json(path, "NaN and Infinity are not JSON numbers", "finite_number")
+            raise invalid_number([{"path": path, "message": NON_FINITE, "type": "finite_number"}])
         return str(value)
     if isinstance(value, uuid.UUID):
         return str(value)
     raise _not_json(path, f"must be JSON data, not a {type(value).__name__} object", "json_invalid")
+
+
+def check_numbers(data: Any, path: str = "data") -> None:
+    """Refuse what the gateway refuses at its edge, in its words (``invalid_number``): integers outside
+    the signed 64-bit range, NaN and Infinity, each named by its path (``data.order_id``)."""
+    found = number_problems(data)[:MAX_REPORTED]
+    if found:
+        raise invalid_number([{"path": f"{path}.{p.path}" if p.path else path, "message": p.message,
+                               "type": p.type} for p in found])
+
+
+def check_strings(doc: Mapping[str, Any]) -> None:
+    """Refuse what the gateway refuses at its edge before it reads a body's keys, in its words
+    (``invalid_unicode``): strings and keys holding a lone UTF-16 surrogate, each named by its path in
+    ``doc`` (``data.text``, ``audience.users.0``). No UTF-8 encoder could send them anyway."""
+    found = string_problems(doc)[:MAX_REPORTED]
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more in details)" if len(found) > 1 else ""
+        raise EventRejected(400, "invalid_unicode", f"{first.path}: {first.message}{more}",
+                            [p.as_dict() for p in found])
+
+
+def invalid_number(details: list[dict[str, str]]) -> EventRejected:
+    """The gateway's refusal of numbers it cannot carry: the first named in the message, each in details."""
+    first = details[0]
+    more = f" (and {len(details) - 1} more in details)" if len(details) > 1 else ""
+    return EventRejected(400, "invalid_number", f"{first['path']}: {first['message']}{more}", details)
+
+
+def check_depth(data: Any, max_depth: int, batched: bool = False) -> None:
+    """Refuse data that would make its body nest deeper than bridge.max_depth (the body is level 1, the
+    data level 2; in a batch body ``{"events": [...]}``, level 4), before anything recurses into it."""
+    start = 4 if batched else 2
+    stack: list[tuple[Any, str, int]] = [(data, "data", start)]
+    while stack:
+        item, path, level = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.items()
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            children = enumerate(item)
+        else:
+            continue
+        if level > max_depth:
+            where = "a batch body" if batched else "the body"
+            raise EventRejected(400, "too_deep", f"{where} would nest arrays and objects more than {max_depth} "
+                                f"levels deep (bridge.max_depth), at {path}" + (
+                                    " (a batch holds the data of its events 2 levels deeper than a single "
+                                    "event's body)" if batched else ""))
+        stack.extend((child, f"{path}.{key}", level + 1) for key, child in children)
 
 
 def encode(body: Mapping[str, Any]) -> bytes:

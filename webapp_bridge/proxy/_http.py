@@ -8,7 +8,7 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-from webapp_bridge.proxy._answers import check_answer, from_http_body
+from webapp_bridge.proxy._answers import check_answer, from_http_body, parse_retry_after
 from webapp_bridge.proxy._connections import Connections
 from webapp_bridge.proxy._envelope import encode
 from webapp_bridge.proxy._errors import RequestRejected
@@ -42,13 +42,15 @@ class HttpClient:
     def request(self, method: str, path: str, body: Any = None,
                 rejected: type[RequestRejected] = RequestRejected) -> Any:
         """One attempt: the JSON answer of a 2xx; else raise what the answer means (see check_answer)."""
-        status, answer = self.exchange(method, path, None if body is None else encode(body))
+        status, answer, retry_after = self.exchange(method, path, None if body is None else encode(body))
         code, message, details = from_http_body(status, answer)
-        check_answer(status, code, message, details, rejected, self.key_name, f"the gateway at {self.base_url}")
+        check_answer(status, code, message, details, rejected, self.key_name, f"the gateway at {self.base_url}",
+                     retry_after)
         return answer
 
-    def exchange(self, method: str, path: str, payload: bytes | None) -> tuple[int, Any]:
-        """Send one request and read the answer (status, JSON or text); Transient when the bridge cannot be reached."""
+    def exchange(self, method: str, path: str, payload: bytes | None) -> tuple[int, Any, float | None]:
+        """Send one request and read the answer (status, JSON or text, the seconds its ``Retry-After`` asks);
+        Transient when the bridge cannot be reached."""
         headers = dict(self._headers)
         if payload is not None:
             headers["Content-Type"] = "application/json"
@@ -89,7 +91,8 @@ class HttpClient:
                 self._drop(connection)
             elif not reused:
                 self._connections.keep(connection)
-            return response.status, _decoded(raw, response.getheader("Content-Type", ""))
+            return (response.status, _decoded(raw, response.getheader("Content-Type", "")),
+                    parse_retry_after(response.getheader("Retry-After")))
         raise AssertionError("unreachable: the second try returns or raises")
 
     def close(self) -> None:

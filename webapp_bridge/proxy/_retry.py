@@ -2,6 +2,12 @@
 
 Each attempt of one call sends the same idempotency id(s), so a retry after
 a timeout (the gateway may have accepted the first) is never a second event.
+
+When the gateway says how long to wait (``Retry-After`` on a 503 ``overloaded``
+or a 429 ``rate_limited``), the proxy waits that long (and up to half as long
+again, so that the clients it refused together do not all come back in the
+same instant), never more than ``proxy.max_backoff``: a gateway asking for a
+longer wait than that ends the retries at once, saying so.
 """
 
 from __future__ import annotations
@@ -23,13 +29,15 @@ class Transient(Exception):
     """One attempt failed in a way another attempt may not: the gateway or broker away, a timeout, a 503.
 
     ``maybe_accepted``: the request may have reached the gateway before the
-    failure (a timeout, a connection lost after sending).
+    failure (a timeout, a connection lost after sending). ``retry_after``: the
+    seconds the gateway asked to wait before the next attempt, if it said.
     """
 
-    def __init__(self, reason: str, maybe_accepted: bool) -> None:
+    def __init__(self, reason: str, maybe_accepted: bool, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.maybe_accepted = maybe_accepted
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,13 @@ class Backoff:
         """A wait drawn evenly from [0, ceiling) ("full jitter": many web-app processes do not retry in step)."""
         return self.ceiling(retry) * rng()
 
+    def honouring(self, retry_after: float, rng: Callable[[], float] = random.random) -> float | None:
+        """The wait for a gateway that asked for ``retry_after`` seconds: drawn from [retry_after,
+        1.5 × retry_after), at most ``longest``; None when it asked for more than ``longest``."""
+        if retry_after > self.longest:
+            return None
+        return min(self.longest, retry_after * (1.0 + 0.5 * rng()))
+
 
 def with_retries(attempt: Callable[[], T], backoff: Backoff, what: str, ids: list[str] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> T:
@@ -64,7 +79,11 @@ def with_retries(attempt: Callable[[], T], backoff: Backoff, what: str, ids: lis
             maybe_accepted = maybe_accepted or exc.maybe_accepted
             if retry == backoff.retries:
                 raise GatewayUnavailable(what, retry + 1, exc.reason, maybe_accepted, ids) from None
-            wait = backoff.delay(retry)
+            wait = backoff.delay(retry) if exc.retry_after is None else backoff.honouring(exc.retry_after)
+            if wait is None:
+                raise GatewayUnavailable(what, retry + 1, f"{exc.reason} (it asks to retry in {exc.retry_after:g} s, "
+                                         f"longer than proxy.max_backoff: {backoff.longest:g} s)", maybe_accepted,
+                                         ids) from None
             log.warning("%s: attempt %d of %d failed (%s); retrying in %.2f s", what, retry + 1,
                         backoff.retries + 1, exc.reason, wait)
             sleep(wait)

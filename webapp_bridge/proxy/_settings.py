@@ -65,6 +65,8 @@ class ProxySettings:
     max_backoff: float = 5.0
     max_batch: int = 1000
     max_body_bytes: int = 1024 * 1024
+    #: bridge.max_depth: how deep arrays and objects may nest in a body (the body is level 1).
+    max_depth: int = 32
     realm: str = "gateway"
     #: What a browser's WAMP client connects to (router.public_url, else ws://router.host:router.port/ws_path).
     router_url: str = "ws://127.0.0.1:8080/ws"
@@ -186,6 +188,7 @@ class _Reader:
         keys = self.api_keys()
         max_body = int(self.number("bridge", "max_body_bytes", 1024 * 1024, 1024, 64 * 1024 * 1024, integer=True))
         max_batch = int(self.number("bridge", "max_batch", 1000, 1, 100_000, integer=True))
+        max_depth = int(self.number("bridge", "max_depth", 32, 4, 256, integer=True))
         secret = self.string("auth", "secret", None, None, "a string of at least 32 characters", 32, secret=True)
         max_jwt_ttl = self.number("auth", "max_jwt_ttl", 24 * 3600, 60, 366 * 24 * 3600)
         modules = self.names("events", "modules", ("examples.demo_events",))
@@ -228,7 +231,7 @@ class _Reader:
             url=(url or f"http://{_connectable(bridge_host)}:{bridge_port}").rstrip("/"),
             api_key_name=chosen[0], api_key=chosen[1],
             timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff,
-            max_batch=max_batch, max_body_bytes=max_body, realm=realm,
+            max_batch=max_batch, max_body_bytes=max_body, max_depth=max_depth, realm=realm,
             router_url=public_url or f"ws://{_bracketed(router_host)}:{router_port}/{ws_path}",
             jwt_secret=secret, max_jwt_ttl=max_jwt_ttl, amqp_url=amqp_url, amqp_queue=queue,
             event_modules=modules, event_files=tuple(str(base / f) for f in files),
@@ -246,7 +249,9 @@ class _Reader:
             at = self.where("bridge", "api_keys", f".{i - 1}")
             if isinstance(item, str):
                 name, key = f"key-{i}", item
-            elif isinstance(item, dict) and set(item) <= {"name", "key"} and "key" in item and "name" in item:
+            # rate and burst are the gateway's business (its rate limit for the key), not the proxy's.
+            elif isinstance(item, dict) and set(item) <= {"name", "key", "rate", "burst"} and "key" in item \
+                    and "name" in item:
                 name, key = item["name"], item["key"]
             else:
                 has = f" with the keys {', '.join(map(str, item))}" if isinstance(item, dict) else ""

@@ -11,7 +11,7 @@ import http.client
 import xmlrpc.client
 from typing import Any
 
-from webapp_bridge.proxy._answers import check_answer, from_fault
+from webapp_bridge.proxy._answers import check_answer, from_fault, parse_retry_after
 from webapp_bridge.proxy._errors import ProxyError, RequestRejected
 from webapp_bridge.proxy._connections import Connections
 from webapp_bridge.proxy._http import USER_AGENT, _reason
@@ -48,9 +48,12 @@ class _ServerProxy(xmlrpc.client.ServerProxy):
 
 
 class _Transport(xmlrpc.client.Transport):
-    """xmlrpc.client's transport with a timeout on every socket operation."""
+    """xmlrpc.client's transport with a timeout on every socket operation, keeping the last answer's
+    ``Retry-After`` (the bridge sends one with an ``overloaded`` or ``rate_limited`` fault)."""
 
     user_agent = USER_AGENT
+    #: Seconds the last answer's Retry-After asked for (None: it had none).
+    retry_after: float | None = None
 
     def __init__(self, timeout: float, headers: list[tuple[str, str]]) -> None:
         super().__init__(use_builtin_types=True, headers=headers)
@@ -61,9 +64,14 @@ class _Transport(xmlrpc.client.Transport):
         connection.timeout = self._timeout
         return connection
 
+    def parse_response(self, response: http.client.HTTPResponse) -> Any:
+        self.retry_after = parse_retry_after(response.getheader("Retry-After"))
+        return super().parse_response(response)
+
 
 class _SafeTransport(xmlrpc.client.SafeTransport):
     user_agent = USER_AGENT
+    retry_after: float | None = None
 
     def __init__(self, timeout: float, headers: list[tuple[str, str]]) -> None:
         super().__init__(use_builtin_types=True, headers=headers)
@@ -73,6 +81,10 @@ class _SafeTransport(xmlrpc.client.SafeTransport):
         connection = super().make_connection(host)
         connection.timeout = self._timeout
         return connection
+
+    def parse_response(self, response: http.client.HTTPResponse) -> Any:
+        self.retry_after = parse_retry_after(response.getheader("Retry-After"))
+        return super().parse_response(response)
 
 
 class XmlRpcClient:
@@ -100,11 +112,16 @@ class XmlRpcClient:
             return getattr(proxy, method)(*params)
         except xmlrpc.client.Fault as fault:
             status, code, message = from_fault(fault.faultCode, fault.faultString)
-            check_answer(status, code, message, None, rejected, self.key_name, where)
+            transport = getattr(proxy, "_ServerProxy__transport", None)
+            check_answer(status, code, message, None, rejected, self.key_name, where,
+                         getattr(transport, "retry_after", None))
             raise ProxyError(f"{where} answered an unexpected fault {fault.faultCode}: {fault.faultString}") \
                 from None
         except xmlrpc.client.ProtocolError as exc:  # an HTTP-level answer: 401, 413, 503 ...
-            check_answer(exc.errcode, f"http_{exc.errcode}", exc.errmsg, None, rejected, self.key_name, where)
+            retry_after = parse_retry_after(next((v for k, v in (exc.headers or {}).items()
+                                                  if str(k).lower() == "retry-after"), None))
+            check_answer(exc.errcode, f"http_{exc.errcode}", exc.errmsg, None, rejected, self.key_name, where,
+                         retry_after)
             raise ProxyError(f"{where} answered HTTP {exc.errcode} {exc.errmsg}") from None
         except OverflowError as exc:  # past 64 bits: JSON numbers that large are not exact anyway
             raise ProxyError(f"XML-RPC cannot carry this data ({exc}); use proxy.transport http or amqp "

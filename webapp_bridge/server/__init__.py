@@ -5,6 +5,7 @@
 - ``api``       the pure rules of ``POST /events`` and friends (status and body for each request);
 - ``xmlrpc``    the same API as XML-RPC at ``/RPC2`` (pure);
 - ``amqp`` / ``amqp_rules`` RabbitMQ ingest (the pika adapter / its pure decisions);
+- ``overload``  the in-flight limit and the API keys' rates (pure: 503 / 429 with Retry-After);
 - ``openapi``   the served OpenAPI document; ``accesslog`` the access log file.
 
 May import ``components`` (events, config, uris). The web-app library (``proxy``, ``django``)

@@ -19,6 +19,12 @@ adapter, inside the bridge's container worker.
   publish events out of order; with one, order holds, and a standby takes
   over within ``LEASE_RETRY`` once the consumer's WAMP session ends. Bridges
   of separate gateway nodes are competing consumers of the same queue.
+- The events it hands over hold places of the bridge's in-flight limit
+  (``bridge.max_in_flight``, shared with HTTP: ``webapp_bridge.server.overload``).
+  While the bridge is at its limit the ingest takes nothing more (state
+  ``paused``): the broker holds the rest of the queue, and sends no more than
+  ``amqp.prefetch`` unacknowledged; nothing is refused, nacked or
+  dead-lettered for it. It takes at most the room there is.
 - A lost broker connection (broker restart, connection closed by an operator)
   is logged and retried with exponential backoff and jitter up to
   ``amqp.reconnect_max_delay``; so is a broker that is down when the bridge
@@ -52,6 +58,7 @@ from components.config import AmqpConfig, StoreConfig
 from webapp_bridge.server.amqp_rules import (Accepted, Refusal, backoff_delay, dead_letter_headers,
                                       dead_letter_properties, judge, read_message)
 from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest
+from webapp_bridge.server.overload import InFlight
 
 #: Registered by the one bridge of a gateway node that consumes the queue (see WampLease);
 #: calling it says which connection that is. (To move to components.uris.)
@@ -71,8 +78,11 @@ DISPATCH_RETRY_MAX = 5.0
 #: event at a time, and then before the event that still fails is dead-lettered as an
 #: internal error: one event the gateway cannot handle must not hold up the queue for ever.
 MAX_STRIKES = 5
+#: Seconds between two log lines saying consumption waits for room under the in-flight limit.
+PAUSE_LOG_INTERVAL = 60.0
 
-State = Literal["off", "connecting", "connected"]
+#: ``paused``: consuming, but waiting for room under the bridge's in-flight limit.
+State = Literal["off", "connecting", "connected", "paused"]
 Dispatch = Callable[[list[PublishRequest]], Awaitable["list[dict[str, Any]] | Answer"]]
 Item = tuple[Any, PublishRequest]  # (the pika ReceivedMessage, its event)
 
@@ -176,18 +186,22 @@ class AmqpIngest:
     ``logic`` gives the bridge's current rules (they change on a reload of the
     event definitions); ``dispatch`` hands events to the dispatcher the way
     POST /events does (``Bridge._dispatch``); ``lease``, when given, is taken
-    before consuming.
+    before consuming; ``in_flight``, when given, is the bridge's limit the
+    events handed over count in (none: ``amqp.prefetch`` alone bounds them).
     """
 
     log = Logger()
 
     def __init__(self, cfg: AmqpConfig, logic: Callable[[], BridgeLogic], dispatch: Dispatch, name: str,
-                 lease: Lease | None = None) -> None:
+                 lease: Lease | None = None, in_flight: InFlight | None = None) -> None:
         assert cfg.url is not None, "amqp.url is not set"
         self._cfg = cfg
         self._logic = logic
         self._dispatch = dispatch
         self._lease = lease
+        self._in_flight = in_flight if in_flight is not None else InFlight(cfg.prefetch)
+        #: When a pause for room was last logged (one line a minute at most under sustained overload).
+        self._pause_logged = float("-inf")
         self.name = name
         self._params = pika.URLParameters(cfg.url)
         self._params.client_properties = {"connection_name": name, "product": "events-gateway bridge"}
@@ -329,12 +343,43 @@ class AmqpIngest:
             self.log.info("consuming {queue}", queue=self._cfg.queue)
             while self._running:
                 batch = [await messages.get()]
-                while messages.pending and len(batch) < self._cfg.prefetch:
+                room = await self._room()
+                if not self._running:
+                    break  # unacked: the broker hands it out again
+                while messages.pending and len(batch) < min(self._cfg.prefetch, room):
                     batch.append(messages.pending.pop(0))
-                await self._handle(channel, batch)
+                taken = self._in_flight.take(len(batch))
+                assert taken, "room was there, and nothing else ran since"
+                try:
+                    await self._handle(channel, batch)
+                finally:
+                    self._in_flight.release(len(batch))
         finally:
             if self._lease is not None:
                 await self._lease.release()
+
+    async def _room(self) -> int:
+        """The room under the bridge's in-flight limit, once there is some (``paused`` until then)."""
+        while self._running and self._in_flight.room < 1:
+            if self.state == "connected":
+                self.state = "paused"
+                now = _REACTOR.seconds()
+                if now - self._pause_logged >= PAUSE_LOG_INTERVAL:
+                    self._pause_logged = now
+                    self.log.info("the bridge is at its limit of {limit} events in flight: {queue} waits in the "
+                                  "broker until there is room", limit=self._in_flight.limit, queue=self._cfg.queue)
+            room: Deferred[None] = Deferred()
+            self._in_flight.when_room(lambda: None if room.called else room.callback(None))
+            self._pause = room
+            try:
+                await room
+            except CancelledError:  # stop()
+                pass
+            finally:
+                self._pause = None
+        if self.state == "paused":
+            self.state = "connected"
+        return self._in_flight.room
 
     async def _take_lease(self, connection: _Connection) -> bool:
         """Wait (connected) until this bridge may consume; False if the connection or the ingest ended first."""

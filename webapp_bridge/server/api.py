@@ -3,7 +3,8 @@
 Nothing here touches a socket or Twisted; ``webapp_bridge.server.http`` adapts it.
 Every answer to a caller's mistake is a 4xx with a JSON body
 ``{"error": <code>, "message": <sentence>, "details": [...]?}`` saying what
-was wrong and where.
+was wrong and where. Every JSON body (HTTP or RabbitMQ) is read by
+``read_json``, through the edge checks of ``components.limits``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from components.config import ApiKey
 from components.delivery.results import Refused, RefusalCode, from_wire
 from components.events import InvalidEventData, Registry
 from components.exceptions import UnknownEvent
+from components.limits import DEFAULT_MAX_DEPTH, EdgeError, Limits, too_large
 from components.auth.credentials import ROLE, AuthFailure, check_roles, check_user
 
 #: Keys a POST /events body may have.
@@ -100,10 +102,16 @@ class BridgeLogic:
     max_batch: int = 1000
     ticket_ttl: float = 60
     max_ticket_ttl: float = 3600
+    #: ``bridge.max_depth``: how deep a body (or an XML-RPC call's document) may nest.
+    max_depth: int = DEFAULT_MAX_DEPTH
     _keys: tuple[tuple[bytes, str], ...] = field(init=False, repr=False)
+    #: The edge checks every body goes through: depth before parsing, then numbers. (Size comes first,
+    #: where the body is received: ``http`` refuses it before reading it, ``amqp_rules`` on delivery.)
+    limits: Limits = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_keys", tuple((k.key.encode(), k.name) for k in self.api_keys))
+        object.__setattr__(self, "limits", Limits(self.max_depth))
 
     def authenticate(self, authorization: str | None) -> str | Answer:
         """The name of the key the Authorization header holds, else the 401 answer.
@@ -129,7 +137,15 @@ class BridgeLogic:
         return name
 
     def too_large(self) -> Answer:
-        return error(413, "too_large", f"the request body is over the limit of {self.max_body_bytes} bytes")
+        return refused(too_large(self.max_body_bytes))
+
+    def read_json(self, body: bytes) -> Any:
+        """The JSON document a body holds, or the 4xx answer saying why not: every JSON body the bridge
+        reads (HTTP or RabbitMQ) goes through the edge checks of ``components.limits`` here."""
+        try:
+            return self.limits.loads(body)
+        except EdgeError as exc:
+            return refused(exc)
 
     def parse_event(self, body: bytes) -> PublishRequest | Answer:
         """Turn a POST /events body into a PublishRequest, or the 4xx answer saying why not.
@@ -137,14 +153,14 @@ class BridgeLogic:
         The Content-Type is not checked: the body is JSON or it is refused, and a
         curl without ``-H 'Content-Type: application/json'`` should just work.
         """
-        doc = _decode(body)
+        doc = self.read_json(body)
         if isinstance(doc, Answer):
             return doc
         return self.check_event(doc)
 
     def parse_batch(self, body: bytes) -> list[PublishRequest | Answer] | Answer:
         """A POST /events/batch body: one PublishRequest or refusal per item, in order."""
-        doc = _decode(body)
+        doc = self.read_json(body)
         if isinstance(doc, Answer):
             return doc
         if not isinstance(doc, dict):
@@ -209,7 +225,7 @@ class BridgeLogic:
 
     def parse_ticket(self, body: bytes) -> TicketRequest | Answer:
         """A POST /tickets body: ``{"user", "roles"?, "ttl"?}``."""
-        doc = _object(body, ("user", "roles", "ttl"))
+        doc = _object(self.read_json(body), ("user", "roles", "ttl"))
         if isinstance(doc, Answer):
             return doc
         if "user" not in doc:
@@ -232,7 +248,7 @@ class BridgeLogic:
 
     def parse_subscription(self, body: bytes) -> SubscriptionRequest | Answer:
         """A POST /subscriptions body: ``{"user", "query", "persistent": true, "roles"?}``."""
-        doc = _object(body, ("user", "query", "persistent", "roles"))
+        doc = _object(self.read_json(body), ("user", "query", "persistent", "roles"))
         if isinstance(doc, Answer):
             return doc
         for key in ("user", "query"):
@@ -255,14 +271,29 @@ class BridgeLogic:
                              details=[{"path": key, "message": str(exc), "type": "value_error"}])
         return SubscriptionRequest(checked["user"], list(checked["roles"]), doc["query"])
 
+    def parse_listing(self, query: Mapping[str, Sequence[str]]) -> dict[str, str] | Answer:
+        """GET /subscriptions' query string: ``?user=<id>`` or ``?event=<class>`` or neither, as the
+        keyword arguments of the listing; a user id is checked as POST /subscriptions checks it."""
+        unknown = sorted(set(query) - {"user", "event"})
+        if unknown or len(query) > 1 or any(len(v) != 1 for v in query.values()):
+            return error(400, "invalid_request", "list by one user (?user=<id>) or by one event class "
+                         "(?event=<class>), or give neither for all")
+        listing = {k: v[0] for k, v in query.items()}
+        if "user" in listing:
+            try:
+                check_user(listing["user"])
+            except AuthFailure as exc:
+                return error(400, "invalid_request", str(exc),
+                             details=[{"path": "user", "message": str(exc), "type": "value_error"}])
+        return listing
+
     def catalog(self) -> Answer:
         """GET /catalog: every event class, for web-apps (which may publish any of them)."""
         return Answer(200, self.registry.catalog("backend"))
 
 
-def _object(body: bytes, keys: tuple[str, ...]) -> dict[str, Any] | Answer:
-    """A JSON object body with only these keys, or the 400 saying what is wrong."""
-    doc = _decode(body)
+def _object(doc: Any, keys: tuple[str, ...]) -> dict[str, Any] | Answer:
+    """A JSON object body (as ``read_json`` gave it) with only these keys, or the 400 saying what is wrong."""
     if isinstance(doc, Answer):
         return doc
     if not isinstance(doc, dict):
@@ -274,16 +305,9 @@ def _object(body: bytes, keys: tuple[str, ...]) -> dict[str, Any] | Answer:
     return doc
 
 
-def _decode(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        return error(400, "malformed_json", "the body is not UTF-8 text")
-    except json.JSONDecodeError as exc:
-        return error(400, "malformed_json",
-                     f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
-    except RecursionError:
-        return error(400, "malformed_json", "the body nests arrays or objects too deeply to be an event")
+def refused(exc: EdgeError) -> Answer:
+    """The answer to a body refused at the edge: 413 too_large, 400 malformed_json, too_deep, invalid_number."""
+    return error(exc.status, exc.code, exc.message, details=exc.details)
 
 
 def check_audience(value: Any, where: str = "audience") -> dict[str, list[str]] | Answer:

@@ -12,6 +12,7 @@ every core, and a bridge whose process dies leaves the others serving.
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -32,16 +33,24 @@ from webapp_bridge.server.api import (RETRY, Answer, BridgeLogic, PublishRequest
                                       published, ticket_issued)
 from webapp_bridge.server.http import BridgeSite, RequestInfo, Route
 from webapp_bridge.server.openapi import openapi_document
+from webapp_bridge.server.overload import Admission, InFlight, KeyLimit, KeyRates, as_fault, overloaded
 
 #: While the dispatcher is (re)starting its procedure is missing; the bridge
 #: waits this long in all before answering 503, so that a component restart
 #: is invisible to web-apps.
 DISPATCHER_WAIT = (0.1, 0.2, 0.4, 0.8, 1.5)
+#: Connections the kernel holds for the bridge before it accepts them (capped by net.core.somaxconn).
+#: A burst of connections past a short backlog is not refused but dropped, and each client's kernel
+#: sends its SYN again 1, 3, 7, 15 s later: thousands of web-app requests at once would wait that
+#: long before the bridge even sees them. With room for them, they are answered (or refused) at once.
+LISTEN_BACKLOG = 4096
 
 
 class Bridge(BackendSession):
     _port: Port | None
     _logic: BridgeLogic
+    #: This process's in-flight limit and the keys' rates (``overload``), shared by HTTP and RabbitMQ ingest.
+    _admission: Admission
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -54,16 +63,19 @@ class Bridge(BackendSession):
         cfg = self.load_gateway_config()
         self.start_registry(cfg)
         self._logic = BridgeLogic(cfg.bridge.api_keys, self.registry, cfg.bridge.max_body_bytes,
-                                  cfg.bridge.max_batch, cfg.auth.ticket_ttl, cfg.auth.max_ticket_ttl)
+                                  cfg.bridge.max_batch, cfg.auth.ticket_ttl, cfg.auth.max_ticket_ttl,
+                                  cfg.bridge.max_depth)
+        self._admission = Admission(InFlight(cfg.bridge.max_in_flight), KeyRates(
+            KeyLimit(k.name, *k.limit) for k in cfg.bridge.api_keys if k.limit is not None))
         await self.register_reload()
         routes = [
-            Route(b"POST", b"/events", self._post_event),
-            Route(b"POST", b"/events/batch", self._post_batch),
-            Route(b"POST", b"/tickets", self._post_ticket),
-            Route(b"POST", b"/RPC2", self._post_rpc),
-            Route(b"POST", b"/subscriptions", self._post_subscription),
-            Route(b"GET", b"/subscriptions", self._get_subscriptions, with_request=True),
-            Route(b"DELETE", b"/subscriptions", self._delete_subscription, prefix=True),
+            Route(b"POST", b"/events", self._post_event, gated=True),
+            Route(b"POST", b"/events/batch", self._post_batch, gated=True),
+            Route(b"POST", b"/tickets", self._post_ticket, gated=True),
+            Route(b"POST", b"/RPC2", self._post_rpc, gated=True, refusal=as_fault),
+            Route(b"POST", b"/subscriptions", self._post_subscription, gated=True),
+            Route(b"GET", b"/subscriptions", self._get_subscriptions, gated=True),
+            Route(b"DELETE", b"/subscriptions", self._delete_subscription, prefix=True, gated=True),
             Route(b"GET", b"/catalog", self._catalog),
             Route(b"GET", b"/openapi.json", self._openapi, auth=False),
             Route(b"POST", b"/admin/reload", self._reload_everywhere),
@@ -71,13 +83,16 @@ class Bridge(BackendSession):
         ]
         if cfg.bridge.access_log:
             self._access_log = AccessLog(cfg.bridge.access_log)
-        self._port = listen_shared(cfg.bridge.host, cfg.bridge.port,
-                                   BridgeSite(lambda: self._logic, routes, self._access_log))
+        site = BridgeSite(lambda: self._logic, routes, self._access_log, self._admission,
+                          cfg.bridge.max_connections)
+        self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
+        site.accepting_on(self._port)
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
         if cfg.amqp.url is not None:
             # Runs in the background: a broker that is down does not keep the bridge from serving HTTP.
             self._amqp = AmqpIngest(cfg.amqp, lambda: self._logic, self._dispatch,
-                                    connection_name(cfg.bridge.host, cfg.bridge.port), WampLease(self))
+                                    connection_name(cfg.bridge.host, cfg.bridge.port), WampLease(self),
+                                    self._admission.in_flight)
             self._amqp.start()
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
@@ -85,22 +100,41 @@ class Bridge(BackendSession):
 
     # -- events --------------------------------------------------------------
 
-    async def _post_event(self, body: bytes) -> Answer:
+    async def _post_event(self, body: bytes, request: RequestInfo) -> Answer:
         parsed = self._logic.parse_event(body)
         if isinstance(parsed, Answer):
             return parsed
-        results = await self._dispatch([parsed])
-        return results if isinstance(results, Answer) else published(results[0])
 
-    async def _post_batch(self, body: bytes) -> Answer:
+        async def publish() -> Answer:
+            results = await self._dispatch([parsed])
+            return results if isinstance(results, Answer) else published(results[0])
+        return await self._admitted(request, 1, publish)
+
+    async def _post_batch(self, body: bytes, request: RequestInfo) -> Answer:
         items = self._logic.parse_batch(body)
         if isinstance(items, Answer):
             return items
         good = [item for item in items if isinstance(item, PublishRequest)]
-        results = await self._dispatch(good) if good else []
-        if isinstance(results, Answer):
-            return results
-        return batch_results(items, results)
+
+        async def publish() -> Answer:
+            results = await self._dispatch(good) if good else []
+            if isinstance(results, Answer):
+                return results
+            return batch_results(items, results)
+        return await self._admitted(request, len(good), publish)
+
+    async def _admitted(self, request: RequestInfo, events: int, work: Callable[[], Awaitable[Answer]],
+                        refusal: Callable[[Answer], Answer] | None = None) -> Answer:
+        """``work()``'s answer if the bridge has room for ``events`` (one at least) and the key's rate lets
+        them in, holding their places until it is answered; else the 503 or 429 (``refusal`` words it)."""
+        events = max(1, events)
+        refused = self._admission.admit(request.key_name, events)
+        if refused is not None:
+            return refused if refusal is None else refusal(refused)
+        try:
+            return await work()
+        finally:
+            self._admission.release(events)
 
     async def _dispatch(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
         """The dispatcher's results as they came over WAMP (``components.delivery.results``: the pure
@@ -131,13 +165,19 @@ class Bridge(BackendSession):
 
     # -- XML-RPC -------------------------------------------------------------
 
-    async def _post_rpc(self, body: bytes) -> Answer:
+    async def _post_rpc(self, body: bytes, request: RequestInfo) -> Answer:
         """POST /RPC2: the calls' events in one dispatcher call, then their tickets (``webapp_bridge.server.xmlrpc``)."""
         plan = xmlrpc.plan(self._logic, body)
         events = plan.events()
-        published = await self._dispatch(events) if events else []
-        tickets = [await self._issue_ticket(request) for request in plan.tickets()]
-        return plan.answer(published, tickets)
+        tickets = plan.tickets()
+        if not events and not tickets:
+            return plan.answer([], [])  # faults and introspection: nothing for our components
+
+        async def run() -> Answer:
+            published = await self._dispatch(events) if events else []
+            issued = [await self._issue_ticket(ticket) for ticket in tickets]
+            return plan.answer(published, issued)
+        return await self._admitted(request, len(events) + len(tickets), run, as_fault)
 
     async def _issue_ticket(self, request: TicketRequest) -> dict[str, Any] | Answer:
         try:
@@ -153,50 +193,60 @@ class Bridge(BackendSession):
 
     # -- tickets -------------------------------------------------------------
 
-    async def _post_ticket(self, body: bytes) -> Answer:
+    async def _post_ticket(self, body: bytes, info: RequestInfo) -> Answer:
         request = self._logic.parse_ticket(body)
         if isinstance(request, Answer):
             return request
-        try:
-            result = await self._call_backend(uris.INTERNAL_TICKET, request.user, request.roles, request.ttl)
-        except ApplicationError as exc:
-            if exc.error == uris.ERROR_INVALID_ARGUMENT:
-                return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
-            raise
-        return result if isinstance(result, Answer) else ticket_issued(result)
+
+        async def issue() -> Answer:
+            try:
+                result = await self._call_backend(uris.INTERNAL_TICKET, request.user, request.roles, request.ttl)
+            except ApplicationError as exc:
+                if exc.error == uris.ERROR_INVALID_ARGUMENT:
+                    return error(400, "invalid_request", str(exc.args[0]) if exc.args else "invalid ticket request")
+                raise
+            return result if isinstance(result, Answer) else ticket_issued(result)
+        return await self._admitted(info, 1, issue)
 
     # -- server-side subscriptions --------------------------------------------
 
-    async def _post_subscription(self, body: bytes) -> Answer:
+    async def _post_subscription(self, body: bytes, info: RequestInfo) -> Answer:
         request = self._logic.parse_subscription(body)
         if isinstance(request, Answer):
             return request
-        try:
-            result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_CREATE, request.user, request.roles,
-                                              request.query)
-        except ApplicationError as exc:
-            return _query_refused(exc)
-        return result if isinstance(result, Answer) else Answer(201, result)
+
+        async def create() -> Answer:
+            try:
+                result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_CREATE, request.user, request.roles,
+                                                  request.query)
+            except ApplicationError as exc:
+                return _query_refused(exc)
+            return result if isinstance(result, Answer) else Answer(201, result)
+        return await self._admitted(info, 1, create)
 
     async def _get_subscriptions(self, body: bytes, request: RequestInfo) -> Answer:
-        unknown = sorted(set(request.query) - {"user", "event"})
-        if unknown or len(request.query) > 1 or any(len(v) != 1 for v in request.query.values()):
-            return error(400, "invalid_request", "list by one user (?user=<id>) or by one event class "
-                         "(?event=<class>), or give neither for all")
-        kwargs = {k: v[0] for k, v in request.query.items()}
-        result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_LIST, **kwargs)
-        return result if isinstance(result, Answer) else Answer(200, {"subscriptions": result})
+        kwargs = self._logic.parse_listing(request.query)
+        if isinstance(kwargs, Answer):
+            return kwargs
+
+        async def listing() -> Answer:
+            result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_LIST, **kwargs)
+            return result if isinstance(result, Answer) else Answer(200, {"subscriptions": result})
+        return await self._admitted(request, 1, listing)
 
     async def _delete_subscription(self, body: bytes, request: RequestInfo) -> Answer:
         if not request.rest:
             return error(405, "method_not_allowed", "DELETE /subscriptions/<id>: name the subscription")
-        try:
-            result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_DELETE, request.rest)
-        except ApplicationError as exc:
-            if exc.error == uris.ERROR_NO_SUCH_SUBSCRIPTION:
-                return error(404, "no_such_subscription", str(exc.args[0]) if exc.args else request.rest)
-            raise
-        return result if isinstance(result, Answer) else Answer(200, result)
+
+        async def delete() -> Answer:
+            try:
+                result = await self._call_backend(uris.INTERNAL_SUBSCRIPTION_DELETE, request.rest)
+            except ApplicationError as exc:
+                if exc.error == uris.ERROR_NO_SUCH_SUBSCRIPTION:
+                    return error(404, "no_such_subscription", str(exc.args[0]) if exc.args else request.rest)
+                raise
+            return result if isinstance(result, Answer) else Answer(200, result)
+        return await self._admitted(request, 1, delete)
 
     async def _catalog(self, body: bytes) -> Answer:
         return self._logic.catalog()
@@ -247,17 +297,32 @@ class Bridge(BackendSession):
     # -- health --------------------------------------------------------------
 
     async def _health(self, body: bytes) -> Answer:
-        """200 when an event posted now would be accepted; says how many dispatchers stand ready."""
+        """200 when an event posted now would be accepted; says how many dispatchers stand ready.
+
+        At its in-flight limit the bridge answers 503 ``overloaded`` at once, without asking the router
+        (which is busy with the bridge's work then): readiness, so that a load balancer sends elsewhere.
+        """
+        in_flight = self._admission.in_flight
+        load = {"in_flight": in_flight.count, "max_in_flight": in_flight.limit}
+        if in_flight.full:
+            refusal = overloaded(in_flight.limit)
+            return Answer(503, {"status": "overloaded", **load, "amqp": self._amqp_state()}, refusal.headers)
         if not self.is_attached():
             return Answer(503, {"status": "unavailable", "router": False, "dispatchers": 0,
-                                "amqp": self._amqp_state()})
-        n = await self._callees(uris.INTERNAL_PUBLISH)
+                                "active_dispatchers": 0, "standby_dispatchers": 0,
+                                "amqp": self._amqp_state(), **load})
+        # Every dispatcher registers the authorizer; the one holding leadership is the active one, and
+        # registers gateway.internal.publish once it has taken over (components/delivery/leadership.py).
+        n = await self._callees(uris.AUTHORIZE)
+        active = min(await self._callees(uris.INTERNAL_DISPATCHER_LEADER), n)
+        serving = await self._callees(uris.INTERNAL_PUBLISH)
         authenticators = await self._callees(uris.AUTHENTICATE)
-        ok = n > 0 and authenticators > 0
+        ok = serving > 0 and authenticators > 0
         return Answer(200 if ok else 503, {"status": "ok" if ok else "unavailable", "router": True,
-                                           "dispatchers": n, "authenticators": authenticators,
+                                           "dispatchers": n, "active_dispatchers": active,
+                                           "standby_dispatchers": n - active, "authenticators": authenticators,
                                            "amqp": self._amqp_state(),
-                                           "definitions": self.registry.version})
+                                           "definitions": self.registry.version, **load})
 
     async def _callees(self, procedure: str) -> int:
         registration = await self.call(uris.META_REGISTRATION_LOOKUP, procedure)
@@ -287,6 +352,12 @@ def _query_refused(exc: ApplicationError) -> Answer:
                             **({"position": exc.kwargs["position"]} if "position" in exc.kwargs else {})})
     if exc.error == uris.ERROR_NOT_AUTHORIZED:
         return error(403, "not_authorized", message)
+    if exc.error == uris.ERROR_LIMIT_EXCEEDED:
+        # The user holds as many persistent subscriptions as queries.max_persistent_per_user allows:
+        # a conflict with the state on the gateway, resolved by deleting one (DELETE /subscriptions/<id>).
+        return error(409, "limit_exceeded", message)
+    if exc.error == uris.ERROR_UNAVAILABLE:  # the store did not answer in time (store.statement_timeout)
+        return error(503, "unavailable", message, headers=RETRY)
     raise exc
 
 
@@ -300,6 +371,9 @@ def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLI
     if exc.error == ApplicationError.CANCELED:
         return error(503, "unavailable", "the dispatcher stopped while publishing; it may or may not have been "
                      "delivered: retry with the same id", headers=RETRY)
+    if exc.error == uris.ERROR_UNAVAILABLE:  # the store did not answer in time (store.statement_timeout)
+        return error(503, "unavailable", str(exc.args[0]) if exc.args else "the store did not answer; retry",
+                     headers=RETRY)
     raise exc
 
 
@@ -314,7 +388,7 @@ def listen_shared(host: str, port: int, factory: Any) -> Port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
         listening = cast(Port, reactor.adoptStreamPort(sock.fileno(), family, factory))
     finally:

@@ -15,14 +15,20 @@ from urllib.parse import unquote
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import IResource, Resource
 
 from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.api import Answer, BridgeLogic, error
+from webapp_bridge.server.overload import Admission
 
 log = Logger()
+#: Seconds a connection refused before its body was read (503, 429) stays half-open for the client to
+#: finish sending and read the answer; then it is closed whatever the client does.
+LINGER = 2.0
 
 #: Turns a request body (and, for routes that ask, the request's path and query) into the answer.
 Handler = Callable[..., Coroutine[Any, Any, Answer]]
@@ -36,6 +42,8 @@ class RequestInfo:
     rest: str
     #: The query string's arguments, decoded: ``?user=alice`` → ``{"user": ["alice"]}``.
     query: dict[str, list[str]]
+    #: The name of the API key the request came with ("-" on a route without ``auth``).
+    key_name: str = "-"
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,12 @@ class Route:
     prefix: bool = False
     #: The handler is called as ``handler(body, RequestInfo)``.
     with_request: bool = False
+    #: Work for our components, under ``bridge.max_in_flight`` and the key's rate (``overload``): refused
+    #: as soon as its headers are in while the bridge is full or the key over its rate, before its body
+    #: is read; its handler takes its places (implies with_request, for the key's name).
+    gated: bool = False
+    #: How this route words a refusal made before its handler runs (XML-RPC: as a fault); None: as it is.
+    refusal: Callable[[Answer], Answer] | None = None
 
 
 class _LimitedRequest(server.Request):
@@ -61,6 +75,7 @@ class _LimitedRequest(server.Request):
 
     _received = 0
     _refused = False
+    _linger: Any = None
 
     @property
     def _logic(self) -> BridgeLogic:
@@ -69,7 +84,12 @@ class _LimitedRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self._logic.max_body_bytes:
-            self._refuse()
+            self._refuse(self._logic.too_large())
+            return
+        site: BridgeSite = self.channel.site  # type: ignore[attr-defined]
+        refusal = site.refusal_at_start(self)
+        if refusal is not None:
+            self._refuse(*refusal, linger=True)
             return
         super().gotLength(length)
 
@@ -78,7 +98,7 @@ class _LimitedRequest(server.Request):
             return
         self._received += len(data)
         if self._received > self._logic.max_body_bytes:
-            self._refuse()
+            self._refuse(self._logic.too_large())
             return
         super().handleContentChunk(data)
 
@@ -86,35 +106,129 @@ class _LimitedRequest(server.Request):
         if not self._refused:  # a refused request was answered already; never render it
             super().requestReceived(command, path, version)
 
-    def _refuse(self) -> None:
+    def connectionLost(self, reason: Any) -> None:
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        channel: Any = self.channel
+        if self._refused and channel is not None:
+            # Its connection ends with the body unread, so Twisted keeps the channel's body decoder
+            # (bound methods of the channel) and this request in the channel: cycles that only a full
+            # garbage collection frees, which may not come for minutes. A burst of refusals held tens
+            # of MB that way (bench/overload.py). Broken here, they go with the connection.
+            channel._transferDecoder = None
+            channel.requests = []
+        super().connectionLost(reason)
+
+    def _refuse(self, answer: Answer, key_name: str = "-", linger: bool = False) -> None:
+        """Answer before the body is read, and close: the rest of the body is never read (``linger``: it is
+        read and dropped for up to LINGER seconds, while the client finishes sending and reads the answer)."""
         self._refused = True
+        # Twisted answers "Expect: 100-continue" right after this: the answer is final, no body is wanted.
+        self.requestHeaders.removeHeader(b"Expect")
         site: BridgeSite = self.channel.site  # type: ignore[attr-defined]
         if site.access_log is not None:
-            # Refused before it was routed, so before its key was checked.
             # The method and path are known to the channel (not yet to the request) at this point.
             method = getattr(self.channel, "_command", b"?")
             path = getattr(self.channel, "_path", b"?")
-            site.access_log.request(method.decode(errors="replace"), path.decode(errors="replace"), 413, "-", 0.0)
-        body = self._logic.too_large().encode()
-        transport: Any = self.channel.transport
-        transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        self.channel.loseConnection()
+            site.access_log.request(method.decode(errors="replace"), path.decode(errors="replace"), answer.status,
+                                    key_name, 0.0)
+        body = answer.encode()
+        head = [b"HTTP/1.1 %d %s" % (answer.status, http.RESPONSES.get(answer.status, b"Error")),
+                b"Content-Type: " + answer.content_type.encode()]
+        head += [f"{name}: {value}".encode() for name, value in answer.headers]
+        head += [b"Connection: close", b"Content-Length: %d" % len(body)]
+        channel: Any = self.channel
+        transport: Any = channel.transport
+        transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        if not linger:
+            channel.loseConnection()
+            return
+        # Closing with the client still sending would reset the connection, and a client writing a
+        # large body (a batch) would get the reset, not the answer. So only our side is closed; the
+        # client reads the answer and closes its side (or is cut off after LINGER seconds).
+        channel.persistent = False
+        transport.loseWriteConnection()
+        self._linger = channel.callLater(LINGER, transport.abortConnection)
+
+
+class _CountedChannel(http.HTTPChannel):
+    """An HTTP connection that tells its site when it ends (``BridgeSite.max_connections``)."""
+
+    site: BridgeSite
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        try:
+            super().connectionLost(reason)
+        finally:
+            self.site.connection_closed()
 
 
 class BridgeSite(server.Site):
+    """The bridge's HTTP: routes, refusals before a body is read, and at most ``max_connections`` open.
+
+    Past ``max_connections`` it stops accepting until one closes: the connections wait in the
+    kernel's listen queue (``component.LISTEN_BACKLOG``), which costs this process nothing, instead of
+    each holding a channel and a request in memory while the bridge works through a burst.
+    """
+
     requestFactory = _LimitedRequest
+    # Twisted's default wraps the channel to negotiate HTTP/2 over TLS; the bridge speaks cleartext HTTP/1.1.
+    protocol = _CountedChannel  # type: ignore[assignment]
 
     def __init__(self, logic: Callable[[], BridgeLogic], routes: Sequence[Route],
-                 access_log: AccessLog | None = None) -> None:
+                 access_log: AccessLog | None = None, admission: Admission | None = None,
+                 max_connections: int | None = None) -> None:
         #: The current rules (keys, limits, event classes): a reload swaps them.
         self.logic = logic
         self.access_log = access_log
-        super().__init__(cast(IResource, _Api(self, routes)))
+        #: The in-flight limit and the keys' rates, for ``gated`` routes.
+        self.admission = admission
+        self.max_connections = max_connections
+        self.connections = 0
+        self._port: Any = None
+        self._paused = False
+        self._api = _Api(self, routes)
+        super().__init__(cast(IResource, self._api))
         self.displayTracebacks = False
         self.noisy = False
+
+    def accepting_on(self, port: Any) -> None:
+        """The listening port (an ``IListeningPort`` that is a file descriptor) to pause at max_connections."""
+        self._port = port
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        self.connections += 1
+        if self.max_connections is not None and self.connections >= self.max_connections and \
+                self._port is not None and not self._paused:
+            self._paused = True
+            self._port.stopReading()  # the accept loop under way may take a few more: they are served
+        return channel
+
+    def connection_closed(self) -> None:
+        self.connections -= 1
+        if self._paused and (self.max_connections is None or self.connections < self.max_connections):
+            self._paused = False
+            if self._port is not None and self._port.connected:
+                self._port.startReading()
+
+    def refusal_at_start(self, request: server.Request) -> tuple[Answer, str] | None:
+        """(the answer, the key's name) to a request on a ``gated`` route refused as its headers are in: the
+        bridge is full (503) or the key over its rate (429). None for anything else, to be read and routed."""
+        if self.admission is None:
+            return None
+        method: bytes = getattr(request.channel, "_command", b"")
+        path = getattr(request.channel, "_path", b"").partition(b"?")[0]
+        route = self._api.find(method, path)
+        if route is None or not route.gated:
+            return None
+        key = self.logic().authenticate(_header(request, b"authorization"))
+        if isinstance(key, Answer):
+            return None  # its 401 comes when it is routed
+        refusal = self.admission.at_start(key)
+        if refusal is None:
+            return None
+        return (refusal if route.refusal is None else route.refusal(refusal)), key
 
     def log(self, request: http.Request) -> None:
         """Twisted's access log is replaced by ours (``_send``), which names the API key used."""
@@ -132,16 +246,26 @@ class _Api(Resource):
             table = self._prefixes if route.prefix else self._routes
             table.setdefault(route.path, {})[route.method] = route
 
-    def render(self, request: server.Request) -> Any:
-        request.started = time.monotonic()  # type: ignore[attr-defined]
-        request.key_name = "-"  # type: ignore[attr-defined]
-        request.access_log = self._site.access_log  # type: ignore[attr-defined]
-        path = request.path.rstrip(b"/") or b"/"
+    def find(self, method: bytes, path: bytes) -> Route | None:
+        """The route that answers ``method path``, None if none does (a 404 or a 405)."""
+        by_method, _ = self._lookup(path)
+        return None if by_method is None else by_method.get(method)
+
+    def _lookup(self, path: bytes) -> tuple[dict[bytes, Route] | None, bytes]:
+        """The routes of a path by method, and the rest of the path after a prefix route's."""
+        path = path.rstrip(b"/") or b"/"
         by_method = self._routes.get(path)
         rest = b""
         if by_method is None:
             head, _, rest = path.rpartition(b"/")
             by_method = self._prefixes.get(head) if rest else None
+        return by_method, rest
+
+    def render(self, request: server.Request) -> Any:
+        request.started = time.monotonic()  # type: ignore[attr-defined]
+        request.key_name = "-"  # type: ignore[attr-defined]
+        request.access_log = self._site.access_log  # type: ignore[attr-defined]
+        by_method, rest = self._lookup(request.path)
         if by_method is None:
             _send(request, error(404, "not_found", f"no such path: {request.path.decode(errors='replace')}"))
             return server.NOT_DONE_YET
@@ -159,11 +283,12 @@ class _Api(Resource):
                 return server.NOT_DONE_YET
             request.key_name = key  # type: ignore[attr-defined]
         body = request.content.read() if request.content is not None else b""
-        if route.prefix or route.with_request:
+        if route.prefix or route.with_request or route.gated:
             query = {k.decode(errors="replace"): [v.decode(errors="replace") for v in vs]
                      for k, vs in (request.args or {}).items()}
-            d = Deferred.fromCoroutine(route.handler(body, RequestInfo(unquote(rest.decode(errors="replace")),
-                                                                        query)))
+            info = RequestInfo(unquote(rest.decode(errors="replace")), query,
+                               request.key_name)  # type: ignore[attr-defined]
+            d = Deferred.fromCoroutine(route.handler(body, info))
         else:
             d = Deferred.fromCoroutine(route.handler(body))
         d.addCallback(lambda answer: _send(request, answer))

@@ -29,7 +29,8 @@ _ACCEPTED = {
     "required": ["id", "seq"],
     "properties": {
         "id": {"type": "string"},
-        "seq": {"type": "integer", "description": "strictly increasing in the order events were accepted"},
+        "seq": {"type": "integer", "format": "int64", "minimum": 0,
+                "description": "strictly increasing in the order events were accepted"},
         "duplicate": {"type": "boolean", "description": "true when this id was accepted before: same seq"},
     },
 }
@@ -96,7 +97,8 @@ _RPC2 = (
     "`system.listMethods`, `system.methodHelp`, `system.methodSignature`, `system.multicall`. "
     "Answers are HTTP 200 text/xml, faults included. A fault's faultCode is the HTTP status the same mistake "
     "gets on the HTTP API (400 invalid, 404 unknown event class, 409 id reused, 503 retry), or -32700 (not "
-    "well-formed XML-RPC), -32601 (no such method), -32602 (wrong number or type of parameters); its "
+    "well-formed XML-RPC), -32601 (no such method), -32602 (wrong number or type of parameters); 503 "
+    "(overloaded) and 429 (rate_limited) faults come with a Retry-After header. A fault's "
     "faultString starts with the error code (e.g. `invalid_event: ...`) and names every bad field. dateTime "
     "values become ISO 8601 strings; base64 values are refused. 401 and 413 stay HTTP answers."
 )
@@ -107,9 +109,17 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "malformed or invalid request", 401: "missing or wrong API key", 404: "unknown event class",
+    text = {400: "malformed or invalid request: malformed_json, invalid_request, invalid_event; too_deep (arrays and "
+                 "objects nested past bridge.max_depth); invalid_number (an integer outside the signed 64-bit "
+                 "range, NaN or Infinity, anywhere in the body); invalid_unicode (a string or key holding a lone "
+                 "UTF-16 surrogate, e.g. \\ud800); duplicate_key (an object naming a key twice)", 401: "missing or wrong API key", 404: "unknown event class",
             409: "the id was used by an event of another class", 413: "body over the size limit",
-            422: "the new event definitions cannot be loaded", 503: "cannot accept events now; retry"}
+            422: "the new event definitions cannot be loaded",
+            429: "rate_limited: the API key is over its rate (bridge.api_keys' rate and burst); nothing was accepted. "
+                 "Retry-After: the seconds until it may send again; the body names the key (its name) and the limit "
+                 "(key, rate, burst, retry_after)",
+            503: "cannot accept events now; nothing was accepted: retry after Retry-After seconds (overloaded: the "
+                 "bridge holds bridge.max_in_flight events in flight; unavailable: no dispatcher)"}
     return {str(c): {"description": text[c], **_json({"$ref": "#/components/schemas/Error"})} for c in codes}
 
 
@@ -163,7 +173,7 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Event"})},
                 "responses": {"202": {"description": "accepted (or accepted before, with the same id)",
                                       **_json({"$ref": "#/components/schemas/Accepted"})},
-                              **_errors(400, 401, 404, 409, 413, 503)}}},
+                              **_errors(400, 401, 404, 409, 413, 429, 503)}}},
             "/events/batch": {"post": {
                 "summary": "Publish several events; each is accepted or refused on its own", "security": security,
                 "requestBody": {"required": True, **_json({
@@ -174,13 +184,13 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                         {"$ref": "#/components/schemas/Accepted"},
                         {"allOf": [{"$ref": "#/components/schemas/Error"},
                                    {"type": "object", "properties": {"status": {"type": "integer"}}}]}]}}}})},
-                    **_errors(400, 401, 413, 503)}}},
+                    **_errors(400, 401, 413, 429, 503)}}},
             "/tickets": {"post": {
                 "summary": "A one-time WAMP-ticket that logs a user in (for the browser of a logged-in user)",
                 "security": security,
                 "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/TicketRequest"})},
                 "responses": {"201": {"description": "the ticket", **_json({"$ref": "#/components/schemas/Ticket"})},
-                              **_errors(400, 401, 413, 503)}}},
+                              **_errors(400, 401, 413, 429, 503)}}},
             "/subscriptions": {
                 "post": {
                     "summary": "A persistent subscription for a user, connected or not", "security": security,
@@ -188,16 +198,20 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                     "responses": {"201": {"description": "made", **_json({"$ref": "#/components/schemas/Subscription"})},
                                   "403": {"description": "the query selects a class the user may not see",
                                           **_json({"$ref": "#/components/schemas/Error"})},
-                                  **_errors(400, 401, 413, 503)}},
+                                  "409": {"description": "limit_exceeded: the user already holds "
+                                                         "queries.max_persistent_per_user persistent subscriptions",
+                                          **_json({"$ref": "#/components/schemas/Error"})},
+                                  **_errors(400, 401, 413, 429, 503)}},
                 "get": {
                     "summary": "Persistent subscriptions of a user (?user=) or of an event class (?event=)",
                     "security": security,
-                    "parameters": [{"name": "user", "in": "query", "schema": {"type": "string"}},
+                    "parameters": [{"name": "user", "in": "query",
+                                    "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
                                    {"name": "event", "in": "query", "schema": {"type": "string"}}],
                     "responses": {"200": {"description": "the subscriptions", **_json({
                         "type": "object", "properties": {"subscriptions": {
                             "type": "array", "items": {"$ref": "#/components/schemas/Subscription"}}}})},
-                        **_errors(400, 401, 503)}}},
+                        **_errors(400, 401, 429, 503)}}},
             "/subscriptions/{id}": {"delete": {
                 "summary": "End a persistent subscription; its owner's clients are told "
                            "(gateway.meta.subscription_removed)", "security": security,
@@ -205,7 +219,7 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "responses": {"200": {"description": "ended", **_json({"$ref": "#/components/schemas/Subscription"})},
                               "404": {"description": "no such subscription",
                                       **_json({"$ref": "#/components/schemas/Error"})},
-                              **_errors(401, 503)}}},
+                              **_errors(401, 429, 503)}}},
             "/catalog": {"get": {
                 "summary": "Every event class: name, description, visibility, retention, JSON Schema",
                 "security": security,

@@ -31,15 +31,18 @@ from decimal import Decimal
 from typing import Any
 
 from components.delivery.results import Refused, from_wire
-from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, refusal_answer
+from components.limits import EdgeError, Limits
+from webapp_bridge.server.api import (Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, refusal_answer,
+                                      refused)
 
 PARSE_ERROR = -32700
 NO_SUCH_METHOD = -32601
 INVALID_PARAMS = -32602
 CONTENT_TYPE = "text/xml"
-#: Deepest nesting of arrays and structs taken in a parameter: event data is never this deep,
-#: and the limit keeps the walk over it short.
-MAX_DEPTH = 100
+#: Levels of arrays and structs a call may nest beyond ``bridge.max_depth`` while it is read: the
+#: limit holds for the document each call stands for (``publish(event, data)`` is the POST /events
+#: body ``{"event", "data"}``), and a multicall wraps its calls' parameters two levels deeper.
+CALL_WRAPPING = 2
 #: The most digits a ``<bigdecimal>`` may have: a JSON number's range is the limit anyway.
 MAX_DIGITS = 400
 #: What ``publish``'s options may hold: the keys of a POST /events body besides event and data.
@@ -161,7 +164,7 @@ class Plan:
 
 def plan(logic: BridgeLogic, body: bytes) -> Plan:
     """What a POST /RPC2 body asks for. Never raises: anything wrong becomes a Fault step."""
-    call = decode(body)
+    call = decode(body, logic.limits)
     if isinstance(call, Fault):
         return Plan((call,))
     method, params = call
@@ -185,10 +188,13 @@ def plan(logic: BridgeLogic, body: bytes) -> Plan:
     return Plan(steps, multicall=True)
 
 
-def decode(body: bytes) -> tuple[str, list[Any]] | Fault:
-    """The method name and parameters of a methodCall, or the -32700 fault saying why it is not one."""
+def decode(body: bytes, limits: Limits = Limits()) -> tuple[str, list[Any]] | Fault:
+    """The method name and parameters of a methodCall, or the -32700 fault saying why it is not one
+    (a 400 ``too_deep`` when it nests far past ``limits.max_depth``: found while it is read)."""
     try:
-        params, method = xmlrpc.client.loads(body, use_builtin_types=True)
+        params, method = limits.loads_xmlrpc(body, CALL_WRAPPING)
+    except EdgeError as exc:
+        return fault_of(refused(exc))
     except xmlrpc.client.Fault:
         return Fault(PARSE_ERROR, "parse error: not well-formed XML-RPC: a fault is an answer, not a call")
     except Exception as exc:  # the parser is tolerant and fails in many ways; each is the caller's bad XML
@@ -268,7 +274,11 @@ def _publish(logic: BridgeLogic, args: list[Any]) -> Step:
     doc = _plain({"event": event, "data": data})
     if isinstance(doc, Fault):
         return doc
-    checked = logic.check_event({**doc, **extra})
+    doc = {**doc, **extra}
+    over = _over_limits(logic, doc, "the event")
+    if over is not None:
+        return over
+    checked = logic.check_event(doc)
     return fault_of(checked) if isinstance(checked, Answer) else Publish((checked,), single=True)
 
 
@@ -279,13 +289,17 @@ def _publish_batch(logic: BridgeLogic, events: Any) -> Step:
     if len(events) > logic.max_batch:
         return Fault(400, f"too_many_events: a batch holds at most {logic.max_batch} events; "
                           f"this one has {len(events)}")
-    items: list[PublishRequest | Answer] = []
+    docs = []
     for i, item in enumerate(events):
         doc = _plain(item, f"events.{i}")
         if isinstance(doc, Fault):
             return doc
-        items.append(logic.check_event(doc, f"events.{i}."))
-    return Publish(tuple(items), single=False)
+        docs.append(doc)
+    # As POST /events/batch: a number out of range anywhere refuses the whole batch, like bad JSON would.
+    over = _over_limits(logic, {"events": docs}, "the batch")
+    if over is not None:
+        return over
+    return Publish(tuple(logic.check_event(doc, f"events.{i}.") for i, doc in enumerate(docs)), single=False)
 
 
 def _issue_ticket(logic: BridgeLogic, args: list[Any]) -> Step:
@@ -299,6 +313,9 @@ def _issue_ticket(logic: BridgeLogic, args: list[Any]) -> Step:
     plain = _plain(doc)
     if isinstance(plain, Fault):
         return plain
+    over = _over_limits(logic, plain, "the ticket request")
+    if over is not None:
+        return over
     # The ticket rules read a POST /tickets body; this is that body, so every rule is the same.
     checked = logic.parse_ticket(json.dumps(plain).encode())
     return fault_of(checked) if isinstance(checked, Answer) else Ticket(checked)
@@ -350,6 +367,16 @@ def _wrong_type(method: str, n: int, name: str, value: Any, kind: type | tuple[t
                                  f"{' or nil' if nil else ''}, not {_kind(value)}")
 
 
+def _over_limits(logic: BridgeLogic, doc: dict[str, Any], what: str) -> Fault | None:
+    """The fault when the document a call stands for breaks the limits its JSON body would
+    (``components.limits``: depth, integers within 64 bits, finite numbers), in the same words."""
+    try:
+        logic.limits.check(doc, what)
+    except EdgeError as exc:
+        return fault_of(refused(exc))
+    return None
+
+
 class _Refused(Exception):
     def __init__(self, fault: Fault) -> None:
         self.fault = fault
@@ -363,25 +390,23 @@ def _plain(value: Any, where: str = "") -> Any:
     publish something the web-app did not mean.
     """
     try:
-        return _walk(value, where, 0)
+        return _walk(value, where)
     except _Refused as exc:
         return exc.fault
 
 
-def _walk(value: Any, path: str, depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise _Refused(Fault(400, f"invalid_request: {path or 'a parameter'} is nested deeper than "
-                                  f"{MAX_DEPTH} levels"))
+def _walk(value: Any, path: str) -> Any:
+    # Recursive: decode() bounded the nesting (bridge.max_depth + CALL_WRAPPING) while reading the call.
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _Refused(Fault(PARSE_ERROR, "parse error: not well-formed XML-RPC: a struct member "
                                                   f"at {path or 'the top'} has no name"))
-            out[key] = _walk(item, f"{path}.{key}" if path else key, depth + 1)
+            out[key] = _walk(item, f"{path}.{key}" if path else key)
         return out
     if isinstance(value, list):
-        return [_walk(item, f"{path}.{i}" if path else str(i), depth + 1) for i, item in enumerate(value)]
+        return [_walk(item, f"{path}.{i}" if path else str(i)) for i, item in enumerate(value)]
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -11,11 +11,14 @@ import pytest
 
 from components.auth.logins import Identities
 from components.config import AuthConfig
-from components.auth.credentials import ANONYMOUS, AuthFailure, check_credential, check_roles, check_user, digest, \
-    identity_of, is_jwt, may_reuse, new_client_token, new_ticket, presented_token, rfc3339, verify_jwt
+from components.auth.credentials import ANONYMOUS, AuthFailure, anonymous_token_key, check_credential, check_roles, \
+    check_user, digest, identity_of, is_anonymous_token, is_jwt, may_reuse, new_anonymous_token, new_client_token, \
+    new_ticket, presented_token, rfc3339, verify_jwt
+from components.store.base import PersistentSubscription
 from components.store.sqlite import SqliteStore
 
 SECRET = "unit-test-secret-0123456789abcdef-0123"
+KEY = anonymous_token_key("unit-test-backend-secret")
 
 
 def token(claims: dict[str, Any], secret: str = SECRET, **kw: Any) -> str:
@@ -45,7 +48,11 @@ def clock() -> Clock:
 @pytest.fixture
 def ids(store: SqliteStore, clock: Clock) -> Identities:
     return Identities(store, AuthConfig(secret=SECRET, client_token_ttl=3600, ticket_ttl=60, max_ticket_ttl=600),
-                      "gateway", clock)
+                      "gateway", clock, token_key=KEY)
+
+
+def token_rows(store: SqliteStore) -> int:
+    return int(store._db.execute("SELECT count(*) FROM client_tokens").fetchone()[0])
 
 
 def anonymous(authextra: Any = None) -> dict[str, Any]:
@@ -150,6 +157,21 @@ def test_malformed_presented_tokens_are_ignored(authextra: Any) -> None:
     assert presented_token(authextra) is None
 
 
+def test_anonymous_tokens_are_signed_and_known_by_their_signature() -> None:
+    tokens = {new_anonymous_token(KEY) for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(presented_token({"client_token": t}) == t for t in tokens), "the shape every client token has"
+    assert all(is_anonymous_token(t, KEY) for t in tokens)
+    other = anonymous_token_key("another-backend-secret")
+    assert not any(is_anonymous_token(t, other) for t in tokens), "signed with another key"
+    assert not any(is_anonymous_token(new_client_token(), KEY) for _ in range(100)), "random: a user's"
+    token = tokens.pop()
+    for i in range(3, len(token)):  # any character changed: not ours
+        changed = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1:]
+        assert not is_anonymous_token(changed, KEY)
+    assert anonymous_token_key("x") == anonymous_token_key("x"), "every authenticator derives the same key"
+
+
 def test_times_are_rfc3339_utc() -> None:
     assert rfc3339(0) == "1970-01-01T00:00:00Z"
 
@@ -157,7 +179,7 @@ def test_times_are_rfc3339_utc() -> None:
 # -- applied with the store ------------------------------------------------------------
 
 
-def test_anonymous_gets_a_token_and_keeps_it(ids: Identities, clock: Clock) -> None:
+def test_anonymous_gets_a_token_and_keeps_it(ids: Identities, store: SqliteStore, clock: Clock) -> None:
     first = ids.authenticate("gateway", "ABC", anonymous())
     assert first["role"] == "anonymous" and "authid" not in first
     extra = first["extra"]
@@ -166,9 +188,41 @@ def test_anonymous_gets_a_token_and_keeps_it(ids: Identities, clock: Clock) -> N
     again = ids.authenticate("gateway", "DEF", anonymous({"client_token": extra["client_token"]}))
     assert again["extra"]["client_token"] == extra["client_token"]
     assert again["extra"]["client_token_expires"] == rfc3339(clock.now + 3600), "renewed"
-    clock.now += 3601
+    clock.now += 100_000
     late = ids.authenticate("gateway", "GHI", anonymous({"client_token": extra["client_token"]}))
-    assert late["extra"]["client_token"] != extra["client_token"], "expired: a fresh one"
+    assert late["extra"]["client_token"] == extra["client_token"], "nothing hangs on it: signed, never stored"
+    assert token_rows(store) == 0
+
+
+def test_an_anonymous_token_is_stored_only_while_a_persistent_subscription_holds_it(
+        ids: Identities, store: SqliteStore, clock: Clock) -> None:
+    for _ in range(50):
+        ids.authenticate("gateway", None, anonymous())
+    assert token_rows(store) == 0, "a flood of anonymous connections stores nothing"
+    token = ids.authenticate("gateway", None, anonymous())["extra"]["client_token"]
+    sub = PersistentSubscription(id="p_1", owner=f"token:{digest(token)}", user=None, query="q", key="k",
+                                 parts=["q"], filters={}, classes=["demo.message"], last_seq=0, created=clock.now)
+    store.save_persistent(sub, keep_token=(digest(token), ANONYMOUS, clock.now + 3600))
+    ids.prune()
+    assert store.token(digest(token)) == (ANONYMOUS, clock.now + 3600), "held: kept"
+    clock.now += 100
+    again = ids.authenticate("gateway", None, anonymous({"client_token": token}))["extra"]
+    assert again["client_token"] == token and store.token(digest(token)) == (ANONYMOUS, clock.now + 3600), "renewed"
+    clock.now += 3601
+    late = ids.authenticate("gateway", None, anonymous({"client_token": token}))["extra"]["client_token"]
+    assert late != token, "a stored token that expired is not taken again (its subscriptions end with it)"
+    store.delete_persistent("p_1")
+    ids.prune()
+    assert token_rows(store) == 0, "no longer held: its row goes"
+
+
+def test_signed_anonymous_tokens_are_for_anonymous_clients_only(ids: Identities) -> None:
+    token = ids.authenticate("gateway", None, anonymous())["extra"]["client_token"]
+    alice = ids.authenticate("gateway", None, with_ticket(ids.issue_ticket("alice")["ticket"], {"client_token": token}))
+    assert alice["extra"]["client_token"] != token
+    assert not is_anonymous_token(alice["extra"]["client_token"], KEY), "a user's token is random, and stored"
+    forged = "ct_" + "x" * 32
+    assert ids.authenticate("gateway", None, anonymous({"client_token": forged}))["extra"]["client_token"] != forged
 
 
 def test_a_ticket_works_once_for_its_user_until_it_expires(ids: Identities, clock: Clock) -> None:
@@ -215,7 +269,7 @@ def test_other_methods_are_refused(ids: Identities) -> None:
 
 def test_expired_credentials_are_pruned(ids: Identities, store: SqliteStore, clock: Clock) -> None:
     ticket = ids.issue_ticket("alice")["ticket"]
-    extra = ids.authenticate("gateway", None, anonymous())["extra"]
+    extra = ids.authenticate("gateway", None, with_ticket(ids.issue_ticket("bob")["ticket"]))["extra"]
     clock.now += 100
     ids.prune()
     assert store.token(digest(extra["client_token"])) is not None, "expired, but kept an hour"
@@ -226,7 +280,7 @@ def test_expired_credentials_are_pruned(ids: Identities, store: SqliteStore, clo
 
 
 def test_jwt_logins_are_off_without_a_secret(store: SqliteStore, clock: Clock) -> None:
-    ids = Identities(store, AuthConfig(), "gateway", clock)
+    ids = Identities(store, AuthConfig(), "gateway", clock, token_key=KEY)
     with pytest.raises(AuthFailure, match="JWT logins are off"):
         ids.authenticate("gateway", None, with_ticket(token({"sub": "alice"})))
     assert ids.authenticate("gateway", None, with_ticket(ids.issue_ticket("alice")["ticket"]))["authid"] == "alice"

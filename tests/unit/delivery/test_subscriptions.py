@@ -11,7 +11,9 @@ from autobahn.wamp.types import CallDetails
 from components.config import QueriesConfig
 from components.events import Registry
 from components.store.sqlite import SqliteStore
+from components.store.thread import Inline
 from components.delivery.subscriptions import QuerySubscriptions
+from tests.unit.delivery.inline import Now
 
 REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"],
                          base_dir=Path(__file__).resolve().parents[3])
@@ -21,7 +23,7 @@ MESSAGE = {"room": "lobby", "text": "t", "author": "a"}
 @pytest.fixture
 def book(tmp_path: Path) -> Any:
     store = SqliteStore(tmp_path / "s.sqlite3")
-    yield QuerySubscriptions(store, lambda: REGISTRY, QueriesConfig(max_per_session=3))
+    yield Now(QuerySubscriptions(Inline(store), lambda: REGISTRY, QueriesConfig(max_per_session=3)))
     store.close()
 
 
@@ -124,7 +126,7 @@ def test_a_class_whose_row_filter_changes_is_no_longer_delivered_on_older_topics
     current = {"registry": Registry.load([], [str(plain)])}
     store = SqliteStore(tmp_path / "s.sqlite3")
     try:
-        book = QuerySubscriptions(store, lambda: current["registry"], QueriesConfig())
+        book: Any = Now(QuerySubscriptions(Inline(store), lambda: current["registry"], QueriesConfig()))
         topic = book.subscribe("t.*", details=caller(1, "user"))["topic"]
         book.created(1, {"id": 5, "uri": topic})
         assert book.topics_for("t.note", {"text": "x"}) == [(topic, [])]
@@ -145,7 +147,7 @@ def test_a_query_row_from_before_filters_were_recorded_fails_closed(tmp_path: Pa
     store = SqliteStore(tmp_path / "s.sqlite3")
     try:
         store.save_query("legacy", "t.note")  # as an older version wrote it: no filters recorded
-        book = QuerySubscriptions(store, lambda: Registry.load([], [str(filtered)]), QueriesConfig())
+        book = Now(QuerySubscriptions(Inline(store), lambda: Registry.load([], [str(filtered)]), QueriesConfig()))
         book.created(1, {"id": 9, "uri": "gateway.query.legacy"})
         assert book.topics_for("t.note", {"text": "x"}) == [], "made when t.note had no filter: not delivered"
         store.save_query("legacy", "t.note", ["t.note"], {"t.note": "text = $user"})

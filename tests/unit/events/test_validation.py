@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from components.events import EventClass, FieldError, InvalidEventData, Registry
 from components.events.yaml_definitions import parse_definitions
+from components.limits import INT_RANGE
 
 REPO = Path(__file__).resolve().parents[3]
 REGISTRY = Registry.load(["examples.demo_events", "tests.unit.events.test_python"], ["examples/demo_events.yaml"],
@@ -82,7 +83,7 @@ def test_data_must_be_an_object(data: Any, message: str) -> None:
 
 @pytest.mark.parametrize("field,value,ok", [
     ("i", 42, True), ("i", "42", False), ("i", 1.5, False), ("i", 1.0, False), ("i", True, False),
-    ("i", 10**40, True),
+    ("i", 2**63 - 1, True), ("i", 2**63, False), ("i", 10**40, False),
     ("k", 1, True), ("k", True, False), ("k", 1.0, False), ("k", 3, False),
     ("n", 1, True), ("n", 1.5, True), ("n", "1.5", False), ("n", True, False), ("n", 10**400, False),
     ("b", True, True), ("b", 1, False), ("b", "true", False),
@@ -116,6 +117,25 @@ def test_python_decimal_enum_and_datetime_fields_take_their_json_forms() -> None
 def test_nan_and_infinity_are_not_json(data: dict[str, Any], path: str) -> None:
     errors = bad_fields(ORDER, {**GOOD_ORDER, **data})
     assert errors == {path: FieldError(path, "NaN and Infinity are not JSON numbers", "finite_number")}
+
+
+@pytest.mark.parametrize("data,path", [
+    ({"order_id": 2**63}, "order_id"),
+    ({"order_id": -2**63 - 1}, "order_id"),
+    ({"customer": {"id": 10**40, "name": "A"}}, "customer.id"),
+    ({"amount": 10**400}, "amount"),  # a float field given an integer: the integer is out of range all the same
+])
+def test_integers_outside_64_bits_are_refused_naming_the_field(data: dict[str, Any], path: str) -> None:
+    errors = bad_fields(ORDER, {**GOOD_ORDER, **data})
+    assert list(errors) == [path] and errors[path].type == "int_range"
+    assert errors[path].message.startswith(INT_RANGE + ", not ")
+
+
+def test_the_schema_says_the_integer_range() -> None:
+    schema = ORDER.json_schema()
+    order_id = schema["properties"]["order_id"]
+    assert (order_id["format"], order_id["minimum"], order_id["maximum"]) == ("int64", -2**63, 2**63 - 1)
+    assert "format" not in schema["properties"]["amount"]  # a float field: no integer range
 
 
 def test_text_that_looks_like_nan_is_fine() -> None:

@@ -77,7 +77,7 @@ def test_rules_have_defaults_and_classes_keep_file_order() -> None:
 
 @pytest.mark.parametrize("spec,good,bad", [
     ("string", ["", "x"], [1, None, True, []]),
-    ("integer", [0, -5, 10**30], ["1", 1.5, 1.0, True, None]),
+    ("integer", [0, -5, 2**63 - 1, -2**63], ["1", 1.5, 1.0, True, None, 2**63, 10**30]),
     ("number", [0, 1.5, -2], ["1.5", True, None]),
     ("boolean", [True, False], [0, "true", None]),
     ("datetime", ["2025-01-31T09:30:00Z", "2025-01-31T09:30:00+02:00"], ["2025-01-31", "yesterday", 1700000000]),
@@ -132,7 +132,9 @@ def test_constraints_are_in_the_json_schema() -> None:
     props = schema["properties"]
     assert schema["description"] == "Tagged." and schema["additionalProperties"] is False
     assert props["s"]["enum"] == ["a", "b"] and props["s"]["description"] == "which"
-    assert props["i"] == {"enum": [1, 2], "title": "I", "type": "integer"}
+    # Every integer says the range events carry (signed 64 bits).
+    assert props["i"] == {"enum": [1, 2], "title": "I", "type": "integer", "format": "int64",
+                          "minimum": -2**63, "maximum": 2**63 - 1}
     assert (props["n"]["minimum"], props["n"]["exclusiveMaximum"]) == (0, 1)
     assert props["l"]["maxItems"] == 3 and props["l"]["items"]["description"] == "a tag"
     [nested] = schema["$defs"].values()

@@ -35,6 +35,24 @@ def test_a_file_from_an_older_version_is_migrated_with_its_data(tmp_path: Path) 
     store.close()
 
 
+def test_events_logged_before_the_published_mark_count_as_published(tmp_path: Path) -> None:
+    """Whether they were is not known: a dispatcher that takes over does not publish the whole log again."""
+    path = tmp_path / "s.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:-1]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    old.execute("INSERT INTO event_log (seq, event, id, time, data, audience, logged_at)"
+                " VALUES (1, 'demo.message', 'old', 't', '{}', NULL, 1.0)")
+    old.close()
+    store = SqliteStore(path)
+    store.log_events([LoggedEvent(2, "demo.message", "new", "t", "{}", None, 2.0)])
+    assert [(e.seq, e.published) for e in store.events_after(["demo.message"], 0, 10)] == [(1, True), (2, False)]
+    assert [e.seq for e in store.unpublished(0, 10)] == [2]
+    store.close()
+
+
 def test_the_file_is_in_wal_mode_and_syncs_only_when_taking(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = SqliteStore(path)

@@ -23,7 +23,9 @@ from components.exceptions import ConfigError
 from components.auth.credentials import AuthFailure, verify_jwt
 from components.auth.credentials import check_roles as gateway_check_roles
 from components.auth.credentials import check_user as gateway_check_user
-from webapp_bridge.server.api import Answer
+from components.config import ApiKey
+from components.events import Registry
+from webapp_bridge.server.api import Answer, BridgeLogic
 from webapp_bridge.server.api import check_audience as gateway_check_audience
 from webapp_bridge.proxy import (EventRejected, GatewayProxy, GatewayUnavailable, ProxyConfigError, ProxyError,
                                  RequestRejected, read_settings)
@@ -43,7 +45,7 @@ SECRET = "s" * 40
 FULL = {
     "router": {"host": "::1", "port": 9000, "realm": "shop.events", "ws_path": "live",
                "public_url": "wss://example.com/live"},
-    "bridge": {"host": "::", "port": 9001, "max_body_bytes": 4096, "max_batch": 50,
+    "bridge": {"host": "::", "port": 9001, "max_body_bytes": 4096, "max_batch": 50, "max_depth": 12,
                "api_keys": [{"name": "first", "key": "first-key-123"}, {"name": "second", "key": "second-key-456"}]},
     "auth": {"secret": SECRET, "max_jwt_ttl": 600},
     "amqp": {"url": "amqp://user:pa55word@rabbit:5672/%2F", "queue": "shop.events"},
@@ -91,6 +93,8 @@ BAD: list[tuple[Any, dict[str, str], str]] = [
     ({"bridge": {"api_keys": [{"name": "no spaces", "key": "12345678"}]}}, {}, "in bridge.api_keys.0.name"),
     ({"bridge": {"api_keys": [{"key": "12345678"}]}}, {}, "in bridge.api_keys.0: must be {name: ..., key: ...}"),
     ({"bridge": {"max_batch": 0}}, {}, "in bridge.max_batch"),
+    ({"bridge": {"max_depth": 3}}, {}, "in bridge.max_depth"),
+    ({"bridge": {"max_depth": 257}}, {}, "in bridge.max_depth"),
     ({"bridge": None}, {}, "in bridge: must be a mapping of keys (got null)"),
     ({"amqp": {"url": "http://user:hunter2@rabbit"}}, {}, "in amqp.url: not an AMQP URL"),
     ({"amqp": {"queue": "a queue"}}, {}, "in amqp.queue"),
@@ -112,7 +116,7 @@ def gateway_view(cfg: GatewayConfig) -> dict[str, Any]:
         "url": cfg.proxy.url.rstrip("/") if cfg.proxy.url else f"http://{host}:{cfg.bridge.port}",
         "api_key_name": key.name, "api_key": key.key, "timeout": cfg.proxy.timeout, "retries": cfg.proxy.retries,
         "backoff": cfg.proxy.backoff, "max_backoff": cfg.proxy.max_backoff, "max_batch": cfg.bridge.max_batch,
-        "max_body_bytes": cfg.bridge.max_body_bytes, "realm": cfg.router.realm,
+        "max_body_bytes": cfg.bridge.max_body_bytes, "max_depth": cfg.bridge.max_depth, "realm": cfg.router.realm,
         "router_url": cfg.router.public_url or f"ws://{router_host}:{cfg.router.port}/{cfg.router.ws_path}",
         "jwt_secret": cfg.auth.secret, "max_jwt_ttl": cfg.auth.max_jwt_ttl, "amqp_url": cfg.amqp.url,
         "amqp_queue": cfg.amqp.queue, "event_modules": cfg.events.modules, "event_files": cfg.events.files,
@@ -304,17 +308,79 @@ def test_data_is_made_json_as_pydantic_writes_it() -> None:
                                "uid": "00000000-0000-0000-0000-000000000001", "n": None}
 
 
-@pytest.mark.parametrize("data,path,message", [
-    ({"x": math.nan}, "data.x", "NaN and Infinity are not JSON numbers"),
-    ({"x": [1, object()]}, "data.x.1", "must be JSON data, not a object object"),
-    ({"x": {1: "a"}}, "data.x", "object keys must be strings, not a number (1)"),
-    ({"x": decimal.Decimal("Infinity")}, "data.x", "NaN and Infinity"),
+@pytest.mark.parametrize("data,path,message,code", [
+    ({"x": math.nan}, "data.x", "NaN and Infinity are not JSON numbers", "invalid_number"),
+    ({"x": [1, object()]}, "data.x.1", "must be JSON data, not a object object", "invalid_event"),
+    ({"x": {1: "a"}}, "data.x", "object keys must be strings, not a number (1)", "invalid_event"),
+    ({"x": decimal.Decimal("Infinity")}, "data.x", "NaN and Infinity", "invalid_number"),
 ])
-def test_data_json_cannot_hold_is_refused_naming_where(data: Any, path: str, message: str) -> None:
+def test_data_json_cannot_hold_is_refused_naming_where(data: Any, path: str, message: str, code: str) -> None:
     with pytest.raises(EventRejected) as exc:
         json_data(data)
     assert exc.value.details[0]["path"] == path and message in exc.value.details[0]["message"]
-    assert exc.value.status == 400 and exc.value.code == "invalid_event"
+    assert exc.value.status == 400 and exc.value.code == code
+
+
+#: The gateway's rules, as the bridge applies them to a POST /events body.
+BRIDGE = BridgeLogic((ApiKey(name="k", key="key-12345678"),),
+                     Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"], base_dir=REPO), 1 << 20)
+
+
+@pytest.mark.parametrize("data", [
+    {"order_id": 10**40, "amount": 1},
+    {"order_id": 2**63, "amount": 1.5},
+    {"order_id": -2**63 - 1, "amount": 1.5},
+    {"order_id": 1, "amount": math.nan},
+    {"order_id": 1, "amount": -math.inf, "tags": [1, 10**400], "customer": {"id": 2**64}},
+    {"order_id": 1, "amount": 1, "tags": list(range(2**63, 2**63 + 30))},  # more than are listed
+])
+def test_numbers_the_gateway_cannot_carry_are_refused_here_in_its_words(offline: GatewayProxy, data: Any) -> None:
+    # The gateway reads the body as JSON; Python's json writes NaN and Infinity as the literals it refuses.
+    gateway = BRIDGE.parse_event(json.dumps({"event": "demo.order", "id": "x-1", "data": data}).encode())
+    assert isinstance(gateway, Answer) and gateway.body["error"] == "invalid_number"
+    for call in (lambda: offline.publish("demo.order", data, id="x-1"),
+                 lambda: _raise_first(offline.publish_many([("demo.order", data)]))):
+        with pytest.raises(EventRejected) as exc:
+            call()
+        assert (exc.value.status, exc.value.code, exc.value.message, exc.value.details) == (
+            gateway.status, gateway.body["error"], gateway.body["message"], gateway.body["details"])
+    with pytest.raises(EventRejected) as unchecked:  # validate=False: the edge's rules still hold
+        GatewayProxy(offline.settings, validate=False).publish("demo.order", data)
+    assert unchecked.value.code == "invalid_number"
+
+
+def test_the_64_bit_edges_pass_here_as_at_the_gateway(offline: GatewayProxy) -> None:
+    body = offline._body("demo.order", {"order_id": 2**63 - 1, "amount": -2**63, "country": "AR", "tags": [],
+                                        "customer": {"id": -2**63, "name": "A"}}, None, None)
+    assert body["data"]["order_id"] == 2**63 - 1
+
+
+def _raise_first(results: list[Any]) -> None:
+    assert len(results) == 1
+    if isinstance(results[0], Exception):
+        raise results[0]
+
+
+def test_data_nested_past_bridge_max_depth_is_refused_here(offline: GatewayProxy) -> None:
+    def nested(levels: int) -> Any:
+        deep: Any = "x"
+        for _ in range(levels):
+            deep = [deep]
+        return deep
+
+    limit = offline.settings.max_depth
+    # A single body puts the data at level 2; a batch (HTTP, XML-RPC) at level 4.
+    single = {"room": "r", "text": "t", "author": "a", "x": nested(limit - 2)}
+    with pytest.raises(EventRejected, match="does not match the event class"):  # not too deep: the class refuses x
+        offline.publish("demo.message", single)
+    with pytest.raises(EventRejected) as exc:
+        offline.publish("demo.message", {**single, "x": nested(limit - 1)})
+    assert exc.value.code == "too_deep" and "more than 32 levels deep (bridge.max_depth), at data.x" in str(exc.value)
+    [batched] = offline.publish_many([("demo.message", single)])
+    assert isinstance(batched, EventRejected) and batched.code == "too_deep"
+    assert "a batch holds the data of its events 2 levels deeper" in batched.message
+    with pytest.raises(EventRejected, match="too_deep"):  # a hundred thousand levels: refused, no RecursionError
+        offline.publish("demo.message", {**single, "x": nested(100_000)})
 
 
 # -- retries --------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -6,6 +7,7 @@ import pytest
 
 from components.config import ApiKey
 from components.events import Registry
+from components.limits import INT_RANGE, NON_FINITE
 from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest, batch_results, published
 
 REPO = Path(__file__).resolve().parents[4]
@@ -225,10 +227,90 @@ def test_bad_ticket_requests_name_the_field(body: bytes, path: str | None) -> No
         assert answer.body["details"][0]["path"] == path
 
 
-@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000])
-def test_json_nested_too_deeply_is_a_400_not_a_crash(body: bytes) -> None:
-    for answer in (LOGIC.parse_event(body), LOGIC.parse_batch(body)):
-        assert isinstance(answer, Answer)
-        assert answer.status == 400
-        assert answer.body["error"] == "malformed_json"
-        assert "too deeply" in answer.body["message"]
+def every_body_kind(body: bytes) -> list[Any]:
+    """What each JSON body the bridge reads makes of ``body``: POST /events, /events/batch, /tickets,
+    /subscriptions (RabbitMQ messages are POST /events bodies)."""
+    return [LOGIC.parse_event(body), LOGIC.parse_batch(body), LOGIC.parse_ticket(body),
+            LOGIC.parse_subscription(body)]
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b"[" * 100_000, b'{"a":' * 100_000,
+                                  b'{"event": "demo.message", "data": ' + b"[" * 70_000 + b"]" * 70_000 + b"}"])
+def test_json_nested_too_deeply_is_a_400_too_deep_found_before_parsing(body: bytes) -> None:
+    for answer in every_body_kind(body):
+        assert isinstance(answer, Answer) and answer.status == 400, answer
+        assert answer.body["error"] == "too_deep"
+        assert "more than 32 levels deep (bridge.max_depth), at line 1, column" in answer.body["message"]
+
+
+def test_the_depth_limit_is_the_configured_one_and_counts_the_body_as_level_1() -> None:
+    def body(levels: int) -> bytes:  # data nested so that the body is ``levels`` deep
+        return json.dumps({"event": "demo.message", "data": {**MESSAGE, "x": [[]] if levels < 3 else
+                                                              json.loads("[" * (levels - 2) + "]" * (levels - 2))}}
+                          ).encode()
+    shallow = replace(LOGIC, max_depth=6)
+    at_limit = shallow.parse_event(body(6))
+    assert isinstance(at_limit, Answer) and at_limit.body["error"] == "invalid_event"  # demo.message has no x
+    over = shallow.parse_event(body(7))
+    assert isinstance(over, Answer) and over.body["error"] == "too_deep"
+    column = body(7).index(b"[[[[[") + 5  # the body, data, then x's 5th array: level 7
+    assert over.body["message"] == ("the body nests arrays and objects more than 6 levels deep (bridge.max_depth), "
+                                    f"at line 1, column {column}")
+
+
+@pytest.mark.parametrize("number,path,shown", [
+    ("10000000000000000000000000000000000000000", "data.order_id", "not 10000000000000000000000000000000000000000"),
+    ("9223372036854775808", "data.order_id", "not 9223372036854775808"),
+    ("-9223372036854775809", "data.order_id", "not -9223372036854775809"),
+    ("9" * 5000, "data.order_id", "not an integer of more than 256 bits"),
+])
+def test_integers_outside_64_bits_are_400_naming_the_field(number: str, path: str, shown: str) -> None:
+    answer = LOGIC.parse_event(b'{"event": "demo.order", "data": {"order_id": ' + number.encode() + b', "amount": 1}}')
+    assert isinstance(answer, Answer)
+    assert (answer.status, answer.body["error"]) == (400, "invalid_number")
+    assert answer.body["message"] == f"{path}: {INT_RANGE}, {shown}"
+    assert answer.body["details"] == [{"path": path, "message": f"{INT_RANGE}, {shown}", "type": "int_range"}]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "-1e999"])
+def test_nan_and_infinity_are_400_naming_the_field(number: str) -> None:
+    answer = refused(b'{"event": "demo.order", "data": {"order_id": 1, "amount": ' + number.encode() + b"}}")
+    assert (answer.status, answer.body["error"]) == (400, "invalid_number")
+    assert answer.body["message"] == f"data.amount: {NON_FINITE}"
+
+
+def test_the_64_bit_edges_and_big_floats_are_fine() -> None:
+    for number in (b"9223372036854775807", b"-9223372036854775808", b"1e308", b"123456789012345678901234567890.5"):
+        answer = parse(b'{"event": "demo.message", "data": {"room": "r", "text": "t", "author": "a", "n": '
+                       + number + b"}}")
+        # demo.message has no field n: refused by the class, not at the edge.
+        assert isinstance(answer, Answer) and answer.body["error"] == "invalid_event", number
+
+
+def test_bad_numbers_in_a_batch_refuse_the_whole_batch_naming_the_item() -> None:
+    body = json.dumps({"events": [{"event": "demo.message", "data": MESSAGE},
+                                  {"event": "demo.order", "data": {"order_id": 10**40, "amount": 1,
+                                                                   "tags": [1, 2**64]}}]}).encode()
+    answer = LOGIC.parse_batch(body)
+    assert isinstance(answer, Answer) and (answer.status, answer.body["error"]) == (400, "invalid_number")
+    assert [d["path"] for d in answer.body["details"]] == ["events.1.data.order_id", "events.1.data.tags.1"]
+    assert answer.body["message"].startswith("events.1.data.order_id: integers must be") and \
+        answer.body["message"].endswith("(and 1 more in details)")
+
+
+@pytest.mark.parametrize("body,path", [
+    (b'{"user": "a", "ttl": 1e999}', "ttl"),
+    (b'{"user": "a", "ttl": 100000000000000000000}', "ttl"),
+    (b'{"user": "a", "roles": [NaN]}', "roles.0"),
+])
+def test_tickets_get_the_same_number_rule(body: bytes, path: str) -> None:
+    answer = LOGIC.parse_ticket(body)
+    assert isinstance(answer, Answer) and answer.body["error"] == "invalid_number"
+    assert answer.body["details"][0]["path"] == path
+
+
+def test_subscriptions_get_the_same_number_rule() -> None:
+    answer = LOGIC.parse_subscription(b'{"user": "a", "query": "demo.order", "x": -Infinity}')
+    assert isinstance(answer, Answer) and answer.body["error"] == "invalid_number"
+    assert answer.body["message"] == f"x: {NON_FINITE}"
+

@@ -1,0 +1,13 @@
+"""Supervision of the Crossbar node by ``gateway run``: a node that cannot serve is started again.
+
+``policy`` decides (pure: what counts as dead, how long to wait before the next
+start), ``processes`` starts, looks at and stops the node's processes,
+``supervisor`` is the loop between them. docs/operations.md says how to run it.
+"""
+
+from components.supervision.policy import Backoff, NodeShape
+from components.supervision.processes import Endpoint
+from components.supervision.supervisor import EXIT_START_FAILED, EXIT_STOPPED, Settings, configure_logging, supervise
+
+__all__ = ["EXIT_START_FAILED", "EXIT_STOPPED", "Backoff", "Endpoint", "NodeShape", "Settings", "configure_logging",
+           "supervise"]

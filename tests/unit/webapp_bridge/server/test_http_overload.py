@@ -1,0 +1,197 @@
+"""The HTTP adapter under load, in memory (no sockets): refusals before the body is read, what a refused
+connection leaves behind, and the pause in accepting at ``max_connections``."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+from components.config import ApiKey
+from components.events import Registry
+from webapp_bridge.server.api import Answer, BridgeLogic
+from webapp_bridge.server.http import LINGER, BridgeSite, RequestInfo, Route
+from webapp_bridge.server.overload import Admission, InFlight, KeyLimit, KeyRates, as_fault
+
+LOGIC = BridgeLogic((ApiKey(name="shop", key="key-one-12345"), ApiKey(name="blog", key="key-two-67890")),
+                    Registry(), 1024)
+SHOP = b"Authorization: Bearer key-one-12345\r\n"
+BLOG = b"Authorization: Bearer key-two-67890\r\n"
+
+
+class Transport(StringTransport):
+    """A TCP connection in memory that can be half-closed (``loseWriteConnection``) and aborted."""
+
+    write_closed = False
+    aborted = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+class Bridge:
+    """A site whose gated handler holds every request until ``finish()``: they stay in flight."""
+
+    def __init__(self, limit: int = 1, keys: tuple[KeyLimit, ...] = (), max_connections: int | None = None) -> None:
+        self.admission = Admission(InFlight(limit), KeyRates(keys, lambda: 0.0))
+        self.held: list[Deferred[None]] = []
+        self.handled = 0
+        routes = [Route(b"POST", b"/events", self._handle, gated=True),
+                  Route(b"POST", b"/RPC2", self._handle, gated=True, refusal=as_fault),
+                  Route(b"GET", b"/healthz", self._health, auth=False)]
+        self.site = BridgeSite(lambda: LOGIC, routes, None, self.admission, max_connections)
+        self.reactor = MemoryReactorClock()
+        self.site.reactor = self.reactor  # type: ignore[assignment]  # callLater is all it uses
+
+    async def _handle(self, body: bytes, request: RequestInfo) -> Answer:
+        self.handled += 1
+        refused = self.admission.admit(request.key_name, 1)
+        if refused is not None:
+            return refused
+        held: Deferred[None] = Deferred()
+        self.held.append(held)
+        try:
+            await held
+        finally:
+            self.admission.release(1)
+        return Answer(202, {"id": "e1", "seq": 1})
+
+    async def _health(self, body: bytes) -> Answer:
+        return Answer(200, {"in_flight": self.admission.in_flight.count})
+
+    def connect(self) -> tuple[Any, Transport]:
+        channel = self.site.buildProtocol(None)
+        transport = Transport()
+        channel.makeConnection(transport)
+        return channel, transport
+
+    def send(self, data: bytes) -> tuple[Any, Transport]:
+        channel, transport = self.connect()
+        channel.dataReceived(data)
+        return channel, transport
+
+
+def lose(channel: Any, transport: Transport) -> None:
+    """The connection ends as a TCP transport ends it: it lets go of its producer (the channel), then tells it."""
+    transport.producer = None
+    channel.connectionLost(None)
+
+
+def post(path: bytes = b"/events", auth: bytes = SHOP, body: bytes | None = b'{"event": "x"}',
+         length: int | None = None) -> bytes:
+    size = len(body or b"") if length is None else length
+    return b"POST %s HTTP/1.1\r\nHost: gw\r\n%sContent-Length: %d\r\n\r\n%s" % (path, auth, size, body or b"")
+
+
+def status_and_headers(transport: StringTransport) -> tuple[int, dict[str, str]]:
+    head = transport.value().partition(b"\r\n\r\n")[0].decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:])}
+    return int(head[0].split()[1]), headers
+
+
+def test_past_the_limit_a_request_is_refused_503_as_its_headers_arrive_and_its_body_is_never_read() -> None:
+    bridge = Bridge(limit=1)
+    bridge.send(post())
+    assert bridge.admission.in_flight.full and bridge.handled == 1
+    # Only the headers: the body (100 bytes announced) never comes, and need not.
+    channel, transport = bridge.send(post(body=None, length=100))
+    status, headers = status_and_headers(transport)
+    assert (status, headers["retry-after"], headers["connection"]) == (503, "1", "close")
+    assert b'"error":"overloaded"' in transport.value()
+    assert transport.write_closed and bridge.handled == 1, "answered at once, never routed"
+    # The client may go on sending its body: it is read and dropped, so that the client reads the answer
+    # instead of a reset; the connection is cut LINGER seconds later if the client does not close it.
+    channel.dataReceived(b"x" * 100)
+    assert bridge.handled == 1 and not transport.aborted
+    bridge.reactor.advance(LINGER)
+    assert transport.aborted
+    bridge.held[0].callback(None)
+    assert not bridge.admission.in_flight.full
+    _, transport = bridge.send(post())
+    assert transport.value() == b"" and bridge.handled == 2, "room again: in flight"
+
+
+def test_a_client_that_expects_100_continue_gets_the_refusal_alone() -> None:
+    bridge = Bridge(limit=1)
+    bridge.send(post())
+    request = post(body=None, length=100).replace(b"Content-Length", b"Expect: 100-continue\r\nContent-Length")
+    _, transport = bridge.send(request)
+    assert transport.value().startswith(b"HTTP/1.1 503 ") and b"100 Continue" not in transport.value()
+
+
+def test_xml_rpc_is_refused_with_a_fault_and_the_health_check_still_answers() -> None:
+    bridge = Bridge(limit=1)
+    bridge.send(post())
+    _, transport = bridge.send(post(b"/RPC2", body=b"<methodCall/>"))
+    status, headers = status_and_headers(transport)
+    assert (status, headers["content-type"], headers["retry-after"]) == (200, "text/xml", "1")
+    assert b"<name>faultCode</name>\n<value><int>503</int>" in transport.value()
+    _, transport = bridge.send(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+    assert status_and_headers(transport)[0] == 200 and b'"in_flight":1' in transport.value()
+
+
+def test_a_key_over_its_rate_is_refused_429_before_its_body_and_a_wrong_key_still_gets_its_401() -> None:
+    bridge = Bridge(limit=10, keys=(KeyLimit("shop", rate=1, burst=1),))
+    bridge.send(post())
+    _, transport = bridge.send(post(body=None, length=100))
+    status, headers = status_and_headers(transport)
+    assert (status, headers["retry-after"]) == (429, "1") and b'"key":"shop"' in transport.value()
+    assert b"key-one-12345" not in transport.value()
+    _, transport = bridge.send(post(auth=BLOG))
+    assert transport.value() == b"" and bridge.handled == 2, "the other key is in flight"
+    full = Bridge(limit=1)
+    full.send(post())
+    _, transport = full.send(post(auth=b"Authorization: Bearer wrong-key-000\r\n"))
+    assert status_and_headers(transport)[0] == 401
+
+
+def test_a_refused_connection_leaves_no_cycle_behind_nor_a_timer() -> None:
+    bridge = Bridge(limit=1)
+    bridge.send(post())
+    channel, transport = bridge.send(post(body=None, length=100))
+    lose(channel, transport)
+    assert channel._transferDecoder is None and channel.requests == []
+    assert not [call for call in bridge.reactor.getDelayedCalls() if call.func == transport.abortConnection]
+    gc.collect()
+    gc.disable()
+    try:
+        channel, transport = bridge.send(post(body=None, length=100))
+        lose(channel, transport)
+        del channel, transport
+        assert gc.collect() == 0, "what the refusal made went with the connection, without the collector"
+    finally:
+        gc.enable()
+
+
+class Port:
+    """The listening port, as far as the site pauses and resumes it."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.reading = True
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def startReading(self) -> None:
+        self.reading = True
+
+
+def test_at_max_connections_the_site_stops_accepting_until_one_closes() -> None:
+    bridge = Bridge(limit=10, max_connections=2)
+    port = Port()
+    bridge.site.accepting_on(port)
+    first, _ = bridge.connect()
+    assert port.reading and bridge.site.connections == 1
+    second, _ = bridge.connect()
+    assert not port.reading and bridge.site.connections == 2
+    lose(first, first.transport)
+    assert port.reading and bridge.site.connections == 1
+    lose(second, second.transport)
+    assert bridge.site.connections == 0
