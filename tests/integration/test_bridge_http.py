@@ -112,5 +112,9 @@ def test_healthz(node: GatewayNode) -> None:
     assert r.status == 200 and r.body == {"status": "ok", "router": True, "dispatchers": 2, "active_dispatchers": 1,
                                           "standby_dispatchers": 1, "authenticators": 2,
                                           "definitions": r.body["definitions"], "amqp": "off", "in_flight": 0,
-                                          "max_in_flight": r.body["max_in_flight"]}
+                                          "max_in_flight": r.body["max_in_flight"], "event_log": r.body["event_log"]}
     assert len(r.body["definitions"]) == 16
+    # The event log's size, as the active dispatcher counted it at its last housekeeping round.
+    log = r.body["event_log"]
+    assert log is None or (log["rows"] is None or isinstance(log["rows"], int)) and isinstance(log["by_class"], dict), \
+        r.body

@@ -322,7 +322,18 @@ class Bridge(BackendSession):
                                            "dispatchers": n, "active_dispatchers": active,
                                            "standby_dispatchers": n - active, "authenticators": authenticators,
                                            "amqp": self._amqp_state(),
-                                           "definitions": self.registry.version, **load})
+                                           "definitions": self.registry.version,
+                                           "event_log": await self._event_log() if serving else None, **load})
+
+    async def _event_log(self) -> dict[str, Any] | None:
+        """The event log's size as the active dispatcher counted it at its last housekeeping round
+        (``{"rows", "by_class", "counted_at"}``; null before the first round): answered from memory."""
+        try:
+            stats = await self.call(uris.INTERNAL_STATS)
+        except ApplicationError:
+            return None
+        log: dict[str, Any] | None = stats.get("event_log") if isinstance(stats, dict) else None
+        return log
 
     async def _callees(self, procedure: str) -> int:
         registration = await self.call(uris.META_REGISTRATION_LOOKUP, procedure)
