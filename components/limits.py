@@ -26,7 +26,7 @@ or values in, the value or an ``EdgeError`` out.
   XML-RPC struct naming a member twice is refused the same way.
 
 ``webapp_bridge.schemacheck`` (the web-app library, standard library only)
-keeps a copy of the number rule and its words; tests hold the two together.
+keeps a copy of the number and string rules and their words; tests hold the two together.
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ class Limits:
 
         expat and xmlrpc.client's unmarshaller do not recurse, but they would build the whole nested
         value first. Integers too long for Python to read come out out of range (``check`` refuses them);
-        a struct naming a member twice is a DuplicateKey. Other faults of the document raise what ``xmlrpc.client.loads`` raises.
+        a struct naming a member twice is a DuplicateKey. Other faults of the document raise what
+        ``xmlrpc.client.loads`` raises.
         """
         parser = expat.ParserCreate(None, None)
         setting = f"{self.depth_key} is {self.max_depth}" + (f", plus {extra_depth}" if extra_depth else "")
@@ -375,7 +376,7 @@ def string_problems(value: Any, path: str = "", limit: int | None = MAX_REPORTED
         if isinstance(item, dict):
             children: list[tuple[Any, str]] = []
             for key, child in item.items():
-                at = _join(where, printable(key) if isinstance(key, str) else key)
+                at = _join(where, _printable(key) if isinstance(key, str) else key)
                 if isinstance(key, str) and _SURROGATE.search(key):
                     found.append(_surrogate_problem(at, key, " of the key"))
                 children.append((child, at))
@@ -390,7 +391,7 @@ def string_problems(value: Any, path: str = "", limit: int | None = MAX_REPORTED
     return found
 
 
-def printable(text: str) -> str:
+def _printable(text: str) -> str:
     """``text`` with each surrogate written as its ``\\udXXX`` escape: safe for any UTF-8 encoder."""
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -435,8 +436,9 @@ def _parse(text: str) -> Any:
         value = json.loads(text, object_pairs_hook=unique, parse_int=_read_int)
     if repeated:
         obj, key = repeated[0]
-        where = _join(_path_of(value, obj), printable(key))
-        raise DuplicateKey(f"{where}: {_TWICE}", [{"path": where, "message": _TWICE, "type": "duplicate_key"}])
+        where = _join(_path_of(value, obj), _printable(key))
+        shown = where or 'the key ""'
+        raise DuplicateKey(f"{shown}: {_TWICE}", [{"path": where, "message": _TWICE, "type": "duplicate_key"}])
     return value
 
 
@@ -461,7 +463,7 @@ def _path_of(value: Any, target: Any) -> str:
         if item is target:
             return path
         if isinstance(item, dict):
-            stack.extend((child, _join(path, printable(key))) for key, child in item.items())
+            stack.extend((child, _join(path, _printable(key))) for key, child in item.items())
         elif isinstance(item, list):
             stack.extend((child, _join(path, i)) for i, child in enumerate(item))
     return ""

@@ -64,8 +64,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["INT64_MAX", "INT64_MIN", "INT_RANGE", "LONE_SURROGATE", "NON_FINITE", "Problem", "number_problems", "problems",
-           "string_problems"]
+__all__ = ["INT64_MAX", "INT64_MIN", "INT_RANGE", "LONE_SURROGATE", "NON_FINITE", "Problem", "number_problems",
+           "problems", "string_problems"]
 
 Path = tuple[str | int, ...]
 

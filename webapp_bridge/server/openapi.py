@@ -112,7 +112,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "malformed or invalid request: malformed_json, invalid_request, invalid_event; too_deep (arrays and "
                  "objects nested past bridge.max_depth); invalid_number (an integer outside the signed 64-bit "
                  "range, NaN or Infinity, anywhere in the body); invalid_unicode (a string or key holding a lone "
-                 "UTF-16 surrogate, e.g. \\ud800); duplicate_key (an object naming a key twice)", 401: "missing or wrong API key", 404: "unknown event class",
+                 "UTF-16 surrogate, e.g. \\ud800); duplicate_key (an object naming a key twice)",
+            401: "missing or wrong API key", 404: "unknown event class",
             409: "the id was used by an event of another class", 413: "body over the size limit",
             422: "the new event definitions cannot be loaded",
             429: "rate_limited: the API key is over its rate (bridge.api_keys' rate and burst); nothing was accepted. "

@@ -314,3 +314,24 @@ def test_subscriptions_get_the_same_number_rule() -> None:
     assert isinstance(answer, Answer) and answer.body["error"] == "invalid_number"
     assert answer.body["message"] == f"x: {NON_FINITE}"
 
+
+
+@pytest.mark.parametrize("query,expected", [
+    ({}, {}),
+    ({"user": ["alice"]}, {"user": "alice"}),
+    ({"event": [""]}, {"event": ""}),  # no class has that name: an empty listing
+])
+def test_listing_subscriptions_takes_one_user_or_one_class(query: dict[str, list[str]], expected: Any) -> None:
+    assert LOGIC.parse_listing(query) == expected
+
+
+@pytest.mark.parametrize("query,field", [
+    # ?user= reached the dispatcher, which refused it; the bridge had not expected that: a 500.
+    ({"user": [""]}, "user"), ({"user": [" alice"]}, "user"), ({"user": ["a\0"]}, "user"),
+    ({"user": ["u" * 256]}, "user"),
+    ({"user": ["a", "b"]}, None), ({"user": ["a"], "event": ["b"]}, None), ({"who": ["a"]}, None),
+])
+def test_a_listing_no_user_could_have_is_a_400(query: dict[str, list[str]], field: str | None) -> None:
+    answer = LOGIC.parse_listing(query)
+    assert isinstance(answer, Answer) and (answer.status, answer.body["error"]) == (400, "invalid_request")
+    assert [d["path"] for d in answer.body.get("details", [])] == ([field] if field else [])
