@@ -30,6 +30,7 @@ from twisted.internet import reactor
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from components import uris
 from components.delivery.coalescing import Coalescer
@@ -38,7 +39,6 @@ from components.delivery.sequence import Sequencer
 from components.delivery.sessions import Restriction, Sessions
 from components.delivery.subscriptions import QuerySubscriptions
 from components.envelope import make_envelope, new_event_id
-from components.exceptions import StoreUnavailable
 from components.events import Registry
 from components.store.base import LoggedEvent, Store, Superseded
 from components.store.thread import StoreThread
@@ -117,7 +117,12 @@ class Publisher:
         items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None]
                  for item in items]
         results = await self._together(items)
-        pairs: list[tuple[bool, PublishResult]] = await DeferredList(results, consumeErrors=True)
+        # Shielded: when the caller goes away (Crossbar INTERRUPTs the call, autobahn cancels it), the
+        # cancellation must not reach the events' own chains. Those go on: the router may have the
+        # publish, and its acknowledgement must still remember the id (or mark the logged event), or
+        # the caller's retry with the same id would be published a second time.
+        pairs: list[tuple[bool, PublishResult]] = await DeferredList([_shielded(d) for d in results],
+                                                                     consumeErrors=True)
         return [r for _, r in pairs]
 
     async def _take_turn(self, items: list[list[Any]]) -> list[Deferred[PublishResult]]:
@@ -127,7 +132,7 @@ class Publisher:
         try:
             try:
                 earlier, logged, rows = await self._store_thread().run(_look_up, [i for _, _, i, _ in items])
-            except StoreUnavailable as exc:
+            except Exception as exc:  # the store did not answer, or failed: each item is refused (503), never a 500
                 log.error("cannot look {n} event ids up: {err}", n=len(items), err=exc)
                 refused = Refused(RefusalCode.UNAVAILABLE, f"the gateway's store did not answer; the event was not "
                                   f"accepted: retry with the same id ({exc})")
@@ -411,3 +416,19 @@ def _as_duplicate(first: PublishResult, first_event: str, event: str) -> Publish
         return Refused(RefusalCode.CONFLICT,
                        f"id {first.id!r} was already used by a {first_event} event (seq {first.seq})")
     return Accepted(first.id, first.seq, duplicate=True)
+
+
+def _shielded(d: Deferred[PublishResult]) -> Deferred[PublishResult]:
+    """A Deferred with ``d``'s result whose cancellation does not reach ``d``."""
+    out: Deferred[PublishResult] = Deferred()
+
+    def relay(result: Any) -> None:
+        if out.called:  # cancelled meanwhile: nobody waits for it
+            return
+        if isinstance(result, Failure):
+            out.errback(result)
+        else:
+            out.callback(result)
+
+    d.addBoth(relay)
+    return out
