@@ -24,6 +24,10 @@ from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import DefinitionError
 from components.events.live import LiveRegistry
+from components.metrics.families import DEFINITIONS_INFO, RELOADS
+from components.metrics.keeper import KEEPER
+from components.metrics.process_meter import METER
+from components.store.base import open_store
 
 #: Delays (seconds) before a component whose start failed leaves to be restarted.
 START_RETRY_DELAYS = (0.5, 1, 2, 5, 10)
@@ -94,8 +98,22 @@ class BackendSession(ApplicationSession):
         try:
             new = self._live.reload()
         except DefinitionError as exc:
+            METER.count(RELOADS, (("outcome", "refused"),))
             raise ApplicationError(uris.ERROR_INVALID_DEFINITIONS, str(exc)) from None
+        METER.count(RELOADS, (("outcome", "loaded"),))
         return {"version": new.version, "classes": [c.name for c in new]}
+
+    # -- metrics -----------------------------------------------------------
+
+    async def offer_metrics(self, cfg: GatewayConfig) -> None:
+        """Offer the process's metrics at ``gateway.internal.metrics.<session>`` (components.metrics);
+        the first component of a process first loads what the process saved before. Call from start()."""
+        await KEEPER.start(lambda: open_store(cfg.store))
+        live = self._live
+        if live is not None:
+            METER.provide(f"definitions.{type(self).__name__}",
+                          lambda: [(DEFINITIONS_INFO, (("version", live.current.version),), 1)], "max")
+        await KEEPER.offer(self)
 
     def onLeave(self, details: CloseDetails) -> None:
         if self._live is not None:

@@ -359,6 +359,13 @@ class AmqpConfig(_Section):
         return self
 
 
+class MetricsConfig(_Section):
+    """``GET /metrics`` on the bridge port: the node's Prometheus metrics (docs/operations.md)."""
+
+    #: Demand ``Authorization: Bearer <api key>`` (one of bridge.api_keys); off by default, like /healthz.
+    require_key: bool = False
+
+
 class ProxyConfig(_Section):
     """How web-apps' ``GatewayProxy.from_config`` reaches the gateway (webapp_bridge.proxy)."""
 
@@ -388,6 +395,7 @@ class GatewayConfig(_Section):
     queries: QueriesConfig = QueriesConfig()
     store: StoreConfig = StoreConfig()
     amqp: AmqpConfig = AmqpConfig()
+    metrics: MetricsConfig = MetricsConfig()
     proxy: ProxyConfig = ProxyConfig()
 
     @model_validator(mode="after")

@@ -14,6 +14,9 @@ INTERNAL_PUBLISH = "gateway.internal.publish"
 #: Each component offers ``gateway.internal.reload.<session id>``: reload the
 #: event definitions now and say which version runs.
 INTERNAL_RELOAD_PREFIX = "gateway.internal.reload."
+#: Each component offers ``gateway.internal.metrics.<session id>``: its process's metrics snapshot
+#: (``components.metrics.Snapshot.to_wire``), which the bridge answering ``GET /metrics`` sums.
+INTERNAL_METRICS_PREFIX = "gateway.internal.metrics."
 
 #: The event classes the caller may see: ``{"version", "classes": [...]}``.
 CATALOG = "gateway.catalog"
@@ -115,6 +118,11 @@ ERROR_START_FAILED = "gateway.error.start_failed"
 def event_topic(name: str) -> str:
     """The topic every event of class ``name`` is published to."""
     return EVENT_TOPIC_PREFIX + name
+
+
+def internal_metrics(session_id: int) -> str:
+    """The procedure a component offers its process's metrics at."""
+    return f"{INTERNAL_METRICS_PREFIX}{session_id}"
 
 
 def internal_reload(session_id: int) -> str:

@@ -29,6 +29,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
 from components import uris
+from components.metrics.families import LOGINS
+from components.metrics.process_meter import METER
 from components.arguments import Signature
 from components.backend import BackendSession
 from components.auth.logins import Identities
@@ -76,6 +78,7 @@ class Authenticator(BackendSession):
         buckets = CallBuckets(cfg.queries.calls_per_second, cfg.queries.call_burst)
         await self.register(checked(Signature(uris.WHOAMI), self._whoami, self.log, buckets), uris.WHOAMI,
                             options=RegisterOptions(invoke="roundrobin", details_arg="details"))
+        await self.offer_metrics(cfg)
         self.log.info("authenticator ready")
 
     def _run(self, work: Callable[[Store], Any]) -> Deferred[Any]:
@@ -86,11 +89,14 @@ class Authenticator(BackendSession):
         try:
             principal: dict[str, Any] = await self._on_thread(
                 "authenticate", realm, authid, details if isinstance(details, dict) else {})
+            _count_login(details, "accepted")
             return principal
         except AuthFailure as exc:
+            _count_login(details, "refused")
             self.log.info("login refused ({method}): {why}", method=_method(details), why=exc)
             raise ApplicationError(uris.ERROR_AUTHENTICATION_FAILED, str(exc)) from None
         except StoreUnavailable as exc:
+            _count_login(details, "unavailable")
             self.log.warn("login not decided ({method}): {err}", method=_method(details), err=exc)
             raise ApplicationError(uris.ERROR_UNAVAILABLE, "the gateway's store did not answer; connect again "
                                    "later") from None
@@ -120,6 +126,16 @@ class Authenticator(BackendSession):
             self._thread.stop()
             self._thread = None
         super().onLeave(details)
+
+
+#: gateway_logins_total's ``method``: WAMP's authmethods our authenticator answers; anything else is ``other``
+#: (a label's values must stay few, whatever a client sends).
+_LOGIN_METHODS = frozenset({"anonymous", "ticket", "wampcra", "cookie", "tls", "cryptosign", "scram"})
+
+
+def _count_login(details: object, outcome: str) -> None:
+    method = _method(details)
+    METER.count(LOGINS, (("method", method if method in _LOGIN_METHODS else "other"), ("outcome", outcome)))
 
 
 def _method(details: object) -> str:

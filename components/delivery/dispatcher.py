@@ -50,8 +50,10 @@ from autobahn.wamp.types import CallDetails, CloseDetails, PublishOptions, Regis
 from twisted.internet.defer import Deferred, DeferredLock
 
 from components import uris
-from components.arguments import Flag, OrNull, Param, Signature, Text, TextList
-from components.auth.credentials import MAX_ROLES, MAX_USER_LENGTH
+from components.metrics.families import LIVE_QUERIES, SESSIONS
+from components.metrics.meter import Labels
+from components.metrics.process_meter import METER
+from components.arguments import Signature
 from components.backend import BackendSession, sleep
 from components.delivery.housekeeping import Housekeeping
 from components.delivery.leadership import HELD_ELSEWHERE, Leadership, retry_delay
@@ -59,6 +61,8 @@ from components.delivery.publishing import ANYONE, Publisher
 from components.delivery.replay import ACK, REPLAY, SUBSCRIPTION_ID, ReplayAndAck
 from components.delivery.rowfilter import visible_with_row_filter
 from components.delivery.sequence import Sequencer
+from components.delivery.signatures import (CATALOG, INTERNAL_CREATE, INTERNAL_DELETE, INTERNAL_LIST,
+                                             INTERNAL_STATS, SUBSCRIBE, SUBSCRIPTIONS, UNSUBSCRIBE)
 from components.delivery.sessions import Restriction, Sessions
 from components.delivery.subscriptions import QuerySubscriptions, apply_plan
 from components.delivery.webapp_subscriptions import WebAppSubscriptions
@@ -71,20 +75,7 @@ from components.store.thread import StoreThread
 
 _ACK = PublishOptions(acknowledge=True)
 
-# The procedures' arguments, as their documentation (components/uris.py) names them. A query's length
-# is the parser's to judge (gateway.error.invalid_query, naming queries.max_length).
-SUBSCRIBE = Signature(uris.SUBSCRIBE, Param("query", Text()), Param("persistent", Flag(), False))
-UNSUBSCRIBE = Signature(uris.UNSUBSCRIBE, Param("id", SUBSCRIPTION_ID))
-SUBSCRIPTIONS = Signature(uris.SUBSCRIPTIONS)
-CATALOG = Signature(uris.CATALOG)
-# The bridge's: it checked the request already; these hold the dispatcher to what it can take.
-USER = Text(max_length=MAX_USER_LENGTH, min_length=1)
-INTERNAL_CREATE = Signature(uris.INTERNAL_SUBSCRIPTION_CREATE, Param("user", USER),
-                            Param("roles", TextList(MAX_ROLES, 64)), Param("query", Text()))
-INTERNAL_LIST = Signature(uris.INTERNAL_SUBSCRIPTION_LIST, Param("user", OrNull(USER), None),
-                          Param("event", OrNull(Text()), None))
-INTERNAL_DELETE = Signature(uris.INTERNAL_SUBSCRIPTION_DELETE, Param("id", Text()))
-INTERNAL_STATS = Signature(uris.INTERNAL_STATS)
+# The procedures' signatures: components/delivery/signatures.py.
 
 
 class Dispatcher(BackendSession):
@@ -167,8 +158,17 @@ class Dispatcher(BackendSession):
         ]
         self._leadership = Leadership(self, self._take_over, self._leader_info)
         await self._leadership.start()
+        # Every dispatcher sees the node's sessions and live queries: the node takes the largest count.
+        METER.provide("dispatcher", self._gauges, "max")
+        await self.offer_metrics(cfg)
         self.log.info("dispatcher ready: {n} event classes, version {v}; active once it holds leadership",
                       n=len(self.registry), v=self.registry.version)
+
+    def _gauges(self) -> list[tuple[str, Labels, float]]:
+        readings: list[tuple[str, Labels, float]] = [
+            (SESSIONS, (("role", role),), n) for role, n in self._sessions.count_by_authrole().items()]
+        readings.append((LIVE_QUERIES, (), self._queries.live.subscribed))
+        return readings
 
     def _leader_info(self) -> dict[str, Any]:
         """What ``gateway.internal.dispatcher.leader`` answers: which dispatcher is active."""
@@ -195,6 +195,15 @@ class Dispatcher(BackendSession):
         self._housekeeping.start(self._prune_interval)
         self.log.info("dispatcher active (term {term}); {n} logged events its predecessor left unpublished were "
                       "published", term=term, n=published)
+        # Grants of sessions that left unseen: swept by the active dispatcher only, and only those of
+        # sessions that held them before the router's list was read (``forget_gone_sessions``).
+        try:
+            gone = await self._queries.forget_gone_sessions(self.call)
+        except Exception as exc:  # harmless to leave: a gone session's grant serves no one
+            self.log.warn("cannot forget the grants of sessions that are gone: {err}", err=exc)
+        else:
+            if gone:
+                self.log.info("forgot the grants of {n} sessions that are gone", n=gone)
 
     async def _register_alone(self, body: Callable[..., Any], procedure: str, options: RegisterOptions) -> None:
         """Register a procedure that writes or orders. Held by a session that is not the leader (a gateway

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
 from twisted.internet.base import DelayedCall
@@ -35,6 +34,9 @@ from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
 from components import uris
+
+if TYPE_CHECKING:  # not at run time: importing autobahn.twisted chooses Twisted for txaio in the process
+    from autobahn.twisted.wamp import ApplicationSession
 
 #: Seconds before a standby first asks again, doubling on each refusal up to MAX_RETRY. The
 #: meta event makes a takeover immediate; these bound it when the event was missed.

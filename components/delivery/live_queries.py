@@ -89,6 +89,11 @@ class LiveQueries:
         return key in self._indexed
 
     @property
+    def subscribed(self) -> int:
+        """How many query topics have a subscriber on the router (``gateway_live_queries``)."""
+        return len(set(self._live.values()))
+
+    @property
     def dormant(self) -> frozenset[str]:
         """The live query topics that match nothing under the current classes."""
         return frozenset(self._dormant)

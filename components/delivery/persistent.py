@@ -156,6 +156,10 @@ def read_replay(store: Store, who: SessionInfo, sub: PersistentSubscription, com
     classes = sorted(compiled.classes)
     found: list[dict[str, Any]] = []
     cursor = after_seq
+    # An unpublished row below one published is superseded (its publish was refused, answered 503,
+    # while higher seqs went out; a retry moves it to a new seq): never replayed. Those above it are
+    # being published now (or their dispatcher died: the next one publishes them), and are replayed.
+    superseded_below = store.last_published_seq() if classes else 0
     more = False
     scanned = 0
     while classes and len(found) < limit:
@@ -168,6 +172,8 @@ def read_replay(store: Store, who: SessionInfo, sub: PersistentSubscription, com
         scanned += len(rows)
         for row in rows:
             cursor = row.seq
+            if not row.published and row.seq < superseded_below:
+                continue
             data = json.loads(row.data)
             if not compiled.matches(row.event, data):
                 continue

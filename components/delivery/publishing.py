@@ -7,10 +7,15 @@ router's acknowledgement, one per matching query) and the typed result (``result
 
 A logged event is written before it is published, and marked published once the router
 acknowledged it (``Store.mark_published``). A duplicate of a marked one is answered and not
-published again. One not marked (its dispatcher died between the log write and the publish, or
-the router refused it) is published by the dispatcher that takes over, before it numbers
-anything new (``take_over``), under a new leadership term that its predecessor's late log writes
-cannot join (``Store.log_and_remember``'s ``term``). What is left: a dispatcher killed between
+published again. One not marked whose dispatcher died between the log write and the publish is
+published by the dispatcher that takes over, before it numbers anything new (``take_over``),
+under a new leadership term that its predecessor's late log writes cannot join
+(``Store.log_and_remember``'s ``term``). One not marked below one marked is superseded: the router
+refused it (or its log write was answered as failed, though it committed) while higher seqs went
+out, and it was answered 503. It never goes out with its seq (subscribers saw higher ones): not by
+a takeover, not by replay; a retry of its id renumbers it, moving its row and its id's entry to a
+new seq in the retry's log transaction (``moved``). So every 202 goes out in strictly increasing
+seq. What is left: a dispatcher killed between
 the router's acknowledgement and the mark has its events published again by the next, with
 their seq (a client drops seq <= the last it saw); an unlogged event's id is remembered only
 after the acknowledgement, so a retry after such a death is numbered anew.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from time import perf_counter
 from typing import Any, Protocol
 
 from twisted.internet import reactor
@@ -33,6 +39,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from components import uris
+from components.metrics.families import MATCH_DURATION, PUBLISHES
+from components.metrics.meter import Labels
+from components.metrics.process_meter import METER
 from components.delivery.coalescing import Coalescer
 from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
 from components.delivery.sequence import Sequencer
@@ -57,6 +66,10 @@ MOST_TOGETHER = 1000
 #: had in flight when it died: a few batches).
 TAKE_OVER_PAGE = 1000
 
+
+#: gateway_publishes_total's labels (components.metrics).
+_QUERY_KIND: Labels = (("kind", "query"),)
+_CLASS_KIND: Labels = (("kind", "class"),)
 
 class NotLogged(Exception):
     """The event-log write of a batch failed: none of its events was published or accepted."""
@@ -146,9 +159,9 @@ class Publisher:
             results = [self._publish_safely(event, data, event_id, audience, logged, batch, earlier, rows)
                        for event, data, event_id, audience in items]
             if batch.rows:
-                term = self._term
+                term, moved = self._term, batch.moved
                 try:
-                    await self._store_thread().run(lambda store: store.log_and_remember(batch.rows, term))
+                    await self._store_thread().run(lambda store: store.log_and_remember(batch.rows, term, moved))
                 except Exception as exc:
                     if isinstance(exc, Superseded):  # another dispatcher took over: this one is leaving
                         log.warn("not publishing {n} events: {err}", n=len(batch.rows), err=exc)
@@ -177,9 +190,12 @@ class Publisher:
         """
         self._term = term
         published = 0
-        after = 0
         await self._turn.acquire()
         try:
+            # Those below the last one published are superseded: their publish was refused (or their
+            # log write answered as failed) while higher seqs went out. Each was answered 503; going
+            # out now would put it below what subscribers saw. A retry of its id renumbers it.
+            after = await self._store_thread().run(lambda store: store.last_published_seq())
             while rows := await self._store_thread().run(lambda store, a: store.unpublished(a, TAKE_OVER_PAGE),
                                                           after):
                 sent = [(row, self._publish_logged(row)) for row in rows]
@@ -216,8 +232,13 @@ class Publisher:
         event, data = envelope["event"], envelope["data"]
         cls = registry.get(event)
         restriction = self._sessions.restriction(cls.visibility, audience)
-        for topic, exclude in self._queries.topics_for(event, data):
+        started = perf_counter()
+        matched = self._queries.topics_for(event, data)
+        METER.observe(MATCH_DURATION, (), perf_counter() - started)  # in memory: no I/O per event
+        for topic, exclude in matched:
             self._send(topic, envelope, restriction, exclude)
+        METER.count(PUBLISHES, _QUERY_KIND, len(matched))
+        METER.count(PUBLISHES, _CLASS_KIND)
         # No client may hold the class topic of a class with a row filter (the authorizer
         # says so); should one have it from before a reload added the filter, it gets nothing.
         final = NO_ONE if cls.row_filter is not None else restriction
@@ -262,27 +283,28 @@ class Publisher:
         if earlier is not None and not unpublished:
             # Published (the router acknowledged it): answered, never published again.
             return succeed(_as_duplicate(Accepted(event_id, earlier[1]), earlier[0], event))
-        persisted = False
+        moved: int | None = None
         if row is not None and unpublished:
             # Logged, and its publish was never acknowledged: the router refused it while this
-            # dispatcher lived (one whose dispatcher died was published by ``take_over``, before
-            # anything new). Publish it now, with its seq.
-            seq = row.seq
-            envelope = _envelope_of(row)
+            # dispatcher lived, or its log write was answered as failed though it committed (one whose
+            # dispatcher died was published by ``take_over``, before anything new). Answered 503 then;
+            # higher seqs may have gone out since, so its old seq would put it below what subscribers
+            # saw: it is renumbered, its row and its id's entry moved to the new seq in this batch's log
+            # transaction (``moved``), with the data and audience it was logged with.
+            moved = row.seq
+            data = json.loads(row.data)
             audience = json.loads(row.audience) if row.audience is not None else None
-            data = envelope["data"]
-            again = True
-        else:
-            again = False
-            seq = self._sequencer.next()
-            now = datetime.now(timezone.utc)
-            envelope = make_envelope(event, event_id, seq, now, data)
-            persisted = event in logged
-            if persisted:
-                batch.rows.append(LoggedEvent(seq=seq, event=event, id=event_id, time=envelope["time"],
-                                              data=json.dumps(data, separators=(",", ":")),
-                                              audience=None if audience is None else json.dumps(audience),
-                                              logged_at=now.timestamp()))
+        seq = self._sequencer.next()
+        now = datetime.now(timezone.utc)
+        envelope = make_envelope(event, event_id, seq, now, data)
+        persisted = moved is not None or event in logged
+        if persisted:
+            batch.rows.append(LoggedEvent(seq=seq, event=event, id=event_id, time=envelope["time"],
+                                          data=json.dumps(data, separators=(",", ":")),
+                                          audience=None if audience is None else json.dumps(audience),
+                                          logged_at=now.timestamp()))
+            if moved is not None:
+                batch.moved.append(moved)
         d: Deferred[Any] = Deferred()
 
         def send() -> None:
@@ -293,11 +315,11 @@ class Publisher:
         self._pending[event_id] = (event, outcome)
 
         def done(_: Any) -> PublishResult:
-            if persisted or again:  # a logged event's id was written with it: mark it published
+            if persisted:  # a logged event's id was written with it: mark it published
                 self._acknowledge(event_id, seq)
             else:
                 self._remember(event_id, event, seq)
-            return Accepted(event_id, seq, duplicate=again)
+            return Accepted(event_id, seq)
 
         def failed(failure: Any) -> PublishResult:
             log.warn("publishing {event} (seq {seq}) failed: {err}", event=event, seq=seq,
@@ -305,9 +327,10 @@ class Publisher:
             if failure.check(NotLogged):
                 return Refused(RefusalCode.UNAVAILABLE, "the gateway could not write the event to its log; "
                                "it was not accepted")
-            if persisted or again:
-                # Its id is remembered with the logged event: a retry with the same id publishes
-                # it again with the same seq, and persistent subscribers have it on replay.
+            if persisted:
+                # Its id is remembered with the logged event: a retry with the same id publishes it
+                # under a new seq (moved in the log), never twice; until then replay skips it once a
+                # higher seq is published (``Store.last_published_seq``).
                 return Refused(RefusalCode.UNAVAILABLE, "the router did not take the event; retry with the "
                                "same id (it is in the event log, and will not be doubled)")
             return Refused(RefusalCode.UNAVAILABLE, "the router did not take the event; it was not accepted")
@@ -391,6 +414,8 @@ class _Batch:
 
     def __init__(self) -> None:
         self.rows: list[LoggedEvent] = []
+        #: Seqs of logged events never published that ``rows`` renumber (retries of refused ones).
+        self.moved: list[int] = []
         self.sends: list[tuple[Callable[[], None], Deferred[Any]]] = []
 
 

@@ -15,6 +15,8 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails
 
 from components import uris
+from components.metrics.families import REPLAY_TRUNCATIONS, REPLAYED_EVENTS
+from components.metrics.process_meter import METER
 from components.arguments import SEQ_MAX, Param, Signature, Text, WholeNumber
 from components.delivery.persistent import MAX_PAGE, PAGE, check_ack, compile_parts, owners, read_replay
 from components.delivery.sessions import SessionInfo
@@ -50,6 +52,9 @@ class ReplayAndAck:
         compiled = compile_parts(sub, registry)  # parsing stays on the reactor thread
         page: dict[str, Any] = await self._thread.run(read_replay, who, sub, compiled, registry, after_seq,
                                                       max(1, min(limit, MAX_PAGE)))
+        METER.count(REPLAYED_EVENTS, (), len(page.get("events", ())))
+        if page.get("truncated"):
+            METER.count(REPLAY_TRUNCATIONS)
         return page
 
     async def ack(self, subscription_id: str, seq: int, details: CallDetails | None = None) -> dict[str, Any]:

@@ -69,6 +69,13 @@ class Sessions:
     def get(self, session: int) -> SessionInfo | None:
         return self._by_id.get(session)
 
+    def count_by_authrole(self) -> dict[str, int]:
+        """How many client sessions hold each WAMP role (``gateway_sessions{role}``)."""
+        counts: dict[str, int] = {}
+        for info in self._by_id.values():
+            counts[info.authrole] = counts.get(info.authrole, 0) + 1
+        return counts
+
     def joined(self, details: Mapping[str, Any]) -> None:
         info = SessionInfo.from_details(details)
         if info.authrole == BACKEND_ROLE:

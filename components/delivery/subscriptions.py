@@ -264,7 +264,7 @@ class QuerySubscriptions:
             _logged, "cannot forget the grants of session {session}: {err}", session=session_id)
 
     async def rebuild(self, call: Caller) -> None:
-        """Index every query topic that has subscribers now; forget grants of sessions that are gone."""
+        """Index every query topic that has subscribers now (every dispatcher, at start: no store write)."""
         listing = await call(uris.META_SUBSCRIPTION_LIST)
         wanted = []
         for subscription_id in listing.get("exact", []):
@@ -277,8 +277,24 @@ class QuerySubscriptions:
             if key is not None:
                 wanted.append(key)
         await self._look_up_made(wanted)
-        sessions = set(await call(uris.META_SESSION_LIST))
-        await self._store.run(lambda store: store.revoke_all_but(sessions))
+
+    async def forget_gone_sessions(self, call: Caller) -> int:
+        """The active dispatcher's, when it takes over: revoke the grants of sessions that left unseen
+        (the router restarted, an ``on_leave`` missed); how many sessions' grants went.
+
+        The holders are read first, then the router's sessions: a session that held a grant before the
+        router's list was asked for and is not in it is gone. A grant made in between (the active
+        dispatcher granting a client that joined after the list was read, or any dispatcher's
+        authorizer granting a persistent topic) belongs to a session not among the holders read, and
+        stays; "every session but those listed" would delete it, and the client's subscribe would be
+        refused."""
+        held: set[int] = await self._store.run(lambda store: store.granted_sessions())
+        if not held:
+            return 0
+        gone = held - {int(s) for s in await call(uris.META_SESSION_LIST)}
+        if gone:
+            await self._store.run(lambda store: store.revoke_sessions(gone))
+        return len(gone)
 
     def _look_up_made(self, keys: list[str]) -> Deferred[None]:
         """Tell the live index how these query topics were made (from the store)."""

@@ -17,7 +17,7 @@ out a number twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -158,8 +158,17 @@ class Store(Protocol):
         """Remove every subscription of a session."""
         ...
 
-    def revoke_all_but(self, sessions: set[int]) -> None:
-        """Remove the subscriptions of every session not in ``sessions`` (an empty set: all of them)."""
+    def granted_sessions(self) -> set[int]:
+        """The sessions that hold at least one grant now."""
+        ...
+
+    def revoke_sessions(self, sessions: Collection[int]) -> None:
+        """Remove every subscription of each of those sessions, in one transaction.
+
+        To forget sessions that left unseen (the router restarted, a meta event missed), list the
+        holders first (``granted_sessions``), then the router's sessions, and revoke those listed
+        first that the router no longer has: a grant made meanwhile, to a session that joined after
+        the router's list was read, is never among them (unlike "every session but those listed")."""
         ...
 
     # -- client tokens and tickets ---------------------------------------------
@@ -196,8 +205,13 @@ class Store(Protocol):
         """Log accepted events in one transaction; a seq already logged is ignored (idempotent)."""
         ...
 
-    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None) -> None:
+    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None, moved: Sequence[int] = ()) -> None:
         """log_events and remember_many (at each row's logged_at) in ONE transaction: both or neither.
+
+        ``moved``: seqs of logged events that ``rows`` renumber (never published, their publish refused:
+        a retry of one goes out under a new seq, never below one published since). In the same
+        transaction, each of those rows that is still unpublished is deleted, and its id forgotten, so
+        that the row at its new seq and the id's entry for it take their place.
 
         With ``term`` (what ``take(1, TERMS)`` gave the writer): only while no later term has begun,
         else ``Superseded`` and nothing is written. A term that begins waits for a write that checked
@@ -211,6 +225,11 @@ class Store(Protocol):
 
     def unpublished(self, after_seq: int, limit: int) -> list[LoggedEvent]:
         """Logged events not marked published with seq > after_seq, of every class, in seq order, at most ``limit``."""
+        ...
+
+    def last_published_seq(self) -> int:
+        """The highest seq of a logged event marked published (0 if none is in the log). An unpublished
+        one below it is superseded: its publish was refused (or never made) while higher seqs went out."""
         ...
 
     def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
@@ -235,6 +254,17 @@ class Store(Protocol):
 
         Counts every row: as costly as reading an index of the log (retention's rounds read as much).
         """
+        ...
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def save_metrics(self, component: str, series: Sequence[tuple[str, str, float]]) -> None:
+        """Raise a component's saved metric totals to these (series name, labels text, value), in one
+        transaction: a saved value never goes down (``components.metrics``: the node's counters never do)."""
+        ...
+
+    def saved_metrics(self) -> dict[str, dict[tuple[str, str], float]]:
+        """Every component's saved metric totals: component -> (series name, labels text) -> value."""
         ...
 
     # -- persistent subscriptions ------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -88,6 +88,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE event_log ADD COLUMN IF NOT EXISTS published BOOLEAN NOT NULL DEFAULT true",
         "ALTER TABLE event_log ALTER COLUMN published SET DEFAULT false",
         "CREATE INDEX IF NOT EXISTS event_log_unpublished ON event_log (seq) WHERE NOT published",
+    ),
+    (
+        # GET /metrics: each process's cumulative counters (and the node's high water, component
+        # "*node*"), so that the node's totals survive a process killed and never go back.
+        "CREATE TABLE IF NOT EXISTS metric_totals (component TEXT NOT NULL, name TEXT NOT NULL,"
+        " labels TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, PRIMARY KEY (component, name, labels))",
     ),
 )
 
@@ -277,12 +283,13 @@ class PostgresStore:
     def revoke_session(self, session: int) -> None:
         self._db.execute("DELETE FROM subscriptions WHERE session = %s", (session,))
 
-    def revoke_all_but(self, sessions: set[int]) -> None:
-        """Forget the subscriptions of sessions that no longer exist (after a restart of everything)."""
-        if not sessions:
-            self._db.execute("DELETE FROM subscriptions")
-            return
-        self._db.execute("DELETE FROM subscriptions WHERE session <> ALL(%s::bigint[])", (sorted(sessions),))
+    def granted_sessions(self) -> set[int]:
+        return {int(r[0]) for r in self._db.execute("SELECT DISTINCT session FROM subscriptions").fetchall()}
+
+    def revoke_sessions(self, sessions: Collection[int]) -> None:
+        """Forget the subscriptions of sessions that no longer exist (one statement)."""
+        if sessions:
+            self._db.execute("DELETE FROM subscriptions WHERE session = ANY(%s::bigint[])", (sorted(sessions),))
 
     # -- client tokens and tickets ---------------------------------------------
 
@@ -336,15 +343,20 @@ class PostgresStore:
         """Log accepted events (one statement); a seq already logged is ignored (idempotent)."""
         self._log(self._db, rows)
 
-    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None) -> None:
+    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None, moved: Sequence[int] = ()) -> None:
         """Log events and remember their ids (at logged_at) in one transaction: both or neither;
-        with ``term``, only while it is the current one (else ``Superseded``)."""
+        with ``term``, only while it is the current one (else ``Superseded``); ``moved``: the
+        unpublished rows these renumber go, with their ids' entries."""
         db = self._db
         # On an event's way: pipelined, with the transaction's BEGIN and COMMIT as plain statements
         # (psycopg's transaction() waits for each), the batch costs one round trip, two with a term.
         try:
             with db.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
                 db.execute("BEGIN")
+                if moved:
+                    db.execute("DELETE FROM event_ids i USING event_log l WHERE l.seq = ANY(%s::bigint[])"
+                               " AND NOT l.published AND i.id = l.id AND i.seq = l.seq", (list(moved),))
+                    db.execute("DELETE FROM event_log WHERE seq = ANY(%s::bigint[]) AND NOT published", (list(moved),))
                 self._remember(db, [(r.id, r.event, r.seq, r.logged_at) for r in rows])
                 self._log(db, rows)
                 if term is not None:
@@ -387,6 +399,11 @@ class PostgresStore:
         rows = self._db.execute(f"SELECT {_LOG_COLUMNS} FROM event_log WHERE NOT published AND seq > %s"
                                 " ORDER BY seq LIMIT %s", (after_seq, limit)).fetchall()
         return [_logged(row) for row in rows]
+
+    def last_published_seq(self) -> int:
+        # Down the primary key from the top: the newest rows are published, save a few in flight.
+        row = self._db.execute("SELECT seq FROM event_log WHERE published ORDER BY seq DESC LIMIT 1").fetchone()
+        return int(row[0]) if row else 0
 
     def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
         """Logged events of those classes with seq > after_seq, in seq order, at most ``limit``."""
@@ -441,6 +458,26 @@ class PostgresStore:
         """How many events the log holds now, by class."""
         return {str(event): int(n) for event, n in self._db.execute(
             'SELECT event, count(*) FROM event_log GROUP BY event ORDER BY event COLLATE "C"').fetchall()}
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def save_metrics(self, component: str, series: Sequence[tuple[str, str, float]]) -> None:
+        """Raise a component's saved totals to these (name, labels, value): a value never goes down."""
+        if not series:
+            return
+        with self._transaction() as db, db.cursor() as cur:
+            cur.executemany("INSERT INTO metric_totals (component, name, labels, value) VALUES (%s, %s, %s, %s)"
+                            " ON CONFLICT (component, name, labels) DO UPDATE"
+                            " SET value = GREATEST(metric_totals.value, excluded.value)",
+                            [(component, name, labels, float(value)) for name, labels, value in series])
+
+    def saved_metrics(self) -> dict[str, dict[tuple[str, str], float]]:
+        """Every component's saved totals: component -> (name, labels) -> value."""
+        saved: dict[str, dict[tuple[str, str], float]] = {}
+        for component, name, labels, value in self._db.execute(
+                "SELECT component, name, labels, value FROM metric_totals").fetchall():
+            saved.setdefault(str(component), {})[(str(name), str(labels))] = float(value)
+        return saved
 
     # -- persistent subscriptions ------------------------------------------------------
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # is not known, and publishing a whole log again would be worse than the rare one missed.
         "ALTER TABLE event_log ADD COLUMN published INTEGER NOT NULL DEFAULT 1 CHECK (published IN (0, 1))",
         "CREATE INDEX IF NOT EXISTS event_log_unpublished ON event_log (seq) WHERE published = 0",
+    ),
+    (
+        # GET /metrics: each process's cumulative counters (and the node's high water, component
+        # "*node*"), so that the node's totals survive a process killed and never go back.
+        "CREATE TABLE IF NOT EXISTS metric_totals (component TEXT NOT NULL, name TEXT NOT NULL,"
+        " labels TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (component, name, labels))",
     ),
 )
 
@@ -256,14 +262,15 @@ class SqliteStore:
     def revoke_session(self, session: int) -> None:
         self._db.execute("DELETE FROM subscriptions WHERE session = ?", (session,))
 
-    def revoke_all_but(self, sessions: set[int]) -> None:
-        """Forget the subscriptions of sessions that no longer exist (after a restart of everything)."""
-        live = list(sessions)
-        if not live:
-            self._db.execute("DELETE FROM subscriptions")
+    def granted_sessions(self) -> set[int]:
+        return {int(r[0]) for r in self._db.execute("SELECT DISTINCT session FROM subscriptions").fetchall()}
+
+    def revoke_sessions(self, sessions: Collection[int]) -> None:
+        """Forget the subscriptions of sessions that no longer exist (one transaction)."""
+        if not sessions:
             return
-        marks = ",".join("?" * len(live))
-        self._db.execute(f"DELETE FROM subscriptions WHERE session NOT IN ({marks})", live)
+        with self._transaction():
+            self._db.executemany("DELETE FROM subscriptions WHERE session = ?", [(s,) for s in sorted(sessions)])
 
     # -- client tokens and tickets ---------------------------------------------
 
@@ -313,13 +320,18 @@ class SqliteStore:
         with self._transaction():
             self._log(rows)
 
-    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None) -> None:
+    def log_and_remember(self, rows: list[LoggedEvent], term: int | None = None, moved: Sequence[int] = ()) -> None:
         """Log events and remember their ids (at logged_at) in one transaction: both or neither;
-        with ``term``, only while it is the current one (else ``Superseded``)."""
+        with ``term``, only while it is the current one (else ``Superseded``); ``moved``: the
+        unpublished rows these renumber go, with their ids' entries."""
         with self._transaction():
             # The transaction holds the file's write lock: a term cannot begin until it ends.
             if term is not None and (current := self.taken(TERMS)) != term:
                 raise Superseded(f"dispatcher term {term} is over (term {current} began)")
+            for seq in moved:
+                for (event_id,) in self._db.execute("DELETE FROM event_log WHERE seq = ? AND published = 0"
+                                                    " RETURNING id", (seq,)).fetchall():
+                    self._db.execute("DELETE FROM event_ids WHERE id = ? AND seq = ?", (event_id, seq))
             # ON CONFLICT (not OR IGNORE, which would skip a row breaking any constraint, silently)
             self._db.executemany(
                 "INSERT INTO event_ids (id, event, seq, accepted_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -346,6 +358,11 @@ class SqliteStore:
         rows = self._db.execute(f"SELECT {_LOG_COLUMNS} FROM event_log WHERE published = 0 AND seq > ?"
                                 " ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
         return [_logged(row) for row in rows]
+
+    def last_published_seq(self) -> int:
+        # From the top of the seq order down: the newest rows are published, save a few in flight.
+        row = self._db.execute("SELECT seq FROM event_log WHERE published = 1 ORDER BY seq DESC LIMIT 1").fetchone()
+        return int(row[0]) if row else 0
 
     def events_after(self, classes: Sequence[str], after_seq: int, limit: int) -> list[LoggedEvent]:
         """Logged events of those classes with seq > after_seq, in seq order, at most ``limit``."""
@@ -401,6 +418,24 @@ class SqliteStore:
         """How many events the log holds now, by class."""
         return {str(event): int(n) for event, n in
                 self._db.execute("SELECT event, count(*) FROM event_log GROUP BY event ORDER BY event").fetchall()}
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def save_metrics(self, component: str, series: Sequence[tuple[str, str, float]]) -> None:
+        """Raise a component's saved totals to these (name, labels, value): a value never goes down."""
+        with self._transaction():
+            self._db.executemany("INSERT INTO metric_totals (component, name, labels, value) VALUES (?, ?, ?, ?)"
+                                 " ON CONFLICT (component, name, labels) DO UPDATE"
+                                 " SET value = max(value, excluded.value)",
+                                 [(component, name, labels, float(value)) for name, labels, value in series])
+
+    def saved_metrics(self) -> dict[str, dict[tuple[str, str], float]]:
+        """Every component's saved totals: component -> (name, labels) -> value."""
+        saved: dict[str, dict[tuple[str, str], float]] = {}
+        for component, name, labels, value in self._db.execute(
+                "SELECT component, name, labels, value FROM metric_totals").fetchall():
+            saved.setdefault(str(component), {})[(str(name), str(labels))] = float(value)
+        return saved
 
     # -- persistent subscriptions ------------------------------------------------------
 

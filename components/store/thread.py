@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -31,6 +32,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from components.exceptions import StoreUnavailable
+from components.metrics.families import STORE_DURATION
+from components.metrics.meter import Labels
+from components.metrics.process_meter import METER
 from components.store.base import Store
 
 T = TypeVar("T")
@@ -58,7 +62,11 @@ class StoreThread:
             try:
                 if self._store is None:
                     self._store = self._open()
-                return work(self._store, *args, **kwargs)
+                started = time.perf_counter()
+                try:
+                    return work(self._store, *args, **kwargs)
+                finally:
+                    METER.observe(STORE_DURATION, _op_labels(work), time.perf_counter() - started)
             except Exception as exc:
                 down = unavailable(exc)
                 if down is None:
@@ -79,6 +87,12 @@ class StoreThread:
         self._pool.callInThread(close)
         # ThreadPool.stop joins the thread once the queue (close included) is done: not on the reactor's.
         threading.Thread(target=self._pool.stop, name=f"{self._pool.name}-stop").start()
+
+
+def _op_labels(work: Callable[..., object]) -> Labels:
+    """gateway_store_duration_seconds' ``op``: the work's function name (``other`` for a lambda)."""
+    name = getattr(work, "__name__", "other").lstrip("_")
+    return (("op", "other" if name.startswith("<") else name),)
 
 
 class Inline:

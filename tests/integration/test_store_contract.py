@@ -202,7 +202,9 @@ def test_events_logged_before_the_published_mark_count_as_published(
     """A schema of the version before: its logged events are not published again by a dispatcher
     that takes over (whether they were is not known; the whole log again would be worse)."""
     schema = f"contract_{uuid.uuid4().hex[:16]}"
-    before = len(pgstore.MIGRATIONS) - 1
+    # The version before the migration that added the published mark (later ones come after it).
+    before = next(n for n, m in enumerate(pgstore.MIGRATIONS) if any("ADD COLUMN IF NOT EXISTS published" in st
+                                                                      for st in m))
     try:
         postgresql_admin.execute(f"CREATE SCHEMA {schema}")
         postgresql_admin.execute(f"SET search_path TO {schema}")
@@ -370,13 +372,14 @@ def test_query_grants_by_session(st: Store) -> None:
     assert st.revoke("sub-1", 11) == "k1" and not st.granted(11, "k1")
     assert st.revoke("sub-1", 11) is None
     st.grant("sub-3", 33, "k1")
-    st.revoke_all_but({22})
-    assert st.granted(22, "k1") and not st.granted(33, "k1")
+    st.grant("sub-5", 55, "k1")
+    assert st.granted_sessions() == {22, 33, 55}
+    st.revoke_sessions({33, 55, 66})
+    assert st.granted(22, "k1") and not st.granted(33, "k1") and not st.granted(55, "k1")
+    st.revoke_sessions(set())
+    assert st.granted_sessions() == {22}
     st.revoke_session(22)
-    assert not st.granted(22, "k1")
-    st.grant("sub-4", 44, "k1")
-    st.revoke_all_but(set())
-    assert not st.granted(44, "k1"), "no session left: no grant left"
+    assert not st.granted(22, "k1") and st.granted_sessions() == set()
 
 
 def test_a_subscription_id_is_granted_once(st: Store) -> None:
@@ -539,6 +542,44 @@ def test_a_logged_event_is_unpublished_until_marked(st: Store) -> None:
     got = {e.seq: e.published for e in st.events_after(["demo.message", "demo.order", "demo.other"], 0, 10)}
     assert got == {2: False, 5: True, 7: False, 9: True, 11: True}
     assert st.unpublished(0, 10)[0] == ev(2), "the row as it went in"
+
+
+def test_the_last_published_seq(st: Store) -> None:
+    assert st.last_published_seq() == 0
+    st.log_and_remember([ev(1), ev(2), ev(3), ev(4)])
+    assert st.last_published_seq() == 0, "none marked"
+    st.mark_published([1, 3])
+    assert st.last_published_seq() == 3, "2 (unpublished, below 3) is superseded; 4 is not"
+
+
+def test_a_retry_moves_an_unpublished_row_and_its_id_to_a_new_seq(st: Store) -> None:
+    """``moved``: a logged event never published (its publish refused) renumbered, in one transaction."""
+    st.log_and_remember([ev(1, event_id="a", at=5.0), ev(2, event_id="b")])
+    st.mark_published([2])
+    st.log_and_remember([ev(3, event_id="a", at=9.0)], moved=[1])
+    assert seqs(st.events_after(["demo.message"], 0, 10)) == [2, 3]
+    assert st.accepted("a") == ("demo.message", 3) and st.accepted("b") == ("demo.message", 2)
+    assert seqs(st.unpublished(0, 10)) == [3]
+    # A published row is never moved (nor its id): only the new row is written.
+    st.log_and_remember([ev(4, event_id="b")], moved=[2])
+    assert seqs(st.events_after(["demo.message"], 0, 10)) == [2, 3, 4] and st.accepted("b") == ("demo.message", 2)
+
+
+def test_a_move_in_a_failed_log_write_moves_nothing(st: Store) -> None:
+    st.log_and_remember([ev(1, event_id="a")])
+    with pytest.raises(DB_ERRORS):
+        st.log_and_remember([ev(2, event_id="a"), ev(3, data="{not json")], moved=[1])
+    assert seqs(st.events_after(["demo.message"], 0, 10)) == [1] and st.accepted("a") == ("demo.message", 1)
+
+
+def test_a_move_of_a_term_that_is_over_moves_nothing(backend: Backend) -> None:
+    first, second = backend.open(), backend.open()
+    term = first.take(1, TERMS)
+    first.log_and_remember([ev(1, event_id="a")], term=term)
+    second.take(1, TERMS)
+    with pytest.raises(Superseded):
+        first.log_and_remember([ev(2, event_id="a")], term=term, moved=[1])
+    assert seqs(second.events_after(["demo.message"], 0, 10)) == [1] and second.accepted("a") == ("demo.message", 1)
 
 
 def test_unpublished_pages_through_a_big_log(st: Store) -> None:
@@ -748,3 +789,23 @@ def test_persistent_subscriptions_are_shared_by_store_objects(backend: Backend) 
     assert first.persistent("p") == sub("p", last_seq=7)
     with pytest.raises(DuplicateId):
         second.save_persistent(sub("p"))
+
+
+# -- metrics -----------------------------------------------------------------------------
+
+
+def test_saved_metrics_only_rise_and_are_kept_per_component(backend: Backend) -> None:
+    st = backend.open()
+    st.save_metrics("components-1", [("gateway_events_accepted_total", '{"event":"demo.message"}', 5.0),
+                                     ("gateway_logins_total", "{}", 2.0)])
+    st.save_metrics("components-2", [("gateway_events_accepted_total", '{"event":"demo.message"}', 3.0)])
+    # A lower value (a process that lost its last seconds) never lowers what was saved; a higher one raises it.
+    st.save_metrics("components-1", [("gateway_events_accepted_total", '{"event":"demo.message"}', 4.0),
+                                     ("gateway_logins_total", "{}", 7.5)])
+    st.save_metrics("components-1", [])
+    again = backend.open()  # another connection (another process) sees the same
+    assert again.saved_metrics() == {
+        "components-1": {("gateway_events_accepted_total", '{"event":"demo.message"}'): 5.0,
+                         ("gateway_logins_total", "{}"): 7.5},
+        "components-2": {("gateway_events_accepted_total", '{"event":"demo.message"}'): 3.0},
+    }

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from components.arguments import REQUIRED, SEQ_MAX, Flag, InvalidArgument, OrNull, Param, Signature, Text, TextList, \
     WholeNumber, show
-from components.delivery.dispatcher import CATALOG, INTERNAL_CREATE, INTERNAL_LIST, SUBSCRIBE, UNSUBSCRIBE
+from components.delivery.signatures import CATALOG, INTERNAL_CREATE, INTERNAL_LIST, SUBSCRIBE, UNSUBSCRIBE
 from components.delivery.replay import ACK, REPLAY
 
 #: What a message must never hold: Python's own words for a bad call, type names, reprs.

@@ -55,6 +55,9 @@ from twisted.logger import Logger
 
 from components import uris
 from components.config import AmqpConfig, StoreConfig
+from components.metrics.families import AMQP_MESSAGES
+from components.metrics.meter import Labels
+from components.metrics.process_meter import METER
 from webapp_bridge.server.amqp_rules import (Accepted, Refusal, backoff_delay, dead_letter_headers,
                                       dead_letter_properties, judge, read_message)
 from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest
@@ -91,6 +94,11 @@ Item = tuple[Any, PublishRequest]  # (the pika ReceivedMessage, its event)
 logging.getLogger("pika").setLevel(logging.CRITICAL)
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
 
+
+#: gateway_amqp_messages_total's outcomes (components.metrics).
+_ACCEPTED: Labels = (("outcome", "accepted"),)
+_RETRIED: Labels = (("outcome", "retried"),)
+_DEAD_LETTERED: Labels = (("outcome", "dead_lettered"),)
 
 class Lease(Protocol):
     """Leave to consume: held by one bridge at a time."""
@@ -452,11 +460,13 @@ class AmqpIngest:
             for item, outcome in zip(batch, outcomes):
                 if isinstance(outcome, Accepted):
                     channel.basic_ack(item[0].method.delivery_tag)
+                    METER.count(AMQP_MESSAGES, _ACCEPTED)
                 elif isinstance(outcome, Refusal):
                     refused.append((item[0], outcome))
                 else:
                     retry.append(item)
                     reasons.append(outcome.reason)
+                    METER.count(AMQP_MESSAGES, _RETRIED)
             if refused:
                 await self._dead_letter(channel, refused)
             pending = retry + pending[len(batch):]
@@ -490,6 +500,7 @@ class AmqpIngest:
         for (ok, value), (message, _) in zip(confirmed, refused):
             if ok:
                 channel.basic_ack(message.method.delivery_tag)
+                METER.count(AMQP_MESSAGES, _DEAD_LETTERED)
             else:
                 failed = value
         if failed is not None:

@@ -12,6 +12,7 @@ every core, and a bridge whose process dies leaves the others serving.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, cast
@@ -19,12 +20,22 @@ from typing import Any, cast
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CloseDetails, SessionDetails
 from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
 from twisted.internet.tcp import Port
 
 from components import uris
 from components.backend import BackendSession, sleep
 from components.envelope import new_event_id
 from components.events import Registry
+from components.metrics import Snapshot, node_totals
+from components.metrics.exposition import CONTENT_TYPE, render
+from components.metrics.families import (AMQP_CONSUMERS, DISPATCHERS, EVENT_LOG_ROWS, EVENTS_ACCEPTED,
+                                         EVENTS_DUPLICATE, EVENTS_REFUSED, INGEST_DURATION,
+                                         PERSISTENT_SUBSCRIPTIONS)
+from components.metrics.keeper import KEEPER
+from components.metrics.meter import Labels, SeriesKey, labels_text
+from components.metrics.process_meter import METER
+from components.metrics.processes import node_processes
 from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.amqp import AmqpIngest, WampLease
 from webapp_bridge.server.amqp_rules import connection_name
@@ -80,20 +91,23 @@ class Bridge(BackendSession):
             Route(b"GET", b"/openapi.json", self._openapi, auth=False),
             Route(b"POST", b"/admin/reload", self._reload_everywhere),
             Route(b"GET", b"/healthz", self._health, auth=False),
+            Route(b"GET", b"/metrics", self._metrics, auth=cfg.metrics.require_key),
         ]
         if cfg.bridge.access_log:
             self._access_log = AccessLog(cfg.bridge.access_log)
         site = BridgeSite(lambda: self._logic, routes, self._access_log, self._admission,
-                          cfg.bridge.max_connections)
+                          cfg.bridge.max_connections, on_answer=_count_answer)
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
         site.accepting_on(self._port)
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
         if cfg.amqp.url is not None:
             # Runs in the background: a broker that is down does not keep the bridge from serving HTTP.
-            self._amqp = AmqpIngest(cfg.amqp, lambda: self._logic, self._dispatch,
+            self._amqp = AmqpIngest(cfg.amqp, lambda: self._logic, self._dispatch_amqp,
                                     connection_name(cfg.bridge.host, cfg.bridge.port), WampLease(self),
                                     self._admission.in_flight)
             self._amqp.start()
+        METER.provide("bridge", lambda: [(AMQP_CONSUMERS, (("state", self._amqp_state()),), 1)], "sum")
+        await self.offer_metrics(cfg)
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
         self._logic = replace(self._logic, registry=new)
@@ -143,7 +157,19 @@ class Bridge(BackendSession):
         # never publish the same event twice.
         items = [r.item(r.id or new_event_id()) for r in requests]
         results: list[dict[str, Any]] | Answer = await self._call_backend(uris.INTERNAL_PUBLISH, items)
+        if not isinstance(results, Answer):
+            for request, result in zip(requests, results):
+                if "seq" in result:  # accepted (refusals are counted as the caller gets them: _count_answer)
+                    METER.count(EVENTS_DUPLICATE if result.get("duplicate") else EVENTS_ACCEPTED,
+                                (("event", request.event),))
         return results
+
+    async def _dispatch_amqp(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
+        started = time.monotonic()
+        try:
+            return await self._dispatch(requests)
+        finally:
+            METER.observe(INGEST_DURATION, _AMQP, time.monotonic() - started)
 
     async def _call_backend(self, procedure: str, *args: Any, **kwargs: Any) -> Any:
         """Call one of our components, waiting out a restart of it; a 503 Answer if it stays away."""
@@ -294,6 +320,63 @@ class Bridge(BackendSession):
                 found.append(info["uri"])
         return found
 
+    # -- metrics -------------------------------------------------------------
+
+    async def _metrics(self, body: bytes) -> Answer:
+        """The node's metrics (``components.metrics``): every process's snapshot, summed with what gone
+        processes saved, never below what any scrape reported (the high water, raised before answering)."""
+        if not self.is_attached():
+            return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
+        procedures = await self._registered(uris.INTERNAL_METRICS_PREFIX)
+        answers = await DeferredList([self.call(p) for p in procedures], consumeErrors=True)
+        live = []
+        for ok, wire in answers:
+            if ok:  # a component gone meanwhile counts by what its process saved
+                try:
+                    live.append(Snapshot.from_wire(wire))
+                except ValueError as exc:
+                    self.log.error("{err}", err=exc)
+        saved = await KEEPER.saved()
+        totals = node_totals(live, saved)
+        await KEEPER.raise_reported(totals)
+        gauges = dict(totals.gauges)
+        gauges.update(await self._node_gauges())
+        return Answer(200, {}, raw=render(totals.counters, gauges), content_type=CONTENT_TYPE)
+
+    async def _node_gauges(self) -> dict[SeriesKey, float]:
+        """What the bridge reads at the scrape: dispatchers, the event log, persistent subscriptions, processes."""
+        gauges: dict[SeriesKey, float] = {}
+        n = await self._callees(uris.AUTHORIZE)
+        active = min(await self._callees(uris.INTERNAL_DISPATCHER_LEADER), n)
+        gauges[(DISPATCHERS, labels_text({"state": "active"}))] = active
+        gauges[(DISPATCHERS, labels_text({"state": "standby"}))] = n - active
+        try:
+            stats = await self.call(uris.INTERNAL_STATS)
+        except ApplicationError:
+            stats = None
+        if isinstance(stats, dict):
+            log = stats.get("event_log")
+            if isinstance(log, dict) and isinstance(log.get("rows"), int):
+                gauges[(EVENT_LOG_ROWS, "{}")] = log["rows"]
+            if isinstance(stats.get("persistent_subscriptions"), int):
+                gauges[(PERSISTENT_SUBSCRIPTIONS, "{}")] = stats["persistent_subscriptions"]
+        for name, labels, value in node_processes():
+            gauges[(name, labels_text(labels))] = value
+        return gauges
+
+    async def _registered(self, prefix: str) -> list[str]:
+        """Every procedure registered under ``prefix`` (the router's meta API)."""
+        listing = await self.call(uris.META_REGISTRATION_LIST)
+        found = []
+        for registration in listing.get("exact", []):
+            try:
+                info = await self.call(uris.META_REGISTRATION_GET, registration)
+            except ApplicationError:
+                continue  # gone meanwhile
+            if info["uri"].startswith(prefix):
+                found.append(info["uri"])
+        return found
+
     # -- health --------------------------------------------------------------
 
     async def _health(self, body: bytes) -> Answer:
@@ -353,6 +436,26 @@ class Bridge(BackendSession):
             self._access_log.close()
             self._access_log = None
         super().onLeave(details)
+
+
+#: The routes events come in by, and their ``transport`` label.
+_INGEST: dict[bytes, Labels] = {b"/events": (("transport", "http"),), b"/events/batch": (("transport", "http"),),
+                                b"/RPC2": (("transport", "xmlrpc"),)}
+_AMQP: Labels = (("transport", "amqp"),)
+
+
+def _count_answer(path: bytes, answer: Answer, seconds: float) -> None:
+    """Ingest's duration and refusals, by the answer the caller got (in memory: nothing per request but this)."""
+    transport = _INGEST.get(path.rstrip(b"/"))
+    if transport is None:
+        return
+    METER.observe(INGEST_DURATION, transport, seconds)
+    if answer.status >= 400 and answer.raw is None:
+        METER.count(EVENTS_REFUSED, (("reason", str(answer.body.get("error", answer.status))),))
+    elif answer.status == 200 and isinstance(results := answer.body.get("results"), list):
+        for result in results:  # a batch: each item refused in place
+            if isinstance(result, dict) and "error" in result:
+                METER.count(EVENTS_REFUSED, (("reason", str(result["error"])),))
 
 
 def _query_refused(exc: ApplicationError) -> Answer:

@@ -32,6 +32,8 @@ LINGER = 2.0
 
 #: Turns a request body (and, for routes that ask, the request's path and query) into the answer.
 Handler = Callable[..., Coroutine[Any, Any, Answer]]
+#: Told of every answer sent: (path, answer, seconds since the request was routed; 0 if refused before).
+OnAnswer = Callable[[bytes, Answer, float], None]
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class _LimitedRequest(server.Request):
             path = getattr(self.channel, "_path", b"?")
             site.access_log.request(method.decode(errors="replace"), path.decode(errors="replace"), answer.status,
                                     key_name, 0.0)
+        if site.on_answer is not None:
+            site.on_answer(getattr(self.channel, "_path", b"?").partition(b"?")[0], answer, 0.0)
         body = answer.encode()
         head = [b"HTTP/1.1 %d %s" % (answer.status, http.RESPONSES.get(answer.status, b"Error")),
                 b"Content-Type: " + answer.content_type.encode()]
@@ -177,10 +181,12 @@ class BridgeSite(server.Site):
 
     def __init__(self, logic: Callable[[], BridgeLogic], routes: Sequence[Route],
                  access_log: AccessLog | None = None, admission: Admission | None = None,
-                 max_connections: int | None = None) -> None:
+                 max_connections: int | None = None, on_answer: OnAnswer | None = None) -> None:
         #: The current rules (keys, limits, event classes): a reload swaps them.
         self.logic = logic
         self.access_log = access_log
+        #: The metrics' view of every answer (in memory: no I/O per request).
+        self.on_answer = on_answer
         #: The in-flight limit and the keys' rates, for ``gated`` routes.
         self.admission = admission
         self.max_connections = max_connections
@@ -265,6 +271,7 @@ class _Api(Resource):
         request.started = time.monotonic()  # type: ignore[attr-defined]
         request.key_name = "-"  # type: ignore[attr-defined]
         request.access_log = self._site.access_log  # type: ignore[attr-defined]
+        request.on_answer = self._site.on_answer  # type: ignore[attr-defined]
         by_method, rest = self._lookup(request.path)
         if by_method is None:
             _send(request, error(404, "not_found", f"no such path: {request.path.decode(errors='replace')}"))
@@ -307,6 +314,9 @@ def _send(request: server.Request, answer: Answer) -> None:
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.write(body)
     request.finish()
+    on_answer: OnAnswer | None = getattr(request, "on_answer", None)
+    if on_answer is not None:
+        on_answer(request.path, answer, time.monotonic() - getattr(request, "started", time.monotonic()))
     access_log: AccessLog | None = getattr(request, "access_log", None)
     if access_log is not None:
         took = (time.monotonic() - getattr(request, "started", time.monotonic())) * 1000

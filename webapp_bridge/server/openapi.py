@@ -243,6 +243,14 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                               **_errors(401, 413)}}},
             "/healthz": {"get": {"summary": "Can an event posted now be accepted?",
                                  "responses": {"200": {"description": "yes"}, "503": {"description": "no"}}}},
+            "/metrics": {"get": {
+                "summary": "The node's Prometheus metrics (text format 0.0.4), summed over every component",
+                "description": "No key needed unless metrics.require_key is true (then the usual Bearer key).",
+                "security": [{}, {"apiKey": []}],
+                "responses": {"200": {"description": "the metrics",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "401": {"description": "metrics.require_key is on and no valid key was sent"},
+                              "503": {"description": "the bridge is reconnecting to the router"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
         },
     }

@@ -17,10 +17,11 @@ from components.config import QueriesConfig
 from components.delivery.publishing import ANYONE, Publisher
 from components.delivery.results import Accepted, Refused
 from components.delivery.sequence import Sequencer
-from components.delivery.sessions import Sessions
+from components.delivery.sessions import SessionInfo, Sessions
 from components.delivery.subscriptions import QuerySubscriptions
 from components.events import Registry
-from components.store.base import PersistentSubscription
+from components.delivery.persistent import compile_parts, read_replay
+from components.store.base import TERMS, PersistentSubscription
 from components.store.sqlite import SqliteStore
 from components.store.thread import Inline
 
@@ -91,9 +92,6 @@ def test_a_cancelled_call_keeps_the_acknowledgement_and_the_retry_is_a_duplicate
     assert again[0] == [Accepted("k1", 1, duplicate=True)]
 
 
-@pytest.mark.xfail(strict=True, reason="known, not fixed yet: a logged event the router refused while its "
-                   "dispatcher lives is published on retry with its old seq, after higher ones (see the note "
-                   "of this change; a fix renumbers it in the log on retry)")
 def test_a_logged_event_refused_once_is_published_later_below_a_higher_seq(world: Any) -> None:
     """A logged event whose publish failed (503) is published on retry with its old seq, after
     higher seqs went out: a subscriber connected throughout that drops seq <= last seen loses it,
@@ -112,6 +110,40 @@ def test_a_logged_event_refused_once_is_published_later_below_a_higher_seq(world
     assert isinstance(second[0][0], Accepted) and second[0][0].seq == 2
     assert isinstance(retry[0][0], Accepted)
     seqs = [seq for topic, seq in router.sent]
-    # What should hold: nothing answered 202 goes out below a seq subscribers already saw. Today the
-    # router sees [1, 2, 1]: 1 (refused), 2, then 1 again.
+    # Nothing answered 202 goes out below a seq subscribers already saw: the retry is renumbered (it
+    # was [1, 2, 1]: 1 refused, 2, then 1 again).
     assert seqs == sorted(seqs), seqs
+    assert retry[0][0] == Accepted("a", 3) and seqs == [1, 2, 3]
+    # The row and the id moved to seq 3, marked published; nothing is left at seq 1.
+    publisher._save()  # the end of the reactor turn
+    assert [(r.seq, r.id, r.published) for r in store.events_after(["demo.message"], 0, 10)] == [
+        (2, "b", True), (3, "a", True)]
+    assert store.accepted("a") == ("demo.message", 3)
+    again = outcome(publish(publisher, ["demo.message", MESSAGE, "a"]))
+    assert again[0] == [Accepted("a", 3, duplicate=True)] and len(router.sent) == 3, "published once"
+
+
+def test_a_refused_logged_event_below_a_published_one_is_neither_taken_over_nor_replayed(world: Any) -> None:
+    """Not retried: the takeover does not publish it below seq 2 (it was answered 503), nor does replay
+    hand it out; a retry after the takeover renumbers it above everything."""
+    store, router, publisher = world
+    store.save_persistent(PersistentSubscription(
+        id="p_x", owner="user:u", user="u", query="demo.message", key="k", parts=["demo.message"],
+        filters={"demo.message": None}, classes=["demo.message"], last_seq=0, created=time.time()))
+    first = outcome(publish(publisher, ["demo.message", MESSAGE, "a"]))
+    router.acks.pop().errback(RuntimeError("router refused"))
+    assert isinstance(first[0][0], Refused)
+    outcome(publish(publisher, ["demo.message", MESSAGE, "b"]))
+    router.ack_all()
+    publisher._save()  # the end of the reactor turn: seq 2 marked published
+    assert store.last_published_seq() == 2
+    took = outcome(ensureDeferred(publisher.take_over(store.take(1, TERMS))))
+    assert took == [0] and router.sent == [("gateway.event.demo.message", 1), ("gateway.event.demo.message", 2)]
+    sub = store.persistent("p_x")
+    who = SessionInfo(1, "u", "user", "u", ())
+    replayed = read_replay(store, who, sub, compile_parts(sub, REGISTRY), REGISTRY, 0)
+    assert [e["seq"] for e in replayed["events"]] == [2]
+    retry = outcome(publish(publisher, ["demo.message", MESSAGE, "a"]))
+    router.ack_all()
+    assert retry[0] == [Accepted("a", 3)]
+    assert [seq for _, seq in router.sent] == [1, 2, 3]
