@@ -7,7 +7,6 @@ that a typo ("bridge.prot") is not silently ignored.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.exceptions import ConfigError
 from components.limits import DEFAULT_MAX_DEPTH
-from components.router_guard.addresses import networks
+from components.router_guard.addresses import is_loopback, networks
 from components.router_guard.origins import origin_pattern
 
 #: bridge.max_in_flight's default: what one bridge process on a 2-core machine answers within about a
@@ -416,16 +415,6 @@ class GatewayConfig(_Section):
             raise ValueError("proxy.transport is amqp but amqp.url is not set: name the RabbitMQ broker "
                              "(amqp://user:password@host:5672/vhost, or env GATEWAY_AMQP_URL)")
         return self
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and "localhost"; False for anything else, 0.0.0.0 included."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_config(

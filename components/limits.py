@@ -42,7 +42,7 @@ from xml.parsers import expat
 
 __all__ = [
     "DEFAULT_MAX_DEPTH", "INT64_MAX", "INT64_MIN", "INT_RANGE", "LONE_SURROGATE", "NON_FINITE", "DuplicateKey",
-    "EdgeError", "InvalidNumber", "InvalidUnicode", "Limits", "Malformed", "TooDeep", "TooLarge", "ValueProblem",
+    "EdgeError", "InvalidNumber", "InvalidUnicode", "Limits", "Malformed", "TooDeep", "TooLarge", "FieldError",
     "depth", "number_problems", "string_problems", "too_deep_at",
 ]
 
@@ -119,15 +119,17 @@ class DuplicateKey(EdgeError):
 
 
 @dataclass(frozen=True)
-class ValueProblem:
-    """One value events cannot carry: where (a dotted path), what is wrong, and its error type."""
+class FieldError:
+    """One bad value: where (a dotted path), what was wrong, and its error type (``int_range``,
+    ``finite_number``, ``string_unicode`` here; pydantic's types for event data, which
+    ``components.events.validation`` reports with the same class)."""
 
     path: str
     message: str
-    #: ``int_range``, ``finite_number`` or ``string_unicode``.
     type: str
 
     def as_dict(self) -> dict[str, str]:
+        """The error as a JSON object: ``{"path", "message", "type"}``."""
         return {"path": self.path, "message": self.message, "type": self.type}
 
 
@@ -314,9 +316,9 @@ class _Huge:
 _HUGE = _Huge()
 
 
-def number_problems(value: Any, path: str = "", limit: int | None = MAX_REPORTED) -> list[ValueProblem]:
+def number_problems(value: Any, path: str = "", limit: int | None = MAX_REPORTED) -> list[FieldError]:
     """The numbers in ``value`` that events cannot carry, in document order (at most ``limit``)."""
-    found: list[ValueProblem] = []
+    found: list[FieldError] = []
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
@@ -327,7 +329,7 @@ def number_problems(value: Any, path: str = "", limit: int | None = MAX_REPORTED
         else:
             problem = _number_problem(item)
             if problem is not None:
-                found.append(ValueProblem(where, *problem))
+                found.append(FieldError(where, *problem))
                 if limit is not None and len(found) >= limit:
                     break
     return found
@@ -348,7 +350,7 @@ def _number_problem(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def number_error(problems: Sequence[ValueProblem], what: str = "the body") -> InvalidNumber:
+def number_error(problems: Sequence[FieldError], what: str = "the body") -> InvalidNumber:
     """The error for bad numbers: the first one in the message (``data.order_id: integers must be ...``),
     each in the details."""
     first = problems[0]
@@ -364,12 +366,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAYBE_SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
-def string_problems(value: Any, path: str = "", limit: int | None = MAX_REPORTED) -> list[ValueProblem]:
+def string_problems(value: Any, path: str = "", limit: int | None = MAX_REPORTED) -> list[FieldError]:
     """The strings and keys in ``value`` holding a lone surrogate, in document order (at most ``limit``).
 
     A key's problem is named by the key's own path, its surrogates written as ``\\udXXX`` escapes.
     """
-    found: list[ValueProblem] = []
+    found: list[FieldError] = []
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
@@ -396,10 +398,10 @@ def _printable(text: str) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _surrogate_problem(path: str, text: str, of: str = "") -> ValueProblem:
+def _surrogate_problem(path: str, text: str, of: str = "") -> FieldError:
     match = _SURROGATE.search(text)
     assert match is not None
-    return ValueProblem(path, f"{LONE_SURROGATE}; this one has \\u{ord(match.group()):04x} at character "
+    return FieldError(path, f"{LONE_SURROGATE}; this one has \\u{ord(match.group()):04x} at character "
                               f"{match.start() + 1}{of}", "string_unicode")
 
 

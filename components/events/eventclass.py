@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, SchemaSerializer, to_json
 
 from components.events.rules import VISIBILITY, Extra, check_name, visible_to
-from components.events.validation import FieldError, InvalidEventData, field_errors, not_json
+from components.events.validation import InvalidEventData, field_errors, not_json
 from components.exceptions import DefinitionError
 from components.limits import INT64_MAX, INT64_MIN, number_problems
 
@@ -92,7 +92,7 @@ class EventClass:
         # carry neither (components.limits). They are rare, so look for them only
         # when the text might hold one (a string like "NaN" also triggers the look).
         if text.find(b"NaN") >= 0 or text.find(b"Infinity") >= 0 or _LONG_NUMBER.search(text):
-            bad = [FieldError(p.path, p.message, p.type) for p in number_problems(data, limit=None)]
+            bad = number_problems(data, limit=None)
             if bad:
                 raise InvalidEventData(self.name, bad)
         try:

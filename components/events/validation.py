@@ -7,23 +7,13 @@ and whose messages a web developer can act on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from components.limits import FieldError
 
-@dataclass(frozen=True)
-class FieldError:
-    """One bad field of an event's data: where, what was wrong, and its kind."""
-
-    path: str
-    message: str
-    type: str
-
-    def as_dict(self) -> dict[str, str]:
-        """The error as a JSON object: ``{"path", "message", "type"}``."""
-        return {"path": self.path, "message": self.message, "type": self.type}
+__all__ = ["FieldError", "InvalidEventData", "field_errors", "not_json"]
 
 
 class InvalidEventData(Exception):

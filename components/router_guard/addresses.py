@@ -82,3 +82,13 @@ class ConnectionCounter:
 
     def __len__(self) -> int:
         return len(self._open)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"; False for anything else, 0.0.0.0 included."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -10,9 +10,10 @@ exactly that form: ``https://app.example.com`` -> ``https://app.example.com:443`
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from urllib.parse import urlsplit
+
+from components.router_guard.addresses import is_loopback
 
 #: Any page.
 ANY = "*"
@@ -46,7 +47,7 @@ def page_origins(host: str, port: int, public_url: str | None) -> list[str]:
     """
     if host in ("0.0.0.0", "::", ""):
         own = [f"http://*:{port}"]
-    elif _is_loopback(host):
+    elif is_loopback(host):
         own = [f"http://{name}:{port}" for name in ("127.0.0.1", "localhost", "::1")]
     else:
         own = [origin_pattern(f"http://{_bracketed(host)}:{port}")]
@@ -63,15 +64,6 @@ def allow_list(host: str, port: int, public_url: str | None, configured: tuple[s
     if ANY in configured:
         return [ANY]
     return list(dict.fromkeys([*page_origins(host, port, public_url), *configured]))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _bracketed(host: str) -> str:

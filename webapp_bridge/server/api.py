@@ -232,14 +232,10 @@ class BridgeLogic:
             return error(400, "invalid_request", "missing 'user': the id of the user the ticket logs in",
                          details=[{"path": "user", "message": "required", "type": "missing"}])
         ttl = doc.get("ttl", self.ticket_ttl)
-        checked: dict[str, Any] = {}
-        for key, rule in (("user", check_user), ("roles", check_roles)):
-            try:
-                checked[key] = rule(doc.get(key), key)
-            except AuthFailure as exc:
-                return error(400, "invalid_request", str(exc),
-                             details=[{"path": key, "message": str(exc), "type": "value_error"}])
-        user, roles = checked["user"], list(checked["roles"])
+        who = _user_and_roles(doc)
+        if isinstance(who, Answer):
+            return who
+        user, roles = who
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= self.max_ticket_ttl:
             message = f"ttl must be a number of seconds, more than 0 and at most {self.max_ticket_ttl:g}"
             return error(400, "invalid_request", f"{message} (got {ttl!r})",
@@ -262,14 +258,10 @@ class BridgeLogic:
             return error(400, "invalid_request", "'persistent' must be true: a subscription made for a user who may "
                          "not be connected is kept until they come back (and replayed then)",
                          details=[{"path": "persistent", "message": "must be true", "type": "value_error"}])
-        checked: dict[str, Any] = {}
-        for key, rule in (("user", check_user), ("roles", check_roles)):
-            try:
-                checked[key] = rule(doc.get(key), key)
-            except AuthFailure as exc:
-                return error(400, "invalid_request", str(exc),
-                             details=[{"path": key, "message": str(exc), "type": "value_error"}])
-        return SubscriptionRequest(checked["user"], list(checked["roles"]), doc["query"])
+        who = _user_and_roles(doc)
+        if isinstance(who, Answer):
+            return who
+        return SubscriptionRequest(*who, doc["query"])
 
     def parse_listing(self, query: Mapping[str, Sequence[str]]) -> dict[str, str] | Answer:
         """GET /subscriptions' query string: ``?user=<id>`` or ``?event=<class>`` or neither, as the
@@ -414,3 +406,16 @@ def _json_type(value: Any) -> str:
         return "null"
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
             dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _user_and_roles(doc: Mapping[str, Any]) -> tuple[str, list[str]] | Answer:
+    """A request's ``user`` and ``roles`` by the identity rules (``check_user``, ``check_roles``), or the
+    400 naming the first that breaks them."""
+    checked: dict[str, Any] = {}
+    for key, rule in (("user", check_user), ("roles", check_roles)):
+        try:
+            checked[key] = rule(doc.get(key), key)
+        except AuthFailure as exc:
+            return error(400, "invalid_request", str(exc),
+                         details=[{"path": key, "message": str(exc), "type": "value_error"}])
+    return checked["user"], list(checked["roles"])
