@@ -72,7 +72,9 @@ class _LimitedRequest(server.Request):
 
     Twisted would buffer the whole body before our resource sees it; this
     answers 413 as soon as the declared length (or, for chunked bodies, the
-    bytes received so far) passes the limit, and closes the connection.
+    bytes received so far) passes the limit, and closes the connection (our side
+    at once; the rest of the body is read and dropped for at most LINGER seconds,
+    so that a client still sending gets the answer, not a reset).
     """
 
     _received = 0
@@ -91,7 +93,7 @@ class _LimitedRequest(server.Request):
         site: BridgeSite = self.channel.site  # type: ignore[attr-defined]
         refusal = site.refusal_at_start(self)
         if refusal is not None:
-            self._refuse(*refusal, linger=True)
+            self._refuse(*refusal)
             return
         super().gotLength(length)
 
@@ -121,9 +123,9 @@ class _LimitedRequest(server.Request):
             channel.requests = []
         super().connectionLost(reason)
 
-    def _refuse(self, answer: Answer, key_name: str = "-", linger: bool = False) -> None:
-        """Answer before the body is read, and close: the rest of the body is never read (``linger``: it is
-        read and dropped for up to LINGER seconds, while the client finishes sending and reads the answer)."""
+    def _refuse(self, answer: Answer, key_name: str = "-") -> None:
+        """Answer before the body is read, and close: the rest of the body is read and dropped for up to
+        LINGER seconds, while the client finishes sending and reads the answer."""
         self._refused = True
         # Twisted answers "Expect: 100-continue" right after this: the answer is final, no body is wanted.
         self.requestHeaders.removeHeader(b"Expect")
@@ -144,9 +146,6 @@ class _LimitedRequest(server.Request):
         channel: Any = self.channel
         transport: Any = channel.transport
         transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        if not linger:
-            channel.loseConnection()
-            return
         # Closing with the client still sending would reset the connection, and a client writing a
         # large body (a batch) would get the reset, not the answer. So only our side is closed; the
         # client reads the answer and closes its side (or is cut off after LINGER seconds).
