@@ -135,8 +135,14 @@ class NodeProcess:
         # Workers outlive a controller that did not stop them in time (or that was killed).
         _signal_group(pgid, signal.SIGKILL)
         deadline = time.monotonic() + wait
+        try:
+            # Reaped before anything else: a controller left as a zombie still holds its PID, which
+            # the node directory's pid file names, and the next `crossbar start` fails on it (it
+            # reads the zombie's command line: psutil.ZombieProcess, exit code 1).
+            self._proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            pass
         while time.monotonic() < deadline:
-            self._proc.poll()  # reaps the controller, so that it does not stay as a zombie
             if not group_members(pgid):
                 return
             time.sleep(0.05)

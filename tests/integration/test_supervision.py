@@ -49,6 +49,8 @@ TOPIC = "gateway.event.demo.message"
 MESSAGE = {"room": "ops", "text": "back again", "author": "test"}
 ROUTER = "gateway router"
 CONTAINERS = ("gateway components-1", "gateway components-2")
+#: What Crossbar logs once it has started and configured every worker of the node.
+NODE_STARTED = "local node configuration ran successfully"
 
 
 @dataclass
@@ -83,11 +85,17 @@ class GatewayRun:
         return {title: pid for pid, title in self.processes().items() if title in (ROUTER, *CONTAINERS)}
 
     def wait_serving(self, timeout: float = WAIT) -> None:
-        """Until the supervisor says the node serves and both containers run."""
+        """Until the node serves, both containers run and Crossbar has finished starting the node.
+
+        The node serves once its first container is up, while Crossbar still starts the second: a
+        worker that dies before Crossbar has configured them all makes it give up the whole node
+        ("Could not start node") and stop the router too. That is a restart as well, but not the
+        one these tests look at (a container killed in a node that runs)."""
         def serving() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"gateway run exited with {self.process.returncode}:\n{self.log_tail()}")
-            return self.api.not_ready() is None and set(self.workers()) == {ROUTER, *CONTAINERS}
+            return (self.api.not_ready() is None and set(self.workers()) == {ROUTER, *CONTAINERS}
+                    and NODE_STARTED in self.log_text())
         wait_for(serving, timeout, "the node serving with its router and both containers")
 
     def first_start(self) -> float:
@@ -358,3 +366,20 @@ def test_component_sessions_killed_again_and_again_come_back_each_time() -> None
             assert envelope["seq"] == seq
             assert client.is_attached and client.session_id == session
         assert run.workers()[ROUTER] == router and "restarting the node" not in run.log_text()
+
+
+@pytest.mark.parametrize("grace", [0.0, 2.0])
+def test_a_stopped_node_leaves_no_zombie_controller(grace: float) -> None:
+    """After ``stop``, the controller is reaped: its PID is gone, not a zombie. A zombie keeps the PID
+    that the node directory's pid file names, and the next ``crossbar start`` failed on it (exit code 1:
+    ``psutil.ZombieProcess``), so that a restart after both containers died was a second failure."""
+    from components.supervision.processes import NodeProcess  # a pure adapter over subprocess and psutil
+
+    # A stand-in controller with a worker in its process group, that ignores SIGTERM like a stuck node.
+    node = NodeProcess(["sh", "-c", "trap '' TERM; sleep 60 & wait"])
+    node.start()
+    wait_for(lambda: bool(psutil.Process(node.pid).children()), 10, "the stand-in's worker")
+    controller = node.pid
+    node.stop(grace)
+    # Looked at before anything here polls the process (which would reap it).
+    assert not psutil.pid_exists(controller), f"the controller is left {psutil.Process(controller).status()}"
