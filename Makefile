@@ -16,7 +16,7 @@ run: install
 test: install $(CHROMIUM)
 	$(VENV)/bin/mypy
 	npm run --silent check:types
-	node --test clients/js/test/unit/
+	node --test clients/js/test/unit/ clients/status/test/
 	$(PY) -m pytest
 
 install: $(PY_STAMP) $(NPM_STAMP)

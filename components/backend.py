@@ -49,8 +49,11 @@ class BackendSession(ApplicationSession):
         return signature.decode("ascii")
 
     def load_gateway_config(self) -> GatewayConfig:
-        """gateway.yaml (path from the node config, relative to the node directory) plus env."""
-        return load_config(self.config.extra["config_path"], os.environ)
+        """gateway.yaml (path from the node config, relative to the node directory) plus env; the process
+        counts or not as ``metrics.enabled`` says, from before its components count anything."""
+        cfg = load_config(self.config.extra["config_path"], os.environ)
+        METER.switch(cfg.metrics.enabled)
+        return cfg
 
     async def onJoin(self, details: SessionDetails) -> None:
         try:
@@ -107,8 +110,11 @@ class BackendSession(ApplicationSession):
 
     async def offer_metrics(self, cfg: GatewayConfig) -> None:
         """Offer the process's metrics at ``gateway.internal.metrics.<session>`` (components.metrics);
-        the first component of a process first loads what the process saved before. Call from start()."""
-        await KEEPER.start(lambda: open_store(cfg.store))
+        the first component of a process first loads what the process saved before. Call from start().
+        With ``metrics.enabled: false`` nothing is loaded or saved: only the gauges are offered (the
+        status page's health)."""
+        if cfg.metrics.enabled:
+            await KEEPER.start(lambda: open_store(cfg.store))
         live = self._live
         if live is not None:
             METER.provide(f"definitions.{type(self).__name__}",

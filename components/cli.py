@@ -77,12 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     cbdir = Path(args.cbdir).resolve()
     cbdir.mkdir(parents=True, exist_ok=True)
     repo = Path(args.config).resolve().parent
-    paths = RenderPaths(
-        config=str(Path(args.config).resolve()),
-        page=str(repo / "examples" / "page"),
-        vendor=str(repo / "node_modules" / "autobahn-browser"),
-        lib=str(repo / "clients" / "js" / "src"),
-    )
+    paths = RenderPaths.in_repo(repo, Path(args.config).resolve())
     run_config = cbdir / "run.yaml"
     # A fresh secret each `gateway run` (kept across the node's restarts): only this node's own
     # components ever know it.

@@ -51,6 +51,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_ROUTER_ALLOWED_ORIGINS": ("router.allowed_origins", "list"),
     "GATEWAY_ROUTER_MAX_CLIENT_BUFFER": ("router.max_client_buffer", "str"),
     "GATEWAY_ROUTER_MAX_CONNECTIONS_PER_ADDRESS": ("router.max_connections_per_address", "str"),
+    "GATEWAY_METRICS_ENABLED": ("metrics.enabled", "str"),
+    "GATEWAY_STATUS_OPERATOR_ROLE": ("status.operator_role", "str"),
 }
 
 
@@ -361,8 +363,19 @@ class AmqpConfig(_Section):
 class MetricsConfig(_Section):
     """``GET /metrics`` on the bridge port: the node's Prometheus metrics (docs/operations.md)."""
 
+    #: Count at all. false: nothing is counted (the meter's count and observe do nothing), GET /metrics
+    #: answers 404 ``metrics_disabled`` and the status page shows gauges and health only.
+    enabled: bool = True
     #: Demand ``Authorization: Bearer <api key>`` (one of bridge.api_keys); off by default, like /healthz.
     require_key: bool = False
+
+
+class StatusConfig(_Section):
+    """The live status page the router serves at ``/status`` (docs/operations.md#the-status-page)."""
+
+    #: The role (as a ticket's or JWT's ``roles`` give it; the WAMP role stays auth.user_role) a signed-in
+    #: user must hold to see the page's data (``gateway.status``). Anyone else gets an error, never data.
+    operator_role: str = Field(default="staff", pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
 
 class ProxyConfig(_Section):
@@ -395,6 +408,7 @@ class GatewayConfig(_Section):
     store: StoreConfig = StoreConfig()
     amqp: AmqpConfig = AmqpConfig()
     metrics: MetricsConfig = MetricsConfig()
+    status: StatusConfig = StatusConfig()
     proxy: ProxyConfig = ProxyConfig()
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ fresh one with env overrides and a random backend secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components import uris
@@ -38,7 +39,12 @@ DEFAULT_PATHS = {
     "page": "../examples/page",
     "vendor": "../node_modules/autobahn-browser",
     "lib": "../clients/js/src",
+    "status": "../clients/status/page",
+    "uplot": "../node_modules/uplot/dist",
 }
+#: The router's path of the status page (``/status/``) and of uPlot's files, which the page charts with.
+STATUS_PATH = "status"
+UPLOT_PATH = "uplot"
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,16 @@ class RenderPaths:
     vendor: str = DEFAULT_PATHS["vendor"]
     #: The JS client (an ES module), served at /lib/ for the demo page and your own pages.
     lib: str = DEFAULT_PATHS["lib"]
+    #: The status page (clients/status/page/), served at /status/, and uPlot's dist files at /uplot/.
+    status: str = DEFAULT_PATHS["status"]
+    uplot: str = DEFAULT_PATHS["uplot"]
+
+    @classmethod
+    def in_repo(cls, repo: Path, config: Path) -> RenderPaths:
+        """Absolute paths into a checkout at ``repo`` (where npm installed node_modules/), for ``config``."""
+        return cls(config=str(config), page=str(repo / "examples" / "page"),
+                   vendor=str(repo / "node_modules" / "autobahn-browser"), lib=str(repo / "clients" / "js" / "src"),
+                   status=str(repo / "clients" / "status" / "page"), uplot=str(repo / "node_modules" / "uplot" / "dist"))
 
 
 def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secret: str | None = None
@@ -180,6 +196,11 @@ def render(cfg: GatewayConfig, paths: RenderPaths = RenderPaths(), backend_secre
                                        "options": {"enable_directory_listing": False}},
                             "lib": {"type": "static", "directory": paths.lib,
                                     "options": {"enable_directory_listing": False}},
+                            # The live status page: its data only for operators (gateway.status).
+                            STATUS_PATH: {"type": "static", "directory": paths.status,
+                                          "options": {"enable_directory_listing": False}},
+                            UPLOT_PATH: {"type": "static", "directory": paths.uplot,
+                                         "options": {"enable_directory_listing": False}},
                             cfg.router.ws_path: {
                                 "type": "websocket",
                                 "serializers": ["json", "msgpack", "cbor"],

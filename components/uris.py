@@ -60,6 +60,10 @@ INTERNAL_DISPATCHER_LEADER = "gateway.internal.dispatcher.leader"
 INTERNAL_STATS = "gateway.internal.stats"
 #: ``gateway.whoami()`` -> authid, role, user, roles, client token and its expiry.
 WHOAMI = "gateway.whoami"
+#: ``gateway.status()`` -> the node's figures for the status page (``components.metrics.status``): only
+#: for signed-in users holding ``status.operator_role``; anyone else is refused (``wamp.error.not_authorized``
+#: by the authorizer, ``gateway.error.not_authorized`` by the procedure).
+STATUS = "gateway.status"
 
 #: The authid each of our components joins with (role backend).
 DISPATCHER_AUTHID = "dispatcher"
@@ -80,6 +84,8 @@ META_SESSION_GET = "wamp.session.get"
 #: Meta procedures: the topics with subscribers, one subscription's details.
 META_SUBSCRIPTION_LIST = "wamp.subscription.list"
 META_SUBSCRIPTION_GET = "wamp.subscription.get"
+#: Meta procedure: how many sessions subscribe to a subscription (the status page's live queries).
+META_SUBSCRIPTION_COUNT_SUBSCRIBERS = "wamp.subscription.count_subscribers"
 #: Meta procedures: the registrations, one registration's details, by procedure, its callees.
 META_REGISTRATION_LIST = "wamp.registration.list"
 META_REGISTRATION_GET = "wamp.registration.get"
@@ -136,6 +142,7 @@ def query_topic(key: str) -> str:
 # -- The JS client (clients/js/src/uris.js) ------------------------------------------------
 # URIs only the JS client uses: the router's errors it acts on, and its own error URIs
 # (raised in the client, never sent by the gateway; listed so that they are defined here too).
+# The status page (clients/status/) takes STATUS from the same module.
 
 #: Router errors a call may end with while the session stays up (a component restarting, a
 #: worker dying mid-call): the client asks again.
@@ -171,6 +178,7 @@ JS_CLIENT: dict[str, str] = {
     "ACK": ACK,
     "CATALOG": CATALOG,
     "WHOAMI": WHOAMI,
+    "STATUS": STATUS,
     "META_SUBSCRIPTION_REMOVED": META_SUBSCRIPTION_REMOVED,
     "ERROR_NO_SUCH_SUBSCRIPTION": ERROR_NO_SUCH_SUBSCRIPTION,
     "ERROR_AUTHENTICATION_FAILED": ERROR_AUTHENTICATION_FAILED,

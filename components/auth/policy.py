@@ -12,6 +12,7 @@ from typing import Any
 
 from components import uris
 from components.events import Registry
+from components.events.rules import ANONYMOUS_ROLE
 
 #: Procedures any client may call; they answer by the caller's identity.
 CLIENT_PROCEDURES = frozenset({uris.SUBSCRIBE, uris.UNSUBSCRIBE, uris.SUBSCRIPTIONS, uris.CATALOG, uris.WHOAMI,
@@ -21,19 +22,32 @@ Decision = dict[str, bool]
 
 DENY: Decision = {"allow": False, "disclose": False, "cache": False}
 
+#: ``status.operator_role``'s default: the role (in a ticket's or JWT's roles) that may see the status page.
+OPERATOR_ROLE = "staff"
+
+
+def is_operator(authrole: str, roles: Collection[str], operator_role: str) -> bool:
+    """Whether a client may call ``gateway.status``: a signed-in user holding ``operator_role`` among the
+    roles its ticket or JWT gave it (read from the authextra our authenticator answered)."""
+    return authrole != ANONYMOUS_ROLE and operator_role in roles
+
 
 def authorize(authrole: str, roles: Collection[str], uri: str, action: str, options: Mapping[str, Any],
-              registry: Registry, granted: Callable[[str], bool]) -> Decision:
+              registry: Registry, granted: Callable[[str], bool], operator_role: str = OPERATOR_ROLE) -> Decision:
     """Allow or deny ``action`` on ``uri``. ``granted(key)``: was this session given query topic ``key``?
 
-    Never cached where the answer can change while the session lives: class
-    visibility changes with a reload of the definitions, grants with every
-    ``gateway.subscribe``.
+    Never cached where the answer can change while the session lives, nor where it depends on more than
+    the WAMP role: Crossbar caches a decision for every session of the role (its key is realm, authrole,
+    URI and action). Class visibility changes with a reload of the definitions, grants with every
+    ``gateway.subscribe``; ``gateway.status`` depends on the session's own roles (``operator_role``).
     """
     if action == "call":
         if uri in CLIENT_PROCEDURES:
             # The callee needs to know who calls: disclose the caller.
             return {"allow": True, "disclose": True, "cache": True}
+        if uri == uris.STATUS:
+            # Never cached: a staff user and another user share the WAMP role.
+            return {"allow": is_operator(authrole, roles, operator_role), "disclose": True, "cache": False}
         return DENY
     if action != "subscribe":
         return DENY  # clients never publish or register: events come from web-apps through the bridge

@@ -6,6 +6,7 @@
                     writes or orders; the others stand by and take over when its session ends;
 - ``publishing``    the per-event path: idempotency, numbering, the event-log write, acknowledged publishes
                     (marked in the log), and a takeover's publishing of what its predecessor left unpublished;
+- ``local``         the active dispatcher's publish, offered to the bridge in the same process (no WAMP call);
 - ``coalescing``    batches that come while one is worked on go together next (one turn, one look-up);
 - ``results``       what ``gateway.internal.publish`` answers the bridge, typed (``Accepted`` / ``Refused``);
 - ``replay``        ``gateway.replay`` and ``gateway.ack`` of persistent subscriptions;

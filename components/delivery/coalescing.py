@@ -28,6 +28,8 @@ R = TypeVar("R")
 class _Group(Generic[T, R]):
     def __init__(self) -> None:
         self.items: list[T] = []
+        #: What its calls weigh together (``Coalescer.__call__``'s ``weight``).
+        self.weight = 0
         #: (its first item's index, how many, the caller's Deferred) of each call in the group
         self.calls: list[tuple[int, int, Deferred[list[R]]]] = []
 
@@ -35,23 +37,28 @@ class _Group(Generic[T, R]):
 class Coalescer(Generic[T, R]):
     """``work(items)`` for one group of items at a time; calls that come meanwhile go together next."""
 
-    def __init__(self, work: Callable[[list[T]], Awaitable[list[R]]], most: int) -> None:
-        if most < 1:
-            raise ValueError("most must be at least 1")
+    def __init__(self, work: Callable[[list[T]], Awaitable[list[R]]], most: int, budget: int | None = None) -> None:
+        """``most``: items a group holds at most; ``budget``: what its calls may weigh together at
+        most (their ``weight``, e.g. bytes), unbounded when None. A call alone may exceed either."""
+        if most < 1 or (budget is not None and budget < 1):
+            raise ValueError("most and budget must be at least 1")
         self._work = work
         self._most = most
+        self._budget = budget
         self._waiting: deque[_Group[T, R]] = deque()
         self._busy = False
 
-    def __call__(self, items: list[T]) -> Deferred[list[R]]:
+    def __call__(self, items: list[T], weight: int = 0) -> Deferred[list[R]]:
         """The results of ``items`` (one each, in order), once their group was worked on."""
         group = self._waiting[-1] if self._waiting else None
-        if group is None or len(group.items) + len(items) > self._most:
+        if group is None or len(group.items) + len(items) > self._most or (
+                self._budget is not None and group.calls and group.weight + weight > self._budget):
             group = _Group()
             self._waiting.append(group)
         mine: Deferred[list[R]] = Deferred()
         group.calls.append((len(group.items), len(items), mine))
         group.items.extend(items)
+        group.weight += weight
         if not self._busy:
             self._next()
         return mine

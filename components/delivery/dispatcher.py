@@ -55,9 +55,10 @@ from components.metrics.meter import Labels
 from components.metrics.process_meter import METER
 from components.arguments import Signature
 from components.backend import BackendSession, sleep
+from components.delivery import local
 from components.delivery.housekeeping import Housekeeping
 from components.delivery.leadership import HELD_ELSEWHERE, Leadership, retry_delay
-from components.delivery.publishing import ANYONE, Publisher
+from components.delivery.publishing import ANYONE, Publisher, Turn
 from components.delivery.replay import ACK, REPLAY, SUBSCRIPTION_ID, ReplayAndAck
 from components.delivery.rowfilter import visible_with_row_filter
 from components.delivery.sequence import Sequencer
@@ -89,7 +90,7 @@ class Dispatcher(BackendSession):
     _sessions: Sessions
     _sequencer: Sequencer
     #: Batches of events take their turn with it, and so do persistent subscribes (see _subscribe).
-    _turn: DeferredLock
+    _turn: Turn
     #: Each client session's calls (its token bucket); forgotten when the session leaves.
     _buckets: CallBuckets | None = None
     _leadership: Leadership | None = None
@@ -105,12 +106,13 @@ class Dispatcher(BackendSession):
         self._thread = thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-events")
         self._bookkeeping = bookkeeping = StoreThread(lambda: open_store(cfg.store), name="dispatcher-bookkeeping")
         self._housekeeping_thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-housekeeping")
-        self._turn = DeferredLock()
+        self._turn = Turn()
         self._sequencer = sequencer = Sequencer(lambda n: thread.run(_take, n))
         self._limits = cfg.queries
         self._sessions = Sessions(cfg.auth.user_role)
         self._queries = QuerySubscriptions(bookkeeping, lambda: self.registry, cfg.queries, self._sessions,
-                                           sequencer.high_water, token_ttl=cfg.auth.client_token_ttl)
+                                           sequencer.high_water, token_ttl=cfg.auth.client_token_ttl,
+                                           operator_role=cfg.status.operator_role)
         self._buckets = buckets = CallBuckets(cfg.queries.calls_per_second, cfg.queries.call_burst)
         self._publisher = Publisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
                                     self._queries, self._send)
@@ -187,6 +189,7 @@ class Dispatcher(BackendSession):
             published = await self._publisher.take_over(term)
             for body, procedure, options in self._writers:
                 await self._register_alone(body, procedure, options)
+            local.offer(self._publish)  # the bridge beside it: no WAMP call (``local``)
         except Exception as exc:
             self.log.error("taking over as the active dispatcher failed: {err}; leaving, to be restarted", err=exc)
             if self.is_attached():
@@ -317,6 +320,7 @@ class Dispatcher(BackendSession):
         return catalog
 
     def onLeave(self, details: CloseDetails) -> None:
+        local.withdraw(self._publish)
         if self._leadership is not None:
             self._leadership.stop()
         if self._housekeeping is not None:

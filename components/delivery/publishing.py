@@ -30,7 +30,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from twisted.internet import reactor
 from twisted.internet.base import DelayedCall
@@ -43,7 +43,7 @@ from components.metrics.families import MATCH_DURATION, PUBLISHES
 from components.metrics.meter import Labels
 from components.metrics.process_meter import METER
 from components.delivery.coalescing import Coalescer
-from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
+from components.delivery.results import Accepted, IdOrigin, PublishResult, Refused, RefusalCode
 from components.delivery.sequence import Sequencer
 from components.delivery.sessions import Restriction, Sessions
 from components.delivery.subscriptions import QuerySubscriptions
@@ -71,6 +71,23 @@ TAKE_OVER_PAGE = 1000
 _QUERY_KIND: Labels = (("kind", "query"),)
 _CLASS_KIND: Labels = (("kind", "class"),)
 
+class Turn(DeferredLock):
+    """The batches' turn: one batch at a time looks its ids up, numbers its events and logs them. What
+    must happen between two batches (a persistent subscribe, a takeover) takes it with ``acquire``;
+    batches with ``acquire_for_batch``. ``changes`` counts the ``acquire`` calls: while it has not
+    moved, what a batch learnt from the store in an earlier turn (which classes are logged) holds,
+    because whatever changes that takes the turn first."""
+
+    changes = 0
+
+    def acquire(self) -> Deferred[Self]:
+        self.changes += 1
+        return super().acquire()
+
+    def acquire_for_batch(self) -> Deferred[Self]:
+        return super().acquire()
+
+
 class NotLogged(Exception):
     """The event-log write of a batch failed: none of its events was published or accepted."""
 
@@ -86,7 +103,7 @@ class Send(Protocol):
 class Publisher:
     """Publishes batches of events for the dispatcher; one per dispatcher session."""
 
-    def __init__(self, thread: StoreThread, turn: DeferredLock, sequencer: Sequencer,
+    def __init__(self, thread: StoreThread, turn: Turn, sequencer: Sequencer,
                  registry: Callable[[], Registry], sessions: Sessions, queries: QuerySubscriptions,
                  send: Send) -> None:
         self._thread: StoreThread | None = thread
@@ -108,6 +125,10 @@ class Publisher:
         self._flush: DelayedCall | None = None
         #: Batches that come while one takes its turn wait, and take the next turn together.
         self._together: Coalescer[list[Any], Deferred[PublishResult]] = Coalescer(self._take_turn, MOST_TOGETHER)
+        #: The classes with a persistent subscription (their events are logged), as the store said when
+        #: the turn had been taken ``_logged_as_of`` times by others (``Turn.changes``).
+        self._logged: set[str] = set()
+        self._logged_as_of = -1
         #: The leadership term this dispatcher writes the event log under (``take_over``).
         self._term: int | None = None
 
@@ -127,7 +148,8 @@ class Publisher:
         waits for its own store round trips and those of at most one turn before it, not for those
         of every batch before it.
         """
-        items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None]
+        items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None,
+                  IdOrigin(item[4]) if len(item) > 4 and item[2] else IdOrigin.GIVEN]
                  for item in items]
         results = await self._together(items)
         # Shielded: when the caller goes away (Crossbar INTERRUPTs the call, autobahn cancels it), the
@@ -141,10 +163,19 @@ class Publisher:
     async def _take_turn(self, items: list[list[Any]]) -> list[Deferred[PublishResult]]:
         """The store's part of the batches that waited together (``coalescing``), in their turn: the
         look-up, the numbers, the log write; then their publishes. Each item's result to come."""
-        await self._turn.acquire()
+        await self._turn.acquire_for_batch()
         try:
+            # Ids the bridge has just made cannot have been accepted before (``IdOrigin``); which classes are
+            # logged is known from an earlier turn while nothing took the turn in between (``Turn``). A
+            # turn with nothing else to learn goes without a store round trip.
+            given = [i for _, _, i, _, origin in items if origin is IdOrigin.GIVEN]
             try:
-                earlier, logged, rows = await self._store_thread().run(_look_up, [i for _, _, i, _ in items])
+                if given or self._logged_as_of != self._turn.changes:
+                    as_of = self._turn.changes
+                    earlier, logged, rows = await self._store_thread().run(_look_up, given)
+                    self._logged, self._logged_as_of = logged, as_of
+                else:
+                    earlier, logged, rows = {}, self._logged, {}
             except Exception as exc:  # the store did not answer, or failed: each item is refused (503), never a 500
                 log.error("cannot look {n} event ids up: {err}", n=len(items), err=exc)
                 refused = Refused(RefusalCode.UNAVAILABLE, f"the gateway's store did not answer; the event was not "
@@ -156,8 +187,8 @@ class Publisher:
             except Exception as exc:  # each new event is refused (its number: NoNumbers)
                 log.error("cannot take a block of seq numbers: {err}", err=exc)
             batch = _Batch()
-            results = [self._publish_safely(event, data, event_id, audience, logged, batch, earlier, rows)
-                       for event, data, event_id, audience in items]
+            results = [self._publish_safely(event, data, event_id, audience, origin, logged, batch, earlier, rows)
+                       for event, data, event_id, audience, origin in items]
             if batch.rows:
                 term, moved = self._term, batch.moved
                 try:
@@ -267,7 +298,7 @@ class Publisher:
                                    "the gateway could not number the event; it was not accepted"))
 
     def _publish_one(self, event: str, data: dict[str, Any], event_id: str,
-                     audience: dict[str, list[str]] | None, logged: set[str], batch: _Batch,
+                     audience: dict[str, list[str]] | None, origin: IdOrigin, logged: set[str], batch: _Batch,
                      earlier_ids: dict[str, tuple[str, int]],
                      logged_rows: dict[str, LoggedEvent]) -> Deferred[PublishResult]:
         registry = self._registry()
@@ -317,7 +348,7 @@ class Publisher:
         def done(_: Any) -> PublishResult:
             if persisted:  # a logged event's id was written with it: mark it published
                 self._acknowledge(event_id, seq)
-            else:
+            elif origin is not IdOrigin.NEW_LOCAL:  # no one can send that id again (``IdOrigin``)
                 self._remember(event_id, event, seq)
             return Accepted(event_id, seq)
 

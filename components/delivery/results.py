@@ -12,8 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
+
+
+class IdOrigin(IntEnum):
+    """Where an item's id comes from: the fifth element of a ``gateway.internal.publish`` item
+    (``[event, data, id, audience, origin]``; items of three or four elements are ``GIVEN``).
+
+    An id the web-app gave may have been accepted before: the dispatcher looks it up in the store
+    (idempotency). An id the bridge has just made for this call cannot have been: the look-up, a
+    store round trip, is skipped. Every retry of a call is sent ``GIVEN``.
+    """
+
+    #: The web-app's id, or any id sent before: looked up, and remembered once accepted.
+    GIVEN = 0
+    #: Made by the bridge for this call over WAMP: not looked up; remembered (the bridge may call
+    #: again with it, as ``GIVEN``, should the dispatcher go away before answering).
+    NEW = 1
+    #: Made by the bridge in the active dispatcher's own process (``components.delivery.local``):
+    #: neither looked up nor remembered. No retry can follow: should the dispatcher go away, the
+    #: bridge and its caller go with it, and the caller, who never learnt the id, cannot send it.
+    NEW_LOCAL = 2
 
 
 class RefusalCode(StrEnum):

@@ -36,7 +36,7 @@ from components import uris
 from components.config import QueriesConfig
 from components.events import EventClass, Registry
 from components.events.rules import ANONYMOUS_ROLE
-from components.auth.policy import Decision, authorize
+from components.auth.policy import OPERATOR_ROLE, Decision, authorize
 from components.query import Query, QueryError, QueryNotAuthorized, canonical, check, parse, to_text
 from components.query.index import QueryIndex
 from components.delivery.live_queries import LiveQueries, Made
@@ -63,7 +63,8 @@ class QuerySubscriptions:
 
     def __init__(self, store: StoreRunner, registry: Callable[[], Registry], limits: QueriesConfig,
                  sessions: Sessions | None = None, high_water: Callable[[], int | None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, token_ttl: float = 7 * 24 * 3600) -> None:
+                 clock: Callable[[], float] = time.monotonic, token_ttl: float = 7 * 24 * 3600,
+                 operator_role: str = OPERATOR_ROLE) -> None:
         """``high_water``: where a new persistent subscription starts (the dispatcher's
         ``Sequencer.high_water``; None from it: the store's counter); None: no persistent subscriptions
         here. ``token_ttl``: auth.client_token_ttl, the life of the row a persistent subscription's
@@ -74,6 +75,7 @@ class QuerySubscriptions:
         self._registry = registry
         self._limits = limits
         self._token_ttl = token_ttl
+        self._operator_role = operator_role  # status.operator_role: who may call gateway.status
         self.live = LiveQueries(self._current_parts, clock, _unindexable)
 
     @property
@@ -226,7 +228,7 @@ class QuerySubscriptions:
             if made is not None:
                 self.live.grant(key, session_id, made)
         return authorize(str(session.get("authrole", "")), who.roles, uri, action, options or {}, self._registry(),
-                         lambda key: granted)
+                         lambda key: granted, self._operator_role)
 
     # -- the live index: the router's meta events, grants lost, time, reloads ------
 

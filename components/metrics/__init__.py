@@ -5,6 +5,7 @@
 - ``aggregate.py``: the node's totals from the processes' snapshots, their saved totals and the high water (pure);
 - ``exposition.py``: the totals in the Prometheus text format (prometheus_client);
 - ``processes.py``: CPU and memory of the node's processes (psutil);
+- ``status.py``: the node's totals shaped for the status page (``gateway.status``; pure);
 - ``keeper.py``: the process's meter, its saved totals and its ``gateway.internal.metrics.<session>`` (Twisted).
 
 May import: ``components.uris``, ``components.store``; nothing of ``components.delivery`` or the bridge.

@@ -8,6 +8,10 @@ from the providers the components set (``provide``), each saying how the node su
 process counts its own) or ``max`` (each process sees the whole node, e.g. the router's sessions).
 
 Thread-safe: the store threads record their timings here too; one uncontended lock per update.
+
+Switched off (``metrics.enabled: false``, ``switch(False)``), ``count`` and ``observe`` are no-ops: the
+instance's own attributes shadow the methods, so that the enabled path looks them up exactly as before
+(no flag tested per event) and the disabled one costs a call that does nothing.
 """
 
 from __future__ import annotations
@@ -79,6 +83,21 @@ class Meter:
         self._base: dict[SeriesKey, float] = {}
         self._providers: dict[str, tuple[Callable[[], GaugeReadings], Mode]] = {}
 
+    @property
+    def enabled(self) -> bool:
+        return "count" not in vars(self)
+
+    def switch(self, enabled: bool) -> None:
+        """Count (the default), or not at all: ``count`` and ``observe`` then do nothing."""
+        if enabled:
+            vars(self).pop("count", None)
+            vars(self).pop("observe", None)
+        else:
+            # Instance attributes shadow the methods (functions are non-data descriptors): the enabled
+            # path's look-up is unchanged, the disabled one finds this no-op first.
+            vars(self)["count"] = _nothing
+            vars(self)["observe"] = _nothing
+
     def count(self, name: str, labels: Labels = (), n: float = 1) -> None:
         key = (name, labels)
         with self._lock:
@@ -132,3 +151,7 @@ class Meter:
             for name, labels, value in readings():
                 gauges[(name, labels_text(labels))] = (float(value), mode)
         return Snapshot(self.identity, self.series(), gauges)
+
+
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    """``count`` and ``observe`` of a meter switched off."""

@@ -190,9 +190,7 @@ class GatewayNode(CrossbarNode):
         config_file = self.workdir / "gateway.yaml"
         config_file.write_text(yaml.safe_dump(raw))
         cfg = load_config(config_file, {})  # relative definition files are relative to the workdir
-        paths = RenderPaths(config=str(config_file), page=str(REPO / "examples" / "page"),
-                            vendor=str(REPO / "node_modules" / "autobahn-browser"),
-                            lib=str(REPO / "clients" / "js" / "src"))
+        paths = RenderPaths.in_repo(REPO, config_file)
         self.cbdir.mkdir(parents=True, exist_ok=True)
         (self.cbdir / "config.yaml").write_text(render_text(cfg, paths))
 

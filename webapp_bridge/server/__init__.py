@@ -6,7 +6,9 @@
 - ``xmlrpc``    the same API as XML-RPC at ``/RPC2`` (pure);
 - ``amqp`` / ``amqp_rules`` RabbitMQ ingest (the pika adapter / its pure decisions);
 - ``overload``  the in-flight limit and the API keys' rates (pure: 503 / 429 with Retry-After);
-- ``openapi``   the served OpenAPI document; ``accesslog`` the access log file.
+- ``openapi``   the served OpenAPI document; ``accesslog`` the access log file;
+- ``counting``  which refusals of events an answer carries, for the metrics (pure);
+- ``status``    what ``gateway.status`` reads besides the metrics: the live queries and their subscribers.
 
 May import ``components`` (events, config, uris). The web-app library (``proxy``, ``django``)
 never imports this package.

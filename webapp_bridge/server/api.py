@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from components.config import ApiKey
-from components.delivery.results import Refused, RefusalCode, from_wire
+from components.delivery.results import IdOrigin, Refused, RefusalCode, from_wire
 from components.events import InvalidEventData, Registry
 from components.exceptions import UnknownEvent
 from components.limits import DEFAULT_MAX_DEPTH, EdgeError, Limits, too_large
@@ -55,6 +55,9 @@ class Answer:
     #: Sent as it is instead of ``body`` as JSON.
     raw: bytes | None = None
     content_type: str = "application/json"
+    #: The error codes of the events this answer refuses, when its body cannot say (XML-RPC's XML):
+    #: what the metrics count (``webapp_bridge.server.counting``). None: read from the status and body.
+    refusals: tuple[str, ...] | None = None
 
     def encode(self) -> bytes:
         if self.raw is not None:
@@ -72,10 +75,9 @@ class PublishRequest:
     #: ``{"users": [...], "roles": [...]}``: only these may receive it (None: whoever may see the class).
     audience: dict[str, list[str]] | None = None
 
-    def item(self, event_id: str) -> list[Any]:
-        """The dispatcher's item for this event: ``[event, data, id]`` (+ audience)."""
-        return [self.event, self.data, event_id] if self.audience is None else \
-            [self.event, self.data, event_id, self.audience]
+    def item(self, event_id: str, origin: IdOrigin = IdOrigin.GIVEN) -> list[Any]:
+        """The dispatcher's item for this event: ``[event, data, id, audience, origin]``."""
+        return [self.event, self.data, event_id, self.audience, int(origin)]
 
 
 @dataclass(frozen=True)

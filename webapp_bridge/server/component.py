@@ -13,18 +13,23 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, cast
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CloseDetails, SessionDetails
+from autobahn.wamp.types import CallDetails, RegisterOptions
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.tcp import Port
 
 from components import uris
 from components.backend import BackendSession, sleep
+from components.config import GatewayConfig
+from components.delivery import local
+from components.delivery.coalescing import Coalescer
+from components.delivery.results import IdOrigin
 from components.envelope import new_event_id
 from components.events import Registry
 from components.metrics import Snapshot, node_totals
@@ -36,6 +41,13 @@ from components.metrics.keeper import KEEPER
 from components.metrics.meter import Labels, SeriesKey, labels_text
 from components.metrics.process_meter import METER
 from components.metrics.processes import node_processes
+from components.metrics.status import Seen, status_payload
+from components.arguments import Signature
+from components.procedures import checked
+from components.store.base import open_store
+from components.store.thread import StoreThread
+from webapp_bridge.server.counting import refusals
+from webapp_bridge.server.status import LiveQueryCounts
 from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.amqp import AmqpIngest, WampLease
 from webapp_bridge.server.amqp_rules import connection_name
@@ -55,6 +67,9 @@ DISPATCHER_WAIT = (0.1, 0.2, 0.4, 0.8, 1.5)
 #: sends its SYN again 1, 3, 7, 15 s later: thousands of web-app requests at once would wait that
 #: long before the bridge even sees them. With room for them, they are answered (or refused) at once.
 LISTEN_BACKLOG = 4096
+#: Requests waiting together are sent in one call of about this many bytes at most (their bodies'
+#: sizes; RabbitMQ messages, each at most bridge.max_body_bytes, are bounded by bridge.max_batch).
+CALL_BUDGET = 4 * 1024 * 1024
 
 
 class Bridge(BackendSession):
@@ -68,14 +83,21 @@ class Bridge(BackendSession):
         self._port = None
         self._access_log: AccessLog | None = None
         self._amqp: AmqpIngest | None = None
+        #: The store, for the status page's live queries: opened only once an operator asks.
+        self._status_store: StoreThread | None = None
 
     async def start(self, details: SessionDetails) -> None:
         # Loading refuses a non-loopback host while the example API key is configured.
         cfg = self.load_gateway_config()
         self.start_registry(cfg)
+        self._metrics_enabled, self._user_role = cfg.metrics.enabled, cfg.auth.user_role
         self._logic = BridgeLogic(cfg.bridge.api_keys, self.registry, cfg.bridge.max_body_bytes,
                                   cfg.bridge.max_batch, cfg.auth.ticket_ttl, cfg.auth.max_ticket_ttl,
                                   cfg.bridge.max_depth)
+        # Requests that come while a call to the dispatcher is under way go together in the next call,
+        # bounded well below the router's 16 MiB message size.
+        self._together: Coalescer[list[Any], dict[str, Any]] = Coalescer(
+            self._publish_together, cfg.bridge.max_batch, budget=CALL_BUDGET)
         self._admission = Admission(InFlight(cfg.bridge.max_in_flight), KeyRates(
             KeyLimit(k.name, *k.limit) for k in cfg.bridge.api_keys if k.limit is not None))
         await self.register_reload()
@@ -90,8 +112,8 @@ class Bridge(BackendSession):
             Route(b"GET", b"/catalog", self._catalog),
             Route(b"GET", b"/openapi.json", self._openapi, auth=False),
             Route(b"POST", b"/admin/reload", self._reload_everywhere),
-            Route(b"GET", b"/healthz", self._health, auth=False),
-            Route(b"GET", b"/metrics", self._metrics, auth=cfg.metrics.require_key),
+            Route(b"GET", b"/healthz", _answered_here(self._health), auth=False),
+            Route(b"GET", b"/metrics", _answered_here(self._metrics), auth=cfg.metrics.require_key),
         ]
         if cfg.bridge.access_log:
             self._access_log = AccessLog(cfg.bridge.access_log)
@@ -108,6 +130,7 @@ class Bridge(BackendSession):
             self._amqp.start()
         METER.provide("bridge", lambda: [(AMQP_CONSUMERS, (("state", self._amqp_state()),), 1)], "sum")
         await self.offer_metrics(cfg)
+        await self._offer_status(cfg)
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
         self._logic = replace(self._logic, registry=new)
@@ -120,7 +143,7 @@ class Bridge(BackendSession):
             return parsed
 
         async def publish() -> Answer:
-            results = await self._dispatch([parsed])
+            results = await self._dispatch([parsed], len(body))
             return results if isinstance(results, Answer) else published(results[0])
         return await self._admitted(request, 1, publish)
 
@@ -131,7 +154,7 @@ class Bridge(BackendSession):
         good = [item for item in items if isinstance(item, PublishRequest)]
 
         async def publish() -> Answer:
-            results = await self._dispatch(good) if good else []
+            results = await self._dispatch(good, len(body)) if good else []
             if isinstance(results, Answer):
                 return results
             return batch_results(items, results)
@@ -150,18 +173,44 @@ class Bridge(BackendSession):
         finally:
             self._admission.release(events)
 
-    async def _dispatch(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
+    async def _dispatch(self, requests: list[PublishRequest], weight: int = 0) -> list[dict[str, Any]] | Answer:
         """The dispatcher's results as they came over WAMP (``components.delivery.results``: the pure
-        modules read them, ``api.REFUSAL_STATUS`` gives each refusal its status), or the 503 Answer."""
+        modules read them, ``api.REFUSAL_STATUS`` gives each refusal its status), or the 503 Answer.
+        ``weight``: about how many bytes the requests came in (``CALL_BUDGET``)."""
         # An id for every event, chosen here: a retry after a failure can then
         # never publish the same event twice.
-        items = [r.item(r.id or new_event_id()) for r in requests]
-        results: list[dict[str, Any]] | Answer = await self._call_backend(uris.INTERNAL_PUBLISH, items)
+        items = [r.item(r.id, IdOrigin.GIVEN) if r.id else r.item(new_event_id(), IdOrigin.NEW) for r in requests]
+        results = await self._publish_items(items, weight)
         if not isinstance(results, Answer):
             for request, result in zip(requests, results):
                 if "seq" in result:  # accepted (refusals are counted as the caller gets them: _count_answer)
                     METER.count(EVENTS_DUPLICATE if result.get("duplicate") else EVENTS_ACCEPTED,
                                 (("event", request.event),))
+        return results
+
+    async def _publish_items(self, items: list[list[Any]], weight: int) -> list[dict[str, Any]] | Answer:
+        """The dispatcher's results for ``items``: from the active dispatcher in this process if it is here
+        (``components.delivery.local``), else over WAMP, together with the other requests waiting then."""
+        publish = local.active()
+        if publish is not None:
+            try:
+                return await publish([_as(item, IdOrigin.NEW_LOCAL) for item in items])
+            except Exception as exc:  # it left meanwhile: as a call it was in would be, retried over WAMP
+                self.log.warn("the dispatcher in this process failed to publish {n} events ({err}); calling "
+                              "the active dispatcher", n=len(items), err=exc)
+                items = [_as(item, IdOrigin.GIVEN) for item in items]
+        try:
+            return await self._together(items, weight)
+        except _Answered as answered:
+            return answered.answer
+
+    async def _publish_together(self, items: list[list[Any]]) -> list[dict[str, Any]]:
+        """One ``gateway.internal.publish`` for the requests that waited together (``_together``):
+        the router routes one call and one result for all of them, not one each."""
+        results: list[dict[str, Any]] | Answer = await self._call_until_answered(
+            uris.INTERNAL_PUBLISH, (items,), {}, ([_as(item, IdOrigin.GIVEN) for item in items],))
+        if isinstance(results, Answer):
+            raise _Answered(results)
         return results
 
     async def _dispatch_amqp(self, requests: list[PublishRequest]) -> list[dict[str, Any]] | Answer:
@@ -173,12 +222,19 @@ class Bridge(BackendSession):
 
     async def _call_backend(self, procedure: str, *args: Any, **kwargs: Any) -> Any:
         """Call one of our components, waiting out a restart of it; a 503 Answer if it stays away."""
+        return await self._call_until_answered(procedure, args, kwargs, None)
+
+    async def _call_until_answered(self, procedure: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                                   again: tuple[Any, ...] | None) -> Any:
+        """``_call_backend``; ``again``: the arguments of the calls after the first, if not ``args``."""
         if not self.is_attached():
             return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
         for delay in (*DISPATCHER_WAIT, None):
             try:
                 return await self.call(procedure, *args, **kwargs)
             except ApplicationError as exc:
+                if again is not None:
+                    args = again
                 if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
                     await sleep(delay)  # a dispatcher is (re)starting
                     continue
@@ -200,7 +256,7 @@ class Bridge(BackendSession):
             return plan.answer([], [])  # faults and introspection: nothing for our components
 
         async def run() -> Answer:
-            published = await self._dispatch(events) if events else []
+            published = await self._dispatch(events, len(body)) if events else []
             issued = [await self._issue_ticket(ticket) for ticket in tickets]
             return plan.answer(published, issued)
         return await self._admitted(request, len(events) + len(tickets), run, as_fault)
@@ -325,8 +381,17 @@ class Bridge(BackendSession):
     async def _metrics(self, body: bytes) -> Answer:
         """The node's metrics (``components.metrics``): every process's snapshot, summed with what gone
         processes saved, never below what any scrape reported (the high water, raised before answering)."""
+        if not self._metrics_enabled:
+            return error(404, "metrics_disabled", "metrics are off on this gateway (metrics.enabled: false in "
+                         "gateway.yaml, or env GATEWAY_METRICS_ENABLED=false): nothing is counted")
         if not self.is_attached():
             return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
+        counters, gauges = await self._node_metrics(raise_high_water=True)
+        return Answer(200, {}, raw=render(counters, gauges), content_type=CONTENT_TYPE)
+
+    async def _node_metrics(self, raise_high_water: bool) -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
+        """The node's counters and gauges, as ``GET /metrics`` exposes them (no counters with metrics off).
+        ``raise_high_water``: save what this read reported, so that no later one reports less (a scrape)."""
         procedures = await self._registered(uris.INTERNAL_METRICS_PREFIX)
         answers = await DeferredList([self.call(p) for p in procedures], consumeErrors=True)
         live = []
@@ -336,12 +401,47 @@ class Bridge(BackendSession):
                     live.append(Snapshot.from_wire(wire))
                 except ValueError as exc:
                     self.log.error("{err}", err=exc)
-        saved = await KEEPER.saved()
+        saved = await KEEPER.saved() if self._metrics_enabled else {}
         totals = node_totals(live, saved)
-        await KEEPER.raise_reported(totals)
+        if raise_high_water and self._metrics_enabled:
+            await KEEPER.raise_reported(totals)
         gauges = dict(totals.gauges)
         gauges.update(await self._node_gauges())
-        return Answer(200, {}, raw=render(totals.counters, gauges), content_type=CONTENT_TYPE)
+        return (totals.counters if self._metrics_enabled else {}), gauges
+
+    # -- the status page (``gateway.status``) ----------------------------------
+
+    async def _offer_status(self, cfg: GatewayConfig) -> None:
+        """Register ``gateway.status`` (every bridge: any may answer). The authorizer lets only operators call
+        it (``components.auth.policy``); the store is opened only when someone does (the live queries' text)."""
+        def texts(keys: Any) -> Any:
+            if self._status_store is None:
+                self._status_store = StoreThread(lambda: open_store(cfg.store), name="bridge-status")
+            return self._status_store.run(_query_texts, list(keys))
+        self._live_queries = LiveQueryCounts(self.call, texts)
+        await self.register(checked(STATUS_SIGNATURE, self._status, self.log), uris.STATUS,
+                            options=RegisterOptions(invoke="roundrobin", details_arg="details"))
+
+    async def _status(self, details: CallDetails | None = None) -> dict[str, Any]:
+        """The node's figures for the status page (``components.metrics.status``): the numbers of
+        ``GET /metrics``, the live queries, the event log by class and the node's health."""
+        # The authorizer decided (by the caller's roles); our own components may ask too. Anyone else
+        # reaching here would be a misconfigured router: refused all the same.
+        if details is None or details.caller_authrole not in (BACKEND_ROLE, self._user_role):
+            raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "gateway.status is for operators only")
+        counters, gauges = await self._node_metrics(raise_high_water=False)
+        queries = await self._live_queries.counted()
+        seen = Seen(METER.identity, time.time(), await self._event_log_stats(),
+                    await self._callees(uris.AUTHENTICATE), queries.queries, queries.live, queries.counted,
+                    amqp=self._amqp is not None)
+        return status_payload(counters, gauges, seen, self._metrics_enabled)
+
+    async def _event_log_stats(self) -> dict[str, Any] | None:
+        try:
+            stats = await self.call(uris.INTERNAL_STATS)
+        except ApplicationError:
+            return None
+        return stats if isinstance(stats, dict) else None
 
     async def _node_gauges(self) -> dict[SeriesKey, float]:
         """What the bridge reads at the scrape: dispatchers, the event log, persistent subscriptions, processes."""
@@ -435,6 +535,9 @@ class Bridge(BackendSession):
         if self._access_log is not None:
             self._access_log.close()
             self._access_log = None
+        if self._status_store is not None:
+            self._status_store.stop()
+            self._status_store = None
         super().onLeave(details)
 
 
@@ -450,12 +553,29 @@ def _count_answer(path: bytes, answer: Answer, seconds: float) -> None:
     if transport is None:
         return
     METER.observe(INGEST_DURATION, transport, seconds)
-    if answer.status >= 400 and answer.raw is None:
-        METER.count(EVENTS_REFUSED, (("reason", str(answer.body.get("error", answer.status))),))
-    elif answer.status == 200 and isinstance(results := answer.body.get("results"), list):
-        for result in results:  # a batch: each item refused in place
-            if isinstance(result, dict) and "error" in result:
-                METER.count(EVENTS_REFUSED, (("reason", str(result["error"])),))
+    for reason in refusals(answer):  # webapp_bridge.server.counting: which are refusals of events
+        METER.count(EVENTS_REFUSED, (("reason", reason),))
+
+
+#: ``gateway.status()``: no arguments.
+STATUS_SIGNATURE = Signature(uris.STATUS)
+#: Our own components' WAMP role (the node config's).
+BACKEND_ROLE = "backend"
+#: Which process answered ``GET /metrics`` and ``/healthz`` (the bridges of a node share the port).
+PROCESS_HEADER = "X-Gateway-Process"
+
+
+def _answered_here(handler: Callable[[bytes], Awaitable[Answer]]) -> Callable[[bytes], Coroutine[Any, Any, Answer]]:
+    """``handler``'s answer with ``X-Gateway-Process: <this container>`` (``components-1``)."""
+    async def answer(body: bytes) -> Answer:
+        got = await handler(body)
+        return replace(got, headers=(*got.headers, (PROCESS_HEADER, METER.identity)))
+    return answer
+
+
+def _query_texts(store: Any, keys: list[str]) -> dict[str, str | None]:
+    """The canonical query of each query topic key (on a store thread)."""
+    return {key: store.query_text(key) for key in keys}
 
 
 def _query_refused(exc: ApplicationError) -> Answer:
@@ -473,6 +593,19 @@ def _query_refused(exc: ApplicationError) -> Answer:
     if exc.error == uris.ERROR_UNAVAILABLE:  # the store did not answer in time (store.statement_timeout)
         return error(503, "unavailable", message, headers=RETRY)
     raise exc
+
+
+def _as(item: list[Any], origin: IdOrigin) -> list[Any]:
+    """``item`` sent with its id as ``origin`` (an id the web-app gave stays ``GIVEN``)."""
+    return item if item[4] == IdOrigin.GIVEN else [*item[:4], int(origin)]
+
+
+class _Answered(Exception):
+    """What every request of a group that called the dispatcher together is answered (a 503)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.body.get("message"))
+        self.answer = answer
 
 
 def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLISH) -> Answer:

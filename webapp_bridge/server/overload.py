@@ -183,5 +183,7 @@ def retry_after(wait: float) -> int:
 
 def as_fault(answer: Answer) -> Answer:
     """A refusal as ``POST /RPC2`` gives it: a fault whose code is the status, on an HTTP 200 that keeps
-    the ``Retry-After`` header (which a client may read; the fault string says it too)."""
-    return replace(xmlrpc.respond(xmlrpc.fault_of(answer)), headers=answer.headers)
+    the ``Retry-After`` header (which a client may read; the fault string says it too). The metrics count
+    it as one refusal of its code, as the same refusal of ``POST /events``."""
+    return replace(xmlrpc.respond(xmlrpc.fault_of(answer)), headers=answer.headers,
+                   refusals=(str(answer.body.get("error", answer.status)),))

@@ -16,7 +16,11 @@ starts with the error code and, for invalid data, names every bad field.
 
 The component runs a ``Plan``: it publishes ``plan.events()`` in one
 dispatcher call, issues ``plan.tickets()``, and hands both back to
-``plan.answer``.
+``plan.answer``. The answer names the refusals of events it carries
+(``Answer.refusals``, what ``gateway_events_refused_total`` counts): the faults
+of ``publish`` and ``publish_batch`` and their batches' items refused in place,
+and a request refused whole before any method ran (unreadable, too deep, a
+multicall too large). Other methods' faults refuse no event and are not counted.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import json
 import re
 import xmlrpc.client
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +59,13 @@ class Fault:
 
     code: int
     message: str
+
+    @property
+    def reason(self) -> str:
+        """The error code the caller reads (the metrics' ``reason``): the word its message starts with
+        (``invalid_event``, ``too_deep``...), or the protocol's fault by name."""
+        protocol = _PROTOCOL_REASONS.get(self.code)
+        return protocol if protocol is not None else self.message.partition(":")[0]
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,12 @@ METHODS: dict[str, Method] = {
         "system.multicall([{methodName, params}, ...]) -> [[result] or {faultCode, faultString}, ...]: "
         "several calls in one request, answered in order; their events are published together, in order."),
 }
+#: The methods whose faults are refusals of events (counted by the metrics).
+EVENT_METHODS = frozenset({"publish", "publish_batch"})
+#: A request's own fault, before any method ran (unreadable, too deep, a multicall too large): counted too.
+WHOLE = None
+#: The error code of each protocol fault, as the metrics name it.
+_PROTOCOL_REASONS = {PARSE_ERROR: "malformed_xmlrpc", NO_SUCH_METHOD: "no_such_method", INVALID_PARAMS: "invalid_params"}
 #: Parameters each method takes: (least, most).
 _ARITY = {"publish": (2, 3), "publish_batch": (1, 1), "issue_ticket": (1, 3), "system.listMethods": (0, 0),
           "system.methodHelp": (1, 1), "system.methodSignature": (1, 1), "system.multicall": (1, 1)}
@@ -126,6 +143,8 @@ class Plan:
     """The work one request asks for, and how its results become the answer."""
 
     steps: tuple[Step, ...]
+    #: The method each step is a call of; ``WHOLE`` for the request's own fault.
+    methods: tuple[str | None, ...]
     multicall: bool = False
 
     def events(self) -> list[PublishRequest]:
@@ -143,7 +162,8 @@ class Plan:
         results = iter([] if isinstance(published, Answer) else published)
         issued = iter(tickets)
         outcomes: list[Any] = []  # a value, or a Fault
-        for step in self.steps:
+        refusals: list[str] = []
+        for step, method in zip(self.steps, self.methods, strict=True):
             if isinstance(step, (Fault, Value)):
                 outcomes.append(step)
             elif isinstance(step, Ticket):
@@ -156,36 +176,42 @@ class Plan:
                     outcomes.append(_outcome(_published(mine[0])))
                 else:
                     outcomes.append(Value(batch_results(list(step.items), mine).body["results"]))
+            if method is WHOLE or method in EVENT_METHODS:
+                refusals.extend(_refused(outcomes[-1], method))
         if self.multicall:
-            return respond(Value([[o.value] if isinstance(o, Value) else {"faultCode": o.code, "faultString":
-                                                                          o.message} for o in outcomes]))
-        return respond(outcomes[0])
+            answer = respond(Value([[o.value] if isinstance(o, Value) else {"faultCode": o.code, "faultString":
+                                                                           o.message} for o in outcomes]))
+        else:
+            answer = respond(outcomes[0])
+        return replace(answer, refusals=tuple(refusals))
 
 
 def plan(logic: BridgeLogic, body: bytes) -> Plan:
     """What a POST /RPC2 body asks for. Never raises: anything wrong becomes a Fault step."""
     call = decode(body, logic.limits)
     if isinstance(call, Fault):
-        return Plan((call,))
+        return Plan((call,), (WHOLE,))
     method, params = call
     if method != "system.multicall":
-        return Plan((step(logic, method, params),))
+        return Plan((step(logic, method, params),), (method,))
     calls = _arguments(method, params)
     if isinstance(calls, Fault):
-        return Plan((calls,))
+        return Plan((calls,), (method,))
     (items,) = calls
     if not isinstance(items, list):
         return Plan((Fault(INVALID_PARAMS, f"system.multicall: parameter 1 (calls) must be an array, "
-                                           f"not {_kind(items)}"),))
+                                           f"not {_kind(items)}"),), (method,))
     if len(items) > logic.max_batch:
         return Plan((Fault(400, f"too_many_calls: a multicall holds at most {logic.max_batch} calls; "
-                                f"this one has {len(items)}"),))
+                                f"this one has {len(items)}"),), (WHOLE,))
     steps = tuple(_multicall_step(logic, i, item) for i, item in enumerate(items))
     count = sum(len(s.items) for s in steps if isinstance(s, Publish))
     if count > logic.max_batch:
         return Plan((Fault(400, f"too_many_events: a multicall publishes at most {logic.max_batch} events; "
-                                f"this one has {count}"),))
-    return Plan(steps, multicall=True)
+                                f"this one has {count}"),), (WHOLE,))
+    methods = tuple(item.get("methodName") if isinstance(item, dict) and isinstance(item.get("methodName"), str)
+                    else method for item in items)
+    return Plan(steps, methods, multicall=True)
 
 
 def decode(body: bytes, limits: Limits = Limits()) -> tuple[str, list[Any]] | Fault:
@@ -451,6 +477,15 @@ def _published(result: Mapping[str, Any]) -> dict[str, Any] | Answer:
 
 def _outcome(result: dict[str, Any] | Answer) -> Value | Fault:
     return fault_of(result) if isinstance(result, Answer) else Value(result)
+
+
+def _refused(outcome: Value | Fault, method: str | None) -> list[str]:
+    """The refusals of events in one call's outcome: its fault, or a batch's items refused in place."""
+    if isinstance(outcome, Fault):
+        return [outcome.reason]
+    if method == "publish_batch" and isinstance(outcome.value, list):
+        return [str(r["error"]) for r in outcome.value if isinstance(r, dict) and "error" in r]
+    return []
 
 
 #: Characters XML 1.0 cannot carry, even escaped.

@@ -20,6 +20,8 @@ export const ACK = 'gateway.ack';
 export const CATALOG = 'gateway.catalog';
 /** `gateway.whoami()`: who the session is. */
 export const WHOAMI = 'gateway.whoami';
+/** `gateway.status()`: the node's figures, for users holding the operator role (the status page). */
+export const STATUS = 'gateway.status';
 
 // -- topics -------------------------------------------------------------------------
 

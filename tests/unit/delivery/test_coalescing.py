@@ -71,6 +71,20 @@ def test_a_group_holds_at_most_so_many_items_unless_one_batch_brings_more() -> N
     assert work.groups == [[0], [1, 2], [3, 4], [5, 6, 7, 8]]
 
 
+def test_a_group_weighs_at_most_its_budget_unless_one_call_weighs_more() -> None:
+    work = Work()
+    together = Coalescer(work, most=100, budget=10)
+    together([0], weight=1)
+    together([1], weight=6)
+    together([2], weight=4)  # 10: still fits
+    together([3], weight=1)  # would make 11: the next group
+    together([4], weight=50)  # alone, more than the budget
+    together([5], weight=0)  # a group over its budget takes nothing more
+    for _ in range(5):
+        work.finish()
+    assert work.groups == [[0], [1, 2], [3], [4], [5]]
+
+
 def test_a_failure_fails_its_group_and_the_next_group_still_runs() -> None:
     work = Work()
     together = Coalescer(work, most=100)

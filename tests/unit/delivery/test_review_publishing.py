@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 
 from components.config import QueriesConfig
-from components.delivery.publishing import ANYONE, Publisher
-from components.delivery.results import Accepted, Refused
+from components.delivery.publishing import ANYONE, Publisher, Turn
+from components.delivery.results import Accepted, IdOrigin, Refused
 from components.delivery.sequence import Sequencer
 from components.delivery.sessions import SessionInfo, Sessions
 from components.delivery.subscriptions import QuerySubscriptions
@@ -52,6 +52,18 @@ class Router:
             d.callback(None)
 
 
+class Counted(Inline):
+    """Inline, recording the name of each piece of store work it runs."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store)
+        self.work: list[str] = []
+
+    def run(self, work: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        self.work.append(getattr(work, "__name__", repr(work)))
+        return super().run(work, *args, **kwargs)
+
+
 def outcome(d: Deferred[Any]) -> list[Any]:
     got: list[Any] = []
     d.addBoth(got.append)
@@ -61,12 +73,13 @@ def outcome(d: Deferred[Any]) -> list[Any]:
 @pytest.fixture
 def world(tmp_path: Path) -> Any:
     store = SqliteStore(tmp_path / "s.sqlite3")
-    inline = Inline(store)
+    inline = Counted(store)
     router = Router()
     sessions = Sessions()
     queries = QuerySubscriptions(inline, lambda: REGISTRY, QueriesConfig(), sessions)
     sequencer = Sequencer(lambda n: inline.run(lambda s, k: s.take(k), n))
-    publisher = Publisher(inline, DeferredLock(), sequencer, lambda: REGISTRY, sessions, queries, router)  # type: ignore[arg-type]
+    publisher = Publisher(inline, Turn(), sequencer, lambda: REGISTRY, sessions, queries, router)  # type: ignore[arg-type]
+    inline.work.clear()
     yield store, router, publisher
     store.close()
 
@@ -147,3 +160,62 @@ def test_a_refused_logged_event_below_a_published_one_is_neither_taken_over_nor_
     router.ack_all()
     assert retry[0] == [Accepted("a", 3)]
     assert [seq for _, seq in router.sent] == [1, 2, 3]
+
+
+def persistent_on_messages(store: SqliteStore) -> None:
+    store.save_persistent(PersistentSubscription(
+        id="p_x", owner="user:u", user="u", query="demo.message", key="k", parts=["demo.message"],
+        filters={"demo.message": None}, classes=["demo.message"], last_seq=0, created=time.time()))
+
+
+def test_ids_the_bridge_made_are_not_looked_up_and_a_turn_with_nothing_to_learn_needs_no_store(world: Any) -> None:
+    """Issue 16: an id the bridge has just made cannot have been accepted before; once the logged
+    classes are known, a batch of such ids takes its turn without a store round trip."""
+    store, router, publisher = world
+    thread = publisher._thread
+    first = outcome(publish(publisher, ["demo.message", MESSAGE, "n1", None, IdOrigin.NEW]))
+    router.ack_all()
+    assert first[0] == [Accepted("n1", 1)]
+    assert thread.work.count("_look_up") == 1, "the first turn learns which classes are logged"
+    thread.work.clear()
+    second = outcome(publish(publisher, ["demo.message", MESSAGE, "n2", None, IdOrigin.NEW],
+                             ["demo.message", MESSAGE, "n3", None, IdOrigin.NEW_LOCAL]))
+    router.ack_all()
+    assert second[0] == [Accepted("n2", 2), Accepted("n3", 3)]
+    assert "_look_up" not in thread.work, thread.work
+    # An id the web-app gave is looked up, every time.
+    outcome(publish(publisher, ["demo.message", MESSAGE, "given"]))
+    router.ack_all()
+    assert thread.work.count("_look_up") == 1
+
+
+def test_a_new_id_over_wamp_is_remembered_and_its_retry_is_a_duplicate_but_a_local_one_is_not_remembered(
+        world: Any) -> None:
+    """NEW: the bridge may call again with it (as GIVEN) after the dispatcher went away: remembered.
+    NEW_LOCAL: no one can send it again, so no store write for it."""
+    store, router, publisher = world
+    outcome(publish(publisher, ["demo.message", MESSAGE, "over-wamp", None, IdOrigin.NEW],
+                    ["demo.message", MESSAGE, "in-process", None, IdOrigin.NEW_LOCAL]))
+    router.ack_all()
+    publisher._save()  # the end of the reactor turn
+    assert store.accepted("over-wamp") == ("demo.message", 1)
+    assert store.accepted("in-process") is None
+    again = outcome(publish(publisher, ["demo.message", MESSAGE, "over-wamp", None, IdOrigin.GIVEN]))
+    assert again[0] == [Accepted("over-wamp", 1, duplicate=True)] and len(router.sent) == 2, "published once"
+
+
+def test_a_persistent_subscription_made_in_the_turn_between_batches_is_seen_by_the_next_batch(world: Any) -> None:
+    """What is known of the logged classes holds only while nothing else took the turn: a persistent
+    subscribe takes it (``Turn.acquire``), and the next batch, all of new ids, looks again and logs."""
+    store, router, publisher = world
+    outcome(publish(publisher, ["demo.message", MESSAGE, "n1", None, IdOrigin.NEW]))
+    router.ack_all()
+    turn: Turn = publisher._turn
+
+    def subscribe(_: Any) -> None:  # what gateway.subscribe(persistent=True) does in its turn
+        persistent_on_messages(store)
+        turn.release()
+    turn.acquire().addCallback(subscribe)
+    outcome(publish(publisher, ["demo.message", MESSAGE, "n2", None, IdOrigin.NEW_LOCAL]))
+    router.ack_all()
+    assert [(r.seq, r.id) for r in store.events_after(["demo.message"], 0, 10)] == [(2, "n2")], "logged"

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from components.delivery.results import IdOrigin
 from components.config import ApiKey
 from components.events import Registry
 from components.limits import INT_RANGE, NON_FINITE
@@ -190,9 +191,12 @@ def test_an_audience_is_kept_sorted_and_deduplicated() -> None:
                      "audience": {"users": ["bob", "alice", "bob"], "roles": ["staff"]}})
     assert isinstance(request, PublishRequest)
     assert request.audience == {"users": ["alice", "bob"], "roles": ["staff"]}
-    assert request.item("id-1") == ["demo.message", MESSAGE, "id-1", request.audience]
+    assert request.item("id-1") == ["demo.message", MESSAGE, "id-1", request.audience, IdOrigin.GIVEN]
     plain = parse({"event": "demo.message", "data": MESSAGE})
-    assert isinstance(plain, PublishRequest) and plain.item("id-2") == ["demo.message", MESSAGE, "id-2"]
+    assert isinstance(plain, PublishRequest)
+    assert plain.item("id-2", IdOrigin.NEW) == ["demo.message", MESSAGE, "id-2", None, IdOrigin.NEW]
+    assert all(type(x) is int for x in (plain.item("i")[4], plain.item("i", IdOrigin.NEW_LOCAL)[4])), \
+        "a plain int on the wire"
 
 
 def test_a_batch_item_audience_error_names_the_item() -> None:
