@@ -2,7 +2,7 @@
 
 Run by hand, never from the test suite::
 
-    .venv/bin/python bench/delivery.py [--duration 8] [--subscribers 1,10,100]
+    .venv/bin/python bench/delivery.py [--duration 8] [--subscribers 1,10,100] [--metrics on|off|both]
 
 One gateway node (``tests.support.harness.GatewayNode``) is started. For each N, N
 anonymous WAMP sessions subscribe to ``gateway.event.demo.message``, spread
@@ -55,6 +55,8 @@ class Row(Measured):
     subscribers: int
     path: str
     mode: str
+    #: Which node ran it (``--metrics both`` starts two): gateway rows are compared with its bare rows.
+    node_label: str = ""
     ratio: float | None = None
 
     @property
@@ -75,9 +77,11 @@ def run_phase(node: GatewayNode, pool: SubscriberPool, meter: CpuMeter, n: int, 
 
 
 def format_table(rows: list[Row]) -> str:
-    head = ("| N | path | mode | published/s | delivered/s | delivered/expected | p50 ms | p99 ms "
-            "| gateway/bare | CPU % router / workers / publisher / subscribers / other |")
-    return table(head, ([str(r.subscribers), r.path, r.mode, fmt_rate(r.published_per_s),
+    labelled = any(r.node_label for r in rows)
+    head = ("| N | path | mode |" + (" node |" if labelled else "") + " published/s | delivered/s "
+            "| delivered/expected | p50 ms | p99 ms | gateway/bare | CPU % router / workers / publisher / subscribers / other |")
+    return table(head, ([str(r.subscribers), r.path, r.mode, *([r.node_label] if labelled else []),
+                         fmt_rate(r.published_per_s),
                          fmt_rate(r.delivered_per_s), f"{r.got.count}/{r.expected}", f"{r.got.percentile(0.5):.1f}",
                          f"{r.got.percentile(0.99):.1f}", f"{r.ratio:.2f}" if r.ratio is not None else "",
                          cpu_cell(r.cpu, ("router", "workers", "publisher", "subscribers", "other"))]
@@ -95,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="subscribers' WAMP serializer (default json, as the browser page)")
     p.add_argument("--paced-rates", default="100,500",
                    help="comma-separated events/s of the paced rows; empty for none (default 100,500)")
+    p.add_argument("--metrics", choices=("on", "off", "both"), default="on",
+                   help="the gateway's metrics (metrics.enabled); both: a node with each, one after the other, "
+                        "each beside its own bare rows (default on)")
     p.add_argument("--paced-subscribers", type=int, default=10,
                    help="N of the paced rows, one of --subscribers (default 10)")
     args = p.parse_args(argv)
@@ -118,7 +125,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def measure(run: Run, args: argparse.Namespace) -> str:
     print(header("delivery", f"duration {args.duration:g}s per row, {args.concurrency} in flight, "
                  f"subscribers: {args.serializer} over WebSocket, up to {args.procs} processes"), flush=True)
-    node = run.gateway()
+    variants = {"on": [True], "off": [False], "both": [True, False]}[args.metrics]
+    rows: list[Row] = []
+    for enabled in variants:
+        label = "" if args.metrics == "on" else ("metrics on" if enabled else "metrics off")
+        rows += measure_node(run, args, enabled, label)
+    for r in rows:
+        if r.path == "gateway":
+            bare = next((b for b in rows if b.path != "gateway" and b.subscribers == r.subscribers
+                         and b.mode == r.mode and b.node_label == r.node_label), None)
+            if bare is not None and bare.delivered_per_s:
+                r.ratio = r.delivered_per_s / bare.delivered_per_s
+    return format_table(rows)
+
+
+def measure_node(run: Run, args: argparse.Namespace, metrics: bool, label: str) -> list[Row]:
+    """The rows of one gateway node (``metrics.enabled: metrics``), each gateway row beside a bare one."""
+    node = run.gateway(None if metrics else {"metrics": {"enabled": False}}, label=f"node ({label})" if label else "node")
     assert node.process is not None
     node_groups = node_processes(node.process.pid)
     print_settled("before the first row", *settle(node_groups))
@@ -138,20 +161,17 @@ def measure(run: Run, args: argparse.Namespace) -> str:
         for path, rate in plan:
             phase += 1
             row = run_phase(node, pool, meter, n, path, f"bench-{phase}", args, rate)
+            row.node_label = label
             rows.append(row)
-            print(f"#   N={n} {path} {row.mode}: {fmt_rate(row.delivered_per_s)} delivered/s", flush=True)
+            print(f"#   N={n} {path} {row.mode}{f' ({label})' if label else ''}: "
+                  f"{fmt_rate(row.delivered_per_s)} delivered/s", flush=True)
             print_problems(row.load, row.got.lost)
             if row.load.late:
                 print(f"#   publisher: {row.load.late} paced sends left over 5 ms late: all {args.concurrency} "
                       "in flight, the pace is close to the maximum", flush=True)
         pool.stop()
-    for r in rows:
-        if r.path == "gateway":
-            bare = next((b for b in rows if b.path != "gateway" and b.subscribers == r.subscribers
-                         and b.mode == r.mode), None)
-            if bare is not None and bare.delivered_per_s:
-                r.ratio = r.delivered_per_s / bare.delivered_per_s
-    return format_table(rows)
+    node.stop()
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
