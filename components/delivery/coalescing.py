@@ -9,7 +9,9 @@ rounds: the one under way when they came, and their own.
 Items that arrive while a group is being worked on join the next group (at most ``most`` items a
 group, unless one call alone brings more), in the order they came; each caller gets the results
 of its own items, in order, or the failure of its group. When nothing is being worked on, a call
-starts its group at once: a lone batch waits for nothing.
+starts its group at once: a lone batch waits for nothing. With ``concurrent`` above one, that many
+groups may be worked on at once (started in the order they were formed): a slow group then holds
+up only the callers in it, and the next group starts while the one before waits for its end.
 """
 
 from __future__ import annotations
@@ -37,16 +39,19 @@ class _Group(Generic[T, R]):
 class Coalescer(Generic[T, R]):
     """``work(items)`` for one group of items at a time; calls that come meanwhile go together next."""
 
-    def __init__(self, work: Callable[[list[T]], Awaitable[list[R]]], most: int, budget: int | None = None) -> None:
+    def __init__(self, work: Callable[[list[T]], Awaitable[list[R]]], most: int, budget: int | None = None,
+                 concurrent: int = 1) -> None:
         """``most``: items a group holds at most; ``budget``: what its calls may weigh together at
-        most (their ``weight``, e.g. bytes), unbounded when None. A call alone may exceed either."""
-        if most < 1 or (budget is not None and budget < 1):
-            raise ValueError("most and budget must be at least 1")
+        most (their ``weight``, e.g. bytes), unbounded when None. A call alone may exceed either.
+        ``concurrent``: groups worked on at once at most."""
+        if most < 1 or (budget is not None and budget < 1) or concurrent < 1:
+            raise ValueError("most, budget and concurrent must be at least 1")
         self._work = work
         self._most = most
         self._budget = budget
+        self._concurrent = concurrent
         self._waiting: deque[_Group[T, R]] = deque()
-        self._busy = False
+        self._running = 0
 
     def __call__(self, items: list[T], weight: int = 0) -> Deferred[list[R]]:
         """The results of ``items`` (one each, in order), once their group was worked on."""
@@ -59,15 +64,14 @@ class Coalescer(Generic[T, R]):
         group.calls.append((len(group.items), len(items), mine))
         group.items.extend(items)
         group.weight += weight
-        if not self._busy:
-            self._next()
+        self._next()
         return mine
 
     def _next(self) -> None:
-        if not self._waiting:
+        if not self._waiting or self._running >= self._concurrent:
             return
         group = self._waiting.popleft()
-        self._busy = True
+        self._running += 1
 
         def answer(outcome: list[R] | Failure) -> None:
             for start, count, caller in group.calls:
@@ -77,7 +81,7 @@ class Coalescer(Generic[T, R]):
                     caller.errback(outcome)
                 else:
                     caller.callback(outcome[start:start + count])
-            self._busy = False
+            self._running -= 1
             self._next()
 
         ensureDeferred(_awaited(self._work(group.items))).addBoth(answer)

@@ -11,8 +11,11 @@ active dispatcher numbers every event, so there is still one order.
 The dispatcher offers its publish here once it has registered ``gateway.internal.publish`` (it
 holds leadership and has published what its predecessor left), and withdraws it as its session
 leaves, before its store threads stop. What it answers is what the WAMP procedure answers (a list
-of ``components.delivery.results`` on the wire); a failure is the bridge's to handle as it would
-handle a dispatcher that went away during a call: call again with the same ids.
+of ``components.delivery.results`` on the wire). As it withdraws, every call still under way fails
+at once with ``DispatcherLeft``, as the router fails a call whose callee left (CANCELED): the
+bridge calls the next active dispatcher over WAMP with the same ids, sent as ``GIVEN`` (the ones
+the leaving dispatcher did accept were remembered: they are answered as duplicates, not published
+again).
 
 Nothing here does I/O: one module-level slot per process (a container runs one dispatcher).
 """
@@ -22,10 +25,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.python.failure import Failure
+
 #: ``gateway.internal.publish``'s body: items in, one result (on the wire) each out.
 Publish = Callable[[list[list[Any]]], Awaitable[list[dict[str, Any]]]]
 
+
+class DispatcherLeft(Exception):
+    """The dispatcher left before answering a call made here: call the active one over WAMP."""
+
+
 _offered: Publish | None = None
+#: Each call under way (what its caller waits on) and the publish it went to.
+_under_way: dict[Deferred[list[dict[str, Any]]], Publish] = {}
 
 
 def offer(publish: Publish) -> None:
@@ -35,12 +48,39 @@ def offer(publish: Publish) -> None:
 
 
 def withdraw(publish: Publish) -> None:
-    """The dispatcher that offered ``publish`` is leaving (a newer offer is left in place)."""
+    """The dispatcher that offered ``publish`` is leaving (a newer offer is left in place); every call
+    still under way to it fails with ``DispatcherLeft``."""
     global _offered
     if _offered == publish:  # bound methods: equal, not identical, each time they are taken
         _offered = None
+    for waiting, went_to in list(_under_way.items()):
+        if went_to == publish:
+            del _under_way[waiting]
+            waiting.errback(DispatcherLeft("the dispatcher in this process left before answering"))
 
 
 def active() -> Publish | None:
     """The active dispatcher's publish if it runs in this process, else None (call over WAMP)."""
-    return _offered
+    return _call if _offered is not None else None
+
+
+def _call(items: list[list[Any]]) -> Deferred[list[dict[str, Any]]]:
+    publish = _offered
+    if publish is None:
+        raise DispatcherLeft("no dispatcher is active in this process")
+    waiting: Deferred[list[dict[str, Any]]] = Deferred()
+    _under_way[waiting] = publish
+
+    def answered(outcome: list[dict[str, Any]] | Failure) -> None:
+        if _under_way.pop(waiting, None) is not None:  # else: failed already, as the dispatcher left
+            if isinstance(outcome, Failure):
+                waiting.errback(outcome)
+            else:
+                waiting.callback(outcome)
+
+    ensureDeferred(_awaited(publish(items))).addBoth(answered)
+    return waiting
+
+
+async def _awaited(work: Awaitable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return await work

@@ -74,18 +74,29 @@ _CLASS_KIND: Labels = (("kind", "class"),)
 class Turn(DeferredLock):
     """The batches' turn: one batch at a time looks its ids up, numbers its events and logs them. What
     must happen between two batches (a persistent subscribe, a takeover) takes it with ``acquire``;
-    batches with ``acquire_for_batch``. ``changes`` counts the ``acquire`` calls: while it has not
-    moved, what a batch learnt from the store in an earlier turn (which classes are logged) holds,
-    because whatever changes that takes the turn first."""
+    batches with ``acquire_for_batch``. ``changes`` counts the turns such a changer has *ended*
+    (``release``): while it has not moved, what a batch learnt from the store in an earlier turn
+    (which classes are logged) holds, because whatever changes that does so in a turn of its own.
+    Counted at the end, not when asked for: a batch whose turn comes before a waiting changer's
+    must not vouch for what that changer is about to write."""
 
     changes = 0
+    _changing = False
 
     def acquire(self) -> Deferred[Self]:
-        self.changes += 1
-        return super().acquire()
+        def held(turn: Self) -> Self:
+            self._changing = True
+            return turn
+        return super().acquire().addCallback(held)
 
     def acquire_for_batch(self) -> Deferred[Self]:
         return super().acquire()
+
+    def release(self) -> None:
+        if self._changing:
+            self._changing = False
+            self.changes += 1
+        super().release()
 
 
 class NotLogged(Exception):
@@ -149,7 +160,7 @@ class Publisher:
         of every batch before it.
         """
         items = [[item[0], item[1], item[2] or new_event_id(), item[3] if len(item) > 3 else None,
-                  IdOrigin(item[4]) if len(item) > 4 and item[2] else IdOrigin.GIVEN]
+                  IdOrigin.of(item[4]) if len(item) > 4 and item[2] else IdOrigin.GIVEN]
                  for item in items]
         results = await self._together(items)
         # Shielded: when the caller goes away (Crossbar INTERRUPTs the call, autobahn cancels it), the
@@ -348,7 +359,7 @@ class Publisher:
         def done(_: Any) -> PublishResult:
             if persisted:  # a logged event's id was written with it: mark it published
                 self._acknowledge(event_id, seq)
-            elif origin is not IdOrigin.NEW_LOCAL:  # no one can send that id again (``IdOrigin``)
+            else:
                 self._remember(event_id, event, seq)
             return Accepted(event_id, seq)
 

@@ -27,13 +27,15 @@ class IdOrigin(IntEnum):
 
     #: The web-app's id, or any id sent before: looked up, and remembered once accepted.
     GIVEN = 0
-    #: Made by the bridge for this call over WAMP: not looked up; remembered (the bridge may call
-    #: again with it, as ``GIVEN``, should the dispatcher go away before answering).
+    #: Made by the bridge for this call: not looked up; remembered like any other (the caller learns
+    #: it in the answer and may send it again, and the bridge calls again with it, as ``GIVEN``,
+    #: should the dispatcher go away before answering).
     NEW = 1
-    #: Made by the bridge in the active dispatcher's own process (``components.delivery.local``):
-    #: neither looked up nor remembered. No retry can follow: should the dispatcher go away, the
-    #: bridge and its caller go with it, and the caller, who never learnt the id, cannot send it.
-    NEW_LOCAL = 2
+
+    @classmethod
+    def of(cls, value: object) -> IdOrigin:
+        """The origin an item says; anything unknown (a newer bridge's) is ``GIVEN``: looked up."""
+        return cls.NEW if value == cls.NEW else cls.GIVEN
 
 
 class RefusalCode(StrEnum):

@@ -55,6 +55,7 @@ class StoreThread:
         self._store: Store | None = None
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name=name)
         self._pool.start()
+        self._stopped = False
 
     def run(self, work: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
         """``work(store, *args, **kwargs)`` on the store's thread; its result (or failure) in a Deferred."""
@@ -73,6 +74,8 @@ class StoreThread:
                     raise
                 raise down from exc
 
+        if self._stopped:  # the pool would drop it silently, and the Deferred would never fire
+            return fail(StoreUnavailable(f"the store thread {self._pool.name} has stopped: its component left"))
         return deferToThreadPool(reactor, self._pool, call)
 
     def stop(self) -> None:
@@ -84,6 +87,7 @@ class StoreThread:
                 self._store.close()
                 self._store = None
 
+        self._stopped = True
         self._pool.callInThread(close)
         # ThreadPool.stop joins the thread once the queue (close included) is done: not on the reactor's.
         threading.Thread(target=self._pool.stop, name=f"{self._pool.name}-stop").start()

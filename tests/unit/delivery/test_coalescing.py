@@ -114,3 +114,25 @@ def test_a_caller_that_gave_up_leaves_the_others_their_results() -> None:
 def test_most_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Coalescer(Work(), most=0)
+
+
+def test_concurrent_groups_start_at_once_up_to_the_limit_and_a_slow_one_holds_up_only_its_own() -> None:
+    work = Work()
+    together = Coalescer(work, most=100, concurrent=2)
+    slow = outcome(together([1]))
+    fast = outcome(together([2]))
+    later = [outcome(together([3])), outcome(together([4]))]
+    assert work.groups == [[1], [2]], "two at once; the rest wait, together"
+    d = work.pending.pop(1)  # the second group ends first
+    d.callback([20])
+    assert fast == [[20]] and slow == []
+    assert work.groups == [[1], [2], [3, 4]], "the waiting group starts as soon as one ends"
+    work.pending.pop(1).callback([30, 40])
+    assert later == [[[30]], [[40]]] and slow == []
+    work.pending.pop(0).callback([10])
+    assert slow == [[10]]
+
+
+def test_concurrent_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Coalescer(Work(), most=1, concurrent=0)

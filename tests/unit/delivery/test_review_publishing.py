@@ -179,7 +179,7 @@ def test_ids_the_bridge_made_are_not_looked_up_and_a_turn_with_nothing_to_learn_
     assert thread.work.count("_look_up") == 1, "the first turn learns which classes are logged"
     thread.work.clear()
     second = outcome(publish(publisher, ["demo.message", MESSAGE, "n2", None, IdOrigin.NEW],
-                             ["demo.message", MESSAGE, "n3", None, IdOrigin.NEW_LOCAL]))
+                             ["demo.message", MESSAGE, "n3", None, IdOrigin.NEW]))
     router.ack_all()
     assert second[0] == [Accepted("n2", 2), Accepted("n3", 3)]
     assert "_look_up" not in thread.work, thread.work
@@ -189,19 +189,20 @@ def test_ids_the_bridge_made_are_not_looked_up_and_a_turn_with_nothing_to_learn_
     assert thread.work.count("_look_up") == 1
 
 
-def test_a_new_id_over_wamp_is_remembered_and_its_retry_is_a_duplicate_but_a_local_one_is_not_remembered(
-        world: Any) -> None:
-    """NEW: the bridge may call again with it (as GIVEN) after the dispatcher went away: remembered.
-    NEW_LOCAL: no one can send it again, so no store write for it."""
+def test_a_new_id_is_remembered_and_sent_again_it_is_a_duplicate(world: Any) -> None:
+    """NEW: not looked up, but remembered: the caller learnt it in the answer and the bridge calls again
+    with it (as GIVEN) after the dispatcher went away. An unknown origin is GIVEN: looked up."""
     store, router, publisher = world
-    outcome(publish(publisher, ["demo.message", MESSAGE, "over-wamp", None, IdOrigin.NEW],
-                    ["demo.message", MESSAGE, "in-process", None, IdOrigin.NEW_LOCAL]))
+    outcome(publish(publisher, ["demo.message", MESSAGE, "made", None, IdOrigin.NEW],
+                    ["demo.message", MESSAGE, "also-made", None, IdOrigin.NEW]))
     router.ack_all()
     publisher._save()  # the end of the reactor turn
-    assert store.accepted("over-wamp") == ("demo.message", 1)
-    assert store.accepted("in-process") is None
-    again = outcome(publish(publisher, ["demo.message", MESSAGE, "over-wamp", None, IdOrigin.GIVEN]))
-    assert again[0] == [Accepted("over-wamp", 1, duplicate=True)] and len(router.sent) == 2, "published once"
+    assert store.accepted("made") == ("demo.message", 1)
+    assert store.accepted("also-made") == ("demo.message", 2)
+    again = outcome(publish(publisher, ["demo.message", MESSAGE, "made", None, IdOrigin.GIVEN],
+                            ["demo.message", MESSAGE, "also-made", None, 7]))
+    assert again[0] == [Accepted("made", 1, duplicate=True), Accepted("also-made", 2, duplicate=True)]
+    assert len(router.sent) == 2, "published once"
 
 
 def test_a_persistent_subscription_made_in_the_turn_between_batches_is_seen_by_the_next_batch(world: Any) -> None:
@@ -216,6 +217,30 @@ def test_a_persistent_subscription_made_in_the_turn_between_batches_is_seen_by_t
         persistent_on_messages(store)
         turn.release()
     turn.acquire().addCallback(subscribe)
-    outcome(publish(publisher, ["demo.message", MESSAGE, "n2", None, IdOrigin.NEW_LOCAL]))
+    outcome(publish(publisher, ["demo.message", MESSAGE, "n2", None, IdOrigin.NEW]))
     router.ack_all()
     assert [(r.seq, r.id) for r in store.events_after(["demo.message"], 0, 10)] == [(2, "n2")], "logged"
+
+
+def test_a_batch_whose_turn_comes_before_a_waiting_subscribe_does_not_vouch_for_what_it_writes(world: Any) -> None:
+    """The turn a persistent subscribe asks for counts as a change only once it ends: a batch that takes
+    its turn while the subscribe waits learns the logged classes before the subscribe writes, and the
+    batch after the subscribe must look again (review of issue 16)."""
+    store, router, publisher = world
+    outcome(publish(publisher, ["demo.message", MESSAGE, "n1", None, IdOrigin.NEW]))
+    router.ack_all()
+    turn: Turn = publisher._turn
+    first_done: list[Any] = []
+    turn.acquire().addCallback(first_done.append)  # subscribe S1 holds the turn
+    batch_a = outcome(publish(publisher, ["demo.message", MESSAGE, "a", None, IdOrigin.NEW]))
+
+    def subscribe(_: Any) -> None:  # S2, asked while A waits: runs after A
+        persistent_on_messages(store)
+        turn.release()
+    turn.acquire().addCallback(subscribe)
+    turn.release()  # S1 ends; A takes its turn (before S2 wrote), then S2
+    router.ack_all()
+    assert batch_a[0] == [Accepted("a", 2)]
+    outcome(publish(publisher, ["demo.message", MESSAGE, "b", None, IdOrigin.NEW]))
+    router.ack_all()
+    assert [(r.seq, r.id) for r in store.events_after(["demo.message"], 0, 10)] == [(3, "b")], "b is logged"

@@ -195,7 +195,7 @@ def test_an_audience_is_kept_sorted_and_deduplicated() -> None:
     plain = parse({"event": "demo.message", "data": MESSAGE})
     assert isinstance(plain, PublishRequest)
     assert plain.item("id-2", IdOrigin.NEW) == ["demo.message", MESSAGE, "id-2", None, IdOrigin.NEW]
-    assert all(type(x) is int for x in (plain.item("i")[4], plain.item("i", IdOrigin.NEW_LOCAL)[4])), \
+    assert all(type(x) is int for x in (plain.item("i")[4], plain.item("i", IdOrigin.NEW)[4])), \
         "a plain int on the wire"
 
 
