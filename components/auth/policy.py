@@ -32,6 +32,20 @@ def is_operator(authrole: str, roles: Collection[str], operator_role: str) -> bo
     return authrole != ANONYMOUS_ROLE and operator_role in roles
 
 
+def session_is_operator(session: Mapping[str, Any] | None, operator_role: str) -> bool:
+    """``is_operator`` for a session as the router describes it (``wamp.session.get``): its WAMP role and
+    the roles in the ``authextra`` our authenticator answered (the client cannot change them). None (the
+    session is gone), or details of another shape: not an operator."""
+    if not isinstance(session, Mapping):
+        return False
+    authrole = session.get("authrole")
+    extra = session.get("authextra")
+    roles = extra.get("roles") if isinstance(extra, Mapping) else None
+    if not isinstance(authrole, str) or not isinstance(roles, list):
+        return False
+    return is_operator(authrole, [r for r in roles if isinstance(r, str)], operator_role)
+
+
 def authorize(authrole: str, roles: Collection[str], uri: str, action: str, options: Mapping[str, Any],
               registry: Registry, granted: Callable[[str], bool], operator_role: str = OPERATOR_ROLE) -> Decision:
     """Allow or deny ``action`` on ``uri``. ``granted(key)``: was this session given query topic ``key``?

@@ -9,7 +9,7 @@ The answer (every figure a number; a family with no series yet is empty, never m
 
     {"time", "answered_by", "metrics_enabled",
      "events": {"accepted": {class: n}, "duplicate": {class: n}, "refused": {reason: n}} | null,
-     "ingest": {transport: {"count", "seconds"}} | null,
+     "ingest": {transport: {"count", "seconds"}} | null,   (null: metrics off, or the store did not answer)
      "sessions": {role: n}, "live_queries": {"count", "busiest": [{"query", "topic", "subscribers"}], ...},
      "persistent_subscriptions": n | null, "event_log": {"rows", "by_class", "counted_at"},
      "dispatchers": {"active", "standby"}, "authenticators": n,
@@ -66,12 +66,18 @@ class Seen:
     queries_counted: int = 0
     #: Whether RabbitMQ ingest is configured (amqp.url): then some bridge must consume.
     amqp: bool = False
+    #: Whether the store answered what the bridge asked it (the saved totals, the queries' texts).
+    store_ok: bool = True
 
 
-def status_payload(counters: Mapping[SeriesKey, float], gauges: Mapping[SeriesKey, float], seen: Seen,
+def status_payload(counters: Mapping[SeriesKey, float] | None, gauges: Mapping[SeriesKey, float], seen: Seen,
                    metrics_enabled: bool = True, busiest: int = BUSIEST) -> dict[str, Any]:
     """The status page's figures from the node's totals (``NodeTotals.counters`` and the gauges ``GET
-    /metrics`` exposes) and what the bridge read beside them."""
+    /metrics`` exposes) and what the bridge read beside them. ``counters`` None: the totals could not be
+    made (the store did not answer for the saved ones): the counted figures are null, as with metrics off,
+    rather than lower than an earlier answer's."""
+    counted = metrics_enabled and counters is not None
+    totals: Mapping[SeriesKey, float] = counters if counters is not None else {}
     stats = seen.stats if isinstance(seen.stats, Mapping) else {}
     found = stats.get("event_log")
     log: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
@@ -89,11 +95,11 @@ def status_payload(counters: Mapping[SeriesKey, float], gauges: Mapping[SeriesKe
         "answered_by": seen.answered_by,
         "metrics_enabled": metrics_enabled,
         "events": {
-            "accepted": by_label(counters, EVENTS_ACCEPTED, "event"),
-            "duplicate": by_label(counters, EVENTS_DUPLICATE, "event"),
-            "refused": by_label(counters, EVENTS_REFUSED, "reason"),
-        } if metrics_enabled else None,
-        "ingest": _ingest(counters) if metrics_enabled else None,
+            "accepted": by_label(totals, EVENTS_ACCEPTED, "event"),
+            "duplicate": by_label(totals, EVENTS_DUPLICATE, "event"),
+            "refused": by_label(totals, EVENTS_REFUSED, "reason"),
+        } if counted else None,
+        "ingest": _ingest(totals) if counted else None,
         "sessions": {role: int(n) for role, n in by_label(gauges, SESSIONS, "role").items()},
         "live_queries": {
             "count": int(_value(gauges, LIVE_QUERIES) or 0),
@@ -111,16 +117,21 @@ def status_payload(counters: Mapping[SeriesKey, float], gauges: Mapping[SeriesKe
         "dispatchers": {"active": int(dispatchers.get("active", 0)), "standby": int(dispatchers.get("standby", 0))},
         "authenticators": seen.authenticators,
         "bridges": {"count": sum(amqp_states.values()), "amqp": amqp_states},
-        "amqp_messages": by_label(counters, AMQP_MESSAGES, "outcome") if metrics_enabled else None,
-        "definitions": {"versions": versions, "reloads": by_label(counters, RELOADS, "outcome")
-                        if metrics_enabled else {}},
+        "amqp_messages": by_label(totals, AMQP_MESSAGES, "outcome") if counted else None,
+        "definitions": {"versions": versions, "reloads": by_label(totals, RELOADS, "outcome")
+                        if counted else {}},
         "processes": dict(sorted(processes.items())),
     }
-    payload["health"] = health(payload, seen.amqp)
+    payload["health"] = health(payload, seen.amqp, seen.store_ok)
     return payload
 
 
-def health(payload: Mapping[str, Any], amqp: bool) -> dict[str, Any]:
+#: The problem the health list shows when the store did not answer the bridge.
+STORE_UNAVAILABLE = ("store unavailable: the event counts and the queries' texts cannot be read "
+                     "(what the router and the dispatchers know is shown)")
+
+
+def health(payload: Mapping[str, Any], amqp: bool, store_ok: bool = True) -> dict[str, Any]:
     """The verdict on a status payload: ``ok`` when an event posted now would be accepted and delivered,
     and the problems an operator should look at (``ok`` may hold with problems: a lost standby)."""
     problems: list[str] = []
@@ -140,6 +151,8 @@ def health(payload: Mapping[str, Any], amqp: bool) -> dict[str, Any]:
     if amqp and not any(s in CONSUMING for s in states):
         problems.append("no bridge consumes the RabbitMQ queue (consumers: "
                         + (", ".join(f"{s} {n}" for s, n in sorted(states.items())) or "none") + ")")
+    if not store_ok:
+        problems.append(STORE_UNAVAILABLE)
     return {"ok": not down, "problems": problems}
 
 

@@ -43,11 +43,13 @@ from components.metrics.process_meter import METER
 from components.metrics.processes import node_processes
 from components.metrics.status import Seen, status_payload
 from components.arguments import Signature
+from components.auth.policy import session_is_operator
+from components.exceptions import StoreUnavailable
 from components.procedures import checked
 from components.store.base import open_store
 from components.store.thread import StoreThread
 from webapp_bridge.server.counting import refusals
-from webapp_bridge.server.status import LiveQueryCounts
+from webapp_bridge.server.status import LiveQueryCounts, Remembered, Shared
 from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.amqp import AmqpIngest, WampLease
 from webapp_bridge.server.amqp_rules import connection_name
@@ -70,6 +72,9 @@ LISTEN_BACKLOG = 4096
 #: Requests waiting together are sent in one call of about this many bytes at most (their bodies'
 #: sizes; RabbitMQ messages, each at most bridge.max_body_bytes, are bounded by bridge.max_batch).
 CALL_BUDGET = 4 * 1024 * 1024
+#: Calls to the dispatcher under way at once from one bridge: the next group is on its way while one
+#: waits for the router's acknowledgements, and a slow group holds up only its own requests.
+CALLS_AT_ONCE = 2
 
 
 class Bridge(BackendSession):
@@ -85,6 +90,8 @@ class Bridge(BackendSession):
         self._amqp: AmqpIngest | None = None
         #: The store, for the status page's live queries: opened only once an operator asks.
         self._status_store: StoreThread | None = None
+        #: Registration id -> its procedure, for the ids looked up (``_registered``): an id's URI never changes.
+        self._registration_uris: dict[int, str] = {}
 
     async def start(self, details: SessionDetails) -> None:
         # Loading refuses a non-loopback host while the example API key is configured.
@@ -97,7 +104,7 @@ class Bridge(BackendSession):
         # Requests that come while a call to the dispatcher is under way go together in the next call,
         # bounded well below the router's 16 MiB message size.
         self._together: Coalescer[list[Any], dict[str, Any]] = Coalescer(
-            self._publish_together, cfg.bridge.max_batch, budget=CALL_BUDGET)
+            self._publish_together, cfg.bridge.max_batch, budget=CALL_BUDGET, concurrent=CALLS_AT_ONCE)
         self._admission = Admission(InFlight(cfg.bridge.max_in_flight), KeyRates(
             KeyLimit(k.name, *k.limit) for k in cfg.bridge.api_keys if k.limit is not None))
         await self.register_reload()
@@ -194,10 +201,10 @@ class Bridge(BackendSession):
         publish = local.active()
         if publish is not None:
             try:
-                return await publish([_as(item, IdOrigin.NEW_LOCAL) for item in items])
-            except Exception as exc:  # it left meanwhile: as a call it was in would be, retried over WAMP
-                self.log.warn("the dispatcher in this process failed to publish {n} events ({err}); calling "
-                              "the active dispatcher", n=len(items), err=exc)
+                return await publish(items)
+            except local.DispatcherLeft:  # as a WAMP call whose callee left (CANCELED): the next one, same ids
+                self.log.info("the dispatcher in this process left while publishing {n} events; calling "
+                              "the active dispatcher", n=len(items))
                 items = [_as(item, IdOrigin.GIVEN) for item in items]
         try:
             return await self._together(items, weight)
@@ -386,12 +393,16 @@ class Bridge(BackendSession):
                          "gateway.yaml, or env GATEWAY_METRICS_ENABLED=false): nothing is counted")
         if not self.is_attached():
             return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
-        counters, gauges = await self._node_metrics(raise_high_water=True)
-        return Answer(200, {}, raw=render(counters, gauges), content_type=CONTENT_TYPE)
+        counters, gauges, _ = await self._node_metrics(raise_high_water=True)
+        return Answer(200, {}, raw=render(counters or {}, gauges), content_type=CONTENT_TYPE)
 
-    async def _node_metrics(self, raise_high_water: bool) -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
-        """The node's counters and gauges, as ``GET /metrics`` exposes them (no counters with metrics off).
-        ``raise_high_water``: save what this read reported, so that no later one reports less (a scrape)."""
+    async def _node_metrics(self, raise_high_water: bool, store_optional: bool = False) -> tuple[
+            dict[SeriesKey, float] | None, dict[SeriesKey, float], dict[str, Any] | None]:
+        """The node's counters and gauges, as ``GET /metrics`` exposes them (no counters with metrics off),
+        and the dispatcher's figures of the store (``gateway.internal.stats``, asked once) they were made with.
+        ``raise_high_water``: save what this read reported, so that no later one reports less (a scrape).
+        ``store_optional``: should the store not answer for the saved totals, the counters are None
+        rather than the call failing (``gateway.status``)."""
         procedures = await self._registered(uris.INTERNAL_METRICS_PREFIX)
         answers = await DeferredList([self.call(p) for p in procedures], consumeErrors=True)
         live = []
@@ -401,39 +412,80 @@ class Bridge(BackendSession):
                     live.append(Snapshot.from_wire(wire))
                 except ValueError as exc:
                     self.log.error("{err}", err=exc)
-        saved = await KEEPER.saved() if self._metrics_enabled else {}
+        stored = True
+        try:
+            saved = await KEEPER.saved() if self._metrics_enabled else {}
+        except StoreUnavailable as exc:
+            if not store_optional:
+                raise
+            self.log.warn("the status page's totals: {err}", err=exc)
+            saved, stored = {}, False
         totals = node_totals(live, saved)
         if raise_high_water and self._metrics_enabled:
             await KEEPER.raise_reported(totals)
+        stats = await self._event_log_stats()
         gauges = dict(totals.gauges)
-        gauges.update(await self._node_gauges())
-        return (totals.counters if self._metrics_enabled else {}), gauges
+        gauges.update(await self._node_gauges(stats))
+        counters = (totals.counters if self._metrics_enabled else {}) if stored else None
+        return counters, gauges, stats
 
     # -- the status page (``gateway.status``) ----------------------------------
 
     async def _offer_status(self, cfg: GatewayConfig) -> None:
         """Register ``gateway.status`` (every bridge: any may answer). The authorizer lets only operators call
-        it (``components.auth.policy``); the store is opened only when someone does (the live queries' text)."""
+        it (``components.auth.policy``), and the procedure checks its caller again (``_may_see_status``); the
+        store is opened only when someone calls (the live queries' text)."""
         def texts(keys: Any) -> Any:
             if self._status_store is None:
                 self._status_store = StoreThread(lambda: open_store(cfg.store), name="bridge-status")
             return self._status_store.run(_query_texts, list(keys))
+        self._operator_role = cfg.status.operator_role
+        self._operators: Remembered[int, bool] = Remembered(OPERATOR_REMEMBERED)
         self._live_queries = LiveQueryCounts(self.call, texts)
+        self._status_answer: Shared[dict[str, Any]] = Shared(self._status_now, STATUS_SHARED)
         await self.register(checked(STATUS_SIGNATURE, self._status, self.log), uris.STATUS,
                             options=RegisterOptions(invoke="roundrobin", details_arg="details"))
 
     async def _status(self, details: CallDetails | None = None) -> dict[str, Any]:
         """The node's figures for the status page (``components.metrics.status``): the numbers of
-        ``GET /metrics``, the live queries, the event log by class and the node's health."""
-        # The authorizer decided (by the caller's roles); our own components may ask too. Anyone else
-        # reaching here would be a misconfigured router: refused all the same.
-        if details is None or details.caller_authrole not in (BACKEND_ROLE, self._user_role):
+        ``GET /metrics``, the live queries, the event log by class and the node's health. One answer
+        serves every operator asking within ``STATUS_SHARED`` seconds (and those asking while it is made)."""
+        if not await self._may_see_status(details):
             raise ApplicationError(uris.ERROR_NOT_AUTHORIZED, "gateway.status is for operators only")
-        counters, gauges = await self._node_metrics(raise_high_water=False)
+        return await self._status_answer.get()
+
+    async def _may_see_status(self, details: CallDetails | None) -> bool:
+        """The procedure's own check, beside the authorizer's (which decides first): our own components
+        (role backend), or a session the router describes as holding the operator role among its roles
+        (``wamp.session.get``; ``components.auth.policy.session_is_operator``, the authorizer's rule).
+        A session's roles never change while it lives: each decision is remembered a while."""
+        if details is None:
+            return False
+        if details.caller_authrole == BACKEND_ROLE:
+            return True
+        if details.caller is None:  # not disclosed: the authorizer discloses callers of gateway.status
+            return False
+        caller = int(details.caller)
+        known = self._operators.get(caller)
+        if known is not None:
+            return known
+        try:
+            session = await self.call(uris.META_SESSION_GET, caller)
+        except ApplicationError:
+            session = None  # gone meanwhile
+        allowed = session_is_operator(session, self._operator_role)
+        self._operators.put(caller, allowed)
+        return allowed
+
+    async def _status_now(self) -> dict[str, Any]:
+        """The status page's figures, made now. A store that does not answer (for the saved totals, the
+        queries' texts) leaves the counted figures null and says so in the health's problems; the rest
+        (sessions, live queries, dispatchers, processes) comes from the router and the dispatchers."""
+        counters, gauges, stats = await self._node_metrics(raise_high_water=False, store_optional=True)
         queries = await self._live_queries.counted()
-        seen = Seen(METER.identity, time.time(), await self._event_log_stats(),
+        seen = Seen(METER.identity, time.time(), stats,
                     await self._callees(uris.AUTHENTICATE), queries.queries, queries.live, queries.counted,
-                    amqp=self._amqp is not None)
+                    amqp=self._amqp is not None, store_ok=counters is not None and queries.store_ok)
         return status_payload(counters, gauges, seen, self._metrics_enabled)
 
     async def _event_log_stats(self) -> dict[str, Any] | None:
@@ -443,17 +495,14 @@ class Bridge(BackendSession):
             return None
         return stats if isinstance(stats, dict) else None
 
-    async def _node_gauges(self) -> dict[SeriesKey, float]:
-        """What the bridge reads at the scrape: dispatchers, the event log, persistent subscriptions, processes."""
+    async def _node_gauges(self, stats: dict[str, Any] | None) -> dict[SeriesKey, float]:
+        """What the bridge reads at the scrape: dispatchers, the event log and persistent subscriptions
+        (from ``stats``, the answer of ``gateway.internal.stats``), processes."""
         gauges: dict[SeriesKey, float] = {}
         n = await self._callees(uris.AUTHORIZE)
         active = min(await self._callees(uris.INTERNAL_DISPATCHER_LEADER), n)
         gauges[(DISPATCHERS, labels_text({"state": "active"}))] = active
         gauges[(DISPATCHERS, labels_text({"state": "standby"}))] = n - active
-        try:
-            stats = await self.call(uris.INTERNAL_STATS)
-        except ApplicationError:
-            stats = None
         if isinstance(stats, dict):
             log = stats.get("event_log")
             if isinstance(log, dict) and isinstance(log.get("rows"), int):
@@ -465,17 +514,21 @@ class Bridge(BackendSession):
         return gauges
 
     async def _registered(self, prefix: str) -> list[str]:
-        """Every procedure registered under ``prefix`` (the router's meta API)."""
+        """Every procedure registered under ``prefix`` (the router's meta API). Each registration id is
+        looked up once while it lives (its procedure never changes): one call, once the ids are known."""
         listing = await self.call(uris.META_REGISTRATION_LIST)
-        found = []
-        for registration in listing.get("exact", []):
+        ids = [int(i) for i in listing.get("exact", [])]
+        known = {i: self._registration_uris[i] for i in ids if i in self._registration_uris}
+        for registration in ids:
+            if registration in known:
+                continue
             try:
                 info = await self.call(uris.META_REGISTRATION_GET, registration)
             except ApplicationError:
                 continue  # gone meanwhile
-            if info["uri"].startswith(prefix):
-                found.append(info["uri"])
-        return found
+            known[registration] = info["uri"]
+        self._registration_uris = known  # only the live ones are remembered
+        return [uri for i, uri in known.items() if uri.startswith(prefix)]
 
     # -- health --------------------------------------------------------------
 
@@ -559,6 +612,10 @@ def _count_answer(path: bytes, answer: Answer, seconds: float) -> None:
 
 #: ``gateway.status()``: no arguments.
 STATUS_SIGNATURE = Signature(uris.STATUS)
+#: Seconds one answer of ``gateway.status`` serves every operator asking (the page asks every second).
+STATUS_SHARED = 1.0
+#: Seconds the procedure's decision about a session (operator or not) is remembered.
+OPERATOR_REMEMBERED = 60.0
 #: Our own components' WAMP role (the node config's).
 BACKEND_ROLE = "backend"
 #: Which process answered ``GET /metrics`` and ``/healthz`` (the bridges of a node share the port).
@@ -597,7 +654,7 @@ def _query_refused(exc: ApplicationError) -> Answer:
 
 def _as(item: list[Any], origin: IdOrigin) -> list[Any]:
     """``item`` sent with its id as ``origin`` (an id the web-app gave stays ``GIVEN``)."""
-    return item if item[4] == IdOrigin.GIVEN else [*item[:4], int(origin)]
+    return item if item[4] == origin or item[4] == IdOrigin.GIVEN else [*item[:4], int(origin)]
 
 
 class _Answered(Exception):

@@ -85,14 +85,24 @@ export class History {
   }
 
   /**
+   * Whether `answer` is newer than the last one taken (else it is late: two bridges, one slower; it is
+   * neither taken nor shown).
+   * @param {any} answer
+   */
+  accepts(answer) {
+    return this.last === null || answer.time > this.last.time;
+  }
+
+  /**
    * Take the next answer; the Point of rates since the previous one (null for the first, or for an
-   * answer without counters: metrics off, or one older than the last).
+   * answer without counters: metrics off, the store unavailable, or one older than the last, which is
+   * not taken: see `accepts`).
    * @param {any} answer
    * @returns {Point | null}
    */
   add(answer) {
     const previous = this.last;
-    if (previous !== null && answer.time <= previous.time) return null;  // late: a newer one is in
+    if (!this.accepts(answer)) return null;  // late: a newer one is in
     this.last = answer;
     if (previous === null || !answer.events || !previous.events) return null;
     const seconds = answer.time - previous.time;

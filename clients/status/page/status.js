@@ -4,11 +4,13 @@
 // It signs in as the demo page does (a one-time ticket or a JWT, pasted or in the address) and asks
 // gateway.status once a second. The gateway answers operators only (status.operator_role): the
 // authorizer refuses anyone else, and the page then shows the sign-in prompt again, with no data.
-// Rates are made here from two answers' totals (rates.js).
+// Rates are made here from two answers' totals (rates.js). How it asks is poller.js: nothing while the
+// page is hidden, the figures marked stale (grey) after a question that got no answer.
 
 import { Gateway, MemoryTokenStore } from '/lib/gateway.js';
 import { STATUS } from '/lib/uris.js';
 import uPlot from '/uplot/uPlot.esm.js';
+import { Poller } from './poller.js';
 import { History, WINDOW_SECONDS, meanLatency, rates, sum } from './rates.js';
 
 const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -21,7 +23,7 @@ const REFUSED_COLOUR = '#d92d20';
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 let gw = null;            // the current Gateway
-let polling = null;       // the timer of the next poll
+let poller = null;        // asks gateway.status of the current Gateway (poller.js)
 let seen = new History();  // the answers so far: rates, reloads
 let chart = null;         // the uPlot, made again when the series change
 let chartLabels = '';
@@ -43,8 +45,8 @@ function showSignIn(why = null) {
 
 /** Stop asking, and close the connection. */
 function stop() {
-  clearTimeout(polling);
-  polling = null;
+  if (poller !== null) poller.stop();
+  poller = null;
   const previous = gw;
   gw = null;
   if (previous !== null) previous.close().catch(() => {});
@@ -83,34 +85,44 @@ async function start(credential) {
     const me = current.identity ?? {};
     $('who').textContent = `Signed in as ${me.user ?? me.authid ?? '?'}`
       + `${me.roles && me.roles.length ? ` (roles: ${me.roles.join(', ')})` : ' (no roles)'}`;
-    if (polling === null) poll(current);
+    if (poller === null) {
+      poller = asker(current);
+      poller.start();
+    }
   });
   await current.connect().catch(() => {});
 }
 
 // -- asking -----------------------------------------------------------------------------------
 
-async function poll(current) {
-  polling = -1;  // asking
-  let answer;
-  try {
-    answer = await current.call(STATUS);
-  } catch (err) {
-    if (gw !== current) return;
-    if (/not_authorized$/.test(err.uri ?? '')) {
-      const me = current.identity ?? {};
-      showSignIn(`${me.user ?? 'This user'} does not hold the operator role: the gateway shows its figures `
-        + 'to operators only. Sign in as one.');
-      return;
-    }
-    setHealth(false, `No answer: ${err.message}`);
-    polling = setTimeout(() => poll(current), POLL_MS);
-    return;
-  }
-  if (gw !== current) return;
-  show(answer);
-  polling = setTimeout(() => poll(current), POLL_MS);
+/** The Poller asking `current` for gateway.status every POLL_MS while the page is visible. */
+function asker(current) {
+  return new Poller({
+    ask: () => current.call(STATUS),
+    show: (answer) => { if (gw === current) show(answer); },
+    accepts: (answer) => seen.accepts(answer),
+    failed: (err) => {
+      if (gw !== current) return false;
+      if (/not_authorized$/.test(err.uri ?? '')) {
+        const me = current.identity ?? {};
+        showSignIn(`${me.user ?? 'This user'} does not hold the operator role: the gateway shows its figures `
+          + 'to operators only. Sign in as one.');
+        return false;
+      }
+      setHealth(false, `No answer: ${err.message}`);
+      return true;
+    },
+    // The figures shown stay, greyed, until an answer comes: they are as of the time under them.
+    stale: (stale) => { if (gw === current) document.body.dataset.stale = String(stale); },
+    hidden: () => document.hidden,
+    interval: POLL_MS,
+  });
 }
+
+// A hidden tab asks nothing; shown again, it asks at once.
+document.addEventListener('visibilitychange', () => {
+  if (poller !== null) poller.visibilityChanged();
+});
 
 // -- showing ----------------------------------------------------------------------------------
 
@@ -129,6 +141,7 @@ function setHealth(ok, text) {
 }
 
 function clearData() {
+  delete document.body.dataset.stale;
   for (const id of ['classes', 'refusals', 'queries', 'sessions', 'processes', 'problems', 'reload-log']) {
     $(id).replaceChildren();
   }
@@ -157,6 +170,7 @@ function bytes(n) {
 
 /** Put one answer of gateway.status on the page (its data: text only, never markup). */
 function show(answer) {
+  if (!seen.accepts(answer)) return;  // late (two bridges, one slower): a newer one is shown already
   const previous = seen.last;
   const point = seen.add(answer);
   document.body.dataset.view = 'dashboard';
@@ -213,7 +227,8 @@ function show(answer) {
     return tr;
   }));
   $('queries-note').textContent = queries.counted < queries.topics
-    ? `Counted ${whole.format(queries.counted)} of ${whole.format(queries.topics)} query topics.` : '';
+    ? `Subscribers counted for ${whole.format(queries.counted)} of ${whole.format(queries.topics)} topics `
+      + 'at this refresh, the others in turn: a query that just became busy may be missing for a while.' : '';
   setValue('total-persistent', answer.persistent_subscriptions);
   setValue('total-log', answer.event_log.rows);
 

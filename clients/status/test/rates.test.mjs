@@ -85,3 +85,12 @@ test('reloads are seen when their counters move, the newest first, a few kept', 
   assert.equal(h.reloads.length, RELOADS_KEPT);
   assert.equal(h.reloads[0].time, RELOADS_KEPT + 4);
 });
+
+test('an answer is accepted only when newer than the last one taken: a late one is neither taken nor shown', () => {
+  const h = new History();
+  assert.equal(h.accepts(answer(100)), true);
+  h.add(answer(100));
+  assert.equal(h.accepts(answer(100)), false);
+  assert.equal(h.accepts(answer(99)), false);
+  assert.equal(h.accepts(answer(101)), true);
+});

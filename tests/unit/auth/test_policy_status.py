@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from components import uris
-from components.auth.policy import OPERATOR_ROLE, authorize, is_operator
+from components.auth.policy import OPERATOR_ROLE, authorize, is_operator, session_is_operator
 from components.events import Registry
 
 REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"],
@@ -55,3 +55,19 @@ def test_is_operator() -> None:
     assert is_operator("member", ["staff"], "staff")  # auth.user_role may be another name
     assert not is_operator("anonymous", ["staff"], "staff")
     assert not is_operator("user", [], "staff")
+
+
+def session(authrole: str, extra: object) -> dict[str, object]:
+    """A session as ``wamp.session.get`` describes it (what the procedure reads of it)."""
+    return {"session": 42, "authid": "x", "authrole": authrole, "authextra": extra}
+
+
+def test_the_procedure_judges_a_session_by_the_same_rule() -> None:
+    # gateway.status checks its caller itself too (wamp.session.get): the authorizer's rule, on the
+    # router's description of the session.
+    assert session_is_operator(session("user", {"user": "ops", "roles": ["red", "staff"]}), "staff")
+    assert session_is_operator(session("user", {"roles": ["admin"]}), "admin")
+    for refused in (session("user", {"user": "bob", "roles": ["red"]}), session("user", {"user": "carol"}),
+                    session("anonymous", {"roles": ["staff"]}), session("user", {"roles": "staff"}),
+                    session("user", None), {"authextra": {"roles": ["staff"]}}, None):
+        assert not session_is_operator(refused, "staff"), refused

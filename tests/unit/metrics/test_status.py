@@ -10,7 +10,7 @@ from components.metrics.families import (AMQP_CONSUMERS, DEFINITIONS_INFO, DISPA
                                          LIVE_QUERIES, PERSISTENT_SUBSCRIPTIONS, PROCESS_CPU, PROCESS_RSS, RELOADS,
                                          SESSIONS)
 from components.metrics.meter import SeriesKey
-from components.metrics.status import LiveQuery, Seen, by_label, health, status_payload
+from components.metrics.status import STORE_UNAVAILABLE, LiveQuery, Seen, by_label, health, status_payload
 
 
 def key(name: str, **labels: str) -> SeriesKey:
@@ -97,6 +97,28 @@ def test_metrics_off_gives_no_counters_but_the_health() -> None:
     assert payload["events"] is None and payload["ingest"] is None and payload["amqp_messages"] is None
     assert payload["definitions"]["reloads"] == {}
     assert payload["sessions"] == {"anonymous": 1, "user": 2} and payload["health"]["ok"]
+
+
+def test_a_store_that_does_not_answer_leaves_what_the_router_and_dispatchers_know() -> None:
+    # The saved totals could not be read (counters None): no counted figure rather than one lower than
+    # an earlier answer's; sessions, queries, the log's size and the dispatchers as ever; the problem said.
+    _, gauges = node()
+    seen = Seen("components-1", 1.0, SEEN.stats, authenticators=2, queries=SEEN.queries, queries_live=2,
+                queries_counted=2, store_ok=False)
+    payload = status_payload(None, gauges, seen)
+    assert payload["metrics_enabled"] is True
+    assert payload["events"] is None and payload["ingest"] is None and payload["amqp_messages"] is None
+    assert payload["definitions"]["reloads"] == {}
+    assert payload["sessions"] == {"anonymous": 1, "user": 2}
+    assert payload["dispatchers"] == {"active": 1, "standby": 1} and payload["event_log"]["rows"] == 7
+    assert len(payload["live_queries"]["busiest"]) == 2
+    assert payload["health"]["ok"] is True and STORE_UNAVAILABLE in payload["health"]["problems"]
+    assert json.loads(json.dumps(payload)) == payload
+    # Only the queries' texts missing: the counts stand, the problem is said.
+    counters, _ = node()
+    partly = status_payload(counters, gauges, seen)
+    assert partly["events"] is not None and STORE_UNAVAILABLE in partly["health"]["problems"]
+    assert STORE_UNAVAILABLE not in status_payload(counters, gauges, SEEN)["health"]["problems"]
 
 
 def test_a_node_that_cannot_serve_says_why() -> None:
