@@ -24,7 +24,7 @@ from components.events import Registry
 from components.exceptions import GatewayError
 from components.nodeconfig import RenderPaths, render
 from components.supervision import Endpoint, NodeShape, configure_logging, supervise
-from components.delivery.rowfilter import check_row_filters
+from components.events.row_filters import check_row_filters
 
 HEADER = """\
 # Crossbar node configuration of the gateway. GENERATED from gateway.yaml by

@@ -8,4 +8,9 @@
 - ``cpu``: CPU per process group (router, our workers, this process, the rest of the machine);
 - ``stats``: latency histograms and percentiles;
 - ``report``: the header line, Markdown tables, rates and CPU cells.
+
+May import: ``tests.support`` (its node harness starts the nodes), ``components.uris``,
+``components.envelope`` (the light clients speak WAMP to the gateway by hand). The benchmark
+scripts (``bench``) import this, not the other way round. Never imports: ``autobahn.twisted`` (the clients
+are asyncio).
 """

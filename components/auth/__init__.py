@@ -5,5 +5,8 @@
 - ``authenticator`` the WAMP component the router asks about every connecting client;
 - ``policy``       the pure authorization rules behind ``gateway.authorize``.
 
-May import: ``components.events``, ``components.store``, the shared modules. Never ``delivery``.
+May import: ``components.events``, ``components.store``, ``components.metrics`` (the authenticator
+counts logins and store waits, as every component does), and the shared modules ``components.uris``,
+``components.config``, ``components.exceptions``, ``components.arguments``, ``components.ratelimit``,
+``components.procedures``, ``components.backend``. Never ``delivery`` (it imports ``policy``).
 """

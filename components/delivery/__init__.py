@@ -18,8 +18,12 @@
 - ``live_queries`` the live query index: which query topics have subscribers, and the topics an
                     event goes to (pure);
 - ``persistent``    persistent subscriptions: the book, replay, ack;
-- ``rowfilter``     per-class row filters with session parameters.
+- ``rowfilter``     per-class row filters with session parameters (checked at load by
+                    ``components.events.row_filters``).
 
-May import: ``components.events``, ``components.query``, ``components.store``, ``components.auth.policy``
-and the shared modules.
+May import: ``components.events``, ``components.query``, ``components.store``, ``components.auth.policy``,
+``components.auth.credentials`` (the client token's hash: sessions' and persistent subscriptions'
+owners), ``components.metrics`` (what the dispatcher counts), and the shared modules ``components.uris``,
+``components.envelope``, ``components.limits``, ``components.config``, ``components.exceptions``,
+``components.arguments``, ``components.ratelimit``, ``components.procedures``, ``components.backend``.
 """

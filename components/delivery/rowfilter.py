@@ -25,14 +25,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from components.events import EventClass, Registry
-from components.exceptions import DefinitionError
-from components.query import And, CheckedQuery, Expr, Query, QueryError, canonical, check, parse, to_text, \
-    topic_key
-
-#: Values used to check a row filter when the definitions are loaded.
-_SAMPLE_PARAMS: dict[str, Any] = {"user": "someone", "role": "user", "roles": ("staff",)}
-#: A row filter is written by the operator, not a client: only the hard cap on nesting applies.
-_MAX_DEPTH = 100
+from components.events.row_filters import SAMPLE_PARAMS, parse_row_filter
+from components.query import And, CheckedQuery, Expr, Query, canonical, to_text, topic_key
 
 
 def session_params(user: str | None, role: str, roles: tuple[str, ...]) -> dict[str, Any]:
@@ -63,17 +57,13 @@ class _Recording(Mapping[str, Any]):
 
 def _parse(cls: EventClass, params: Mapping[str, Any]) -> Query:
     assert cls.row_filter is not None
-    return _parse_text(cls.name, cls.row_filter, params)
-
-
-def _parse_text(name: str, row_filter: str, params: Mapping[str, Any]) -> Query:
-    return parse(f"{name} where {row_filter}", max_length=1_000_000, max_depth=_MAX_DEPTH, params=params)
+    return parse_row_filter(cls.name, cls.row_filter, params)
 
 
 @functools.lru_cache(maxsize=1024)
 def _reads(name: str, row_filter: str) -> frozenset[str]:
-    recording = _Recording(_SAMPLE_PARAMS)
-    _parse_text(name, row_filter, recording)
+    recording = _Recording(SAMPLE_PARAMS)
+    parse_row_filter(name, row_filter, recording)
     return frozenset(recording.read)
 
 
@@ -87,20 +77,6 @@ def reads(cls: EventClass) -> frozenset[str]:
 def visible_with_row_filter(cls: EventClass, user: str | None) -> bool:
     """False when the row filter compares with ``$user`` and there is no user (an anonymous client)."""
     return user is not None or "user" not in reads(cls)
-
-
-def check_row_filters(registry: Registry) -> None:
-    """Refuse definitions whose row filter does not parse or names a field the class does not have."""
-    problems = []
-    for cls in registry:
-        if cls.row_filter is None:
-            continue
-        try:
-            check(_parse(cls, _SAMPLE_PARAMS), [cls])
-        except QueryError as exc:
-            problems.append(f"class {cls.name} ({cls.source}): row_filter {cls.row_filter!r}: {exc.message}")
-    if problems:
-        raise DefinitionError("; ".join(problems))
 
 
 def row_filter(cls: EventClass, params: Mapping[str, Any]) -> Expr | None:

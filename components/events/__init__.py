@@ -3,9 +3,11 @@
 Define them in Python (subclasses of ``Event``) or in YAML files
 (``yaml_definitions``); ``Registry.load`` gathers both, checked by pydantic
 (``validation``). ``live`` holds a component's current registry and reloads it
-in place. See docs/event-definitions.md.
+in place, refusing row filters that do not hold as queries (``row_filters``).
+See docs/event-definitions.md.
 
-May import: ``components.query`` (row filters are queries), ``components.config``,
+May import: ``components.query`` (row filters are queries, checked when the definitions
+load), ``components.limits`` (the edge rules data must keep), ``components.config``,
 ``components.exceptions``. Pure but for ``live`` and the loaders, which read files.
 """
 

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 
 from components.events import Registry
 from components.exceptions import DefinitionError
-from components.delivery.rowfilter import check_row_filters
+from components.events.row_filters import check_row_filters
 
 log = Logger()
 

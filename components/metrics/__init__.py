@@ -8,7 +8,8 @@
 - ``status.py``: the node's totals shaped for the status page (``gateway.status``; pure);
 - ``keeper.py``: the process's meter, its saved totals and its ``gateway.internal.metrics.<session>`` (Twisted).
 
-May import: ``components.uris``, ``components.store``; nothing of ``components.delivery`` or the bridge.
+May import: ``components.uris``, ``components.store`` (the keeper's saved totals); nothing of
+``components.delivery`` or the bridge.
 """
 
 from components.metrics.aggregate import NODE_IDENTITY, NodeTotals, node_totals

@@ -16,7 +16,9 @@ matching); interpret, compile and index match events. Beside the ast, text
 writes paths and values as the language does, for every stage's messages
 and for the canonical text.
 
-Pure: no I/O, no Twisted, no WAMP. Imports nothing from outside this package.
+Pure: no I/O, no Twisted, no WAMP. May import: ``components.exceptions`` (a query error derives from the
+base of every error the gateway reports), nothing else of ours. Never imports:
+``twisted``, ``autobahn``, ``crossbar``.
 """
 
 from components.query.ast import (

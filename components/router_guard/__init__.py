@@ -51,7 +51,13 @@ and docs/upstream/ holds the reports with minimal reproductions.
    Origin allow-list needs no code: it is Crossbar's own websocket option
    ``allowed_origins``, rendered by ``nodeconfig`` (``origins``).
 
-The pure parts (``messages``, ``origins``, ``addresses``, ``transport``,
-``settings``) import neither Crossbar nor autobahn and are unit-tested without
-a router; ``patches`` and ``component`` are the glue.
+The pure parts import neither Crossbar nor autobahn (nor Twisted) and are
+unit-tested without a router; ``patches`` and ``component`` are the glue.
+Never imports (``messages``, ``origins``, ``addresses``, ``transport``,
+``settings``: the pure parts): ``crossbar``, ``autobahn``, ``twisted``.
+
+May import: ``components.limits`` (the depth and integer rules every way in
+applies), ``components.uris``. ``components.config`` and
+``components.nodeconfig`` import ``addresses``, ``origins`` and ``settings``,
+not the other way round.
 """

@@ -8,8 +8,11 @@
                 (the only way components reach the store);
 - ``guard``     no statement on a reactor thread: both stores refuse one (``StoreOnReactorThread``).
 
-May import: ``components.config`` and ``components.exceptions`` only (and Twisted, in ``thread`` and
-``guard``). Nothing here knows of WAMP.
+May import: ``components.config``, ``components.exceptions``, and of the metrics only the pure meter
+the store threads time their work with: ``components.metrics.families``, ``components.metrics.meter``,
+``components.metrics.process_meter`` (``components.metrics.keeper`` saves its totals in the store, so
+the store must not depend on it). Twisted in ``thread`` and ``guard`` only. Nothing here knows of WAMP.
+Never imports: ``autobahn``, ``crossbar``.
 """
 
 from components.store.base import DuplicateId, LoggedEvent, PersistentSubscription, Store, open_store

@@ -82,3 +82,69 @@ def test_the_check_catches_a_missing_path() -> None:
     assert not _module_exists("components.delivery.no_such_module")
     assert _module_exists("components.delivery.dispatcher.Dispatcher")
     assert importlib.util.find_spec("components") is not None
+
+
+#: The folders docs/architecture.md's map must name: every package under these (a folder with
+#: ``__init__.py``; not the top folders themselves), and every folder directly under ``clients/`` and
+#: ``tests/``. The tests' own packages under tests/unit/ and tests/integration/ mirror the code's and
+#: are named by those two.
+MAPPED_PACKAGES = ("components", "webapp_bridge", "bench", "tests")
+MIRRORS = ("tests/unit/", "tests/integration/")
+
+
+def _map_table() -> str:
+    """The rows of the table under "## Map of the tree" in docs/architecture.md."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## Map of the tree", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(line for line in section.splitlines() if line.startswith("|"))
+
+
+def _mapped() -> set[str]:
+    """The folders the map names, each as ``path/`` (a row may name several)."""
+    return {name.rstrip("/") + "/" for name in re.findall(r"`([^`\s]+)`", _map_table())
+            if "." not in name.rsplit("/", 1)[-1]}
+
+
+def _must_be_mapped() -> dict[str, bool]:
+    """Each folder the map must name -> whether its ``__init__.py`` says what it owns. A package with an
+    empty one (Django's ``management/commands/``, ``templatetags/``, found by those names) belongs to
+    the nearest named folder above it."""
+    folders: dict[str, bool] = {}
+    for top in MAPPED_PACKAGES:
+        for init in (REPO / top).rglob("__init__.py"):
+            folder = init.parent.relative_to(REPO).as_posix() + "/"
+            if "node_modules" in init.parts or folder.startswith(MIRRORS) and folder not in MIRRORS \
+                    or folder.count("/") == 1:  # the top folders themselves: the map names what is in them
+                continue
+            folders[folder] = bool(init.read_text(encoding="utf-8").strip())
+    for top in ("clients", "tests"):
+        for child in (REPO / top).iterdir():
+            if child.is_dir() and not child.name.startswith((".", "__")) and child.name != "node_modules":
+                folders.setdefault(child.relative_to(REPO).as_posix() + "/", True)
+    return folders
+
+
+def test_the_map_names_every_folder() -> None:
+    """docs/architecture.md's map of the tree covers the tree: a new package or client folder gets a row
+    (or joins one), so the map cannot fall behind the code."""
+    mapped = _mapped()
+    missing = []
+    for folder, documented in sorted(_must_be_mapped().items()):
+        if folder in mapped:
+            continue
+        above = [p for p in mapped if folder.startswith(p) and p.count("/") > 1]
+        if not documented and above:
+            continue  # an empty package inside a named one (Django's conventional folders)
+        missing.append(folder)
+    assert not missing, f"docs/architecture.md's map of the tree does not name: {missing}"
+
+
+def test_the_map_check_reads_the_map() -> None:
+    mapped = _mapped()
+    assert {"components/", "components/delivery/", "webapp_bridge/proxy/", "webapp_bridge/django/", "bench/_lib/",
+            "tests/support/", "clients/js/"} <= mapped
+    assert "webapp_bridge/schemacheck.py/" not in mapped and "components/router_guard/" in mapped
+    must = _must_be_mapped()
+    assert {"components/store/", "webapp_bridge/server/", "tests/support/", "bench/_lib/",
+            "clients/status/"} <= set(must)
+    assert "tests/unit/query/" not in must and must.get("webapp_bridge/django/templatetags/") is False

@@ -21,6 +21,10 @@ for a view a page can ask again when its one-time ticket is spent). The settings
 the field types in ``webapp_bridge.django.fields``, when events are sent in
 ``webapp_bridge.django.signals``; examples/django_shop is a small project
 that uses it all.
+
+May import: ``webapp_bridge.proxy`` (it sends through the proxy). Never imports: ``components``,
+``webapp_bridge.server``, ``twisted``, ``autobahn``, ``crossbar``: it runs in the web-app's
+processes, as the proxy does.
 """
 
 from webapp_bridge.django.client import client_config

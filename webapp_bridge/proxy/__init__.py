@@ -19,6 +19,10 @@ is never a second event.
 
 Needs the standard library and PyYAML only (pika for the amqp transport):
 no Crossbar, Twisted or autobahn.
+
+May import: ``webapp_bridge.schemacheck``. May import lazily: ``components.events`` (inside the
+functions that validate with the gateway's own classes, when they are installed; importing the proxy
+never imports them). Never imports: ``webapp_bridge.server``, ``twisted``, ``autobahn``, ``crossbar``.
 """
 
 from webapp_bridge.proxy._client import GatewayProxy, Published, Ticket

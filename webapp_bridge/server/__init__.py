@@ -10,6 +10,14 @@
 - ``counting``  which refusals of events an answer carries, for the metrics (pure);
 - ``status``    what ``gateway.status`` reads besides the metrics: the live queries and their subscribers.
 
-May import ``components`` (events, config, uris). The web-app library (``proxy``, ``django``)
-never imports this package.
+May import: ``components.events``, ``components.config``, ``components.uris``, ``components.envelope``,
+``components.limits``, ``components.exceptions``, ``components.arguments``, ``components.ratelimit``,
+``components.procedures``, ``components.backend`` (the bridge is a component like the others),
+``components.auth.credentials`` (``POST /tickets``), ``components.auth.policy`` (who may read the
+status page: the authorizer's rule), ``components.store`` (the API keys' store thread),
+``components.metrics`` (``GET /metrics``, the status page), and of the dispatcher's package only what
+it offers the bridge: ``components.delivery.results`` (its typed answers), ``components.delivery.local``
+(its publish in the same process), ``components.delivery.coalescing`` (batches that wait together).
+Never imports: ``webapp_bridge.proxy``, ``webapp_bridge.django``: the web-app library never imports
+this package either.
 """

@@ -7,8 +7,8 @@ import pytest
 from components.events import Registry
 from components.exceptions import DefinitionError
 from components.query import check, parse
-from components.delivery.rowfilter import check_row_filters, parts, parts_key, reads, row_filter, session_params, \
-    visible_with_row_filter
+from components.delivery.rowfilter import parts, parts_key, reads, row_filter, session_params, visible_with_row_filter
+from components.events.row_filters import check_row_filters
 
 REPO = Path(__file__).resolve().parents[3]
 
