@@ -178,7 +178,10 @@ def accepted_ids(replies: list[Reply]) -> set[str]:
 # -- the tests -------------------------------------------------------------------------------------------------------
 
 
-async def _burst(port: int, bodies: list[bytes], timeout: float) -> list[tuple[int, dict[str, str], Any]]:
+async def _burst(port: int, bodies: list[bytes], timeout: float,
+                 on_reply: Callable[[tuple[int, dict[str, str], Any]], None] = lambda reply: None,
+                 ) -> list[tuple[int, dict[str, str], Any]]:
+    """Every body POSTed at once, each on a connection of its own; ``on_reply`` is told of each answer as it comes."""
     async def one(body: bytes) -> tuple[int, dict[str, str], Any]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
@@ -191,25 +194,41 @@ async def _burst(port: int, bodies: list[bytes], timeout: float) -> list[tuple[i
         head, _, answer = raw.partition(b"\r\n\r\n")
         lines = head.decode().split("\r\n")
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        return int(lines[0].split()[1]), headers, json.loads(answer)
+        reply = int(lines[0].split()[1]), headers, json.loads(answer)
+        on_reply(reply)
+        return reply
 
     return list(await asyncio.wait_for(asyncio.gather(*(one(b) for b in bodies)), timeout))
 
 
 def test_a_burst_far_past_the_limit_is_answered_202_or_503_and_every_202_is_delivered(gateway: Overloaded) -> None:
+    """300 requests at once at two bridges taking LIMIT each. So that the burst passes the limit whatever the
+    timing, the router is stopped (SIGSTOP) until the first refusal is answered: nothing in flight can end
+    meanwhile, so the bridges fill up and refuse. Then the router goes on and the rest of the burst meets
+    the bridges as it comes."""
+    node = gateway.node
     room = uuid.uuid4().hex
     bodies = [event(room, f"burst-{room}-{i}") for i in range(300)]
-    with WampClient(gateway.node.ws_url) as client:
+    answered: list[tuple[int, dict[str, str], Any]] = []
+    with WampClient(node.ws_url) as client, ThreadPoolExecutor(1) as pool:
         client.subscribe(TOPIC)
-        replies = asyncio.run(_burst(gateway.node.bridge_port, bodies, timeout=120))
+        pid = router_pid(node)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            burst = pool.submit(asyncio.run, _burst(node.bridge_port, bodies, timeout=120, on_reply=answered.append))
+            wait_for("a refusal while the router is stopped", lambda: [r for r in list(answered) if r[0] == 503])
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        replies = burst.result(timeout=150)
         accepted = {body["id"] for status, _, body in replies if status == 202}
         got = client.take(len(accepted), timeout=60)
     statuses = {status for status, _, _ in replies}
     assert statuses <= {202, 503}, statuses
-    for status, headers, body in replies:
-        if status == 503:
-            assert_refused_overloaded(Reply(status, headers, body))
-    assert accepted, "the first ones get in"
+    refused = [Reply(status, headers, body) for status, headers, body in replies if status == 503]
+    assert refused, "the burst passed the limit: some were refused"
+    for reply in refused:
+        assert_refused_overloaded(reply)  # 503 with Retry-After, naming bridge.max_in_flight
+    assert len(accepted) >= LIMIT, "the ones in flight when the router stopped get in, and are answered 202"
     assert {e["id"] for e in got} == accepted, "every event answered 202 reaches the subscriber"
 
 
