@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import uuid
+from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -146,7 +147,10 @@ def measure(run: Run, args: argparse.Namespace) -> str:
     print(header("transports", f"{args.events} events per row, {args.concurrency} senders, "
                  f"batches of {args.batch}"), flush=True)
     run.on_exit(lambda: delete_queues(queue, f"{queue}.dead"))  # after the node stopped consuming
-    node = run.gateway({"amqp": {"url": AMQP_URL, "queue": queue, "dead_letter_queue": f"{queue}.dead"}})
+    amqp: dict[str, Any] = {"url": AMQP_URL, "queue": queue, "dead_letter_queue": f"{queue}.dead"}
+    if args.amqp_prefetch is not None:
+        amqp["prefetch"] = args.amqp_prefetch
+    node = run.gateway({"amqp": amqp})
     assert node.process is not None
     groups = node_processes(node.process.pid)
     # Fork the subscriber before any thread exists in this process.
@@ -200,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=5000, help="events per row (default 5000)")
     p.add_argument("--concurrency", type=int, default=16, help="senders in flight (default 16)")
     p.add_argument("--batch", type=int, default=100, help="events per batch call (default 100)")
+    p.add_argument("--amqp-prefetch", type=int, default=None,
+                   help="the bridge's amqp.prefetch (default: gateway.yaml's default)")
     args = p.parse_args(argv)
     return run_benchmark(measure, args)
 
