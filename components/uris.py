@@ -21,7 +21,8 @@ INTERNAL_METRICS_PREFIX = "gateway.internal.metrics."
 #: The event classes the caller may see: ``{"version", "classes": [...]}``.
 CATALOG = "gateway.catalog"
 
-#: ``gateway.subscribe(query, persistent=False)`` -> ``{"id", "topic", "query", "persistent"}``.
+#: ``gateway.subscribe(query, persistent=False, batch=False)`` -> ``{"id", "topic", "query", "persistent"}``
+#: (and ``"batch": true`` with batch, whose topic is then the query's batched one).
 SUBSCRIBE = "gateway.subscribe"
 #: ``gateway.unsubscribe(id)``: the subscription ends; its topic stops delivering to the caller.
 UNSUBSCRIBE = "gateway.unsubscribe"
@@ -39,6 +40,11 @@ INTERNAL_SUBSCRIPTION_DELETE = "gateway.internal.subscriptions.delete"
 META_SUBSCRIPTION_REMOVED = "gateway.meta.subscription_removed"
 #: Prefix of the topics of queries: ``gateway.query.<key>``, one per canonical query.
 QUERY_TOPIC_PREFIX = "gateway.query."
+#: Prefix of the batched twins of the query topics: ``gateway.batch.query.<key>``, for subscribers that
+#: called ``gateway.subscribe(query, batch=True)``. Each event carries one or more envelopes, one per
+#: positional argument, in seq order (a batch of one is exactly the unbatched event). Whoever may subscribe
+#: to ``gateway.query.<key>`` may subscribe to it, and no one else.
+BATCH_QUERY_TOPIC_PREFIX = "gateway.batch.query."
 
 #: The dynamic authorizer the router asks about every client action.
 AUTHORIZE = "gateway.authorize"
@@ -139,6 +145,20 @@ def query_topic(key: str) -> str:
     return QUERY_TOPIC_PREFIX + key
 
 
+def batch_query_topic(key: str) -> str:
+    """The batched twin of ``query_topic(key)``."""
+    return BATCH_QUERY_TOPIC_PREFIX + key
+
+
+def query_key(topic: str) -> tuple[str, bool] | None:
+    """(key, batched) of a query topic or its batched twin; None for any other URI."""
+    if topic.startswith(QUERY_TOPIC_PREFIX):
+        return topic[len(QUERY_TOPIC_PREFIX):], False
+    if topic.startswith(BATCH_QUERY_TOPIC_PREFIX):
+        return topic[len(BATCH_QUERY_TOPIC_PREFIX):], True
+    return None
+
+
 # -- The JS client (clients/js/src/uris.js) ------------------------------------------------
 # URIs only the JS client uses: the router's errors it acts on, and its own error URIs
 # (raised in the client, never sent by the gateway; listed so that they are defined here too).
@@ -180,6 +200,8 @@ JS_CLIENT: dict[str, str] = {
     "WHOAMI": WHOAMI,
     "STATUS": STATUS,
     "META_SUBSCRIPTION_REMOVED": META_SUBSCRIPTION_REMOVED,
+    "QUERY_TOPIC_PREFIX": QUERY_TOPIC_PREFIX,
+    "BATCH_QUERY_TOPIC_PREFIX": BATCH_QUERY_TOPIC_PREFIX,
     "ERROR_NO_SUCH_SUBSCRIPTION": ERROR_NO_SUCH_SUBSCRIPTION,
     "ERROR_AUTHENTICATION_FAILED": ERROR_AUTHENTICATION_FAILED,
     "WAMP_ERROR_CANCELED": WAMP_ERROR_CANCELED,

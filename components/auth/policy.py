@@ -77,6 +77,8 @@ def authorize(authrole: str, roles: Collection[str], uri: str, action: str, opti
     if uri == uris.META_SUBSCRIPTION_REMOVED:
         # Published only to the sessions of the subscription's owner (eligible).
         return {"allow": True, "disclose": False, "cache": True}
-    if uri.startswith(uris.QUERY_TOPIC_PREFIX):
-        return {"allow": granted(uri[len(uris.QUERY_TOPIC_PREFIX):]), "disclose": False, "cache": False}
+    query = uris.query_key(uri)
+    if query is not None:
+        # A query topic and its batched twin (gateway.batch.query.<key>): the same grant for both.
+        return {"allow": granted(query[0]), "disclose": False, "cache": False}
     return DENY

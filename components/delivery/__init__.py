@@ -8,6 +8,7 @@
                     (marked in the log), and a takeover's publishing of what its predecessor left unpublished;
 - ``local``         the active dispatcher's publish, offered to the bridge in the same process (no WAMP call);
 - ``coalescing``    batches that come while one is worked on go together next (one turn, one look-up);
+- ``batching``      which envelopes of a turn share one WAMP event on a batched query topic (pure);
 - ``results``       what ``gateway.internal.publish`` answers the bridge, typed (``Accepted`` / ``Refused``);
 - ``replay``        ``gateway.replay`` and ``gateway.ack`` of persistent subscriptions;
 - ``webapp_subscriptions`` the bridge's ``/subscriptions`` (create for a user, list, delete);

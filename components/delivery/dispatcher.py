@@ -245,10 +245,12 @@ class Dispatcher(BackendSession):
         return [result.to_wire() for result in await self._publisher.publish(items)]
 
     def _send(self, topic: str, payload: dict[str, Any], restriction: Restriction = ANYONE,
-              exclude: Sequence[int] = (), acknowledge: bool = False) -> Deferred[Any] | None:
-        """Publish to whom ``restriction`` allows but the ``exclude``d sessions (``publishing.Send``)."""
+              exclude: Sequence[int] = (), acknowledge: bool = False, more: Sequence[dict[str, Any]] = ()
+              ) -> Deferred[Any] | None:
+        """Publish to whom ``restriction`` allows but the ``exclude``d sessions (``publishing.Send``); ``more``:
+        further positional arguments (a batch's envelopes after the first)."""
         if restriction == ANYONE and not exclude:
-            return self.publish(topic, payload, options=_ACK if acknowledge else None)  # type: ignore[no-any-return]
+            return self.publish(topic, payload, *more, options=_ACK if acknowledge else None)  # type: ignore[no-any-return]
         eligible = restriction.eligible
         if eligible is not None and not eligible:
             # No one may have it, but an empty eligible list would mean "no restriction":
@@ -257,14 +259,14 @@ class Dispatcher(BackendSession):
             eligible = [self._session_id]
         options = PublishOptions(acknowledge=acknowledge or None, eligible=eligible,
                                  eligible_authrole=restriction.eligible_authrole, exclude=list(exclude) or None)
-        return self.publish(topic, payload, options=options)  # type: ignore[no-any-return]
+        return self.publish(topic, payload, *more, options=options)  # type: ignore[no-any-return]
 
-    async def _subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None
-                         ) -> dict[str, Any]:
+    async def _subscribe(self, query: str, persistent: bool = False, batch: bool = False,
+                         details: CallDetails | None = None) -> dict[str, Any]:
         """Checked and derived here; the store's part on a store thread; then indexed here."""
         assert self._thread is not None and self._bookkeeping is not None
         await self._know_caller(details)
-        plan = self._queries.plan(query, persistent, details)
+        plan = self._queries.plan(query, persistent, details, batch)
         if not persistent:
             result: dict[str, Any] = await self._bookkeeping.run(apply_plan, plan, self._limits, 0)
         else:

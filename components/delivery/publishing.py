@@ -3,7 +3,10 @@
 For each event: idempotency (the id looked up among those accepted before, those not yet written
 and those being published right now), numbering (the sequencer), the envelope, the event-log
 write for classes with a persistent subscription, the publishes (the class topic with the
-router's acknowledgement, one per matching query) and the typed result (``results``).
+router's acknowledgement, one per matching query) and the typed result (``results``). Batched
+query topics (``batching``) get the turn's envelopes for them together, one WAMP event per batch,
+before the turn's class-topic publishes: the acknowledgement of an event's class topic then covers
+its batches as it covers its query topics.
 
 A logged event is written before it is published, and marked published once the router
 acknowledged it (``Store.mark_published``). A duplicate of a marked one is answered and not
@@ -42,6 +45,7 @@ from components import uris
 from components.metrics.families import MATCH_DURATION, PUBLISHES
 from components.metrics.meter import Labels
 from components.metrics.process_meter import METER
+from components.delivery import batching
 from components.delivery.coalescing import Coalescer
 from components.delivery.results import Accepted, IdOrigin, PublishResult, Refused, RefusalCode
 from components.delivery.sequence import Sequencer
@@ -70,6 +74,7 @@ TAKE_OVER_PAGE = 1000
 #: gateway_publishes_total's labels (components.metrics).
 _QUERY_KIND: Labels = (("kind", "query"),)
 _CLASS_KIND: Labels = (("kind", "class"),)
+_BATCH_KIND: Labels = (("kind", "batch"),)
 
 class Turn(DeferredLock):
     """The batches' turn: one batch at a time looks its ids up, numbers its events and logs them. What
@@ -105,10 +110,12 @@ class NotLogged(Exception):
 
 class Send(Protocol):
     """Publish ``payload`` to ``topic`` for whom ``restriction`` allows, but not the ``exclude``d
-    sessions; with ``acknowledge``, the Deferred of the router's acknowledgement."""
+    sessions; with ``acknowledge``, the Deferred of the router's acknowledgement. ``more``: further
+    positional arguments of the same event (a batch's envelopes after the first)."""
 
     def __call__(self, topic: str, payload: dict[str, Any], restriction: Restriction = ANYONE,
-                 exclude: Sequence[int] = (), acknowledge: bool = False) -> Deferred[Any] | None: ...
+                 exclude: Sequence[int] = (), acknowledge: bool = False,
+                 more: Sequence[dict[str, Any]] = ()) -> Deferred[Any] | None: ...
 
 
 class Publisher:
@@ -212,12 +219,21 @@ class Publisher:
                     for _, failed in batch.sends:
                         failed.errback(NotLogged(str(exc)))
                     batch.sends.clear()
+            # Whether any batched query topic has subscribers, as of now: the sends below run in one go.
+            batch.deferring = self._queries.live.batching
             for send, d in batch.sends:
                 try:
                     send()
                 except Exception as exc:  # never leave an id pending for ever
                     if not d.called:
                         d.errback(exc)
+            if batch.waiting:
+                try:
+                    self._publish_batches(batch)
+                except Exception as exc:  # never leave an id pending for ever
+                    for *_, later in batch.waiting:
+                        if not later.called:
+                            later.errback(exc)
         finally:
             self._turn.release()
         return results
@@ -267,15 +283,17 @@ class Publisher:
             return fail(exc)
 
     def _send_envelope(self, registry: Registry, envelope: dict[str, Any],
-                       audience: dict[str, list[str]] | None) -> Deferred[Any]:
+                       audience: dict[str, list[str]] | None, batch: _Batch | None = None) -> Deferred[Any]:
         """One publish per matching query (not per client), then the class topic; the router's
         acknowledgement of the last. The router handles a session's messages in order: its
-        acknowledgement of the last publish means it took them all."""
+        acknowledgement of the last publish means it took them all. Matching batched query topics:
+        the envelope joins the turn's batches (``batch``, published by ``_publish_batches``, the class
+        topic after them), or without a turn goes alone (a batch of one each) before the class topic."""
         event, data = envelope["event"], envelope["data"]
         cls = registry.get(event)
         restriction = self._sessions.restriction(cls.visibility, audience)
         started = perf_counter()
-        matched = self._queries.topics_for(event, data)
+        matched, batched = self._queries.targets(event, data)
         METER.observe(MATCH_DURATION, (), perf_counter() - started)  # in memory: no I/O per event
         for topic, exclude in matched:
             self._send(topic, envelope, restriction, exclude)
@@ -284,9 +302,51 @@ class Publisher:
         # No client may hold the class topic of a class with a row filter (the authorizer
         # says so); should one have it from before a reload added the filter, it gets nothing.
         final = NO_ONE if cls.row_filter is not None else restriction
+        if batch is not None and batch.deferring:
+            # Batched topics have subscribers: the class topic goes after the turn's batches
+            # (``_publish_batches``), every event's, so that its acknowledgement says the router took
+            # the event's batches too, and the class topic stays in seq order.
+            if batched:
+                size = len(json.dumps(data, separators=(",", ":")))
+                member = len(batch.waiting)
+                batch.deliveries.extend(batching.Delivery(topic, restriction, exclude, envelope, size, member)
+                                        for topic, exclude in batched)
+            later: Deferred[Any] = Deferred()
+            batch.waiting.append((uris.event_topic(event), envelope, final, later))
+            return later
+        for topic, exclude in batched:  # not in a turn (a takeover): a batch of one each, before the class topic
+            self._send(topic, envelope, restriction, exclude)
+        if batched:
+            METER.count(PUBLISHES, _BATCH_KIND, len(batched))
         acknowledged = self._send(uris.event_topic(event), envelope, final, acknowledge=True)
         assert acknowledged is not None
         return acknowledged
+
+    def _publish_batches(self, batch: _Batch) -> None:
+        """The turn's envelopes for batched query topics, grouped (``batching.group``) and published in
+        order, one WAMP event per batch; then each event's class topic, acknowledged. The router handles
+        this session's messages in order: that acknowledgement means it took the event's batches too.
+        An event whose batch could not be sent (it cannot be serialized) is refused."""
+        failed: dict[int, Exception] = {}
+        groups = batching.group(batch.deliveries)
+        for b in groups:
+            try:
+                self._send(b.topic, b.envelopes[0], b.restriction, b.exclude, more=b.envelopes[1:])
+            except Exception as exc:
+                for member in b.members:
+                    failed.setdefault(member, exc)
+        METER.count(PUBLISHES, _BATCH_KIND, len(groups))
+        for member, (topic, envelope, final, later) in enumerate(batch.waiting):
+            if member in failed:
+                later.errback(failed[member])
+                continue
+            try:
+                acknowledged = self._send(topic, envelope, final, acknowledge=True)
+                assert acknowledged is not None
+            except Exception as exc:  # never leave an id pending for ever
+                later.errback(exc)
+                continue
+            acknowledged.chainDeferred(later)
 
     def close(self) -> None:
         """The dispatcher is leaving: write the ids not yet written (before its store thread stops)."""
@@ -350,7 +410,7 @@ class Publisher:
         d: Deferred[Any] = Deferred()
 
         def send() -> None:
-            self._send_envelope(registry, envelope, audience).chainDeferred(d)
+            self._send_envelope(registry, envelope, audience, batch).chainDeferred(d)
 
         batch.sends.append((send, d))
         outcome: Deferred[PublishResult] = Deferred()
@@ -459,6 +519,13 @@ class _Batch:
         #: Seqs of logged events never published that ``rows`` renumber (retries of refused ones).
         self.moved: list[int] = []
         self.sends: list[tuple[Callable[[], None], Deferred[Any]]] = []
+        #: Batched query topics have subscribers (``_send_envelope``): the class topics wait for the batches.
+        self.deferring = False
+        #: Envelopes due to batched query topics, in seq order (``Delivery.member`` indexes ``waiting``).
+        self.deliveries: list[batching.Delivery] = []
+        #: The class-topic publish each event waits for, in seq order: (topic, envelope, restriction, the
+        #: Deferred of its acknowledgement, fired once sent).
+        self.waiting: list[tuple[str, dict[str, Any], Restriction, Deferred[Any]]] = []
 
 
 def _follow(pending: tuple[str, Deferred[PublishResult]], event: str) -> Deferred[PublishResult]:

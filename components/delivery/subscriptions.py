@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,20 +85,24 @@ class QuerySubscriptions:
 
     # -- the client procedures -------------------------------------------------
 
-    async def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None
-                        ) -> dict[str, Any]:
+    async def subscribe(self, query: str, persistent: bool = False, details: CallDetails | None = None,
+                        batch: bool = False) -> dict[str, Any]:
         """``gateway.subscribe`` in one go (the dispatcher splits it: see ``plan``, ``apply_plan``, ``settle``)."""
-        plan = self.plan(query, persistent, details)
+        plan = self.plan(query, persistent, details, batch)
         last_seq = self._high_water() if self._high_water is not None else 0
         result: dict[str, Any] = await self._store.run(apply_plan, plan, self._limits, last_seq)
         self.settle(plan)
         return result
 
-    def plan(self, query: str, persistent: bool = False, details: CallDetails | None = None) -> Plan:
-        """Check the arguments and derive the query's canonical form and parts (no store work)."""
+    def plan(self, query: str, persistent: bool = False, details: CallDetails | None = None,
+             batch: bool = False) -> Plan:
+        """Check the arguments and derive the query's canonical form and parts (no store work). ``batch``:
+        the answer's topic is the query's batched one (``batching``)."""
         who = self._who(details)
         if not isinstance(persistent, bool):
             raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"persistent must be true or false, not {persistent!r}")
+        if not isinstance(batch, bool):
+            raise ApplicationError(uris.ERROR_INVALID_ARGUMENT, f"batch must be true or false, not {batch!r}")
         keep_token = None
         if persistent:
             if self._high_water is None or who.client_token is None:
@@ -112,7 +116,7 @@ class QuerySubscriptions:
             # lives as long as the token, renewed on each connection.
             keep_token = (digest(who.client_token), identity_of(who.user), time.time() + self._token_ttl)
         text, texts, filters = self._derive_or_refuse(query, session_params(who.user, who.authrole, who.roles))
-        return Plan(who, text, texts, parts_key(texts), filters, sorted(filters), persistent, keep_token)
+        return Plan(who, text, texts, parts_key(texts), filters, sorted(filters), persistent, keep_token, batch)
 
     def _derive_or_refuse(self, query: object, params: dict[str, Any]
                           ) -> tuple[str, list[str], dict[str, str | None]]:
@@ -132,7 +136,7 @@ class QuerySubscriptions:
 
     def settle(self, plan: Plan) -> None:
         """After the store took the grant: index the query until its subscriber comes."""
-        self.live.grant(plan.key, plan.who.session, (plan.texts, plan.filters))
+        self.live.grant(plan.key, plan.who.session, (plan.texts, plan.filters), plan.batch)
 
     def plan_for_user(self, user: str, roles: tuple[str, ...], query: str, user_role: str) -> UserPlan:
         """A persistent subscription a web-app makes for a user, checked and derived (no store work):
@@ -221,20 +225,28 @@ class QuerySubscriptions:
         # authextra is what our authenticator answered for this session: trusted.
         who = SessionInfo.from_details({**session, "session": session_id})
         granted = False
-        if action == "subscribe" and uri.startswith(uris.QUERY_TOPIC_PREFIX):
-            key = uri[len(uris.QUERY_TOPIC_PREFIX):]
+        query = uris.query_key(uri) if action == "subscribe" else None
+        if query is not None:
+            key, batched = query  # a query topic or its batched twin: the same grant
             mine = owners(who) if self._high_water is not None else []
             granted, made = await self._store.run(look_up_grant, session_id, key, mine)
             if made is not None:
-                self.live.grant(key, session_id, made)
+                self.live.grant(key, session_id, made, batched)
+            elif granted:
+                self.live.want(key, batched)
         return authorize(str(session.get("authrole", "")), who.roles, uri, action, options or {}, self._registry(),
                          lambda key: granted, self._operator_role)
 
     # -- the live index: the router's meta events, grants lost, time, reloads ------
 
     def topics_for(self, event: str, data: dict[str, Any]) -> list[tuple[str, list[int]]]:
-        """(topic, sessions to exclude) for every live query the event matches."""
+        """(topic, sessions to exclude) for every live unbatched query topic the event matches."""
         return self.live.topics_for(event, data)
+
+    def targets(self, event: str, data: dict[str, Any]
+                ) -> tuple[list[tuple[str, list[int]]], Sequence[tuple[str, list[int]]]]:
+        """(unbatched, batched) query topics the event goes to, each with the sessions to exclude."""
+        return self.live.targets(event, data)
 
     def created(self, session_id: int, subscription: dict[str, Any]) -> None:
         """``wamp.subscription.on_create``: the first subscriber of a topic arrived (indexed once the
@@ -352,6 +364,8 @@ class Plan:
     persistent: bool
     #: For a persistent one: its token's row (hash, identity, expires), saved with it.
     keep_token: tuple[str, str, float] | None = None
+    #: ``gateway.subscribe(..., batch=True)``: answered with the query's batched topic.
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -373,11 +387,12 @@ def apply_plan(store: Store, plan: Plan, limits: QueriesConfig, last_seq: int | 
     for a persistent one its row, starting after ``last_seq`` (None: the seq counter's value, read here)."""
     session = plan.who.session
     held = store.subscriptions_of(session)
+    batched = {"batch": True} if plan.batch else {}
     if len(held) >= limits.max_per_session:
         raise ApplicationError(uris.ERROR_INVALID_QUERY,
                                f"a session may hold at most {limits.max_per_session} subscriptions")
     store.save_query(plan.key, plan.text, plan.texts, plan.filters)
-    topic = uris.query_topic(plan.key)
+    topic = uris.batch_query_topic(plan.key) if plan.batch else uris.query_topic(plan.key)
     if plan.persistent:
         assert plan.who.client_token is not None
         # The same query again, from the same token or user: the same subscription, with its cursor.
@@ -388,7 +403,7 @@ def apply_plan(store: Store, plan: Plan, limits: QueriesConfig, last_seq: int | 
                 if all(held_id != grant for held_id, _, _ in held):
                     _grant_once(store, grant, session, plan.key)
                 return {"id": existing.id, "topic": topic, "query": existing.query, "persistent": True,
-                        "last_seq": existing.last_seq, "resumed": True}
+                        "last_seq": existing.last_seq, "resumed": True, **batched}
         try:
             check_room(store, limits, plan.who.user, plan.who.client_token)
         except OverLimit as exc:
@@ -401,10 +416,10 @@ def apply_plan(store: Store, plan: Plan, limits: QueriesConfig, last_seq: int | 
         store.save_persistent(sub, keep_token=plan.keep_token)
         store.grant(f"{sub.id}@{session}", session, plan.key)
         return {"id": sub.id, "topic": topic, "query": plan.text, "persistent": True, "last_seq": start,
-                "resumed": False}
+                "resumed": False, **batched}
     subscription_id = "s_" + secrets.token_urlsafe(12)
     store.grant(subscription_id, session, plan.key)
-    return {"id": subscription_id, "topic": topic, "query": plan.text, "persistent": False}
+    return {"id": subscription_id, "topic": topic, "query": plan.text, "persistent": False, **batched}
 
 
 def apply_user_plan(store: Store, plan: UserPlan, limits: QueriesConfig, last_seq: int | None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(EVENTS_DUPLICATE, "counter", "Events answered as duplicates of an id accepted before, by event class."),
     Family(EVENTS_REFUSED, "counter", "Events (or ingest requests) refused, by the error code the caller got."),
     Family(INGEST_DURATION, "histogram", "Seconds from an ingest request in to its answer, by transport."),
-    Family(PUBLISHES, "counter", "Publishes to the router: class topics and query topics."),
+    Family(PUBLISHES, "counter", "Publishes to the router: class topics, query topics and batched query topics (one per batch)."),
     Family(MATCH_DURATION, "histogram", "Seconds the live query index took to match one event."),
     Family(SESSIONS, "gauge", "Connected client sessions, by WAMP role."),
     Family(LIVE_QUERIES, "gauge", "Query topics with at least one subscriber."),

@@ -30,8 +30,9 @@ def test_values_come_back_in_declared_order_with_defaults() -> None:
     assert REPLAY.bind(["p_1", 5], {}) == ("p_1", 5, 500)
     assert REPLAY.bind(["p_1"], {"limit": 7, "after_seq": 0}) == ("p_1", 0, 7)
     assert REPLAY.bind([], {"id": "p_1", "after_seq": SEQ_MAX}) == ("p_1", SEQ_MAX, 500)
-    assert SUBSCRIBE.bind(["q"], None) == ("q", False)
-    assert SUBSCRIBE.bind(None, {"query": "q", "persistent": True}) == ("q", True)
+    assert SUBSCRIBE.bind(["q"], None) == ("q", False, False)
+    assert SUBSCRIBE.bind(None, {"query": "q", "persistent": True}) == ("q", True, False)
+    assert SUBSCRIBE.bind(["q"], {"batch": True}) == ("q", False, True)
     assert CATALOG.bind([], {}) == ()
     assert INTERNAL_LIST.bind([], {"event": "demo.message"}) == (None, "demo.message")
     assert INTERNAL_CREATE.bind(["alice", [], "q"], {}) == ("alice", [], "q")
@@ -39,20 +40,21 @@ def test_values_come_back_in_declared_order_with_defaults() -> None:
 
 def test_usage_reads_like_the_documentation() -> None:
     assert REPLAY.usage == "gateway.replay(id, after_seq, limit=500)"
-    assert SUBSCRIBE.usage == "gateway.subscribe(query, persistent=false)"
+    assert SUBSCRIBE.usage == "gateway.subscribe(query, persistent=false, batch=false)"
     assert CATALOG.usage == "gateway.catalog()"
 
 
 @pytest.mark.parametrize("signature,args,kwargs,argument,fragment", [
-    (SUBSCRIBE, [], {}, "query", "query is missing (a string); call it as gateway.subscribe(query, persistent=false)"),
+    (SUBSCRIBE, [], {}, "query", "query is missing (a string); call it as gateway.subscribe(query, persistent=false, batch=false)"),
     (SUBSCRIBE, [5], {}, "query", "query must be a string, not 5"),
     (SUBSCRIBE, [None], {}, "query", "not null"),
     (SUBSCRIBE, [["a"]], {}, "query", "not a list"),
     (SUBSCRIBE, ["q", 1], {}, "persistent", "persistent must be true or false, not 1"),
     (SUBSCRIBE, ["q", "true"], {}, "persistent", 'not "true"'),
     (SUBSCRIBE, ["q"], {"persistent": None}, "persistent", "not null"),
-    (SUBSCRIBE, ["q", True, 3], {}, None, "takes 2 arguments, not 3: the third argument (3) is one too many"),
-    (SUBSCRIBE, ["q"], {"foo": 1}, "foo", 'no argument named "foo" (its arguments: query, persistent)'),
+    (SUBSCRIBE, ["q", True, False, 3], {}, None, "takes 3 arguments, not 4: the fourth argument (3) is one too many"),
+    (SUBSCRIBE, ["q"], {"batch": "yes"}, "batch", 'batch must be true or false, not "yes"'),
+    (SUBSCRIBE, ["q"], {"foo": 1}, "foo", 'no argument named "foo" (its arguments: query, persistent, batch)'),
     (SUBSCRIBE, ["q"], {"query": "r"}, "query", "query was given twice, by position and by name"),
     (UNSUBSCRIBE, [""], {}, "id", "id must be a string of 1 to 128 characters, not an empty string"),
     (UNSUBSCRIBE, ["s" * 129], {}, "id", "not a string of 129 characters"),

@@ -188,7 +188,7 @@ class LiveQueryCounts:
                 i = ranked[at]
                 at += 1
                 if i in self._uris:
-                    if self._uris[i].startswith(uris.QUERY_TOPIC_PREFIX):
+                    if uris.query_key(self._uris[i]) is not None:  # a query topic, or its batched twin
                         found.append(i)
                 elif budget > 0:
                     batch.append(i)
@@ -197,14 +197,14 @@ class LiveQueryCounts:
             for i, info in zip(batch, await self._all(uris.META_SUBSCRIPTION_GET, batch)):
                 if isinstance(info, dict) and isinstance(info.get("uri"), str):
                     self._uris[i] = info["uri"]
-                    if info["uri"].startswith(uris.QUERY_TOPIC_PREFIX):
+                    if uris.query_key(info["uri"]) is not None:
                         found.append(i)
                 else:  # gone meanwhile
                     self._counts.pop(i, None)
         found.sort(key=lambda i: (-self._counts[i][0], order[i]))
         found = found[:self._busiest]
         self._top = found
-        keys = [self._uris[i][len(uris.QUERY_TOPIC_PREFIX):] for i in found]
+        keys = [_key(self._uris[i]) for i in found]
         store_ok = True
         missing = sorted({k for k in keys if k not in self._texts})
         if missing:
@@ -230,8 +230,15 @@ class LiveQueryCounts:
 
 
 def _may_be_query(uri: str | None) -> bool:
-    """Whether a subscription may be a query topic's: it is, or it was never looked up."""
-    return uri is None or uri.startswith(uris.QUERY_TOPIC_PREFIX)
+    """Whether a subscription may be a query topic's (or its batched twin's): it is, or it was never looked up."""
+    return uri is None or uris.query_key(uri) is not None
+
+
+def _key(uri: str) -> str:
+    """The query key of a query topic or its batched twin."""
+    found = uris.query_key(uri)
+    assert found is not None
+    return found[0]
 
 
 async def _settled(call: Awaitable[Any]) -> Any:

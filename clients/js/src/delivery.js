@@ -89,7 +89,8 @@ export class Delivery {
   removed(sub, info, cause) {
     const notice = {
       id: info.id ?? /** @type {string} */ (sub.id),
-      topic: info.topic ?? /** @type {string} */ (sub.topic),
+      // The topic it was delivered on (the gateway names the query's unbatched one; this one may be its batched twin).
+      topic: sub.topic ?? /** @type {string} */ (info.topic),
       query: info.query ?? sub.query,
       reason: info.reason ?? 'ended by the gateway',
     };

@@ -130,6 +130,11 @@ export interface RemovedInfo {
 export interface SubscribeOptions {
   /** Kept by the gateway with the client token: missed events are replayed on return (default false). */
   persistent?: boolean;
+  /**
+   * Receive on the query's batched topic (default true): under load one WAMP event carries several
+   * envelopes; the handler still gets them one by one, in seq order. false: one WAMP event per envelope.
+   */
+  batch?: boolean;
   /** A replay was truncated by retention. Without onGap, the gap is reported on the Gateway's 'error'. */
   onGap?: (gap: GapInfo) => void;
   /** The gateway ended the subscription. Without onRemoved, it is reported on 'error'. */

@@ -7,7 +7,7 @@ import { WHOAMI } from './uris.js';
 
 const GATEWAY_OPTIONS = ['url', 'realm', 'ticket', 'jwt', 'getCredentials', 'tokenStore', 'cursorStore',
   'reconnect', 'ackInterval', 'connectTimeout', 'autobahn'];
-const SUBSCRIBE_OPTIONS = ['persistent', 'onGap', 'onRemoved'];
+const SUBSCRIBE_OPTIONS = ['persistent', 'batch', 'onGap', 'onRemoved'];
 
 /**
  * @template {Function} F
@@ -110,10 +110,13 @@ export function subscribeArguments(query, handler, given = {}) {
   }
   const persistent = options.persistent ?? false;
   if (typeof persistent !== 'boolean') throw invalidArgument('subscribe options.persistent', `must be true or false, not ${describe(persistent)}`);
+  const batch = options.batch ?? true;
+  if (typeof batch !== 'boolean') throw invalidArgument('subscribe options.batch', `must be true or false, not ${describe(batch)}`);
   return {
     query,
     handler: /** @type {import('./types.js').Handler} */ (handler),
     persistent,
+    batch,
     onGap: optionalFunction('subscribe options.onGap', options.onGap),
     onRemoved: optionalFunction('subscribe options.onRemoved', options.onRemoved),
   };

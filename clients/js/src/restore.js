@@ -16,12 +16,13 @@ import { Delivery } from './delivery.js';
 import { Endings } from './ending.js';
 import { ClientErrors, GatewayError, describe, fromWampError, isConnectionLost, isTransient } from './errors.js';
 import { isEnvelope } from './merge.js';
+import { envelopesOf, subscribeKwargs } from './unpack.js';
 import { SubscriptionState } from './subscription.js';
 import { ERROR_NO_SUCH_SUBSCRIPTION, META_SUBSCRIPTION_REMOVED, REPLAY, SUBSCRIBE, UNSUBSCRIBE } from './uris.js';
 
 /** @typedef {import('./types.js').AutobahnSession} AutobahnSession */
 /** @typedef {import('./subscription.js').Subscription} Subscription */
-/** @typedef {{id: string, topic: string, query?: unknown, last_seq?: unknown}} Grant gateway.subscribe's answer */
+/** @typedef {{id: string, topic: string, query?: unknown, last_seq?: unknown, batch?: unknown}} Grant gateway.subscribe's answer */
 
 /** Events per replay call (the gateway's default page; it allows up to 5,000). */
 const REPLAY_PAGE = 500;
@@ -189,7 +190,7 @@ export class Restorer {
     let granted;
     try {
       granted = await this.#calls.withRetries(session,
-        () => this.#calls.callOn(session, SUBSCRIBE, [sub.text], { persistent: sub.persistent }));
+        () => this.#calls.callOn(session, SUBSCRIBE, [sub.text], subscribeKwargs(sub)));
     } catch (raw) {
       const err = fromWampError(raw, { query: sub.text });
       sub.grantFailed(isConnectionLost(err) || isTransient(err)); // else refused: nothing was made
@@ -272,16 +273,22 @@ export class Restorer {
     for (const envelope of sub.finishReplay()) this.#delivery.event(sub, envelope);
   }
 
-  /** A live event on the topic. @param {SubscriptionState} sub @param {AutobahnSession} session @param {unknown} args */
+  /**
+   * A live event on the topic: one envelope, or on a batched topic one or more (unpack.js), each
+   * taken as a single event would be (dedupe by seq, gaps, acks), in order.
+   * @param {SubscriptionState} sub @param {AutobahnSession} session @param {unknown} args
+   */
   #onEvent(sub, session, args) {
     if (!sub.active || session !== this.#calls.session) return;
-    const envelope = Array.isArray(args) ? args[0] : undefined;
-    if (!isEnvelope(envelope)) {
-      this.#report(new GatewayError(`subscription ${sub.id} received something that is not an event envelope: ${describe(envelope)}`,
-        { uri: ClientErrors.BAD_EVENT }));
-      return;
+    for (const envelope of envelopesOf(args, sub.batched)) {
+      if (!sub.active || session !== this.#calls.session) return; // a handler unsubscribed or closed meanwhile
+      if (!isEnvelope(envelope)) {
+        this.#report(new GatewayError(`subscription ${sub.id} received something that is not an event envelope: ${describe(envelope)}`,
+          { uri: ClientErrors.BAD_EVENT }));
+        continue;
+      }
+      for (const out of sub.live(envelope)) this.#delivery.event(sub, out);
     }
-    for (const out of sub.live(envelope)) this.#delivery.event(sub, out);
   }
 
   // -- removals and unsubscribing ----------------------------------------------------

@@ -91,6 +91,7 @@ export class SubscriptionState {
   /** @type {Grant} */
   #grant = 'none';
   #rounds = 0;             // failed restorations in a row (transient errors): the backoff step
+  #batched = false;        // the gateway answered its batched topic: every positional argument is an envelope
   /** @type {Promise<void>} */
   #ready;
   /** @type {() => void} */
@@ -107,6 +108,8 @@ export class SubscriptionState {
     this.text = args.query;
     /** @readonly */
     this.persistent = args.persistent;
+    /** @readonly asked for the query's batched topic (gateway.subscribe's batch) */
+    this.batch = args.batch;
     /** @readonly */
     this.handler = args.handler;
     /** @readonly */
@@ -129,6 +132,8 @@ export class SubscriptionState {
   get active() { return this.#active; }
   get established() { return this.#established; }
   get session() { return this.#session; }
+  /** Whether its topic is batched (each event's positional arguments are envelopes), as the gateway answered. */
+  get batched() { return this.#batched; }
   /** Resolves once subscribed (persistent: once the missed events were handed over). */
   get ready() { return this.#ready; }
 
@@ -190,11 +195,12 @@ export class SubscriptionState {
   /**
    * The gateway's answer, checked: its id, topic and canonical query; for a persistent
    * one, the cursor the gateway holds.
-   * @param {{id: string, topic: string, query?: unknown, last_seq?: unknown}} granted
+   * @param {{id: string, topic: string, query?: unknown, last_seq?: unknown, batch?: unknown}} granted
    */
   granted(granted) {
     this.#id = granted.id;
     this.#topic = granted.topic;
+    this.#batched = granted.batch === true;
     if (typeof granted.query === 'string') this.#query = granted.query;
     if (this.persistent) this.#acked = Number.isSafeInteger(granted.last_seq) ? /** @type {number} */ (granted.last_seq) : 0;
   }

@@ -41,6 +41,7 @@
  * @property {string} query
  * @property {Handler} handler
  * @property {boolean} persistent
+ * @property {boolean} batch
  * @property {((gap: GapInfo) => void) | null} onGap
  * @property {((info: RemovedInfo) => void) | null} onRemoved
  */
@@ -48,6 +49,7 @@
 /**
  * @typedef {object} SubscribeOptions
  * @property {boolean} [persistent]
+ * @property {boolean} [batch]
  * @property {(gap: GapInfo) => void} [onGap]
  * @property {(info: RemovedInfo) => void} [onRemoved]
  */

@@ -8,7 +8,7 @@
 
 // -- procedures the client calls ------------------------------------------------
 
-/** `gateway.subscribe(query, {persistent})` -> `{id, topic, query, persistent, last_seq?}` */
+/** `gateway.subscribe(query, {persistent, batch})` -> `{id, topic, query, persistent, last_seq?, batch?}` */
 export const SUBSCRIBE = 'gateway.subscribe';
 /** `gateway.unsubscribe(id)`: the subscription ends on the gateway. */
 export const UNSUBSCRIBE = 'gateway.unsubscribe';
@@ -27,6 +27,11 @@ export const STATUS = 'gateway.status';
 
 /** Told to the owner's sessions when the gateway ended one of its subscriptions. */
 export const META_SUBSCRIPTION_REMOVED = 'gateway.meta.subscription_removed';
+/** A query's topic: `gateway.query.<key>`, one envelope per event. */
+export const QUERY_TOPIC_PREFIX = 'gateway.query.';
+/** Its batched twin, `gateway.batch.query.<key>` (gateway.subscribe with batch): each event carries
+ * one or more envelopes, one per positional argument, in seq order. */
+export const BATCH_QUERY_TOPIC_PREFIX = 'gateway.batch.query.';
 
 // -- errors the gateway answers with ------------------------------------------------
 

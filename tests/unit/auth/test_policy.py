@@ -54,3 +54,16 @@ def test_clients_never_publish_or_register(action: str) -> None:
 def test_answers_that_can_change_are_not_cached() -> None:
     assert decide("gateway.event.demo.message")["cache"] is False
     assert decide("gateway.query.k", grants=frozenset({"k"}))["cache"] is False
+
+
+def test_a_batched_query_topic_is_allowed_exactly_when_its_unbatched_twin_is() -> None:
+    """gateway.batch.query.<key> takes the same grant as gateway.query.<key>, and nothing else."""
+    for grants in (frozenset({"abc"}), frozenset({"other"}), frozenset()):
+        for authrole in ("anonymous", "user"):
+            plain = decide("gateway.query.abc", authrole=authrole, grants=grants)
+            batched = decide("gateway.batch.query.abc", authrole=authrole, grants=grants)
+            assert plain == batched
+    assert decide("gateway.batch.query.abc", grants=frozenset({"abc"}))["allow"]
+    assert not decide("gateway.batch.query.abc", options={"match": "prefix"}, grants=frozenset({"abc"}))["allow"]
+    assert not decide("gateway.batch.query.", options={"match": "prefix"})["allow"]
+    assert not decide("gateway.batch.event.demo.message")["allow"], "no batched class topics"

@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import autobahn from 'autobahn';
+
 import { ClientErrors, Gateway, GatewayError, MemoryTokenStore } from '../../src/gateway.js';
 import {
   deleteSubscription, env, jwt, killSession, message, next, postBatch, postEvent, record, ticket, unique, waitFor,
@@ -34,7 +36,7 @@ test('an anonymous client subscribed by query receives the posted events with th
   assert.match(gw.clientToken, /^ct_/);
   assert.ok(Date.parse(gw.clientTokenExpires) > Date.now());
   assert.match(sub.id, /^s_/);
-  assert.match(sub.topic, /^gateway\.query\./);
+  assert.match(sub.topic, /^gateway\.batch\.query\./, 'batched by default');
   assert.equal(sub.query, `demo.message where room = "${room}"`, 'the canonical query');
   assert.equal(sub.persistent, false);
 
@@ -263,6 +265,50 @@ test('a handler that throws is reported on error and delivery goes on; nothing a
   await waitFor(() => badSaw.includes(after), 'the event on the other subscription');
   assert.deepEqual(good, ['a', 'boom', 'b'], 'nothing after unsubscribe');
 });
+
+test('events posted together reach a batched subscription one by one, in order; batch: false takes the unbatched topic', async (t) => {
+  const room = unique('batch');
+  const sizes = []; // the positional arguments of each WAMP event on the batched topic
+  const gw = gateway(t, { autobahn: countingArgs(sizes) });
+  await gw.connect();
+  const batched = [];
+  const plain = [];
+  const a = await gw.subscribe(`demo.message where room = '${room}'`, (e) => batched.push(e.seq));
+  const b = await gw.subscribe(`demo.message where room = '${room}'`, (e) => plain.push(e.seq), { batch: false });
+  assert.match(a.topic, /^gateway\.batch\.query\./);
+  assert.equal(b.topic, a.topic.replace('gateway.batch.query.', 'gateway.query.'));
+  const seqs = await postBatch(Array.from({ length: 20 }, (_, n) => ({ event: 'demo.message', data: message(room, String(n)) })));
+  const single = await postEvent('demo.message', message(room, 'one'));
+  await waitFor(() => batched.length === 21 && plain.length === 21, 'every event on both');
+  assert.deepEqual(batched, [...seqs, single]);
+  assert.deepEqual(plain, [...seqs, single]);
+  assert.ok(Math.max(...sizes) > 1, `one POST /events/batch is one turn of the dispatcher: a batch (${sizes})`);
+  assert.equal(sizes[sizes.length - 1], 1, 'a lone event is a batch of one');
+});
+
+/** autobahn, recording how many positional arguments each event on a batched topic has. */
+function countingArgs(sizes) {
+  function Connection(options) {
+    const connection = new autobahn.Connection(options);
+    let onopen = null;
+    Object.defineProperty(connection, 'onopen', {
+      configurable: true,
+      get: () => onopen,
+      set: (fn) => {
+        onopen = typeof fn !== 'function' ? fn : (session, details) => {
+          const subscribe = session.subscribe.bind(session);
+          session.subscribe = (topic, handler, ...rest) => subscribe(topic, (args, ...more) => {
+            if (topic.startsWith('gateway.batch.query.')) sizes.push(args.length);
+            return handler(args, ...more);
+          }, ...rest);
+          return fn(session, details);
+        };
+      },
+    });
+    return connection;
+  }
+  return { ...autobahn, Connection };
+}
 
 test('subscribe() before connect() is queued until open; the gateway ending a subscription calls onRemoved', async (t) => {
   const room = unique('room');

@@ -4,18 +4,22 @@
 // connection lost between two calls). The real protocol is tested against real
 // nodes in test/integration/; this keeps only what the client relies on:
 //
-//   gateway.subscribe(query, {persistent}) -> {id, topic, query, persistent, last_seq?, resumed?}
-//     (a persistent one is resumed for the same query: same id, its acked cursor)
+//   gateway.subscribe(query, {persistent, batch}) -> {id, topic, query, persistent, last_seq?, resumed?, batch?}
+//     (a persistent one is resumed for the same query: same id, its acked cursor; with batch, the
+//     query's batched topic, where one event carries one or more envelopes)
 //   gateway.unsubscribe(id), gateway.replay(id, after_seq, limit), gateway.ack(id, seq)
 //
 // server.post(query, data) numbers an event, logs it for the persistent
 // subscriptions of that query and publishes it to every open session
-// subscribed to the query's topic. server.override(uri, fn) replaces a
+// subscribed to the query's topic (and as a batch of one to its batched topic);
+// server.postBatch(query, [data, ...]) numbers several, published one by one to the
+// topic and as one event to the batched topic. server.override(uri, fn) replaces a
 // procedure: fn(args, kwargs, session, original) may return, throw or hang.
 
 export const ENVELOPE = (seq, data = {}) => ({ event: 'demo.message', id: `e${seq}`, seq, time: '2030-01-01T00:00:00Z', data });
 
 export const topicOf = (query) => `gateway.query.${query}`;
+export const batchTopicOf = (query) => `gateway.batch.query.${query}`;
 
 const wampError = (error, message, kwargs = {}) => ({ error, args: [message], kwargs });
 
@@ -49,11 +53,19 @@ export class FakeServer {
 
   /** A new event on `query`'s topic: logged for its persistent subscriptions, published to open sessions. */
   post(query, data = {}) {
-    this.seq += 1;
-    const envelope = ENVELOPE(this.seq, data);
+    return this.postBatch(query, [data]);
+  }
+
+  /** Several events in one turn: one event each on the query's topic, one event carrying them all on its batched topic. */
+  postBatch(query, datas) {
+    const envelopes = datas.map((data) => ENVELOPE(++this.seq, data));
     const topic = topicOf(query);
-    this.log.push({ topic, envelope });
-    for (const session of this.sessions) if (session.isOpen) session.deliver(topic, envelope);
+    for (const envelope of envelopes) this.log.push({ topic, envelope });
+    for (const session of this.sessions) {
+      if (!session.isOpen) continue;
+      for (const envelope of envelopes) session.deliver(topic, envelope);
+      session.deliverArgs(batchTopicOf(query), envelopes);
+    }
     return this.seq;
   }
 
@@ -67,14 +79,15 @@ export class FakeServer {
     switch (uri) {
       case 'gateway.subscribe': {
         const query = String(args[0]).trim();
-        const topic = topicOf(query);
-        if (!kwargs.persistent) return { id: `s_${++this.#ids}`, topic, query, persistent: false };
+        const batch = kwargs.batch === true ? { batch: true } : {};
+        const topic = kwargs.batch === true ? batchTopicOf(query) : topicOf(query);
+        if (!kwargs.persistent) return { id: `s_${++this.#ids}`, topic, query, persistent: false, ...batch };
         for (const sub of this.persistent.values()) {
-          if (sub.query === query) return { id: sub.id, topic, query, persistent: true, last_seq: sub.lastSeq, resumed: true };
+          if (sub.query === query) return { id: sub.id, topic, query, persistent: true, last_seq: sub.lastSeq, resumed: true, ...batch };
         }
-        const sub = { id: `p_${++this.#ids}`, query, topic, lastSeq: this.seq };
+        const sub = { id: `p_${++this.#ids}`, query, topic: topicOf(query), lastSeq: this.seq };
         this.persistent.set(sub.id, sub);
-        return { id: sub.id, topic, query, persistent: true, last_seq: sub.lastSeq, resumed: false };
+        return { id: sub.id, topic, query, persistent: true, last_seq: sub.lastSeq, resumed: false, ...batch };
       }
       case 'gateway.unsubscribe': {
         const [id] = args;
@@ -141,13 +154,19 @@ class FakeSession {
     }, 1));
   }
 
-  /** WAMP subscriptions this session holds on `topic` (one per subscribe() the client made). */
+  /** WAMP subscriptions this session holds on a query's `topic` or its batched twin (one per subscribe() the client made). */
   on(topic) {
-    return this.subs.filter((s) => s.topic === topic).length;
+    const twin = topic.replace(/^gateway\.query\./, 'gateway.batch.query.');
+    return this.subs.filter((s) => s.topic === topic || s.topic === twin).length;
   }
 
   deliver(topic, envelope) {
-    for (const sub of this.subs.filter((s) => s.topic === topic)) sub.handler([envelope], {}, {});
+    this.deliverArgs(topic, [envelope]);
+  }
+
+  /** One WAMP event on `topic` with these positional arguments. */
+  deliverArgs(topic, args) {
+    for (const sub of this.subs.filter((s) => s.topic === topic)) sub.handler([...args], {}, {});
   }
 }
 

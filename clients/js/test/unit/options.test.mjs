@@ -45,7 +45,7 @@ test('every bad Gateway option is named with what was expected', () => {
 test('subscribe() and call() arguments', () => {
   const handler = () => {};
   assert.deepEqual(subscribeArguments('demo.message', handler),
-    { query: 'demo.message', handler, persistent: false, onGap: null, onRemoved: null });
+    { query: 'demo.message', handler, persistent: false, batch: true, onGap: null, onRemoved: null });
   assert.equal(subscribeArguments('a', handler, { persistent: true }).persistent, true);
   const cases = [
     [['  ', handler], /subscribe\(query\): must be a query like/],
@@ -54,7 +54,8 @@ test('subscribe() and call() arguments', () => {
     [['a', handler, 'persistent'], /subscribe options: must be an object like \{persistent: true\}, not "persistent"/],
     [['a', handler, { persistent: 'yes' }], /subscribe options\.persistent: must be true or false, not "yes"/],
     [['a', handler, { onGap: 1 }], /subscribe options\.onGap: must be a function, not 1/],
-    [['a', handler, { durable: true }], /subscribe options\.durable: unknown option \(known: persistent, onGap, onRemoved\)/],
+    [['a', handler, { durable: true }], /subscribe options\.durable: unknown option \(known: persistent, batch, onGap, onRemoved\)/],
+    [['a', handler, { batch: 1 }], /subscribe options\.batch: must be true or false, not 1/],
   ];
   for (const [args, message] of cases) assert.throws(() => subscribeArguments(...args), { message });
   callArguments('gateway.whoami', [], {});
