@@ -2,7 +2,7 @@
 
 Run by hand, never from the test suite::
 
-    .venv/bin/python bench/delivery.py [--duration 8] [--subscribers 1,10,100] [--metrics on|off|both]
+    .venv/bin/python bench/delivery.py [--duration 8] [--subscribers 1,10,100] [--metrics on|off|both] [--batched]
 
 One gateway node (``tests.support.harness.GatewayNode``) is started. For each N, N
 anonymous WAMP sessions subscribe to ``gateway.event.demo.message``, spread
@@ -14,7 +14,14 @@ over a few subscriber processes. Against the same subscribers it then runs:
   backend) publishing an envelope of the same shape with ``acknowledge=True``,
   the same number of publishes in flight;
 * optionally the same two paths paced at a fixed rate, where latency is not
-  dominated by queueing.
+  dominated by queueing;
+* with ``--batched``, "gateway batched": the same ``POST /events`` load, to N
+  other anonymous sessions that called ``gateway.subscribe(query, batch=True)``
+  (a query on the row's rooms) and subscribed to the batched topic it granted.
+  One WAMP event there carries the envelopes of one dispatcher turn; every
+  envelope counts as a delivery, with its own latency, so delivered/s is
+  envelopes/s. The N plain sessions have left by then (they would receive
+  those events on the class topic too).
 
 Subscribers count what is *delivered* and measure latency from the send time
 the publisher wrote into ``data.text`` (CLOCK_MONOTONIC is system-wide on
@@ -64,14 +71,20 @@ class Row(Measured):
         return self.load.accepted * self.subscribers
 
 
+#: The rooms of the batched rows start with this (the batched subscribers' query selects them).
+BATCHED_ROOMS = "batched-"
+
+
 def run_phase(node: GatewayNode, pool: SubscriberPool, meter: CpuMeter, n: int, path: str,
               room: str, args: argparse.Namespace, rate: float | None, duration: float | None = None) -> Row:
     seconds = duration or args.duration
 
     def publish() -> Load:
-        if path == "gateway":
-            return asyncio.run(publish_gateway(node.bridge_port, room, args.concurrency, seconds, rate))
-        return asyncio.run(publish_bare(node.cbdir / "backend.sock", args.concurrency, seconds, rate, room=room))
+        if path.startswith("gateway"):
+            return asyncio.run(publish_gateway(node.bridge_port, room, args.concurrency, seconds, rate,
+                                               per_request=args.per_request))
+        return asyncio.run(publish_bare(node.cbdir / "backend.sock", args.bare_concurrency or args.concurrency,
+                                        seconds, rate, room=room))
 
     return Row(*measure_phase(node, pool, meter, room, n, publish), n, path, f"paced {rate:g}/s" if rate else "max")
 
@@ -104,6 +117,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "each beside its own bare rows (default on)")
     p.add_argument("--paced-subscribers", type=int, default=10,
                    help="N of the paced rows, one of --subscribers (default 10)")
+    p.add_argument("--per-request", type=int, default=1,
+                   help="events per request of the gateway rows: above one, POST /events/batch (paced rates are "
+                        "then requests a second); the bare rows publish one event at a time (default 1)")
+    p.add_argument("--bare-concurrency", type=int, default=0,
+                   help="publishes in flight of the bare rows, if not --concurrency (bare Crossbar's own maximum "
+                        "beside gateway rows of batches)")
+    p.add_argument("--batched", action="store_true",
+                   help="also 'gateway batched' rows: subscribers of gateway.subscribe(query, batch=True)'s "
+                        "batched topic, counting every envelope (delivered/s is envelopes/s)")
     args = p.parse_args(argv)
     try:
         args.subscribers = [int(x) for x in args.subscribers.split(",") if x.strip()]
@@ -117,13 +139,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--paced-rates: each rate must be positive")
     if not args.subscribers or min(args.subscribers) < 1:
         p.error("--subscribers: each N must be at least 1")
-    if args.duration <= 0 or args.concurrency < 1 or args.procs < 1:
+    if args.duration <= 0 or args.concurrency < 1 or args.procs < 1 or args.per_request < 1:
         p.error("--duration, --concurrency and --procs must be positive")
     return args
 
 
 def measure(run: Run, args: argparse.Namespace) -> str:
-    print(header("delivery", f"duration {args.duration:g}s per row, {args.concurrency} in flight, "
+    per = f", {args.per_request} events per gateway request" if args.per_request > 1 else ""
+    print(header("delivery", f"duration {args.duration:g}s per row, {args.concurrency} in flight{per}, "
                  f"subscribers: {args.serializer} over WebSocket, up to {args.procs} processes"), flush=True)
     variants = {"on": [True], "off": [False], "both": [True, False]}[args.metrics]
     rows: list[Row] = []
@@ -131,8 +154,8 @@ def measure(run: Run, args: argparse.Namespace) -> str:
         label = "" if args.metrics == "on" else ("metrics on" if enabled else "metrics off")
         rows += measure_node(run, args, enabled, label)
     for r in rows:
-        if r.path == "gateway":
-            bare = next((b for b in rows if b.path != "gateway" and b.subscribers == r.subscribers
+        if r.path.startswith("gateway"):
+            bare = next((b for b in rows if b.path == "bare crossbar" and b.subscribers == r.subscribers
                          and b.mode == r.mode and b.node_label == r.node_label), None)
             if bare is not None and bare.delivered_per_s:
                 r.ratio = r.delivered_per_s / bare.delivered_per_s
@@ -160,18 +183,34 @@ def measure_node(run: Run, args: argparse.Namespace, metrics: bool, label: str) 
                 plan += [("gateway", rate), ("bare crossbar", rate)]
         for path, rate in plan:
             phase += 1
-            row = run_phase(node, pool, meter, n, path, f"bench-{phase}", args, rate)
-            row.node_label = label
-            rows.append(row)
-            print(f"#   N={n} {path} {row.mode}{f' ({label})' if label else ''}: "
-                  f"{fmt_rate(row.delivered_per_s)} delivered/s", flush=True)
-            print_problems(row.load, row.got.lost)
-            if row.load.late:
-                print(f"#   publisher: {row.load.late} paced sends left over 5 ms late: all {args.concurrency} "
-                      "in flight, the pace is close to the maximum", flush=True)
+            rows.append(measured(run_phase(node, pool, meter, n, path, f"bench-{phase}", args, rate), label, args))
         pool.stop()
+        if args.batched:
+            # Other sessions of their own: the plain ones would get these events on the class topic too.
+            query = f'demo.message where room startswith "{BATCHED_ROOMS}{n}-"'
+            pool = run.subscribers(node.router_port, n, args.procs, args.serializer, queries=[query] * n, batch=True)
+            meter = CpuMeter({**node_groups, "subscribers": pool.pids})
+            run_phase(node, pool, meter, n, "gateway batched", f"{BATCHED_ROOMS}{n}-warm-up", args, None, duration=1.0)
+            for rate in [None, *(args.paced_rates if n == args.paced_subscribers else [])]:
+                phase += 1
+                rows.append(measured(run_phase(node, pool, meter, n, "gateway batched",
+                                               f"{BATCHED_ROOMS}{n}-bench-{phase}", args, rate), label, args))
+            pool.stop()
     node.stop()
     return rows
+
+
+def measured(row: Row, label: str, args: argparse.Namespace) -> Row:
+    """The row, labelled with its node, once its progress line is printed."""
+    row.node_label = label
+    per_event = f", {row.got.count / row.got.events:.1f} envelopes per WAMP event" if row.got.events else ""
+    print(f"#   N={row.subscribers} {row.path} {row.mode}{f' ({label})' if label else ''}: "
+          f"{fmt_rate(row.delivered_per_s)} delivered/s{per_event}", flush=True)
+    print_problems(row.load, row.got.lost)
+    if row.load.late:
+        print(f"#   publisher: {row.load.late} paced sends left over 5 ms late: all {args.concurrency} "
+              "in flight, the pace is close to the maximum", flush=True)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:

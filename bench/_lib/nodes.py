@@ -139,9 +139,10 @@ class Run:
         return node
 
     def subscribers(self, port: int, sessions: int, processes: int, serializer: str, queries: Sequence[str] = (),
-                    phase_field: str = "room", timeout: float = 60, collect_ids: bool = False) -> SubscriberPool:
+                    phase_field: str = "room", timeout: float = 60, collect_ids: bool = False,
+                    batch: bool = False) -> SubscriberPool:
         """A started ``SubscriberPool``; stopping it earlier (``pool.stop()``) is fine."""
-        pool = SubscriberPool(port, sessions, processes, serializer, queries, phase_field, collect_ids)
+        pool = SubscriberPool(port, sessions, processes, serializer, queries, phase_field, collect_ids, batch)
         self.on_exit(pool.stop)
         pool.start(timeout)
         return pool

@@ -175,8 +175,9 @@ async def drive_http(port: int, concurrency: int, duration: float, rate: float |
 
 
 async def publish_gateway(port: int, room: str, concurrency: int, duration: float, rate: float | None,
-                          sends: int | None = None) -> Load:
-    """POST /events of demo.message to ``room`` for ``duration`` seconds (or ``sends`` events)."""
+                          sends: int | None = None, per_request: int = 1) -> Load:
+    """POST /events of demo.message to ``room`` for ``duration`` seconds (or ``sends`` requests); with
+    ``per_request`` above one, ``POST /events/batch`` of that many events (``rate``: requests a second)."""
 
     async def send(conn: HttpConnection, stamp: float) -> None:
         body = json.dumps({"event": EVENT, "data": event_data(room, stamp)}).encode()
@@ -184,6 +185,15 @@ async def publish_gateway(port: int, room: str, concurrency: int, duration: floa
         if status != 202:
             raise RuntimeError(f"HTTP {status} {answer[:80]!r}")
 
+    async def send_batch(conn: HttpConnection, stamp: float) -> int:
+        one = {"event": EVENT, "data": event_data(room, stamp)}
+        status, answer = await conn.post(json.dumps({"events": [one] * per_request}).encode(), b"/events/batch")
+        if status != 200 or b'"error"' in answer:
+            raise RuntimeError(f"HTTP {status} {answer[:80]!r}")
+        return per_request
+
+    if per_request > 1:
+        return await drive_http(port, concurrency, duration, rate, send_batch, sends)
     return await drive_http(port, concurrency, duration, rate, send, sends)
 
 

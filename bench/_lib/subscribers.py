@@ -53,15 +53,19 @@ class SubscriberSpec:
     phase_field: str = "room"
     #: Also keep each delivered event's id (``SubscriberPool.ids``): whether every accepted id arrived.
     collect_ids: bool = False
+    #: With queries: ``gateway.subscribe(query, batch=True)``, and the batched topic it grants.
+    batch: bool = False
 
 
 class _Tally:
     """Deliveries of one phase (one value of ``data[phase_field]``) in one subscriber process."""
 
-    __slots__ = ("count", "last", "hist", "ids")
+    __slots__ = ("count", "events", "last", "hist", "ids")
 
     def __init__(self) -> None:
         self.count = 0
+        #: WAMP events (``count`` is envelopes: a batched topic's events carry one or more)
+        self.events = 0
         self.last = 0.0
         self.hist: dict[int, int] = {}
         self.ids: set[str] = set()
@@ -96,8 +100,11 @@ class _WampSubscriber(WebSocketClient):
     """One anonymous WAMP session over WebSocket, subscribed to one topic; only counts events.
 
     The topic is TOPIC, or with ``query`` the topic ``gateway.subscribe(query)``
-    grants (one CALL before the SUBSCRIBE). Handles exactly what the router
-    sends such a session: WELCOME, RESULT, SUBSCRIBED, EVENT, ABORT/GOODBYE/ERROR.
+    grants (one CALL before the SUBSCRIBE; with ``spec.batch``, its batched topic).
+    Handles exactly what the router sends such a session: WELCOME, RESULT,
+    SUBSCRIBED, EVENT, ABORT/GOODBYE/ERROR. Every positional argument of an
+    EVENT is an envelope (a batched topic's events carry one or more): each is
+    counted as a delivery, with its own latency.
     """
 
     def __init__(self, spec: SubscriberSpec, tallies: dict[str, _Tally], on_lost: Callable[[str], None],
@@ -107,6 +114,7 @@ class _WampSubscriber(WebSocketClient):
         self._on_lost = on_lost
         self._phase_field = spec.phase_field
         self._collect_ids = spec.collect_ids
+        self._batch = spec.batch
         self.query = query
         #: The topic subscribed to (for a query: known once gateway.subscribe answered).
         self.topic: str | None = None if query is not None else TOPIC
@@ -139,22 +147,27 @@ class _WampSubscriber(WebSocketClient):
         code = msg[0]
         if code == _EVENT:
             # The hot path: every delivered event of every session comes here.
-            envelope = msg[4][0]
-            data = envelope["data"]
-            phase = data[self._phase_field]
-            tally = self._tallies.get(phase)
-            if tally is None:
-                tally = self._tallies[phase] = _Tally()
-            tally.count += 1
-            if self._collect_ids:
-                tally.ids.add(envelope["id"])
-            tally.last = now
-            bucket = int((now - float(data["text"])) * BUCKETS_PER_SECOND)
-            hist = tally.hist
-            hist[bucket] = hist.get(bucket, 0) + 1
+            tally = None
+            for envelope in msg[4]:
+                data = envelope["data"]
+                phase = data[self._phase_field]
+                tally = self._tallies.get(phase)
+                if tally is None:
+                    tally = self._tallies[phase] = _Tally()
+                tally.count += 1
+                if self._collect_ids:
+                    tally.ids.add(envelope["id"])
+                tally.last = now
+                bucket = int((now - float(data["text"])) * BUCKETS_PER_SECOND)
+                hist = tally.hist
+                hist[bucket] = hist.get(bucket, 0) + 1
+            if tally is not None:
+                tally.events += 1
         elif code == _WELCOME:
             if self.query is None:
                 self._send([_SUBSCRIBE, 1, {}, TOPIC])
+            elif self._batch:
+                self._send([_CALL, 1, {}, uris.SUBSCRIBE, [self.query], {"batch": True}])
             else:
                 self._send([_CALL, 1, {}, uris.SUBSCRIBE, [self.query]])
         elif code == _RESULT and self.topic is None:
@@ -230,7 +243,7 @@ async def _serve_subscribers(conn: Connection, spec: SubscriberSpec) -> None:
             conn.send(tally.count if tally else 0)
         elif cmd[0] == "stats":
             tally = tallies.get(cmd[1]) or _Tally()
-            conn.send((tally.count, tally.last, tally.hist, list(lost)))
+            conn.send((tally.count, tally.last, tally.hist, list(lost), tally.events))
         elif cmd[0] == "ids":
             tally = tallies.get(cmd[1])
             conn.send(sorted(tally.ids) if tally else [])
@@ -248,7 +261,9 @@ async def _serve_subscribers(conn: Connection, spec: SubscriberSpec) -> None:
 class Deliveries:
     """What the sessions of a pool received in one phase."""
 
-    count: int = 0
+    count: int = 0  # envelopes
+    #: WAMP events that carried them (fewer than ``count`` on a batched topic under load)
+    events: int = 0
     last: float = 0.0  # monotonic time of the last delivery
     hist: dict[int, int] = field(default_factory=dict)  # latency buckets (stats.BUCKETS_PER_SECOND)
     lost: list[str] = field(default_factory=list)  # why sessions were lost, one entry each
@@ -269,10 +284,13 @@ class SubscriberPool:
     """N subscribed sessions spread over a few processes, driven through pipes."""
 
     def __init__(self, port: int, sessions: int, processes: int, serializer: str, queries: Sequence[str] = (),
-                 phase_field: str = "room", collect_ids: bool = False) -> None:
+                 phase_field: str = "room", collect_ids: bool = False, batch: bool = False) -> None:
         """``queries``: none (every session takes TOPIC) or one per session, for ``gateway.subscribe``.
         ``phase_field``: the field of ``data`` that ``delivered()`` and ``deliveries()`` select by.
-        ``collect_ids``: keep the ids delivered, for ``ids()``."""
+        ``collect_ids``: keep the ids delivered, for ``ids()``. ``batch``: the queries' batched topics
+        (every envelope counts as a delivery)."""
+        if batch and not queries:
+            raise ValueError("batch needs queries (gateway.subscribe grants the batched topic)")
         if queries and len(queries) != sessions:
             raise ValueError(f"{len(queries)} queries for {sessions} sessions")
         # fork, not spawn: spawn also starts a resource-tracker process that
@@ -286,6 +304,7 @@ class SubscriberPool:
         self._queries = tuple(queries)
         self._phase_field = phase_field
         self._collect_ids = collect_ids
+        self._batch = batch
         self._procs: list[tuple[BaseProcess, Connection]] = []
 
     @property
@@ -299,7 +318,7 @@ class SubscriberPool:
             parent_end, child_end = self._ctx.Pipe()
             count = base + (1 if i < extra else 0)
             spec = SubscriberSpec(self._port, count, self._serializer, self._queries[first:first + count],
-                                  self._phase_field, self._collect_ids)
+                                  self._phase_field, self._collect_ids, self._batch)
             first += count
             parent_ends = [c for _, c in self._procs] + [parent_end]
             proc = self._ctx.Process(target=_subscriber_process, args=(child_end, spec, parent_ends), daemon=True,
@@ -326,15 +345,16 @@ class SubscriberPool:
         return answers
 
     def delivered(self, phase: str) -> int:
-        """Events delivered so far in this phase, over all sessions."""
+        """Events (envelopes) delivered so far in this phase, over all sessions."""
         return sum(self._ask("count", phase))
 
     def deliveries(self, phase: str) -> Deliveries:
         total = Deliveries()
-        for count, last, hist, lost in self._ask("stats", phase):
+        for count, last, hist, lost, events in self._ask("stats", phase):
             if count:
                 total.last = max(total.last, last)
                 total.count += count
+                total.events += events
                 merge_histogram(total.hist, hist)
             total.lost.extend(lost)
         return total
