@@ -38,10 +38,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -54,7 +58,8 @@ from bench._lib.phases import Measured, measure_phase  # noqa: E402
 from bench._lib.publishers import Load, publish_bare, publish_gateway  # noqa: E402
 from bench._lib.report import cpu_cell, fmt_rate, header, print_problems, print_settled, table  # noqa: E402
 from bench._lib.subscribers import SubscriberPool  # noqa: E402
-from tests.support.harness import GatewayNode  # noqa: E402
+from bench._lib.demo import EVENT  # noqa: E402
+from tests.support.harness import API_KEY, GatewayNode  # noqa: E402
 
 
 @dataclass
@@ -87,6 +92,21 @@ def run_phase(node: GatewayNode, pool: SubscriberPool, meter: CpuMeter, n: int, 
                                         seconds, rate, room=room))
 
     return Row(*measure_phase(node, pool, meter, room, n, publish), n, path, f"paced {rate:g}/s" if rate else "max")
+
+
+def postgresql_schema(run: Run) -> dict[str, Any]:
+    """A schema of its own in the PostgreSQL test database (as tests/integration/conftest.py makes one),
+    dropped when the run ends; gateway.yaml's store section for it."""
+    import psycopg
+
+    url = os.environ.get("GATEWAY_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = f"gw_bench_{uuid.uuid4().hex[:12]}"
+
+    def drop() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    run.on_exit(drop)
+    return {"url": url, "schema_name": schema}
 
 
 def format_table(rows: list[Row]) -> str:
@@ -123,6 +143,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bare-concurrency", type=int, default=0,
                    help="publishes in flight of the bare rows, if not --concurrency (bare Crossbar's own maximum "
                         "beside gateway rows of batches)")
+    p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                   help="the node's store: its SQLite file, or a schema of its own in PostgreSQL's test database "
+                        "(env GATEWAY_TEST_POSTGRESQL_URL; default sqlite)")
+    p.add_argument("--logged", action="store_true",
+                   help="a persistent subscription on the class first (POST /subscriptions): every event is "
+                        "written to the event log before it is published")
     p.add_argument("--batched", action="store_true",
                    help="also 'gateway batched' rows: subscribers of gateway.subscribe(query, batch=True)'s "
                         "batched topic, counting every envelope (delivered/s is envelopes/s)")
@@ -164,8 +190,16 @@ def measure(run: Run, args: argparse.Namespace) -> str:
 
 def measure_node(run: Run, args: argparse.Namespace, metrics: bool, label: str) -> list[Row]:
     """The rows of one gateway node (``metrics.enabled: metrics``), each gateway row beside a bare one."""
-    node = run.gateway(None if metrics else {"metrics": {"enabled": False}}, label=f"node ({label})" if label else "node")
+    extra: dict[str, Any] = {} if metrics else {"metrics": {"enabled": False}}
+    if args.store == "postgresql":
+        extra["store"] = postgresql_schema(run)
+    node = run.gateway(extra or None, label=f"node ({label})" if label else "node")
     assert node.process is not None
+    if args.logged:  # a persistent subscription on the class: its events are written to the event log
+        made = node.request("POST", "/subscriptions", json.dumps(
+            {"user": "bench", "query": EVENT, "persistent": True}).encode(), {"Authorization": f"Bearer {API_KEY}"})
+        if made.status != 201:
+            raise RuntimeError(f"POST /subscriptions answered {made.status}: {made.body}")
     node_groups = node_processes(node.process.pid)
     print_settled("before the first row", *settle(node_groups))
     rows: list[Row] = []
