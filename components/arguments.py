@@ -158,6 +158,9 @@ class Param:
     name: str
     kind: Kind
     default: Any = REQUIRED
+    #: Given by name only (``procedure(query, *, batch=false)``): a positional argument past the others
+    #: stays "too many", not a value for it.
+    keyword_only: bool = False
 
     @property
     def required(self) -> bool:
@@ -169,7 +172,8 @@ class Param:
 
 @dataclass(frozen=True)
 class Signature:
-    """A procedure's arguments, in order; every one may be given by position or by name."""
+    """A procedure's arguments, in order; each may be given by position or by name (keyword-only ones,
+    which come last, by name only)."""
 
     procedure: str
     params: tuple[Param, ...] = ()
@@ -180,26 +184,38 @@ class Signature:
         names = [p.name for p in params]
         if len(set(names)) != len(names):
             raise ValueError(f"{procedure}: an argument is declared twice: {names}")
-        seen_optional = False
+        seen_optional = seen_keyword_only = False
         for p in params:
             if p.required and seen_optional:
                 raise ValueError(f"{procedure}: the required argument {p.name} follows an optional one")
+            if seen_keyword_only and not p.keyword_only:
+                raise ValueError(f"{procedure}: the positional argument {p.name} follows a keyword-only one")
             seen_optional = seen_optional or not p.required
+            seen_keyword_only = seen_keyword_only or p.keyword_only
+
+    @property
+    def positional(self) -> tuple[Param, ...]:
+        """The arguments that may be given by position."""
+        return tuple(p for p in self.params if not p.keyword_only)
 
     @property
     def usage(self) -> str:
         """How the procedure is called: ``gateway.replay(id, after_seq, limit=500)``."""
-        return f"{self.procedure}({', '.join(str(p) for p in self.params)})"
+        shown = [str(p) for p in self.positional]
+        keyword_only = [str(p) for p in self.params if p.keyword_only]
+        return f"{self.procedure}({', '.join(shown + (['*'] + keyword_only if keyword_only else []))})"
 
     def bind(self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None) -> tuple[Any, ...]:
         """The arguments' values in declared order (defaults filled in); InvalidArgument if the call is wrong."""
         args = list(args or ())
         kwargs = dict(kwargs or {})
-        if len(args) > len(self.params):
-            extra = len(args) - len(self.params)
+        positional = len(self.positional)
+        if len(args) > positional:
+            extra = len(args) - positional
             raise InvalidArgument(
-                f"{self.procedure} takes {_count(len(self.params))}, not {len(args)}: {_ordinal(len(self.params) + 1)}"
-                f" argument ({show(args[len(self.params)])}) {'and those after it are' if extra > 1 else 'is one'} too"
+                f"{self.procedure} takes {_count(positional)}{' by position' if positional < len(self.params) else ''}"
+                f", not {len(args)}: {_ordinal(positional + 1)}"
+                f" argument ({show(args[positional])}) {'and those after it are' if extra > 1 else 'is one'} too"
                 f" many;"
                 f" call it as {self.usage}")
         names = {p.name for p in self.params}

@@ -21,7 +21,7 @@ INTERNAL_METRICS_PREFIX = "gateway.internal.metrics."
 #: The event classes the caller may see: ``{"version", "classes": [...]}``.
 CATALOG = "gateway.catalog"
 
-#: ``gateway.subscribe(query, persistent=False, batch=False)`` -> ``{"id", "topic", "query", "persistent"}``
+#: ``gateway.subscribe(query, persistent=False, *, batch=False)`` -> ``{"id", "topic", "query", "persistent"}``
 #: (and ``"batch": true`` with batch, whose topic is then the query's batched one).
 SUBSCRIBE = "gateway.subscribe"
 #: ``gateway.unsubscribe(id)``: the subscription ends; its topic stops delivering to the caller.

@@ -12,7 +12,7 @@ from components.delivery.replay import SUBSCRIPTION_ID
 # The procedures' arguments, as their documentation (components/uris.py) names them. A query's length
 # is the parser's to judge (gateway.error.invalid_query, naming queries.max_length).
 SUBSCRIBE = Signature(uris.SUBSCRIBE, Param("query", Text()), Param("persistent", Flag(), False),
-                      Param("batch", Flag(), False))
+                      Param("batch", Flag(), False, keyword_only=True))
 UNSUBSCRIBE = Signature(uris.UNSUBSCRIBE, Param("id", SUBSCRIPTION_ID))
 SUBSCRIPTIONS = Signature(uris.SUBSCRIPTIONS)
 CATALOG = Signature(uris.CATALOG)

@@ -91,8 +91,11 @@ def test_subscribe_with_batch_answers_a_topic_of_its_own_beside_the_unbatched_on
         assert plain["topic"].startswith("gateway.query.") and batched["query"] == plain["query"]
         assert batched["topic"] == "gateway.batch.query." + plain["topic"][len("gateway.query."):]
         # A bare class name has a batched topic too.
-        whole = client.call("gateway.subscribe", "demo.message", False, True)
+        whole = client.call("gateway.subscribe", "demo.message", False, batch=True)
         assert whole["topic"].startswith("gateway.batch.query.") and whole["batch"] is True
+        with pytest.raises(ApplicationError) as exc:  # by name only: the second positional stays persistent
+            client.call("gateway.subscribe", "demo.message", False, True)
+        assert exc.value.error == "gateway.error.invalid_argument" and "by position" in exc.value.args[0]
         with pytest.raises(ApplicationError) as exc:
             client.call("gateway.subscribe", room_query(room), batch="yes")
         assert exc.value.error == "gateway.error.invalid_argument"

@@ -40,19 +40,19 @@ def test_values_come_back_in_declared_order_with_defaults() -> None:
 
 def test_usage_reads_like_the_documentation() -> None:
     assert REPLAY.usage == "gateway.replay(id, after_seq, limit=500)"
-    assert SUBSCRIBE.usage == "gateway.subscribe(query, persistent=false, batch=false)"
+    assert SUBSCRIBE.usage == "gateway.subscribe(query, persistent=false, *, batch=false)"
     assert CATALOG.usage == "gateway.catalog()"
 
 
 @pytest.mark.parametrize("signature,args,kwargs,argument,fragment", [
-    (SUBSCRIBE, [], {}, "query", "query is missing (a string); call it as gateway.subscribe(query, persistent=false, batch=false)"),
+    (SUBSCRIBE, [], {}, "query", "query is missing (a string); call it as gateway.subscribe(query, persistent=false, *, batch=false)"),
     (SUBSCRIBE, [5], {}, "query", "query must be a string, not 5"),
     (SUBSCRIBE, [None], {}, "query", "not null"),
     (SUBSCRIBE, [["a"]], {}, "query", "not a list"),
     (SUBSCRIBE, ["q", 1], {}, "persistent", "persistent must be true or false, not 1"),
     (SUBSCRIBE, ["q", "true"], {}, "persistent", 'not "true"'),
     (SUBSCRIBE, ["q"], {"persistent": None}, "persistent", "not null"),
-    (SUBSCRIBE, ["q", True, False, 3], {}, None, "takes 3 arguments, not 4: the fourth argument (3) is one too many"),
+    (SUBSCRIBE, ["q", True, 3], {}, None, "takes 2 arguments by position, not 3: the third argument (3) is one too many"),
     (SUBSCRIBE, ["q"], {"batch": "yes"}, "batch", 'batch must be true or false, not "yes"'),
     (SUBSCRIBE, ["q"], {"foo": 1}, "foo", 'no argument named "foo" (its arguments: query, persistent, batch)'),
     (SUBSCRIBE, ["q"], {"query": "r"}, "query", "query was given twice, by position and by name"),
@@ -129,3 +129,14 @@ def test_any_call_binds_or_raises_the_one_documented_error(args: list[Any], kwar
         assert len(values) == len(signature.params)
         for value, param in zip(values, signature.params):
             assert param.kind.fault(value) is None or value == param.default
+
+
+def test_a_keyword_only_argument_is_given_by_name_and_a_positional_one_past_the_others_is_too_many() -> None:
+    assert SUBSCRIBE.bind(["q"], {"batch": True}) == ("q", False, True)
+    assert SUBSCRIBE.bind(["q", True], {}) == ("q", True, False)
+    with pytest.raises(InvalidArgument) as exc:
+        SUBSCRIBE.bind(["q", False, True], {})
+    assert "takes 2 arguments by position, not 3" in str(exc.value)
+    assert "call it as gateway.subscribe(query, persistent=false, *, batch=false)" in str(exc.value)
+    with pytest.raises(ValueError):
+        Signature("p", Param("a", Flag(), False, keyword_only=True), Param("b", Flag(), False))
