@@ -13,7 +13,7 @@ demo.message as soon as it is connected. Per burst it prints:
   within ``--timeout``);
 - latency of the answers, from the moment each request was sent, and the time from the first
   request sent to the last answer (the target: every request answered within 5 s). This process
-  alone creates the 12,000 connections: its event loop spends about 2.5 s on that before the first
+  alone creates the 12,000 connections: its event loop spends about 2.4 s on that before the first
   request goes out, time the gateway never sees. The table also shows the last answer counted from
   the start of the burst, that ramp included (what the rows before stop 20 showed);
 - whether every accepted event reached the subscriber (by id);

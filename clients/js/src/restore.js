@@ -18,7 +18,8 @@ import { ClientErrors, GatewayError, describe, fromWampError, isConnectionLost, 
 import { isEnvelope } from './merge.js';
 import { envelopesOf, subscribeKwargs } from './unpack.js';
 import { SubscriptionState } from './subscription.js';
-import { ERROR_NO_SUCH_SUBSCRIPTION, META_SUBSCRIPTION_REMOVED, REPLAY, SUBSCRIBE, UNSUBSCRIBE } from './uris.js';
+import { ERROR_INVALID_ARGUMENT, ERROR_NO_SUCH_SUBSCRIPTION, META_SUBSCRIPTION_REMOVED, REPLAY, SUBSCRIBE, UNSUBSCRIBE }
+  from './uris.js';
 
 /** @typedef {import('./types.js').AutobahnSession} AutobahnSession */
 /** @typedef {import('./subscription.js').Subscription} Subscription */
@@ -188,9 +189,16 @@ export class Restorer {
   async #grant(sub, session) {
     sub.grantSent();
     let granted;
+    const ask = (/** @type {Record<string, unknown>} */ kwargs) =>
+      this.#calls.withRetries(session, () => this.#calls.callOn(session, SUBSCRIBE, [sub.text], kwargs));
     try {
-      granted = await this.#calls.withRetries(session,
-        () => this.#calls.callOn(session, SUBSCRIBE, [sub.text], subscribeKwargs(sub)));
+      try {
+        granted = await ask(subscribeKwargs(sub));
+      } catch (raw) {
+        // A gateway from before batched delivery refuses the argument by name: ask it unbatched.
+        if (!sub.batch || !refusesBatch(raw)) throw raw;
+        granted = await ask({ persistent: sub.persistent });
+      }
     } catch (raw) {
       const err = fromWampError(raw, { query: sub.text });
       sub.grantFailed(isConnectionLost(err) || isTransient(err)); // else refused: nothing was made
@@ -281,7 +289,7 @@ export class Restorer {
   #onEvent(sub, session, args) {
     if (!sub.active || session !== this.#calls.session) return;
     for (const envelope of envelopesOf(args, sub.batched)) {
-      if (!sub.active || session !== this.#calls.session) return; // a handler unsubscribed or closed meanwhile
+      if (!sub.active || this.#calls.gone(session)) return; // a handler unsubscribed or closed meanwhile
       if (!isEnvelope(envelope)) {
         this.#report(new GatewayError(`subscription ${sub.id} received something that is not an event envelope: ${describe(envelope)}`,
           { uri: ClientErrors.BAD_EVENT }));
@@ -375,4 +383,13 @@ export class Restorer {
 function isGrant(/** @type {unknown} */ value) {
   const granted = /** @type {{id?: unknown, topic?: unknown} | null} */ (value);
   return Boolean(granted) && typeof granted?.id === 'string' && typeof granted?.topic === 'string';
+}
+
+/**
+ * Whether a gateway.subscribe failure is an older gateway refusing the `batch` argument by name.
+ * @param {unknown} raw
+ */
+function refusesBatch(raw) {
+  const err = fromWampError(raw);
+  return err.uri === ERROR_INVALID_ARGUMENT && /** @type {Record<string, unknown>} */ (err.details ?? {}).argument === 'batch';
 }

@@ -37,6 +37,8 @@ export const BATCH_QUERY_TOPIC_PREFIX = 'gateway.batch.query.';
 
 /** The subscription does not exist (any more): an ack refused with it is a removal. */
 export const ERROR_NO_SUCH_SUBSCRIPTION = 'gateway.error.no_such_subscription';
+/** A call's arguments were wrong; `kwargs.argument` names the argument. */
+export const ERROR_INVALID_ARGUMENT = 'gateway.error.invalid_argument';
 /** The gateway's authenticator refused the credential (an ABORT at login). */
 export const ERROR_AUTHENTICATION_FAILED = 'gateway.error.authentication_failed';
 

@@ -140,6 +140,49 @@ describe('the Gateway on a batched topic (fake autobahn)', { concurrency: true }
     assert.deepEqual(errors, []);
   });
 
+  test('a gateway from before batched delivery refuses batch by name: asked again unbatched, on the unbatched topic', async (t) => {
+    const server = new FakeServer();
+    server.override('gateway.subscribe', (args, kwargs, session, original) => {
+      if ('batch' in kwargs) {
+        throw { error: 'gateway.error.invalid_argument', args: ['gateway.subscribe has no argument named "batch"'],
+          kwargs: { argument: 'batch' } };
+      }
+      return original();
+    });
+    const { gw, errors } = gateway(t, server);
+    await gw.connect();
+    const got = [];
+    const sub = await gw.subscribe(Q, (e) => got.push(e.seq));
+    assert.equal(sub.topic, topicOf(Q));
+    assert.deepEqual(server.callsOf('gateway.subscribe').map((c) => c[3]), [{ persistent: false, batch: true }, { persistent: false }]);
+    server.post(Q);
+    await waitFor(() => got.length === 1, 'the event');
+    assert.deepEqual(errors, []);
+  });
+
+  test('another invalid_argument is not taken for an older gateway: refused as it is', async (t) => {
+    const server = new FakeServer();
+    server.override('gateway.subscribe', () => {
+      throw { error: 'gateway.error.invalid_argument', args: ['gateway.subscribe: query must be a string'], kwargs: { argument: 'query' } };
+    });
+    const { gw } = gateway(t, server);
+    await gw.connect();
+    await assert.rejects(gw.subscribe(Q, () => {}), /query must be a string/);
+    assert.equal(server.callsOf('gateway.subscribe').length, 1);
+  });
+
+  test('close() from a handler in the middle of a batch stops the rest of it', async (t) => {
+    const server = new FakeServer();
+    const { gw } = gateway(t, server);
+    await gw.connect();
+    const got = [];
+    await gw.subscribe(Q, (e) => { got.push(e.seq); if (e.seq === 2) gw.close(); });
+    server.postBatch(Q, [{}, {}, {}, {}]);
+    await waitFor(() => got.length >= 2, 'two envelopes');
+    // One batch is handed over in one synchronous loop: once 2 is in, the loop has ended.
+    assert.deepEqual(got, [1, 2], 'nothing after close()');
+  });
+
   test('unsubscribe() from a handler in the middle of a batch stops the rest of it', async (t) => {
     const server = new FakeServer();
     const { gw } = gateway(t, server);
