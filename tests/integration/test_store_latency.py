@@ -148,7 +148,9 @@ def slow_node() -> Iterator[tuple[GatewayNode, SlowProxy]]:
         psycopg.connect(POSTGRESQL_URL, connect_timeout=3).close()
     except psycopg.Error as exc:
         pytest.skip(f"no PostgreSQL server at {target[0]}:{target[1]}: {str(exc).strip()}")
-    with postgresql_schema() as store, SlowProxy(target, DELAY) as proxy:
+    # The node starts with the proxy passing everything at once (its start, a few hundred round trips, would
+    # take 20 s at DELAY each); the delay applies from then on, to every round trip the test measures.
+    with postgresql_schema() as store, SlowProxy(target, 0.0) as proxy:
         proxied = POSTGRESQL_URL.replace(parsed.netloc.rpartition("@")[2], f"127.0.0.1:{proxy.port}", 1)
         workdir = temp_workdir()
         # The prober calls as fast as it is answered: no rate limit in its way.
@@ -156,7 +158,8 @@ def slow_node() -> Iterator[tuple[GatewayNode, SlowProxy]]:
         node = GatewayNode(workdir, extra_config={"queries": unlimited, "store": {**store, "url": proxied,
                                                             "statement_timeout": STATEMENT_TIMEOUT}})
         try:
-            node.start(timeout=240)  # every connection, migration and take-over pays DELAY per round trip
+            node.start(timeout=240)
+            proxy.delay = DELAY
             yield node, proxy
         finally:
             node.stop()
