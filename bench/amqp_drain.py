@@ -33,9 +33,9 @@ if str(REPO) not in sys.path:
 from bench._lib.cpu import CpuMeter, node_processes  # noqa: E402
 from bench._lib.demo import EVENT, event_data  # noqa: E402
 from bench._lib.nodes import Run, run_benchmark  # noqa: E402
+from bench._lib.rabbitmq import AMQP_URL, delete_queues  # noqa: E402
 from bench._lib.report import cpu_cell, fmt_rate, header, table  # noqa: E402
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 #: How often the subscriber's count is read while draining.
 POLL = 0.05
 
@@ -61,20 +61,6 @@ def fill(queue: str, room: str, messages: int) -> float:
     finally:
         connection.close()
     return time.monotonic() - started
-
-
-def delete_queues(*queues: str) -> None:
-    """Best effort: the run's result stands whatever happens here; say what is left behind."""
-    try:
-        import pika
-
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        for queue in queues:
-            channel.queue_delete(queue)
-        connection.close()
-    except Exception as exc:
-        print(f"# could not delete the queues {', '.join(queues)}: {exc}", file=sys.stderr)
 
 
 def measure(run: Run, args: argparse.Namespace) -> str:

@@ -43,11 +43,11 @@ from bench._lib.cpu import CpuMeter, node_processes, settle  # noqa: E402
 from bench._lib.demo import EVENT, event_data  # noqa: E402
 from bench._lib.nodes import Run, run_benchmark  # noqa: E402
 from bench._lib.publishers import Load, publish_bare, publish_gateway  # noqa: E402
+from bench._lib.rabbitmq import AMQP_URL, delete_queues  # noqa: E402
 from bench._lib.report import cpu_cell, fmt_rate, header, table  # noqa: E402
 from bench._lib.subscribers import Deliveries, wait_delivered  # noqa: E402
 from webapp_bridge.proxy import GatewayProxy  # noqa: E402
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 @dataclass
@@ -126,20 +126,6 @@ def format_table(rows: list[Row]) -> str:
                       f"{r.got.percentile(0.5):.1f}", f"{r.got.percentile(0.99):.1f}", ratio,
                       cpu_cell(r.cpu, ("router", "workers", "publisher", "subscribers", "other"))])
     return table(head, cells)
-
-
-def delete_queues(*queues: str) -> None:
-    """Best effort: the run's result stands whatever happens here; say what is left behind."""
-    try:
-        import pika
-
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        for queue in queues:
-            channel.queue_delete(queue)
-        connection.close()
-    except Exception as exc:
-        print(f"# could not delete the queues {', '.join(queues)}: {exc}", file=sys.stderr)
 
 
 def measure(run: Run, args: argparse.Namespace) -> str:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
@@ -16,12 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from components.metrics.families import FAMILIES
 from tests.support.harness import API_KEY, GatewayNode, running_node
+from tests.support.waiting import wait_for
 from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 MESSAGE = {"room": "r", "text": "t", "author": "a"}
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -46,16 +44,6 @@ def scrape(node: GatewayNode, headers: dict[str, str] | None = None) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not reached in {timeout}s")
 
 
 def moved(node: GatewayNode, check: Callable[[Samples], bool], what: str) -> Samples:

@@ -8,38 +8,28 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from tests.integration.test_browser import CHROMIUM, run_script
 from tests.support.harness import REPO, GatewayNode, make_jwt, running_node
+from tests.support.waiting import wait_for
 from tests.support.wamp import WampClient
 
 pytestmark = pytest.mark.integration
 
 MESSAGE = {"room": "status", "text": "t", "author": "a"}
 NOT_AUTHORIZED = "wamp.error.not_authorized"
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[GatewayNode]:
     with running_node() as n:
         yield n
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not reached in {timeout}s")
 
 
 def refusal(client: WampClient) -> ApplicationError:

@@ -215,7 +215,7 @@ class Bridge(BackendSession):
         """One ``gateway.internal.publish`` for the requests that waited together (``_together``):
         the router routes one call and one result for all of them, not one each."""
         results: list[dict[str, Any]] | Answer = await self._call_until_answered(
-            uris.INTERNAL_PUBLISH, (items,), {}, ([_as(item, IdOrigin.GIVEN) for item in items],))
+            uris.INTERNAL_PUBLISH, (items,), {}, lambda: ([_as(item, IdOrigin.GIVEN) for item in items],))
         if isinstance(results, Answer):
             raise _Answered(results)
         return results
@@ -232,8 +232,9 @@ class Bridge(BackendSession):
         return await self._call_until_answered(procedure, args, kwargs, None)
 
     async def _call_until_answered(self, procedure: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                                   again: tuple[Any, ...] | None) -> Any:
-        """``_call_backend``; ``again``: the arguments of the calls after the first, if not ``args``."""
+                                   again: Callable[[], tuple[Any, ...]] | None) -> Any:
+        """``_call_backend``; ``again``: makes the arguments of the calls after the first, if not ``args``
+        (only when a call is tried again: none on the usual path)."""
         if not self.is_attached():
             return error(503, "unavailable", "the bridge is reconnecting to the router; retry", headers=RETRY)
         for delay in (*DISPATCHER_WAIT, None):
@@ -241,7 +242,7 @@ class Bridge(BackendSession):
                 return await self.call(procedure, *args, **kwargs)
             except ApplicationError as exc:
                 if again is not None:
-                    args = again
+                    args, again = again(), None
                 if exc.error == ApplicationError.NO_SUCH_PROCEDURE and delay is not None:
                     await sleep(delay)  # a dispatcher is (re)starting
                     continue

@@ -5,24 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { Gateway } from '../../src/gateway.js';
 import { subscribeArguments } from '../../src/options.js';
 import { envelopesOf, subscribeKwargs } from '../../src/unpack.js';
 import { BATCH_QUERY_TOPIC_PREFIX, QUERY_TOPIC_PREFIX } from '../../src/uris.js';
-import { ENVELOPE, FakeServer, batchTopicOf, settles, topicOf, waitFor } from './fake-autobahn.mjs';
+import { ENVELOPE, FakeServer, acks, batchTopicOf, gateway, settles, topicOf, waitFor } from './fake-autobahn.mjs';
 
-const FAST = { initialDelay: 0.01, maxDelay: 0.02 };
 const Q = 'demo.message where room = "lobby"';
-
-function gateway(t, server, options = {}) {
-  const gw = new Gateway({ url: 'ws://fake/ws', autobahn: server.autobahn, reconnect: FAST, ...options });
-  const errors = [];
-  gw.on('error', (err) => errors.push(err));
-  t.after(() => gw.close());
-  return { gw, errors };
-}
-
-const acks = (server) => server.callsOf('gateway.ack').map((c) => c[2][1]);
 
 describe('unpack.js', () => {
   test('every positional argument of a batched event is an envelope, in order', () => {

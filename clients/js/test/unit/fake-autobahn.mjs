@@ -16,6 +16,8 @@
 // topic and as one event to the batched topic. server.override(uri, fn) replaces a
 // procedure: fn(args, kwargs, session, original) may return, throw or hang.
 
+import { Gateway } from '../../src/gateway.js';
+
 export const ENVELOPE = (seq, data = {}) => ({ event: 'demo.message', id: `e${seq}`, seq, time: '2030-01-01T00:00:00Z', data });
 
 export const topicOf = (query) => `gateway.query.${query}`;
@@ -246,3 +248,18 @@ export function settles(promise, what, ms = 5000) {
   const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms); });
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
+
+/** Tests' reconnect timing: fast, so retries do not slow the suite. */
+export const FAST = { initialDelay: 0.01, maxDelay: 0.02 };
+
+/** A Gateway on `server`'s fake autobahn, its 'error' events collected, closed after the test. */
+export function gateway(t, server, options = {}) {
+  const gw = new Gateway({ url: 'ws://fake/ws', autobahn: server.autobahn, reconnect: FAST, ...options });
+  const errors = [];
+  gw.on('error', (err) => errors.push(err));
+  t.after(() => gw.close());
+  return { gw, errors };
+}
+
+/** The seqs acked so far (gateway.ack's second argument, in call order). */
+export const acks = (server) => server.callsOf('gateway.ack').map((c) => c[2][1]);

@@ -7,20 +7,9 @@ import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 
 import { ClientErrors, Gateway, MemoryCursorStore, MemoryTokenStore } from '../../src/gateway.js';
-import { FakeServer, canceled, gate, noSuchProcedure, settles, tick, topicOf, waitFor } from './fake-autobahn.mjs';
+import { FakeServer, acks, canceled, gate, gateway, noSuchProcedure, settles, tick, topicOf, waitFor } from './fake-autobahn.mjs';
 
-const FAST = { initialDelay: 0.01, maxDelay: 0.02 };
 const Q = 'demo.message where room = "lobby"';
-
-function gateway(t, server, options = {}) {
-  const gw = new Gateway({ url: 'ws://fake/ws', autobahn: server.autobahn, reconnect: FAST, ...options });
-  const errors = [];
-  gw.on('error', (err) => errors.push(err));
-  t.after(() => gw.close());
-  return { gw, errors };
-}
-
-const acks = (server) => server.callsOf('gateway.ack').map((c) => c[2][1]);
 
 // The tests share nothing (a FakeServer each): they run concurrently, the slow retry ones alongside the rest.
 describe('the Gateway against a fake autobahn', { concurrency: true }, () => {
