@@ -53,6 +53,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_ROUTER_MAX_CONNECTIONS_PER_ADDRESS": ("router.max_connections_per_address", "str"),
     "GATEWAY_METRICS_ENABLED": ("metrics.enabled", "str"),
     "GATEWAY_STATUS_OPERATOR_ROLE": ("status.operator_role", "str"),
+    "GATEWAY_CLUSTER": ("cluster.enabled", "str"),
+    "GATEWAY_NODE_NAME": ("cluster.node_name", "str"),
 }
 
 
@@ -398,6 +400,24 @@ class ProxyConfig(_Section):
     max_backoff: float = Field(default=5, ge=0, le=600)
 
 
+class ClusterConfig(_Section):
+    """Several nodes as one gateway (docs/cluster.md): every node takes events and delivers every event.
+
+    Needs the PostgreSQL store (``store.url``), shared by every node: it numbers events cluster-wide
+    and keeps the shared event log the nodes deliver from. ``enabled`` and ``log_retention`` are the
+    cluster's (the same on every node); ``node_name`` is each node's own, best from env.
+    """
+
+    #: Join the cluster the store is shared with (env GATEWAY_CLUSTER=1).
+    enabled: bool = False
+    #: This node's name, unique in the cluster (env GATEWAY_NODE_NAME). Not set: ``gateway run`` derives
+    #: one from the host name and the node directory.
+    node_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+    #: Seconds an event of a class without a persistent subscription stays in the shared log: how far
+    #: behind a node may fall (a pause, a restart of its dispatcher) and still deliver it.
+    log_retention: float = Field(default=300, ge=10, le=7 * 86400)
+
+
 class GatewayConfig(_Section):
     router: RouterConfig = RouterConfig()
     bridge: BridgeConfig = BridgeConfig()
@@ -410,6 +430,7 @@ class GatewayConfig(_Section):
     metrics: MetricsConfig = MetricsConfig()
     status: StatusConfig = StatusConfig()
     proxy: ProxyConfig = ProxyConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
     def _no_example_secrets_in_the_open(self) -> GatewayConfig:
@@ -428,6 +449,9 @@ class GatewayConfig(_Section):
         if self.proxy.transport == "amqp" and self.amqp.url is None:
             raise ValueError("proxy.transport is amqp but amqp.url is not set: name the RabbitMQ broker "
                              "(amqp://user:password@host:5672/vhost, or env GATEWAY_AMQP_URL)")
+        if self.cluster.enabled and self.store.url is None:
+            raise ValueError("cluster.enabled is on but store.url is not set: a cluster's nodes share a PostgreSQL "
+                             "store (postgresql://user@host:5432/database, or env GATEWAY_STORE_URL)")
         return self
 
 

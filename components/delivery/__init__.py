@@ -6,6 +6,8 @@
                     writes or orders; the others stand by and take over when its session ends;
 - ``publishing``    the per-event path: idempotency, numbering, the event-log write, acknowledged publishes
                     (marked in the log), and a takeover's publishing of what its predecessor left unpublished;
+- ``cluster``       a cluster node's per-event path (one append to the shared log per turn) and its tail of
+                    that log (every node publishes every event to its own router, in seq order);
 - ``local``         the active dispatcher's publish, offered to the bridge in the same process (no WAMP call);
 - ``coalescing``    batches that come while one is worked on go together next (one turn, one look-up);
 - ``batching``      which envelopes of a turn share one WAMP event on a batched query topic (pure);

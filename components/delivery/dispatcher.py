@@ -56,6 +56,7 @@ from components.metrics.process_meter import METER
 from components.arguments import Signature
 from components.backend import BackendSession, sleep
 from components.delivery import local
+from components.delivery.cluster import ClusterPublisher, LogTail, default_node_name, node_run
 from components.delivery.housekeeping import Housekeeping
 from components.delivery.leadership import HELD_ELSEWHERE, Leadership, retry_delay
 from components.delivery.publishing import ANYONE, Publisher, Turn
@@ -67,6 +68,7 @@ from components.delivery.signatures import (CATALOG, INTERNAL_CREATE, INTERNAL_D
 from components.delivery.sessions import Restriction, Sessions
 from components.delivery.subscriptions import QuerySubscriptions, apply_plan
 from components.delivery.webapp_subscriptions import WebAppSubscriptions
+from components.config import GatewayConfig
 from components.events import Registry
 from components.events.rules import BACKEND_ROLE
 from components.procedures import checked
@@ -84,6 +86,9 @@ class Dispatcher(BackendSession):
     _thread: StoreThread | None = None
     _bookkeeping: StoreThread | None = None
     _housekeeping_thread: StoreThread | None = None
+    #: A cluster node's: its tail of the shared log reads there (``cluster``).
+    _tail_thread: StoreThread | None = None
+    _node = ""
     _publisher: Publisher | None = None
     _housekeeping: Housekeeping | None = None
     _queries: QuerySubscriptions
@@ -102,10 +107,13 @@ class Dispatcher(BackendSession):
     async def start(self, details: SessionDetails) -> None:
         cfg = self.load_gateway_config()
         self.start_registry(cfg)
+        # A cluster's node (``cluster``): its grants are its own router's sessions', its term its own.
+        self._node = node = (cfg.cluster.node_name or default_node_name()) if cfg.cluster.enabled else ""
         # Each store thread opens its connection on first use; none is opened on the reactor thread.
-        self._thread = thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-events")
-        self._bookkeeping = bookkeeping = StoreThread(lambda: open_store(cfg.store), name="dispatcher-bookkeeping")
-        self._housekeeping_thread = StoreThread(lambda: open_store(cfg.store), name="dispatcher-housekeeping")
+        self._thread = thread = StoreThread(lambda: open_store(cfg.store, node), name="dispatcher-events")
+        self._bookkeeping = bookkeeping = StoreThread(lambda: open_store(cfg.store, node),
+                                                      name="dispatcher-bookkeeping")
+        self._housekeeping_thread = StoreThread(lambda: open_store(cfg.store, node), name="dispatcher-housekeeping")
         self._turn = Turn()
         self._sequencer = sequencer = Sequencer(lambda n: thread.run(_take, n))
         self._limits = cfg.queries
@@ -114,13 +122,24 @@ class Dispatcher(BackendSession):
                                            sequencer.high_water, token_ttl=cfg.auth.client_token_ttl,
                                            operator_role=cfg.status.operator_role)
         self._buckets = buckets = CallBuckets(cfg.queries.calls_per_second, cfg.queries.call_burst)
-        self._publisher = Publisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
-                                    self._queries, self._send)
+        if cfg.cluster.enabled:
+            # The node's tail of the shared log has a store thread of its own: reading it never waits
+            # behind a turn's append, nor a turn behind a read.
+            self._tail_thread = tail_thread = StoreThread(lambda: open_store(cfg.store, node), name="dispatcher-tail")
+            publisher = ClusterPublisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
+                                         self._queries, self._send)
+            publisher.tail = LogTail(tail_thread, lambda: _listener(cfg, node), node, node_run(),
+                                     publisher.hand_to_router)
+            self._publisher = publisher
+        else:
+            self._publisher = Publisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
+                                        self._queries, self._send)
         replay = ReplayAndAck(bookkeeping, self._queries, lambda: self.registry, self._know_caller)
         web_app = WebAppSubscriptions(self._queries, bookkeeping, thread, self._sessions, self._turn,
                                       sequencer.high_water, cfg.queries, cfg.auth.user_role, self._send)
         self._housekeeping = Housekeeping(self._housekeeping_thread, self._queries, lambda: self.registry,
-                                          cfg.store.idempotency_window, cfg.store.max_logged_per_class, web_app.end)
+                                          cfg.store.idempotency_window, cfg.store.max_logged_per_class, web_app.end,
+                                          cfg.cluster.log_retention if cfg.cluster.enabled else None)
         self._prune_interval = cfg.store.prune_interval  # housekeeping is the active dispatcher's (_take_over)
         # Live queries: follow the router's subscriptions, then catch up with what exists now.
         await self.subscribe(self._queries.created, uris.META_SUBSCRIPTION_ON_CREATE)
@@ -174,7 +193,8 @@ class Dispatcher(BackendSession):
 
     def _leader_info(self) -> dict[str, Any]:
         """What ``gateway.internal.dispatcher.leader`` answers: which dispatcher is active."""
-        return {"session": self._session_id, "pid": os.getpid(), "since": self._active_since}
+        return {"session": self._session_id, "pid": os.getpid(), "since": self._active_since,
+                "node": self._node or None}
 
     async def _take_over(self) -> None:
         """Leadership is held: begin a term, publish what the last one left unpublished, then serve.
@@ -185,7 +205,8 @@ class Dispatcher(BackendSession):
         assert self._thread is not None and self._publisher is not None and self._housekeeping is not None
         self._active_since = time.time()
         try:
-            term = await self._thread.run(lambda store: store.take(1, TERMS))
+            terms = f"{TERMS}:{self._node}" if self._node else TERMS  # a cluster's nodes: each its own
+            term = await self._thread.run(lambda store: store.take(1, terms))
             published = await self._publisher.take_over(term)
             for body, procedure, options in self._writers:
                 await self._register_alone(body, procedure, options)
@@ -329,11 +350,20 @@ class Dispatcher(BackendSession):
             self._housekeeping.stop()
         if self._publisher is not None:
             self._publisher.close()  # writes the ids not yet written, on the store thread
-        for thread in (self._thread, self._bookkeeping, self._housekeeping_thread):
+        for thread in (self._thread, self._bookkeeping, self._housekeeping_thread, self._tail_thread):
             if thread is not None:
                 thread.stop()  # after the writes asked for above; the reactor does not wait for them
-        self._thread = self._bookkeeping = self._housekeeping_thread = None
+        self._thread = self._bookkeeping = self._housekeeping_thread = self._tail_thread = None
         super().onLeave(details)
+
+
+def _listener(cfg: GatewayConfig, node: str) -> Any:
+    """On the cluster listener thread: a connection waiting for the shared log's notifications."""
+    store = open_store(cfg.store, node)
+    try:
+        return store.listener()  # type: ignore[attr-defined]  # PostgreSQL's (a cluster needs it)
+    finally:
+        store.close()
 
 
 def _take(store: Store, n: int) -> int:

@@ -35,8 +35,11 @@ log = Logger()
 class Housekeeping:
     def __init__(self, thread: StoreThread, queries: QuerySubscriptions, registry: Callable[[], Registry],
                  window: float, max_logged: int | None,
-                 end: Callable[[PersistentSubscription, str], object]) -> None:
+                 end: Callable[[PersistentSubscription, str], object], transient: float | None = None) -> None:
+        """``transient``: in a cluster, how long the shared log keeps events no persistent subscription
+        selects (``cluster.log_retention``)."""
         self._thread: StoreThread | None = thread
+        self._transient = transient
         self._queries = queries
         self._registry = registry
         self._window = window
@@ -61,12 +64,12 @@ class Housekeeping:
         persistent subscriptions of expired client tokens. The next round is not due before this one
         is done (the LoopingCall waits for the Deferred): on a slow store, rounds never pile up."""
         self._queries.expire_unconfirmed()
-        registry, window, most = self._registry(), self._window, self._max_logged
+        registry, window, most, transient = self._registry(), self._window, self._max_logged, self._transient
 
         def prune(store: Store) -> tuple[list[PersistentSubscription], int, dict[str, int]]:
             store.forget_before(time.time() - window)
             book = PersistentBook(store, lambda: registry, lambda: 0)
-            return book.forget_orphans(), book.retain(most), store.event_log_rows()
+            return book.forget_orphans(), book.retain(most, transient), store.event_log_rows()
 
         def done(counts: tuple[list[PersistentSubscription], int, dict[str, int]]) -> None:
             orphans, dropped, rows = counts

@@ -272,14 +272,20 @@ class PersistentBook:
                 gone.append(sub)
         return gone
 
-    def retain(self, keep_at_most: int | None) -> int:
-        """Drop logged events past their class's retention (and past ``keep_at_most`` per class)."""
+    def retain(self, keep_at_most: int | None, transient: float | None = None) -> int:
+        """Drop logged events past their class's retention (and past ``keep_at_most`` per class).
+
+        ``transient`` (a cluster's ``log_retention``, where every event is logged): events of classes no
+        persistent subscription selects are kept that long, those of the others at least that long."""
         registry = self._registry()
         dropped = 0
+        subscribed = self._store.persistent_classes()
         # Every class that may have logged events: those of the definitions (a class whose last
         # persistent subscription is gone keeps its events until retention) and those subscribed to.
-        for name in sorted({c.name for c in registry} | self._store.persistent_classes()):
+        for name in sorted({c.name for c in registry} | subscribed):
             retention = registry.get(name).retention.total_seconds() if name in registry else 0.0
+            if transient is not None:
+                retention = max(retention, transient) if name in subscribed else transient
             for _ in range(RETAIN_ROUNDS):  # 10,000 rows a transaction, until a short one
                 n = self._store.drop_events(name, self._clock() - retention, keep_at_most)
                 dropped += n

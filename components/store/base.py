@@ -46,6 +46,20 @@ class LoggedEvent:
 
 
 @dataclass(frozen=True)
+class NewEvent:
+    """An event to append to a cluster's shared log (``ClusterLog.append``), before it has a seq."""
+
+    event: str
+    id: str
+    #: RFC 3339, as in the envelope.
+    time: str
+    #: The envelope's data, as JSON text.
+    data: str
+    #: The audience as JSON text; None: everyone who may see the class.
+    audience: str | None
+
+
+@dataclass(frozen=True)
 class PersistentSubscription:
     """A query subscription that outlives its session: events are kept for it until acknowledged."""
 
@@ -316,12 +330,42 @@ class Store(Protocol):
         ...
 
 
-def open_store(cfg: StoreConfig) -> Store:
-    """The store the configuration names: PostgreSQL when ``url`` is set, else the SQLite file ``path``."""
+@runtime_checkable
+class ClusterLog(Protocol):
+    """What a cluster's nodes share beyond ``Store`` (docs/cluster.md): the PostgreSQL store only."""
+
+    log_channel: str
+
+    def append(self, rows: Sequence[NewEvent], at: float | None = None) -> list[tuple[int, str | None]]:
+        """Number and log a turn of events cluster-wide, in one transaction whose commits come in seq order:
+        for each row, (its seq, None) if new, or (its earlier seq, that event's class) if its id was
+        accepted before (in this turn or earlier, on any node)."""
+        ...
+
+    def log_after(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Logged events of every class with seq > after_seq, in seq order, at most ``limit``."""
+        ...
+
+    def node_cursor(self, node: str) -> tuple[str, int] | None:
+        """(run, cursor) the node saved last, if it ever did."""
+        ...
+
+    def save_node_cursor(self, node: str, run: str, cursor: int) -> None:
+        """A node's place in the log for a run of it; within one run it never goes back."""
+        ...
+
+    def nodes(self) -> list[tuple[str, int, float]]:
+        """Every node that saved its place: (name, cursor, when it last did)."""
+        ...
+
+
+def open_store(cfg: StoreConfig, node: str = "") -> Store:
+    """The store the configuration names: PostgreSQL when ``url`` is set, else the SQLite file ``path``.
+    ``node``: the cluster node it works for (PostgreSQL; its grants are its router's sessions')."""
     if cfg.url:
         from components.store.postgres import PostgresStore  # psycopg is imported only when it is used
 
-        return PostgresStore(cfg.url, cfg.schema_name, cfg.statement_timeout, cfg.connect_timeout)
+        return PostgresStore(cfg.url, cfg.schema_name, cfg.statement_timeout, cfg.connect_timeout, node)
     from components.store.sqlite import SqliteStore
 
     return SqliteStore(cfg.path)

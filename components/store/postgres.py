@@ -34,7 +34,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from components.config import StoreConfig
-from components.store.base import TERMS, DuplicateId, LoggedEvent, PersistentSubscription, Superseded
+from components.store.base import TERMS, DuplicateId, LoggedEvent, NewEvent, PersistentSubscription, Superseded
 from components.store.guard import off_the_reactor
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -95,6 +95,55 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS metric_totals (component TEXT NOT NULL, name TEXT NOT NULL,"
         " labels TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, PRIMARY KEY (component, name, labels))",
     ),
+    (
+        # A cluster (docs/cluster.md). Session ids are each router's own: a grant is its node's.
+        "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS node TEXT NOT NULL DEFAULT ''",
+        # Each node's place in the shared log (what its router was given), for the node run that
+        # wrote it (a node started again begins at the head: its router has no client of before).
+        "CREATE TABLE IF NOT EXISTS node_cursors (node TEXT PRIMARY KEY, run TEXT NOT NULL, cursor BIGINT NOT NULL,"
+        " updated DOUBLE PRECISION NOT NULL)",
+        # A turn of events, appended in one round trip: the row lock on the counter is held to the commit,
+        # so commits come in seq order and numbers are contiguous (a rolled-back turn takes none); ids
+        # are looked up after the lock, so an id committed by another node's turn is a duplicate here.
+        # Each item: (its position, its seq, the class it was first accepted as when it is a duplicate).
+        """CREATE OR REPLACE FUNCTION gateway_append(p_ids TEXT[], p_events TEXT[], p_times TEXT[], p_data TEXT[],
+            p_audiences TEXT[], p_at DOUBLE PRECISION, p_channel TEXT)
+        RETURNS TABLE (n INTEGER, seq BIGINT, earlier TEXT) LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+        DECLARE
+            base BIGINT;
+            top BIGINT;
+        BEGIN
+            PERFORM set_config('synchronous_commit', 'on', true);
+            INSERT INTO counters (name, taken) VALUES ('events', 0) ON CONFLICT (name) DO NOTHING;
+            SELECT c.taken INTO base FROM counters c WHERE c.name = 'events' FOR UPDATE;
+            RETURN QUERY
+            WITH r AS (
+                SELECT u.id, u.event, u.time, u.data, u.audience, u.k::INTEGER AS k
+                FROM unnest(p_ids, p_events, p_times, p_data, p_audiences)
+                     WITH ORDINALITY AS u (id, event, time, data, audience, k)),
+            fresh AS (
+                SELECT r.*, base + row_number() OVER (ORDER BY r.k) AS s FROM r
+                WHERE NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.id = r.id AND r2.k < r.k)
+                  AND NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.id = r.id)),
+            logged AS (
+                INSERT INTO event_log (seq, event, id, time, data, audience, logged_at, published)
+                SELECT f.s, f.event, f.id, f.time, f.data, f.audience, p_at, true FROM fresh f),
+            remembered AS (
+                INSERT INTO event_ids (id, event, seq, accepted_at) SELECT f.id, f.event, f.s, p_at FROM fresh f),
+            bumped AS (
+                UPDATE counters SET taken = base + (SELECT count(*) FROM fresh) WHERE name = 'events')
+            SELECT r.k, COALESCE(f.s, e.seq, first.s), CASE WHEN f.s IS NULL THEN COALESCE(e.event, first.event) END
+            FROM r LEFT JOIN fresh f ON f.k = r.k
+                   LEFT JOIN event_ids e ON e.id = r.id
+                   LEFT JOIN fresh first ON first.id = r.id AND f.s IS NULL
+            ORDER BY r.k;
+            SELECT c.taken INTO top FROM counters c WHERE c.name = 'events';
+            IF top > base THEN
+                PERFORM pg_notify(p_channel, top::TEXT);
+            END IF;
+        END
+        $f$""",
+    ),
 )
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -108,7 +157,7 @@ class PostgresStore:
     """One connection to a PostgreSQL database, tables in ``schema``; used by one thread at a time."""
 
     def __init__(self, url: str, schema: str = "public", statement_timeout: float = 5.0,
-                 connect_timeout: int = 5) -> None:
+                 connect_timeout: int = 5, node: str = "") -> None:
         """``statement_timeout``: seconds a statement may run before the server cancels it (it then fails
         with QueryCanceled); ``connect_timeout``: whole seconds connecting may take (libpq's, at least 2;
         a ``connect_timeout`` in the URL's query wins). ``store.statement_timeout`` and
@@ -119,6 +168,8 @@ class PostgresStore:
         self._schema = schema
         self._statement_timeout_ms = max(1, round(statement_timeout * 1000))
         self._connect_timeout = connect_timeout
+        #: The cluster node this store object works for ('' alone): its grants are its router's sessions'.
+        self._node = node
         self._conn = self._connect()
         self._migrate()
 
@@ -259,8 +310,8 @@ class PostgresStore:
         return [str(p) for p in row[1]] if row[1] is not None else [str(row[0])]
 
     def grant(self, subscription_id: str, session: int, key: str) -> None:
-        self._db.execute("INSERT INTO subscriptions (id, session, key, created) VALUES (%s, %s, %s, %s)",
-                         (subscription_id, session, key, time.time()))
+        self._db.execute("INSERT INTO subscriptions (id, session, key, created, node) VALUES (%s, %s, %s, %s, %s)",
+                         (subscription_id, session, key, time.time(), self._node))
 
     def granted(self, session: int, key: str) -> bool:
         row = self._db.execute("SELECT 1 FROM subscriptions WHERE session = %s AND key = %s LIMIT 1",
@@ -284,12 +335,14 @@ class PostgresStore:
         self._db.execute("DELETE FROM subscriptions WHERE session = %s", (session,))
 
     def granted_sessions(self) -> set[int]:
-        return {int(r[0]) for r in self._db.execute("SELECT DISTINCT session FROM subscriptions").fetchall()}
+        return {int(r[0]) for r in self._db.execute("SELECT DISTINCT session FROM subscriptions WHERE node = %s",
+                                                    (self._node,)).fetchall()}
 
     def revoke_sessions(self, sessions: Collection[int]) -> None:
         """Forget the subscriptions of sessions that no longer exist (one statement)."""
         if sessions:
-            self._db.execute("DELETE FROM subscriptions WHERE session = ANY(%s::bigint[])", (sorted(sessions),))
+            self._db.execute("DELETE FROM subscriptions WHERE session = ANY(%s::bigint[]) AND node = %s",
+                             (sorted(sessions), self._node))
 
     # -- client tokens and tickets ---------------------------------------------
 
@@ -459,6 +512,55 @@ class PostgresStore:
         return {str(event): int(n) for event, n in self._db.execute(
             'SELECT event, count(*) FROM event_log GROUP BY event ORDER BY event COLLATE "C"').fetchall()}
 
+    # -- the cluster's shared log (docs/cluster.md) ----------------------------------------
+
+    @property
+    def log_channel(self) -> str:
+        """The notification channel ``append`` wakes every node on: one per schema (at most 63 bytes)."""
+        return "gateway_log_" + hashlib.sha256(self._schema.encode()).hexdigest()[:24]
+
+    def append(self, rows: Sequence[NewEvent], at: float | None = None) -> list[tuple[int, str | None]]:
+        """Number and log a turn of events cluster-wide, in one round trip and one transaction (see
+        ``gateway_append``): for each row in order, (its seq, None) if new, or (the seq it was accepted
+        under, that event's class) if its id was accepted before, in this turn or earlier, on any node."""
+        if not rows:
+            return []
+        moment = time.time() if at is None else at
+        answers = self._db.execute(
+            "SELECT n, seq, earlier FROM gateway_append(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s, %s)",
+            ([r.id for r in rows], [r.event for r in rows], [r.time for r in rows], [r.data for r in rows],
+             [r.audience for r in rows], moment, self.log_channel)).fetchall()
+        return [(int(seq), None if earlier is None else str(earlier)) for _, seq, earlier in answers]
+
+    def log_after(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Logged events of every class with seq > after_seq, in seq order, at most ``limit``."""
+        rows = self._db.execute(f"SELECT {_LOG_COLUMNS} FROM event_log WHERE seq > %s ORDER BY seq LIMIT %s",
+                                (after_seq, limit)).fetchall()
+        return [_logged(row) for row in rows]
+
+    def node_cursor(self, node: str) -> tuple[str, int] | None:
+        """(run, cursor) a node saved last, if it ever did."""
+        row = self._db.execute("SELECT run, cursor FROM node_cursors WHERE node = %s", (node,)).fetchone()
+        return (str(row[0]), int(row[1])) if row else None
+
+    def save_node_cursor(self, node: str, run: str, cursor: int) -> None:
+        """A node's place in the log; within one run it never goes back."""
+        self._db.execute(
+            "INSERT INTO node_cursors (node, run, cursor, updated) VALUES (%s, %s, %s, %s) ON CONFLICT (node) DO UPDATE"
+            " SET run = excluded.run, updated = excluded.updated, cursor = CASE WHEN node_cursors.run = excluded.run"
+            " THEN GREATEST(node_cursors.cursor, excluded.cursor) ELSE excluded.cursor END",
+            (node, run, cursor, time.time()))
+
+    def nodes(self) -> list[tuple[str, int, float]]:
+        """Every node that ever saved its place: (name, cursor, when it last did), by name."""
+        return [(str(n), int(c), float(u)) for n, c, u in self._db.execute(
+            'SELECT node, cursor, updated FROM node_cursors ORDER BY node COLLATE "C"').fetchall()]
+
+    def listener(self) -> LogListener:
+        """A connection of its own that waits for ``append``'s notifications (one thread uses it)."""
+        return LogListener(self._connect(), self.log_channel)
+
     # -- metrics ---------------------------------------------------------------------------
 
     def save_metrics(self, component: str, series: Sequence[tuple[str, str, float]]) -> None:
@@ -554,6 +656,32 @@ class PostgresStore:
             f"DELETE FROM persistent_subscriptions WHERE id = %s RETURNING {_PERSISTENT_COLUMNS}",
             (id,)).fetchone()
         return _persistent(row) if row else None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class LogListener:
+    """Waits for the shared log's notifications (``PostgresStore.append``) on a connection of its own."""
+
+    def __init__(self, conn: psycopg.Connection[TupleRow], channel: str) -> None:
+        self._conn = conn
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+    def wait(self, timeout: float) -> int | None:
+        """The highest seq notified within ``timeout`` seconds (those already arrived included), None if none
+        was. Raises when the connection is lost (open another listener)."""
+        off_the_reactor()
+        top: int | None = None
+        for waited in (timeout, 0.0):  # the first, then whatever else has arrived: a burst is one wake-up
+            for note in self._conn.notifies(timeout=waited, stop_after=1 if waited else None):
+                try:
+                    top = max(top or 0, int(note.payload))
+                except ValueError:
+                    continue
+            if top is None:
+                break
+        return top
 
     def close(self) -> None:
         self._conn.close()

@@ -151,6 +151,13 @@ class CrossbarNode:
             self.process.wait(5)
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL the whole node (its process group) at once, as a machine that died would leave it."""
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+            self.process = None
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

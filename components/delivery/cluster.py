@@ -1,0 +1,334 @@
+"""A node of a cluster (docs/cluster.md): events numbered in the shared log, and this node's tail of it.
+
+With ``cluster.enabled`` the nodes share a PostgreSQL store. The active dispatcher of the node an
+event is posted to appends it to the shared event log (``ClusterLog.append``: idempotency, the
+cluster-wide seq and the log write in one transaction, whose commits come in seq order) and answers
+202 once that committed: from then on every node delivers it, whichever dies. The active dispatcher
+of *every* node follows the log (``LogTail``): woken by the append's notification, it reads what
+came after its place and publishes it to its own router, in seq order, as a single node publishes
+(query topics, batches, visibility, audiences and row filters). Its own turns it hands to the tail at
+once when nothing came in between (no read back).
+
+A node's place (``node_cursors``) is saved once its router acknowledged; a dispatcher that takes over
+within the same run of the node (the other container) goes on from there, so the node's clients miss
+nothing (an event may reach them twice, with its seq: they drop it). A node started again begins at
+the head of the log: its router has no client of before, and a persistent subscription replays.
+
+``ClusterPublisher`` replaces the single node's per-event path; the rest of the dispatcher is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from components.delivery.publishing import Publisher, _as_duplicate, _Batch, _follow
+from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
+from components.envelope import rfc3339
+from components.store.base import ClusterLog, LoggedEvent, NewEvent, Store
+from components.store.thread import StoreThread
+
+log = Logger()
+_REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
+
+#: Log rows read per round trip when catching up.
+TAIL_PAGE = 1000
+#: Seconds the listener waits for a notification before reading anyway (a notification lost with a
+#: connection, a node's clock): the longest an event can wait on a node that missed its wake-up.
+POLL = 1.0
+
+
+def node_run() -> str:
+    """Which run of this node the process belongs to: its parent (Crossbar's controller, which every
+    worker of the node shares) and when that started. A node started again is a new run."""
+    parent = os.getppid()
+    try:
+        started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "?"
+    return f"{parent}:{started}"
+
+
+def default_node_name() -> str:
+    """A node's name when none is configured: the host and the node directory (the worker's)."""
+    return f"{socket.gethostname()}-{Path.cwd().name or 'node'}"[:63]
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A logged event on its way to this node's router: the row, its envelope and audience."""
+
+    row: LoggedEvent
+    envelope: dict[str, Any]
+    audience: dict[str, list[str]] | None
+
+    @classmethod
+    def of(cls, row: LoggedEvent) -> Handed:
+        envelope = {"event": row.event, "id": row.id, "seq": row.seq, "time": row.time, "data": json.loads(row.data)}
+        return cls(row, envelope, None if row.audience is None else json.loads(row.audience))
+
+
+def _cluster(store: Store) -> ClusterLog:
+    if not isinstance(store, ClusterLog):
+        raise TypeError("a cluster needs the PostgreSQL store (store.url)")
+    return store
+
+
+class LogTail:
+    """This node's tail of the shared log: every event goes to this node's router once per run, in seq order.
+
+    ``publish(handed)`` publishes events in order and fires once the router acknowledged the last.
+    ``listen()`` opens a listener (``LogListener``) on the listener thread.
+    """
+
+    def __init__(self, thread: StoreThread, listen: Callable[[], Any], node: str, run: str,
+                 publish: Callable[[Sequence[Handed]], Deferred[Any]], clock: Any = None) -> None:
+        self._thread = thread
+        self._listen = listen
+        self._node = node
+        self._run = run
+        self._publish = publish
+        self._clock = clock if clock is not None else _REACTOR
+        #: The highest seq handed to the router; None before ``start``.
+        self.cursor: int | None = None
+        #: The highest seq the router acknowledged (what is saved as the node's place).
+        self.acknowledged = 0
+        self._reading = False
+        self._wanted = False
+        self._saving = False
+        self._dirty = False
+        self._stopped = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    async def start(self) -> None:
+        """Find this node's place (this run's, else the head of the log), then follow the log."""
+        node, run = self._node, self._run
+
+        def place(store: Store) -> int:
+            cluster = _cluster(store)
+            saved = cluster.node_cursor(node)
+            if saved is not None and saved[0] == run:
+                return saved[1]  # a dispatcher of this run handed the router everything up to there
+            head = store.taken()  # every seq up to it is committed: none is numbered out of order
+            cluster.save_node_cursor(node, run, head)
+            return head
+
+        self.cursor = self.acknowledged = await self._thread.run(place)
+        log.info("node {node} follows the shared log from seq {seq}", node=node, seq=self.cursor)
+        self._listener = threading.Thread(target=self._follow, name="cluster-listener", daemon=True)
+        self._listener.start()
+        self.wake()
+
+    def stop(self) -> None:
+        """No more reading or publishing (the dispatcher is leaving); the listener thread ends within POLL."""
+        self._stopped.set()
+
+    def offer(self, handed: Sequence[Handed]) -> None:
+        """This node's own turn, just committed: handed to the router at once if it comes next in the log,
+        else read back in order with whatever came in between."""
+        if not handed or self.cursor is None or self._stopped.is_set():
+            return
+        if not self._reading and handed[0].row.seq == self.cursor + 1:
+            self._hand(handed)
+        else:
+            self.wake(handed[-1].row.seq)
+
+    def wake(self, upto: int | None = None) -> None:
+        """Read what came after this node's place (``upto``: a seq the log has now; nothing to do if handed)."""
+        if self.cursor is None or self._stopped.is_set() or (upto is not None and upto <= self.cursor):
+            return
+        self._wanted = True
+        if not self._reading:
+            ensureDeferred(self._read())
+
+    async def _read(self) -> None:
+        self._reading = True
+        try:
+            while self._wanted and not self._stopped.is_set():
+                self._wanted = False
+                assert self.cursor is not None
+                rows = await self._thread.run(lambda store, after: _cluster(store).log_after(after, TAIL_PAGE),
+                                              self.cursor)
+                if self._stopped.is_set():
+                    return
+                rows = [r for r in rows if r.seq > self.cursor]
+                if rows:
+                    self._hand([Handed.of(r) for r in rows])
+                if len(rows) >= TAIL_PAGE:
+                    self._wanted = True
+        except Exception as exc:  # the store did not answer: the listener's next poll tries again
+            log.warn("node {node} cannot read the shared log after seq {seq}: {err}", node=self._node,
+                     seq=self.cursor, err=exc)
+        finally:
+            self._reading = False
+
+    def _hand(self, handed: Sequence[Handed]) -> None:
+        self.cursor = handed[-1].row.seq
+        last = handed[-1].row.seq
+        try:
+            acknowledged = self._publish(handed)
+        except Exception as exc:  # never stop following for one bad event
+            log.error("node {node} could not publish up to seq {seq}: {err}", node=self._node, seq=last, err=exc)
+            return
+        acknowledged.addCallbacks(lambda _: self._acknowledge(last), lambda f: log.warn(
+            "the router did not acknowledge seq {seq}: {err}", seq=last, err=f.getErrorMessage()))
+
+    def _acknowledge(self, seq: int) -> None:
+        if seq <= self.acknowledged:
+            return
+        self.acknowledged = seq
+        if self._saving:
+            self._dirty = True
+            return
+        self._save()
+
+    def _save(self) -> None:
+        """Save the node's place; one write at a time, the next one with whatever was acknowledged meanwhile."""
+        self._saving, self._dirty = True, False
+        node, run, seq = self._node, self._run, self.acknowledged
+
+        def done(_: object) -> None:
+            self._saving = False
+            if self._dirty and not self._stopped.is_set():
+                self._save()
+
+        def failed(failure: Any) -> None:
+            log.warn("node {node} cannot save its place in the shared log: {err}", node=node,
+                     err=failure.getErrorMessage())
+
+        self._thread.run(lambda store: _cluster(store).save_node_cursor(node, run, seq)).addErrback(
+            failed).addBoth(done)
+
+    def _follow(self) -> None:
+        """On the listener thread: wake the tail on each notification, and every POLL seconds anyway."""
+        while not self._stopped.is_set():
+            try:
+                listener = self._listen()
+            except Exception as exc:
+                log.warn("node {node} cannot listen to the shared log: {err}; polling", node=self._node, err=exc)
+                if self._stopped.wait(POLL):
+                    return
+                self._clock.callFromThread(self.wake)
+                continue
+            try:
+                self._clock.callFromThread(self.wake)  # what came while not listening
+                while not self._stopped.is_set():
+                    top = listener.wait(POLL)
+                    self._clock.callFromThread(self.wake, top)
+            except Exception as exc:
+                if not self._stopped.is_set():
+                    log.warn("node {node} lost its listener to the shared log: {err}; listening again",
+                             node=self._node, err=exc)
+            finally:
+                try:
+                    listener.close()
+                except Exception:
+                    pass
+
+
+def _refused(failure: Failure, seq: int) -> None:
+    log.warn("the router refused seq {seq}: {err}", seq=seq, err=failure.getErrorMessage())
+
+
+class ClusterPublisher(Publisher):
+    """The per-event path of a cluster node: one ``append`` per turn, answered once it committed; the
+    node's router gets the events through its ``LogTail``, as every other node's does."""
+
+    tail: LogTail | None = None
+
+    async def _take_turn(self, items: list[list[Any]]) -> list[Deferred[PublishResult]]:
+        registry = self._registry()
+        now = datetime.now(timezone.utc)
+        stamp = rfc3339(now)
+        results: list[Deferred[PublishResult]] = []
+        fresh: list[tuple[NewEvent, dict[str, Any], dict[str, list[str]] | None, Deferred[PublishResult]]] = []
+        for event, data, event_id, audience, _origin in items:
+            if event not in registry:
+                results.append(succeed(Refused(RefusalCode.UNKNOWN_EVENT, f"no event class named {event!r}")))
+                continue
+            pending = self._pending.get(event_id)
+            if pending is not None:  # the same id earlier in this turn, or in one under way
+                results.append(_follow(pending, event))
+                continue
+            outcome: Deferred[PublishResult] = Deferred()
+            self._pending[event_id] = (event, outcome)
+            results.append(outcome)
+            row = NewEvent(event=event, id=event_id, time=stamp, data=json.dumps(data, separators=(",", ":")),
+                           audience=None if audience is None else json.dumps(audience))
+            fresh.append((row, data, audience, outcome))
+        if not fresh:
+            return results
+        rows = [row for row, *_ in fresh]
+        try:
+            answers = await self._store_thread().run(lambda store: _cluster(store).append(rows, now.timestamp()))
+        except Exception as exc:  # nothing committed, or not known to be: a retry with the same id is safe
+            log.error("cannot append {n} events to the shared log: {err}", n=len(rows), err=exc)
+            refused = Refused(RefusalCode.UNAVAILABLE, f"the gateway's store did not answer; the event was not "
+                              f"accepted: retry with the same id ({exc})")
+            for row, _, _, outcome in fresh:
+                del self._pending[row.id]
+                outcome.callback(refused)
+            return results
+        handed: list[Handed] = []
+        for (row, data, audience, outcome), (seq, earlier) in zip(fresh, answers):
+            result: PublishResult
+            if earlier is None:
+                result = Accepted(row.id, seq)
+                logged = LoggedEvent(seq=seq, event=row.event, id=row.id, time=stamp, data=row.data,
+                                     audience=row.audience, logged_at=now.timestamp(), published=True)
+                handed.append(Handed(logged, {"event": row.event, "id": row.id, "seq": seq, "time": stamp,
+                                              "data": data}, audience))
+            else:
+                result = _as_duplicate(Accepted(row.id, seq), earlier, row.event)
+            del self._pending[row.id]
+            outcome.callback(result)
+        if handed and self.tail is not None:
+            self.tail.offer(handed)
+        return results
+
+    async def take_over(self, term: int) -> int:
+        """Nothing is left unpublished in a cluster (an event is accepted once in the log, and every
+        node's tail publishes it): the node's tail starts from its place instead."""
+        self._term = term
+        if self.tail is not None:
+            await self.tail.start()
+        return 0
+
+    def hand_to_router(self, handed: Sequence[Handed]) -> Deferred[Any]:
+        """Publish logged events in seq order, as a single node publishes them; the acknowledgement of the
+        last one's class topic (the router takes a session's messages in order: it means all)."""
+        registry = self._registry()
+        batch = _Batch()
+        batch.deferring = self._queries.live.batching
+        last: Deferred[Any] | None = None
+        for item in handed:
+            if item.row.event not in registry:  # a class this node does not know (yet): a rolling upgrade
+                log.warn("seq {seq} is a {event} event, a class this node does not know: not delivered here",
+                         seq=item.row.seq, event=item.row.event)
+                continue
+            try:
+                last = self._send_envelope(registry, item.envelope, item.audience, batch)
+            except Exception as exc:
+                log.error("cannot publish seq {seq}: {err}", seq=item.row.seq, err=exc)
+                continue
+            last.addErrback(_refused, item.row.seq)
+        if batch.waiting:
+            self._publish_batches(batch)
+        return last if last is not None else succeed(None)
+
+    def close(self) -> None:
+        if self.tail is not None:
+            self.tail.stop()
+        super().close()

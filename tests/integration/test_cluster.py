@@ -1,0 +1,216 @@
+"""A cluster of gateway nodes (docs/cluster.md): two real nodes sharing a PostgreSQL store.
+
+Any node takes events, every node delivers them, in one cluster-wide seq order; idempotency,
+tickets, client tokens and persistent subscriptions are the cluster's; a node SIGKILLed while
+events flow loses nothing that was answered 202.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import postgresql_schema
+from tests.support.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir
+from tests.support.waiting import wait_for
+from tests.support.wamp import WampClient
+
+
+def start_cluster(store: dict[str, Any], names: list[str]) -> list[GatewayNode]:
+    """Nodes of one cluster on one store, started together; all stopped if one fails to start."""
+    nodes = [GatewayNode(temp_workdir(f"gw-{name}-"), extra_config={
+        "store": store, "cluster": {"enabled": True, "node_name": name}}) for name in names]
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        futures = [pool.submit(n.start) for n in nodes]
+        errors = [f.exception() for f in futures]
+    if any(errors):
+        stop_cluster(nodes)
+        raise next(e for e in errors if e is not None)
+    return nodes
+
+
+def stop_cluster(nodes: list[GatewayNode]) -> None:
+    for n in nodes:
+        n.stop()
+        remove_workdir(n.workdir)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[GatewayNode]]:
+    with postgresql_schema() as store:
+        nodes = start_cluster(store, ["a", "b"])
+        try:
+            yield nodes
+        finally:
+            stop_cluster(nodes)
+
+
+def message(i: int, room: str = "lobby") -> dict[str, Any]:
+    return {"room": room, "text": f"m{i}", "author": "cluster"}
+
+
+ORDER = {"order_id": 1, "amount": 10, "country": "AR", "tags": [], "customer": {"id": 1, "name": "Ana"}}
+TOPIC = "gateway.event.demo.message"
+
+
+def test_any_node_takes_events_and_every_node_delivers_them_in_one_order(cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+    with a.client() as on_a, b.client() as on_b:
+        on_a.subscribe(TOPIC)
+        on_b.subscribe(TOPIC)
+        answers = []
+        for i in range(20):
+            node = (a, b)[i % 2]
+            r = node.post_event("demo.message", message(i))
+            assert r.status == 202, r.body
+            answers.append(r.body)
+        seen_a = on_a.take(20, timeout=20)
+        seen_b = on_b.take(20, timeout=20)
+    seqs = [x["seq"] for x in answers]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 20, "one cluster-wide seq, increasing as the posts were answered"
+    assert [e["seq"] for e in seen_a] == seqs
+    assert [e["seq"] for e in seen_b] == seqs
+    assert seen_a == seen_b, "both nodes' clients see the same envelopes"
+    assert [e["id"] for e in seen_a] == [x["id"] for x in answers]
+
+
+def test_the_same_id_posted_to_two_nodes_is_one_event(cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+    event_id = uuid.uuid4().hex
+    first = a.post_event("demo.message", message(1), id=event_id)
+    again = b.post_event("demo.message", message(1), id=event_id)
+    assert first.status == 202 and again.status == 202, (first.body, again.body)
+    assert again.body["seq"] == first.body["seq"] and again.body.get("duplicate") is True
+    other = b.post_event("demo.order", ORDER, id=event_id)
+    assert other.status == 409, other.body
+    assert "demo.message" in json.dumps(other.body)
+
+
+def test_concurrent_posts_of_one_id_to_both_nodes_make_one_event(cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+    ids = [uuid.uuid4().hex for _ in range(30)]
+    with a.client() as watcher:
+        watcher.subscribe(TOPIC)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda pair: pair[0].post_event("demo.message", message(0), id=pair[1]),
+                                    [(node, i) for i in ids for node in (a, b)]))
+        assert all(r.status == 202 for r in answers), [r.body for r in answers if r.status != 202]
+        by_id: dict[str, set[int]] = {}
+        for r in answers:
+            by_id.setdefault(r.body["id"], set()).add(r.body["seq"])
+        assert all(len(s) == 1 for s in by_id.values()), "each id has one seq, whichever node answered"
+        last = b.post_event("demo.message", message(-1), id="sentinel-" + uuid.uuid4().hex)
+        seen = watcher.take(31, timeout=20)  # the sentinel comes after every one of them: nothing twice
+    assert seen[-1]["id"] == last.body["id"]
+    assert sorted(e["id"] for e in seen[:-1]) == sorted(ids)
+
+
+def test_a_ticket_works_once_on_any_node_and_a_client_token_on_every_node(cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+    ticket = a.ticket("carol", ["staff"])
+    with WampClient(b.ws_url, ticket=ticket) as client:
+        assert client.call("gateway.whoami")["user"] == "carol"
+    again = WampClient(a.ws_url, ticket=ticket)
+    try:
+        with pytest.raises(RuntimeError):
+            again.connect()
+    finally:
+        again.close()
+    assert again.leave_reason == "gateway.error.authentication_failed", "a ticket works once, on any node"
+    # A client token one node gave is recognised on the other (a renewed one would be new).
+    with WampClient(b.ws_url) as anonymous:
+        token = anonymous.authextra_welcome["client_token"]
+    with WampClient(a.ws_url, authextra={"client_token": token}) as back:
+        assert back.authextra_welcome["client_token"] == token
+
+
+def test_a_query_subscription_on_one_node_gets_events_posted_to_the_other(cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+    with b.client() as client:
+        made = client.call("gateway.subscribe", "demo.message where room = 'kitchen'")
+        client.subscribe(made["topic"])
+        for i, room in enumerate(["lobby", "kitchen", "hall", "kitchen"]):
+            assert a.post_event("demo.message", message(i, room)).status == 202
+        got = client.take(2, timeout=20)
+    assert [e["data"]["text"] for e in got] == ["m1", "m3"]
+
+
+def test_a_persistent_subscription_made_on_one_node_is_replayed_on_another(cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+    with WampClient(a.ws_url) as client:
+        made = client.call("gateway.subscribe", "demo.message where room = 'attic'", persistent=True)
+        token = client.authextra_welcome["client_token"]
+    posted = [b.post_event("demo.message", message(i, "attic")).body["seq"] for i in range(3)]
+    with WampClient(b.ws_url, authextra={"client_token": token}) as again:
+        (listed,) = [s for s in again.call("gateway.subscriptions") if s["persistent"]]
+        assert (listed["id"], listed["topic"]) == (made["id"], made["topic"])
+        replayed = again.call("gateway.replay", listed["id"], listed["last_seq"])
+        assert [e["seq"] for e in replayed["events"]] == posted
+        assert again.call("gateway.ack", listed["id"], posted[-1])["last_seq"] == posted[-1]
+    with WampClient(a.ws_url, authextra={"client_token": token}) as back:
+        (listed,) = [s for s in back.call("gateway.subscriptions") if s["persistent"]]
+        assert listed["last_seq"] == posted[-1], "acknowledged on b, seen so on a"
+
+
+def test_a_node_killed_while_events_flow_loses_nothing_answered(tmp_path: Any) -> None:
+    """SIGKILL of a whole node (its process group) while two threads post to both nodes: every event
+    answered 202 by either reaches the subscriber on the surviving node, in strictly increasing seq."""
+    with postgresql_schema() as store:
+        a, b = start_cluster(store, ["ka", "kb"])
+        try:
+            with b.client() as watcher:
+                watcher.subscribe(TOPIC)
+                accepted: list[dict[str, Any]] = []
+                lock = threading.Lock()
+                stop = threading.Event()
+                killed = threading.Event()
+
+                def post(node: GatewayNode) -> None:
+                    i = 0
+                    while not stop.is_set():
+                        i += 1
+                        try:
+                            r = node.post_event("demo.message", message(i))
+                        except OSError:
+                            if node is a:
+                                return  # a is gone: nothing it did not answer counts
+                            raise
+                        if r.status == 202:
+                            with lock:
+                                accepted.append(r.body)
+                                if len(accepted) == 60 and not killed.is_set():
+                                    killed.set()
+                        if len(accepted) >= 200:
+                            stop.set()
+
+                threads = [threading.Thread(target=post, args=(n,)) for n in (a, b)]
+                for t in threads:
+                    t.start()
+                killed.wait(60)
+                a.kill()
+                for t in threads:
+                    t.join(60)
+                assert len(accepted) >= 200
+                seen = wait_for(lambda: _drain_until(watcher, {x["id"] for x in accepted}), timeout=30,
+                                what="every accepted event on the surviving node")
+            seqs = [e["seq"] for e in seen]
+            assert seqs == sorted(set(seqs)), "strictly increasing seq, nothing twice"
+            assert {x["id"] for x in accepted} <= {e["id"] for e in seen}
+        finally:
+            stop_cluster([a, b])
+
+
+_seen: dict[int, list[dict[str, Any]]] = {}
+
+
+def _drain_until(client: WampClient, wanted: set[str]) -> list[dict[str, Any]] | None:
+    got = _seen.setdefault(id(client), [])
+    while not client.events.empty():
+        got.append(client.events.get_nowait()[1])
+    return got if wanted <= {e["id"] for e in got} else None
