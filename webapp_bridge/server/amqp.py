@@ -7,7 +7,9 @@ adapter, inside the bridge's container worker.
 - Both queues are declared ``durable=True`` with no arguments, exactly as
   publishers (the gateway's proxy) declare them, so whoever comes first
   creates them and nobody's declaration is refused. Messages arrive by the
-  default exchange (routing key = queue name).
+  default exchange (routing key = queue name). In a cluster of gateway
+  nodes (``cluster.enabled``) the ingest queue is declared with single active
+  consumer instead (``amqp_rules.queue_arguments``; below).
 - A message is acked only once the dispatcher accepted its event (or had it
   already, under the same id), or once the broker confirmed its copy in the
   dead-letter queue. Whatever is unacked when a bridge goes away goes back to
@@ -18,7 +20,13 @@ adapter, inside the bridge's container worker.
   ``WampLease``). Two competing consumers would interleave the queue and so
   publish events out of order; with one, order holds, and a standby takes
   over within ``LEASE_RETRY`` once the consumer's WAMP session ends. Bridges
-  of separate gateway nodes are competing consumers of the same queue.
+  of separate gateway nodes would be competing consumers of the same queue;
+  in a cluster the queue's single active consumer keeps them one: every node's
+  lease holder is a consumer, the broker delivers to one of them at a time and
+  makes the next active when that one's channel or connection ends (its
+  unacked messages go back to the queue first). An existing queue declared
+  without it is refused by the broker (406); that is logged once, saying what
+  to do (``amqp_rules.misdeclared``), and checked again quietly.
 - The events it hands over hold places of the bridge's in-flight limit
   (``bridge.max_in_flight``, shared with HTTP: ``webapp_bridge.server.overload``).
   While the bridge is at its limit the ingest takes nothing more (state
@@ -44,7 +52,7 @@ import pika
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from pika.adapters.twisted_connection import TwistedChannel, TwistedProtocolConnection
-from pika.exceptions import AMQPConnectionError
+from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -58,8 +66,9 @@ from components.config import AmqpConfig, StoreConfig
 from components.metrics.families import AMQP_MESSAGES
 from components.metrics.meter import Labels
 from components.metrics.process_meter import METER
-from webapp_bridge.server.amqp_rules import (Accepted, Refusal, backoff_delay, dead_letter_headers,
-                                      dead_letter_properties, judge, read_message)
+from webapp_bridge.server.amqp_rules import (SINGLE_ACTIVE_CONSUMER, Accepted, Refusal, backoff_delay,
+                                             dead_letter_headers, dead_letter_properties, judge, misdeclared,
+                                             queue_arguments, read_message)
 from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest
 from webapp_bridge.server.overload import InFlight
 
@@ -184,6 +193,10 @@ class CannotDeclare(Exception):
     """The broker refused the queue: it exists with other settings, or the user may not use it."""
 
 
+class QueueMisdeclared(CannotDeclare):
+    """The queue exists with other arguments than a cluster needs: a person must delete it or name another."""
+
+
 class DeadLetterFailed(Exception):
     """The broker did not confirm a dead-lettered copy: the original stays unacked and comes back."""
 
@@ -195,18 +208,23 @@ class AmqpIngest:
     event definitions); ``dispatch`` hands events to the dispatcher the way
     POST /events does (``Bridge._dispatch``); ``lease``, when given, is taken
     before consuming; ``in_flight``, when given, is the bridge's limit the
-    events handed over count in (none: ``amqp.prefetch`` alone bounds them).
+    events handed over count in (none: ``amqp.prefetch`` alone bounds them);
+    ``single_active``: the node is in a cluster (``cluster.enabled``): the queue
+    is declared with single active consumer.
     """
 
     log = Logger()
 
     def __init__(self, cfg: AmqpConfig, logic: Callable[[], BridgeLogic], dispatch: Dispatch, name: str,
-                 lease: Lease | None = None, in_flight: InFlight | None = None) -> None:
+                 lease: Lease | None = None, in_flight: InFlight | None = None, single_active: bool = False) -> None:
         assert cfg.url is not None, "amqp.url is not set"
         self._cfg = cfg
         self._logic = logic
         self._dispatch = dispatch
         self._lease = lease
+        self._single_active = single_active
+        #: The misdeclared queue's problem last logged: logged once, not at every attempt.
+        self._told: str | None = None
         self._in_flight = in_flight if in_flight is not None else InFlight(cfg.prefetch)
         #: When a pause for room was last logged (one line a minute at most under sustained overload).
         self._pause_logged = float("-inf")
@@ -244,7 +262,8 @@ class AmqpIngest:
 
     def info(self) -> dict[str, Any]:
         """What the consumer's lease procedure answers."""
-        return {"connection": self.name, "queue": self._cfg.queue, "state": self.state, "pid": os.getpid()}
+        return {"connection": self.name, "queue": self._cfg.queue, "state": self.state, "pid": os.getpid(),
+                "single_active": self._single_active}
 
     # -- connection -------------------------------------------------------
 
@@ -270,8 +289,11 @@ class AmqpIngest:
             self._connection = connection
             self._worked = False
             problem = None
+            lasting = False
             try:
                 await self._serve(connection)
+            except QueueMisdeclared as exc:
+                problem, lasting = str(exc), True
             except CannotDeclare as exc:
                 problem = str(exc)
             except Exception as exc:
@@ -281,6 +303,9 @@ class AmqpIngest:
                 _close(connection)
             if not self._running:
                 break
+            if lasting:
+                await self._misdeclared(str(problem))
+                continue
             if problem is None and connection.reason is not None:
                 problem = _describe(connection.reason)  # a standby's connection, closed by the broker
             self.state = "connecting"
@@ -325,6 +350,18 @@ class AmqpIngest:
                 timer.cancel()
         return connection
 
+    async def _misdeclared(self, problem: str) -> None:
+        """The queue exists without the arguments a cluster needs: said once (again only if what the broker
+        says changes), then checked again every ``amqp.reconnect_max_delay`` without a word, so that the node
+        consumes as soon as someone deleted the queue."""
+        self.state = "connecting"
+        delay = self._cfg.reconnect_max_delay
+        if problem != self._told:
+            self._told = problem
+            self.log.error("RabbitMQ at {where}: {problem}; checking again every {delay}s without logging it",
+                           where=self.where, problem=problem, delay=round(delay, 1))
+        await self._sleep(delay)
+
     def _reconnect_delay(self, failures: int) -> float:
         cap = self._cfg.reconnect_max_delay
         return backoff_delay(failures, min(FIRST_RECONNECT_DELAY, cap), cap, random.random())
@@ -333,11 +370,20 @@ class AmqpIngest:
         """Declare, take the lease, consume until the connection or channel ends (or the ingest stops)."""
         channel: TwistedChannel = await connection.channel()
         for queue in (self._cfg.queue, self._cfg.dead_letter_queue):
+            arguments = queue_arguments(self._single_active) if queue == self._cfg.queue else None
             try:
-                await channel.queue_declare(queue, durable=True)
+                await channel.queue_declare(queue, durable=True, arguments=arguments)
             except Exception as exc:
-                raise CannotDeclare(f"cannot declare the queue {queue!r} (durable, no arguments, as the gateway's "
-                                    f"publishers declare it): {_describe(exc)}") from None
+                if isinstance(exc, ChannelClosedByBroker):
+                    problem = misdeclared(queue, arguments is not None, exc.reply_code, exc.reply_text)
+                    if problem is not None:
+                        raise QueueMisdeclared(problem) from None
+                how = "no arguments, as the gateway's publishers declare it" if arguments is None else \
+                    f"{SINGLE_ACTIVE_CONSUMER}: true, as a cluster needs it"
+                raise CannotDeclare(f"cannot declare the queue {queue!r} (durable, {how}): {_describe(exc)}") from None
+        if self._told is not None:
+            self._told = None
+            self.log.info("the queue {queue} is declared with single active consumer now", queue=self._cfg.queue)
         await channel.basic_qos(prefetch_count=self._cfg.prefetch)
         await channel.confirm_delivery()
         self.state = "connected"
@@ -348,7 +394,11 @@ class AmqpIngest:
         try:
             messages, _tag = await channel.basic_consume(self._cfg.queue)
             self._worked = True
-            self.log.info("consuming {queue}", queue=self._cfg.queue)
+            if self._single_active:
+                self.log.info("consuming {queue} (single active consumer: the broker delivers to one consumer in "
+                              "the cluster at a time, to this one while it is the active one)", queue=self._cfg.queue)
+            else:
+                self.log.info("consuming {queue}", queue=self._cfg.queue)
             while self._running:
                 batch = [await messages.get()]
                 room = await self._room()

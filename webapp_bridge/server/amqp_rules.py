@@ -191,6 +191,35 @@ def backoff_delay(attempt: int, first: float, cap: float, jitter: float) -> floa
     return float(full * (0.5 + 0.5 * jitter))
 
 
+#: The queue argument by which RabbitMQ delivers to one consumer of the queue at a time (its *single active
+#: consumer*), whichever connection the others come by, and makes the next one active when it goes
+#: (its channel or connection closed, or the broker lost it). RabbitMQ 3.8 and later; a queue argument only
+#: (no policy sets it), fixed when the queue is created.
+SINGLE_ACTIVE_CONSUMER = "x-single-active-consumer"
+
+
+def queue_arguments(single_active: bool) -> dict[str, Any] | None:
+    """The arguments the ingest queue is declared with: none for one gateway node (as publishers declare
+    it); single active consumer in a cluster (``cluster.enabled``), so that of the bridges consuming it on
+    every node only one gets messages: queue order stays seq order."""
+    return {SINGLE_ACTIVE_CONSUMER: True} if single_active else None
+
+
+def misdeclared(queue: str, single_active: bool, reply_code: int, reply_text: str) -> str | None:
+    """What to tell the operator when, in a cluster, the broker refused to declare the ingest queue because it
+    exists without single active consumer (``406 PRECONDITION_FAILED - inequivalent arg``): a state only a
+    person can change, retried quietly. None for any other refusal (and for every refusal of a single node:
+    it keeps its own wording)."""
+    if not single_active or reply_code != 406 or SINGLE_ACTIVE_CONSUMER not in reply_text:
+        return None
+    return (f"the queue {queue!r} exists without single active consumer ({SINGLE_ACTIVE_CONSUMER}: true), which "
+            "a cluster of gateway nodes (cluster.enabled) needs so that one bridge in the whole cluster consumes "
+            "it, in order; RabbitMQ cannot change the arguments of an existing queue: once it is drained, delete "
+            f"it (rabbitmqctl delete_queue {queue}) and the gateway declares it again, or set a new amqp.queue; "
+            "publishers must declare it with the same argument, or not at all. This node consumes nothing from "
+            f"it meanwhile (the broker said: {reply_code} {reply_text})")
+
+
 def connection_name(host: str, port: int, pid: int | None = None) -> str:
     """The ``connection_name`` a bridge shows the broker (management UI, ``rabbitmqctl list_connections``):
     which gateway (its bridge address) and which process."""

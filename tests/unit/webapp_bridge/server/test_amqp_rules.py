@@ -14,7 +14,7 @@ from components.config import ApiKey
 from components.events import Registry
 from webapp_bridge.server.amqp_rules import (GATEWAY_HEADERS, Accepted, Refusal, Retry, backoff_delay, connection_name,
                                       dead_letter_headers, dead_letter_properties, details_header, judge,
-                                      read_message, valid_event_id)
+                                      misdeclared, queue_arguments, read_message, valid_event_id)
 from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest, error
 
 REPO = Path(__file__).resolve().parents[4]
@@ -185,3 +185,34 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() -> Non
 
 def test_the_connection_name_says_which_gateway_and_process() -> None:
     assert connection_name("127.0.0.1", 8081, 1234) == "events-gateway bridge 127.0.0.1:8081 pid 1234"
+
+
+# -- one consumer in a cluster -----------------------------------------------------
+
+#: What RabbitMQ 3.10 answers a declare whose x-single-active-consumer differs from the existing queue's.
+WITHOUT_SAC = ("PRECONDITION_FAILED - inequivalent arg 'x-single-active-consumer' for queue 'gateway.events' in "
+               "vhost '/': received the value 'true' of type 'bool' but current is none")
+
+
+def test_one_node_declares_the_queue_as_publishers_do_a_cluster_with_single_active_consumer() -> None:
+    assert queue_arguments(False) is None
+    assert queue_arguments(True) == {"x-single-active-consumer": True}
+
+
+def test_a_cluster_meeting_a_queue_without_single_active_consumer_says_what_to_do() -> None:
+    told = misdeclared("gateway.events", True, 406, WITHOUT_SAC)
+    assert told is not None
+    for words in ("'gateway.events' exists without single active consumer", "cluster.enabled",
+                  "delete_queue gateway.events", "set a new amqp.queue", "publishers must declare it",
+                  "406 PRECONDITION_FAILED - inequivalent arg 'x-single-active-consumer'"):
+        assert words in told, (words, told)
+
+
+@pytest.mark.parametrize("single_active,code,text", [
+    (False, 406, WITHOUT_SAC),  # one node: its own wording, retried as before
+    (True, 406, "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'gateway.events'"),
+    (True, 403, "ACCESS_REFUSED - access to queue 'gateway.events' in vhost '/' refused for user 'shop'"),
+])
+def test_any_other_refusal_is_not_taken_for_a_queue_without_single_active_consumer(
+        single_active: bool, code: int, text: str) -> None:
+    assert misdeclared("gateway.events", single_active, code, text) is None
