@@ -43,7 +43,8 @@ pytestmark = pytest.mark.integration
 #: (``test_every_served_operation_is_fuzzed`` says so).
 OPERATIONS = {"POST /events": True, "POST /events/batch": True, "POST /tickets": True, "POST /subscriptions": True,
               "GET /subscriptions": True, "DELETE /subscriptions/{id}": False, "GET /catalog": False,
-              "POST /admin/reload": False, "POST /RPC2": False, "GET /healthz": False, "GET /metrics": False}
+              "POST /admin/reload": False, "POST /RPC2": False, "GET /healthz": False, "GET /livez": False,
+              "GET /metrics": False}
 CASES = [(label, mode) for label, negative in OPERATIONS.items()
          for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if negative or mode.is_positive]
 #: Generated requests per operation and mode (fewer where the schema allows fewer): some 15 s in all.

@@ -105,10 +105,11 @@ def event(room: str, event_id: str) -> bytes:
     return json.dumps({"event": "demo.message", "data": message(room), "id": event_id}).encode()
 
 
-def health(node: GatewayNode) -> Reply:
+def health(node: GatewayNode, path: str = "/healthz") -> Reply:
+    """Readiness (``/healthz``), or liveness with ``path="/livez"``; on a connection of its own (so either bridge)."""
     connection = http.client.HTTPConnection("127.0.0.1", node.bridge_port, timeout=30)
     try:
-        connection.request("GET", "/healthz")
+        connection.request("GET", path)
         response = connection.getresponse()
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(response.read()))
     finally:
@@ -261,6 +262,27 @@ def test_at_the_limit_everything_is_refused_at_once_and_the_health_check_says_so
         got = client.take(LIMIT * BRIDGES, timeout=60)
     assert {e["id"] for e in got} == accepted_ids(replies)
     assert wait_for("the node ready again", lambda: health(node).status == 200)
+
+
+def test_at_the_limit_liveness_answers_200_while_readiness_answers_503(gateway: Overloaded) -> None:
+    """A load balancer's readiness check sends traffic elsewhere; the liveness check must not get the busy node
+    restarted. Both bridges are full (and the router stopped): each probe reaches either of them."""
+    node = gateway.node
+    with ThreadPoolExecutor(80) as pool:
+        with held(node, pool) as full:
+            answered_by = set()
+            for _ in range(8):
+                ready, live = health(node), health(node, "/livez")
+                assert ready.status == 503 and ready.body["status"] == "overloaded", ready
+                assert live.status == 200 and live.retry_after is None, live
+                assert {k: live.body[k] for k in ("status", "in_flight", "max_in_flight")} == {
+                    "status": "alive", "in_flight": LIMIT, "max_in_flight": LIMIT}, live
+                answered_by.add(live.headers["x-gateway-process"])
+            assert answered_by <= {"components-1", "components-2"}
+        replies = [f.result(timeout=60) for f in full.pending]
+    assert [r.status for r in replies] == [202] * (LIMIT * BRIDGES)
+    assert wait_for("the node ready again", lambda: health(node).status == 200)
+    assert health(node, "/livez").status == 200
 
 
 def test_rabbitmq_ingest_at_the_limit_stops_taking_messages_and_resumes_losing_none(gateway: Overloaded) -> None:

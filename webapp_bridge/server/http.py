@@ -3,12 +3,14 @@
 The component gives a list of routes, each a method, a path and a handler
 that turns the request body into an Answer (now or later). This module does
 the HTTP: body limits, API-key checks, JSON answers, 404/405, and never a
-traceback page.
+traceback page. It answers ``GET /livez`` itself (``LIVENESS``): the process
+serves HTTP, whatever the component is doing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+import os
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -21,14 +23,19 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import IResource, Resource
 
+from components.metrics.process_meter import METER
 from webapp_bridge.server.accesslog import AccessLog
-from webapp_bridge.server.api import Answer, BridgeLogic, error
+from webapp_bridge.server.api import Answer, BridgeLogic, alive, error
 from webapp_bridge.server.overload import Admission
 
 log = Logger()
 #: Seconds a connection refused before its body was read (503, 429) stays half-open for the client to
 #: finish sending and read the answer; then it is closed whatever the client does.
 LINGER = 2.0
+
+#: The liveness probe's path, which every BridgeSite answers (``api.alive``): not gated, no key, no call to
+#: our components. Readiness (``GET /healthz``) is the component's route.
+LIVENESS = b"/livez"
 
 #: Turns a request body (and, for routes that ask, the request's path and query) into the answer.
 Handler = Callable[..., Coroutine[Any, Any, Answer]]
@@ -198,7 +205,9 @@ class BridgeSite(server.Site):
         self.connections = 0
         self._port: Any = None
         self._paused = False
-        self._api = _Api(self, routes)
+        self._started = time.monotonic()
+        # Ours first: a route of the component's own on the same path and method would take its place.
+        self._api = _Api(self, [Route(b"GET", LIVENESS, self._alive, auth=False), *routes])
         super().__init__(cast(IResource, self._api))
         self.displayTracebacks = False
         self.noisy = False
@@ -243,6 +252,13 @@ class BridgeSite(server.Site):
 
     def log(self, request: http.Request) -> None:
         """Twisted's access log is replaced by ours (``_send``), which names the API key used."""
+
+    async def _alive(self, body: bytes) -> Answer:
+        """``GET /livez``: answered on the reactor from what this process holds in memory, so an answer means
+        the reactor runs; 200 even past ``bridge.max_in_flight`` (the route is not ``gated``)."""
+        in_flight = self.admission.in_flight if self.admission is not None else None
+        return alive(METER.identity, os.getpid(), time.monotonic() - self._started,
+                     in_flight.count if in_flight is not None else 0, in_flight.limit if in_flight is not None else 0)
 
 
 class _Api(Resource):

@@ -35,6 +35,19 @@ _ACCEPTED = {
     },
 }
 
+_ALIVE = {
+    "type": "object",
+    "required": ["status", "process", "pid", "uptime", "in_flight", "max_in_flight"],
+    "properties": {
+        "status": {"type": "string", "enum": ["alive"]},
+        "process": {"type": "string", "description": "the container whose bridge answered, e.g. components-1"},
+        "pid": {"type": "integer"},
+        "uptime": {"type": "number", "description": "seconds since this bridge began listening"},
+        "in_flight": {"type": "integer", "description": "requests this bridge holds in flight (not judged here)"},
+        "max_in_flight": {"type": "integer", "description": "bridge.max_in_flight"},
+    },
+}
+
 _AUDIENCE = {
     "type": "object",
     "additionalProperties": False,
@@ -241,8 +254,17 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                                                      "the HTTP status of the same mistake, or -32700/-32601/-32602)",
                                       "content": {"text/xml": {"schema": {"type": "string"}}}},
                               **_errors(401, 413)}}},
-            "/healthz": {"get": {"summary": "Can an event posted now be accepted?",
+            "/healthz": {"get": {"summary": "Readiness: can an event posted now be accepted?",
+                                 "description": "503 while the bridge answering is at its in-flight limit "
+                                                "(overloaded) or no dispatcher or authenticator is there: send "
+                                                "traffic elsewhere for now, do not restart the node.",
                                  "responses": {"200": {"description": "yes"}, "503": {"description": "no"}}}},
+            "/livez": {"get": {
+                "summary": "Liveness: is the bridge process serving HTTP?",
+                "description": "200 whenever the bridge process answers, overloaded or not (it is not under "
+                               "bridge.max_in_flight and asks neither the router nor the store): restart the node "
+                               "only when this fails. Readiness is /healthz.",
+                "responses": {"200": {"description": "alive", **_json(_ALIVE)}}}},
             "/metrics": {"get": {
                 "summary": "The node's Prometheus metrics (text format 0.0.4), summed over every component",
                 "description": "No key needed unless metrics.require_key is true (then the usual Bearer key).",

@@ -9,7 +9,7 @@ from components.delivery.results import IdOrigin
 from components.config import ApiKey
 from components.events import Registry
 from components.limits import INT_RANGE, NON_FINITE
-from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest, batch_results, published
+from webapp_bridge.server.api import Answer, BridgeLogic, PublishRequest, alive, batch_results, published
 
 REPO = Path(__file__).resolve().parents[4]
 REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"], base_dir=REPO)
@@ -339,3 +339,13 @@ def test_a_listing_no_user_could_have_is_a_400(query: dict[str, list[str]], fiel
     answer = LOGIC.parse_listing(query)
     assert isinstance(answer, Answer) and (answer.status, answer.body["error"]) == (400, "invalid_request")
     assert [d["path"] for d in answer.body.get("details", [])] == ([field] if field else [])
+
+
+@pytest.mark.parametrize("in_flight", [0, 7, 10])
+def test_liveness_is_200_whatever_the_load_and_only_reports_it(in_flight: int) -> None:
+    answer = alive("components-1", 4242, 12.34567, in_flight, 10)
+    assert answer.status == 200, "a bridge at its in-flight limit is busy, not dead: readiness says busy"
+    assert answer.body == {"status": "alive", "process": "components-1", "pid": 4242, "uptime": 12.346,
+                           "in_flight": in_flight, "max_in_flight": 10}
+    assert ("X-Gateway-Process", "components-1") in answer.headers
+    assert not any(name == "Retry-After" for name, _ in answer.headers)

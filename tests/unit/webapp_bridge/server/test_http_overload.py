@@ -4,6 +4,7 @@ connection leaves behind, and the pause in accepting at ``max_connections``."""
 from __future__ import annotations
 
 import gc
+import json
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -133,6 +134,22 @@ def test_xml_rpc_is_refused_with_a_fault_and_the_health_check_still_answers() ->
     assert b"<name>faultCode</name>\n<value><int>503</int>" in transport.value()
     _, transport = bridge.send(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
     assert status_and_headers(transport)[0] == 200 and b'"in_flight":1' in transport.value()
+
+
+def test_at_the_limit_the_liveness_probe_answers_200_while_readiness_would_say_overloaded() -> None:
+    bridge = Bridge(limit=1)
+    bridge.send(post())
+    assert bridge.admission.in_flight.full
+    assert status_and_headers(bridge.send(post())[1])[0] == 503, "full: gated work is refused"
+    for request in (b"GET /livez HTTP/1.1\r\nHost: gw\r\n\r\n", b"GET /livez/ HTTP/1.1\r\nHost: gw\r\n\r\n"):
+        _, transport = bridge.send(request)
+        status, headers = status_and_headers(transport)
+        body = json.loads(transport.value().partition(b"\r\n\r\n")[2])
+        assert (status, body["status"], body["in_flight"], body["max_in_flight"]) == (200, "alive", 1, 1)
+        assert "retry-after" not in headers and "x-gateway-process" in headers
+    assert bridge.handled == 1, "answered by the site itself: no handler of the component ran for it"
+    _, transport = bridge.send(b"POST /livez HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n")
+    assert status_and_headers(transport)[0] == 405
 
 
 def test_a_key_over_its_rate_is_refused_429_before_its_body_and_a_wrong_key_still_gets_its_401() -> None:
