@@ -2,7 +2,7 @@
 
     gateway check-config [--config gateway.yaml]
     gateway render [--config gateway.yaml] [--out .crossbar/config.yaml]
-    gateway run [--config gateway.yaml] [--cbdir .crossbar]
+    gateway run [--config gateway.yaml] [--cbdir .crossbar]   (or env GATEWAY_NODE_DIR)
 
 ``gateway run`` supervises the node it starts (components/supervision/, docs/operations.md).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from components.config import GatewayConfig, load_config
+from components.config import GatewayConfig, StoreConfig, derived_node_name as node_name, load_config
 from components.events import Registry
 from components.exceptions import GatewayError
 from components.nodeconfig import RenderPaths, render
@@ -59,7 +59,15 @@ def _check(args: argparse.Namespace) -> int:
     jwt = "and JWT (HS256, auth.secret set)" if cfg.auth.secret else "only (JWT off: auth.secret not set)"
     print(f"  logins  tickets {jwt} -> role {cfg.auth.user_role!r}; client tokens live "
           f"{cfg.auth.client_token_ttl / 86400:g} days")
+    store = (f"PostgreSQL {StoreConfig.redact(cfg.store.url)} (schema {cfg.store.schema_name})" if cfg.store.url
+             else f"SQLite {cfg.store.path}")
+    print(f"  store   {store}")
+    if cfg.cluster.enabled:
+        name = cfg.cluster.node_name or f"{node_name(Path(os.environ.get('GATEWAY_NODE_DIR') or '.crossbar'))} (derived)"
+        print(f"  cluster on: node {name}; events of classes without a persistent subscription stay "
+              f"{cfg.cluster.log_retention:g} s in the shared log")
     return 0
+
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -74,7 +82,10 @@ def _render(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)  # refuse to start on broken definitions, before Crossbar does anything
-    cbdir = Path(args.cbdir).resolve()
+    cbdir = Path(args.cbdir or os.environ.get("GATEWAY_NODE_DIR") or ".crossbar").resolve()
+    if cfg.cluster.enabled and not cfg.cluster.node_name:
+        # The node's workers read gateway.yaml and env themselves: they inherit its name from here.
+        os.environ["GATEWAY_NODE_NAME"] = node_name(cbdir)
     cbdir.mkdir(parents=True, exist_ok=True)
     repo = Path(args.config).resolve().parent
     paths = RenderPaths.in_repo(repo, Path(args.config).resolve())
@@ -89,6 +100,9 @@ def _run(args: argparse.Namespace) -> int:
     crossbar = shutil.which("crossbar") or str(Path(sys.executable).with_name("crossbar"))
     print(f"gateway: router on http://{cfg.router.host}:{cfg.router.port}/ "
           f"(WAMP at /{cfg.router.ws_path}), bridge on http://{cfg.bridge.host}:{cfg.bridge.port}/", flush=True)
+    if cfg.cluster.enabled:
+        print(f"gateway: cluster node {os.environ.get('GATEWAY_NODE_NAME') or cfg.cluster.node_name} "
+              f"(node directory {cbdir})", flush=True)
     argv = [crossbar, "start", "--cbdir", str(cbdir), "--config", str(run_config), "--logformat", "standard"]
     # Not exec: `gateway run` stays as the node's supervisor (components/supervision/).
     configure_logging(sys.stdout)
@@ -109,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("run", help="render the node configuration, start Crossbar in the foreground and keep it "
                                    "serving (the node is restarted if its router or every container dies)")
     p.add_argument("--config", default="gateway.yaml")
-    p.add_argument("--cbdir", default=".crossbar")
+    p.add_argument("--cbdir", default=None, help="the node directory (default: env GATEWAY_NODE_DIR, else .crossbar)")
     p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:

@@ -46,6 +46,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_BACKEND_SECRET": ("backend.secret", "str"),
     "GATEWAY_SECRET": ("auth.secret", "str"),
     "GATEWAY_STORE_URL": ("store.url", "str"),
+    "GATEWAY_STORE_SCHEMA": ("store.schema_name", "str"),
     "GATEWAY_AMQP_URL": ("amqp.url", "str"),
     "GATEWAY_PROXY_TRANSPORT": ("proxy.transport", "str"),
     "GATEWAY_ROUTER_ALLOWED_ORIGINS": ("router.allowed_origins", "list"),
@@ -416,6 +417,20 @@ class ClusterConfig(_Section):
     #: Seconds an event of a class without a persistent subscription stays in the shared log: how far
     #: behind a node may fall (a pause, a restart of its dispatcher) and still deliver it.
     log_retention: float = Field(default=300, ge=10, le=7 * 86400)
+
+
+def derived_node_name(cbdir: Path) -> str:
+    """A cluster node's name when none is set: this host and the node directory's name."""
+    import re
+    import socket
+
+    import hashlib
+
+    where = cbdir.resolve()
+    # The directory's name for people, a digest of its path so that two nodes never share a name
+    # (a node's name holds its place in the shared log and its sessions' grants).
+    name = f"{socket.gethostname()[:40]}-{where.name.lstrip('.')[:12] or 'node'}-"
+    return re.sub(r"[^A-Za-z0-9_.\-]", "-", name) + hashlib.sha256(str(where).encode()).hexdigest()[:6]
 
 
 class GatewayConfig(_Section):

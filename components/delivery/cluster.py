@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from twisted.python.failure import Failure
 
 from components.delivery.publishing import Publisher, _as_duplicate, _Batch, _follow
 from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
+from components.config import derived_node_name
 from components.envelope import rfc3339
 from components.store.base import ClusterLog, LoggedEvent, NewEvent, Store
 from components.store.thread import StoreThread
@@ -62,8 +62,9 @@ def node_run() -> str:
 
 
 def default_node_name() -> str:
-    """A node's name when none is configured: the host and the node directory (the worker's)."""
-    return f"{socket.gethostname()}-{Path.cwd().name or 'node'}"[:63]
+    """A node's name when none is configured (``crossbar start`` by hand; ``gateway run`` sets one): the
+    host and the node directory, Crossbar's workers' working directory."""
+    return derived_node_name(Path.cwd())
 
 
 @dataclass(frozen=True)

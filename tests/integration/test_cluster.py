@@ -8,6 +8,7 @@ events flow loses nothing that was answered 202.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -156,6 +157,25 @@ def test_a_persistent_subscription_made_on_one_node_is_replayed_on_another(clust
     with WampClient(a.ws_url, authextra={"client_token": token}) as back:
         (listed,) = [s for s in back.call("gateway.subscriptions") if s["persistent"]]
         assert listed["last_seq"] == posted[-1], "acknowledged on b, seen so on a"
+
+
+def test_two_nodes_started_with_gateway_run_and_env_alone_join() -> None:
+    """The contract's start: GATEWAY_STORE_URL, GATEWAY_CLUSTER=1, GATEWAY_NODE_DIR and the ports, nothing
+    else; names derived from the host and node directory, different for the two nodes."""
+    from tests.integration.test_supervision import gateway_run
+
+    with postgresql_schema() as store:
+        env = {"GATEWAY_STORE_URL": store["url"], "GATEWAY_STORE_SCHEMA": store["schema_name"], "GATEWAY_CLUSTER": "1"}
+        with gateway_run(env_extra=env) as one, gateway_run(env_extra=env) as two:
+            one.wait_serving()
+            two.wait_serving()
+            names = [re.search(r"cluster node (\S+)", run.log_text()) for run in (one, two)]
+            assert all(names) and names[0].group(1) != names[1].group(1), [run.log_tail() for run in (one, two)]
+            with WampClient(two.api.ws_url) as client:
+                client.subscribe(TOPIC)
+                posted = one.api.post_event("demo.message", message(1))
+                assert posted.status == 202, posted.body
+                assert client.take(1, timeout=20)[0]["id"] == posted.body["id"]
 
 
 def test_a_node_killed_while_events_flow_loses_nothing_answered(tmp_path: Any) -> None:

@@ -135,16 +135,17 @@ class GatewayRun:
 
 
 @contextmanager
-def gateway_run(router_port: int | None = None) -> Iterator[GatewayRun]:
-    """``gateway run`` with the repo's gateway.yaml on free ports, in a temporary node directory."""
+def gateway_run(router_port: int | None = None, env_extra: dict[str, str] | None = None) -> Iterator[GatewayRun]:
+    """``gateway run`` with the repo's gateway.yaml on free ports, in a temporary node directory (given
+    as GATEWAY_NODE_DIR, as an operator running several nodes from one checkout would)."""
     workdir = temp_workdir("gws-")
     api = GatewayNode(workdir, router_port=router_port or free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(GATEWAY_ROUTER_PORT=str(api.router_port), GATEWAY_BRIDGE_PORT=str(api.bridge_port),
-               GATEWAY_API_KEY=API_KEY)
+               GATEWAY_API_KEY=API_KEY, GATEWAY_NODE_DIR=str(workdir / "node"), **(env_extra or {}))
     with open(workdir / "run.log", "wb") as log:
         process = subprocess.Popen(
-            [str(VENV_BIN / "gateway"), "run", "--config", str(REPO / "gateway.yaml"), "--cbdir", str(workdir / "node")],
+            [str(VENV_BIN / "gateway"), "run", "--config", str(REPO / "gateway.yaml")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir, env=env,
             start_new_session=True)
     run = GatewayRun(workdir, process, api)
