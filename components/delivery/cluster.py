@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -45,6 +47,10 @@ _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not
 
 #: Log rows read per round trip when catching up.
 TAIL_PAGE = 1000
+#: Seconds between a node's heartbeats: its place saved (with the time), the other nodes' read.
+HEARTBEAT = 2.0
+#: A node not heard of for this long is not seen (readiness lists it so).
+SEEN_WITHIN = 10.0
 #: Seconds the listener waits for a notification before reading anyway (a notification lost with a
 #: connection, a node's clock): the longest an event can wait on a node that missed its wake-up.
 POLL = 1.0
@@ -112,6 +118,12 @@ class LogTail:
         self._dirty = False
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = self._clock
+        #: What the last heartbeat found: every node's (name, cursor, seconds since it was heard of), and
+        #: whether the store answered (None before the first).
+        self.peers: list[tuple[str, int, float]] = []
+        self.store_answered: bool | None = None
 
     async def start(self) -> None:
         """Find this node's place (this run's, else the head of the log), then follow the log."""
@@ -130,11 +142,44 @@ class LogTail:
         log.info("node {node} follows the shared log from seq {seq}", node=node, seq=self.cursor)
         self._listener = threading.Thread(target=self._follow, name="cluster-listener", daemon=True)
         self._listener.start()
+        self._heartbeat.start(HEARTBEAT, now=True)
         self.wake()
 
     def stop(self) -> None:
         """No more reading or publishing (the dispatcher is leaving); the listener thread ends within POLL."""
         self._stopped.set()
+        if self._heartbeat.running:
+            self._heartbeat.stop()
+
+    def status(self) -> dict[str, Any]:
+        """What readiness says of the cluster, from memory: this node, its place, the nodes it sees."""
+        return {"node": self._node, "cursor": self.cursor, "acknowledged": self.acknowledged,
+                "store": self.store_answered,
+                "nodes": [{"name": name, "cursor": cursor, "heard_of": round(ago, 1), "seen": ago <= SEEN_WITHIN}
+                          for name, cursor, ago in self.peers]}
+
+    def _beat(self) -> Deferred[None]:
+        """Save this node's place with the time (others see it alive), and read every node's."""
+        node, run, seq = self._node, self._run, self.acknowledged
+
+        def beat(store: Store) -> list[tuple[str, int, float]]:
+            cluster = _cluster(store)
+            cluster.save_node_cursor(node, run, seq)
+            now = time.time()
+            return [(name, cursor, max(0.0, now - updated)) for name, cursor, updated in cluster.nodes()]
+
+        def seen(peers: list[tuple[str, int, float]]) -> None:
+            if self.store_answered is False:
+                log.info("node {node} reaches the shared store again", node=node)
+            self.peers, self.store_answered = peers, True
+
+        def lost(failure: Any) -> None:
+            if self.store_answered is not False:
+                log.error("node {node} cannot reach the shared store: {err}; it takes no events until it can",
+                          node=node, err=failure.getErrorMessage())
+            self.store_answered = False
+
+        return self._thread.run(beat).addCallbacks(seen, lost)
 
     def offer(self, handed: Sequence[Handed]) -> None:
         """This node's own turn, just committed: handed to the router at once if it comes next in the log,

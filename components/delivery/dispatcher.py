@@ -315,7 +315,12 @@ class Dispatcher(BackendSession):
 
     def _stats(self) -> dict[str, Any]:
         """``gateway.internal.stats``: the event log's rows by class, as of the last housekeeping round."""
-        return {"event_log": dict(self._housekeeping.event_log) if self._housekeeping is not None else None}
+        stats: dict[str, Any] = {
+            "event_log": dict(self._housekeeping.event_log) if self._housekeeping is not None else None}
+        tail = getattr(self._publisher, "tail", None)
+        if tail is not None:  # a cluster node: what it sees of the cluster (``cluster.LogTail.status``)
+            stats["cluster"] = tail.status()
+        return stats
 
     async def _know_caller(self, details: CallDetails | None) -> None:
         """Make sure the session table knows the caller. Its join event comes before anything it

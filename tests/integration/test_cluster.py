@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import postgresql_schema
-from tests.support.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir
+from tests.support.harness import GatewayNode, remove_workdir, temp_workdir
+from tests.support.tcpproxy import CuttableProxy
 from tests.support.waiting import wait_for
 from tests.support.wamp import WampClient
 
@@ -157,6 +158,61 @@ def test_a_persistent_subscription_made_on_one_node_is_replayed_on_another(clust
     with WampClient(a.ws_url, authextra={"client_token": token}) as back:
         (listed,) = [s for s in back.call("gateway.subscriptions") if s["persistent"]]
         assert listed["last_seq"] == posted[-1], "acknowledged on b, seen so on a"
+
+
+def test_readiness_says_which_nodes_a_node_sees(cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+
+    def both_seen(node: GatewayNode) -> dict[str, Any] | None:
+        r = node.get("/healthz")
+        cluster_view = r.body.get("cluster") if r.status == 200 else None
+        if cluster_view is None:
+            return None
+        seen = {n["name"] for n in cluster_view["nodes"] if n["seen"]}
+        return cluster_view if seen >= {"a", "b"} else None
+
+    view = wait_for(lambda: both_seen(a), timeout=20, what="node a seeing both nodes")
+    assert view["node"] == "a" and view["store"] is True
+    assert wait_for(lambda: both_seen(b), timeout=20, what="node b seeing both nodes")["node"] == "b"
+    assert a.get("/livez").status == 200
+
+
+def test_a_node_that_loses_the_store_refuses_events_and_comes_back_by_itself() -> None:
+    """Node a reaches PostgreSQL through a proxy that is cut: a's ingest answers 503 (it never accepts
+    what it cannot order and keep) and its readiness says so, while b goes on; once the proxy lets
+    connections through again, a accepts events again and its clients get what b took meanwhile."""
+    with postgresql_schema() as store, CuttableProxy(("127.0.0.1", 5432)) as proxy:
+        through = {**store, "url": store["url"].replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
+                   "statement_timeout": 2, "connect_timeout": 2}
+        assert through["url"] != store["url"]
+        a = GatewayNode(temp_workdir("gw-oa-"), extra_config={"store": through,
+                                                               "cluster": {"enabled": True, "node_name": "oa"}})
+        b = GatewayNode(temp_workdir("gw-ob-"), extra_config={"store": store,
+                                                               "cluster": {"enabled": True, "node_name": "ob"}})
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                for f in [pool.submit(a.start), pool.submit(b.start)]:
+                    f.result()
+            with a.client() as on_a:
+                on_a.subscribe(TOPIC)
+                assert a.post_event("demo.message", message(0)).status == 202
+                assert on_a.take(1, timeout=20)[0]["data"]["text"] == "m0"
+                proxy.cut()
+                refused = a.post_event("demo.message", message(1))
+                assert refused.status == 503, refused.body
+                assert "retry" in json.dumps(refused.body)
+                wait_for(lambda: a.get("/healthz").status == 503 or None, timeout=20, what="a not ready")
+                meanwhile = [b.post_event("demo.message", message(i)) for i in range(2, 5)]
+                assert all(r.status == 202 for r in meanwhile), [r.body for r in meanwhile]
+                proxy.restore()
+                back = wait_for(lambda: (r := a.post_event("demo.message", message(5))).status == 202 and r or None,
+                                timeout=30, what="a accepting events again")
+                wait_for(lambda: a.get("/healthz").status == 200 or None, timeout=20, what="a ready again")
+                got = on_a.take(4, timeout=20)
+            assert [e["data"]["text"] for e in got] == ["m2", "m3", "m4", "m5"]
+            assert got[-1]["seq"] == back.body["seq"]
+        finally:
+            stop_cluster([a, b])
 
 
 def test_two_nodes_started_with_gateway_run_and_env_alone_join() -> None:

@@ -133,7 +133,7 @@ class Bridge(BackendSession):
             # Runs in the background: a broker that is down does not keep the bridge from serving HTTP.
             self._amqp = AmqpIngest(cfg.amqp, lambda: self._logic, self._dispatch_amqp,
                                     connection_name(cfg.bridge.host, cfg.bridge.port), WampLease(self),
-                                    self._admission.in_flight)
+                                    self._admission.in_flight, single_active=cfg.cluster.enabled)
             self._amqp.start()
         METER.provide("bridge", lambda: [(AMQP_CONSUMERS, (("state", self._amqp_state()),), 1)], "sum")
         await self.offer_metrics(cfg)
@@ -554,23 +554,28 @@ class Bridge(BackendSession):
         active = min(await self._callees(uris.INTERNAL_DISPATCHER_LEADER), n)
         serving = await self._callees(uris.INTERNAL_PUBLISH)
         authenticators = await self._callees(uris.AUTHENTICATE)
-        ok = serving > 0 and authenticators > 0
-        return Answer(200 if ok else 503, {"status": "ok" if ok else "unavailable", "router": True,
-                                           "dispatchers": n, "active_dispatchers": active,
-                                           "standby_dispatchers": n - active, "authenticators": authenticators,
-                                           "amqp": self._amqp_state(),
-                                           "definitions": self.registry.version,
-                                           "event_log": await self._event_log() if serving else None, **load})
+        stats = await self._stats() if serving else {}
+        cluster = stats.get("cluster")
+        # A cluster node that cannot reach the shared store takes no event (it could neither order nor
+        # keep it): not ready, until its dispatcher's next heartbeat reaches the store again.
+        ok = serving > 0 and authenticators > 0 and (cluster is None or cluster.get("store") is not False)
+        answer = {"status": "ok" if ok else "unavailable", "router": True, "dispatchers": n,
+                  "active_dispatchers": active, "standby_dispatchers": n - active, "authenticators": authenticators,
+                  "amqp": self._amqp_state(), "definitions": self.registry.version,
+                  "event_log": stats.get("event_log"), **load}
+        if cluster is not None:
+            answer["cluster"] = cluster
+        return Answer(200 if ok else 503, answer)
 
-    async def _event_log(self) -> dict[str, Any] | None:
-        """The event log's size as the active dispatcher counted it at its last housekeeping round
-        (``{"rows", "by_class", "counted_at"}``; null before the first round): answered from memory."""
+    async def _stats(self) -> dict[str, Any]:
+        """The active dispatcher's figures, answered from memory: the event log's size as its last
+        housekeeping round counted it (``{"rows", "by_class", "counted_at"}``; null before the first
+        round), and a cluster node's view of the cluster (``components.delivery.cluster``)."""
         try:
             stats = await self.call(uris.INTERNAL_STATS)
         except ApplicationError:
-            return None
-        log: dict[str, Any] | None = stats.get("event_log") if isinstance(stats, dict) else None
-        return log
+            return {}
+        return stats if isinstance(stats, dict) else {}
 
     async def _callees(self, procedure: str) -> int:
         registration = await self.call(uris.META_REGISTRATION_LOOKUP, procedure)
