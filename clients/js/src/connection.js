@@ -3,6 +3,16 @@
 // and the stored client token, waits as backoff.js says, and the Gateway's
 // states follow: 'connecting' -> 'open' -> 'lost' -> 'connecting' ... 'closed'.
 //
+// options.url may list several router URLs (the nodes of a cluster). The first
+// attempt goes to one drawn at random, so that a crowd of pages spreads over
+// the nodes as a load balancer would spread it; every failed attempt or lost
+// session moves on to the next URL in the list (round robin), so the node that
+// just failed is tried again only after all the others. Within a round the next
+// attempt starts at once: failing over to a live node costs no backoff. The
+// backoff applies per full round of failed URLs: with one URL, per attempt,
+// exactly as before. The new session restores every subscription as after any
+// reconnect (restore.js), on whichever node it reached.
+//
 // A joined session is handed to calls.js (the calls on it) and to the
 // subscriptions engine (restore.js); the session counts as open once the
 // engine restored every subscription. docs/identity.md says what the gateway
@@ -69,7 +79,13 @@ export class Connection {
   #generation = 0;       // bumped per attempt: callbacks of an older attempt are ignored
   #everOpened = false;
   #failures = 0;         // failed attempts since the last open
-  #retry = 0;            // number of the next retry (backoff step)
+  /** @type {string[]} */
+  #urls;                 // options.url as a list
+  #next = 0;             // index in #urls of the next attempt
+  #tried = 0;            // URLs failed in the current round
+  #round = 0;            // full rounds failed since the last open: the backoff step
+  /** @type {string | null} */
+  #url = null;           // of the current (or last) session
   /** @type {ReturnType<typeof setTimeout> | null} */
   #retryTimer = null;
   /** @type {{promise: Promise<void>, resolve: () => void, reject: (error: Error) => void} | null} of connect() */
@@ -99,6 +115,8 @@ export class Connection {
     this.#calls = calls;
     this.#subscriptions = subscriptions;
     this.#plan = new CredentialPlan({ ticket: options.ticket, jwt: options.jwt, canAsk: options.getCredentials !== null });
+    this.#urls = options.urls;
+    if (this.#urls.length > 1) this.#next = Math.floor(Math.random() * this.#urls.length);
   }
 
   get state() { return this.#state; }
@@ -107,6 +125,8 @@ export class Connection {
   get clientTokenExpires() { return this.#clientTokenExpires; }
   /** {authid, role, user, roles} of the current (or last) session. */
   get identity() { return this.#identity; }
+  /** The router URL of the current (or last) session; null before the first. */
+  get url() { return this.#url; }
 
   /** @param {Exclude<State, 'idle'>} state @param {unknown} detail */
   #setState(state, detail) {
@@ -142,7 +162,7 @@ export class Connection {
       this.#finish(decision.error);
       return;
     }
-    this.#setState('connecting', { attempt: this.#failures + 1, delay });
+    this.#setState('connecting', { attempt: this.#failures + 1, delay, url: this.#urls[this.#next] });
     if (this.#calls.closing) return; // a 'connecting' listener called close()
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
@@ -151,9 +171,19 @@ export class Connection {
     }, delay * 1000);
   }
 
-  #retryLater() {
-    this.#retry += 1;
-    this.#schedule(backoffDelay(this.#o.reconnect, this.#retry));
+  /** The attempt at #urls[#next] failed, or its session was lost: on to the next URL, at once while the round has some left. */
+  #failover() {
+    this.#next = (this.#next + 1) % this.#urls.length;
+    this.#tried += 1;
+    if (this.#tried < this.#urls.length) this.#schedule(0);
+    else this.#backoff();
+  }
+
+  /** A full round failed (or getCredentials() did: no other node helps): wait as backoff.js says for one more round. */
+  #backoff() {
+    this.#tried = 0;
+    this.#round += 1;
+    this.#schedule(backoffDelay(this.#o.reconnect, this.#round));
   }
 
   async #attempt() {
@@ -168,7 +198,7 @@ export class Connection {
       } catch (err) {
         if (stale()) return undefined;
         this.#events.report(new GatewayError(`getCredentials() failed: ${errorText(err)}`, { uri: ClientErrors.INVALID_CREDENTIALS, cause: err }));
-        return this.#attemptFailed();
+        return this.#attemptFailed(undefined, undefined, false);
       }
       if (stale()) return undefined;
       try {
@@ -199,16 +229,17 @@ export class Connection {
     }
   }
 
-  /** One attempt: an autobahn.Connection that presents `credential` (null: anonymous) and the stored token. */
+  /** One attempt, to #urls[#next]: an autobahn.Connection that presents `credential` (null: anonymous) and the stored token. */
   #open(/** @type {import('./credentials.js').Credential | null} */ credential) {
     const autobahn = /** @type {Autobahn} */ (this.#autobahn);
+    const url = this.#urls[this.#next];
     const token = this.#storedToken();
     const autobahnError = (/** @type {unknown} */ err, /** @type {string | undefined} */ message) => this.#events.report(
       new GatewayError(`${message ?? 'autobahn'}: ${errorText(err)}`, { cause: err }));
     /** @type {Record<string, unknown>} */
     const options = {
-      url: this.#o.url,
-      transports: [{ type: registerTransport(autobahn), url: this.#o.url }],
+      url,
+      transports: [{ type: registerTransport(autobahn), url }],
       realm: this.#o.realm,
       max_retries: 0,              // the reconnect loop is ours: one Connection per attempt
       retry_if_unreachable: false,
@@ -241,21 +272,23 @@ export class Connection {
         return;
       }
       joined = true;
-      this.#joined(session, details ?? {});
+      this.#joined(session, details ?? {}, url);
     };
     conn.onclose = (reason, details) => {
       clearTimeout(timer);
-      if (this.#conn === conn) this.#socketClosed(joined, timedOut, reason, details ?? {});
+      if (this.#conn === conn) this.#socketClosed(joined, timedOut, reason, details ?? {}, url);
       return true; // never let autobahn retry by itself
     };
     conn.open();
   }
 
-  /** @param {AutobahnSession} session @param {AutobahnDetails} details */
-  #joined(session, details) {
+  /** @param {AutobahnSession} session @param {AutobahnDetails} details @param {string} url */
+  #joined(session, details, url) {
     this.#calls.opened(session);
     this.#failures = 0;
-    this.#retry = 0;
+    this.#tried = 0;
+    this.#round = 0;
+    this.#url = url;
     const extra = details.authextra ?? {};
     if (typeof extra.client_token === 'string') {
       this.#clientToken = extra.client_token;
@@ -274,7 +307,7 @@ export class Connection {
     };
     this.#subscriptions.restore(session).then(() => {
       if (session !== this.#calls.session || this.#calls.closing) return;
-      const detail = { session: session.id, ...this.#identity, clientToken: this.#clientToken, clientTokenExpires: this.#clientTokenExpires };
+      const detail = { session: session.id, ...this.#identity, clientToken: this.#clientToken, clientTokenExpires: this.#clientTokenExpires, url };
       const first = !this.#everOpened;
       this.#everOpened = true;
       this.#setState('open', detail);
@@ -286,9 +319,9 @@ export class Connection {
 
   /**
    * @param {boolean} joined @param {boolean} timedOut @param {string} reason autobahn's ('lost', 'unreachable', ...)
-   * @param {AutobahnDetails} details
+   * @param {AutobahnDetails} details @param {string} url of this connection
    */
-  #socketClosed(joined, timedOut, reason, details) {
+  #socketClosed(joined, timedOut, reason, details, url) {
     this.#conn = null;
     this.#generation += 1;
     this.#calls.lost();
@@ -300,14 +333,15 @@ export class Connection {
     const why = details.reason ?? (timedOut ? ClientErrors.TIMEOUT : reason);
     const message = details.message || (timedOut ? `no session within ${this.#o.connectTimeout} s` : '');
     if (joined) {
-      this.#setState('lost', { reason: why, message });
+      this.#setState('lost', { reason: why, message, url });
       if (this.#calls.closing) return; // a 'lost' listener called close()
-      this.#retry = 0;
-      this.#retryLater();
+      this.#tried = 0;
+      this.#round = 0;
+      this.#failover();
       return;
     }
     if (reason === 'unsupported') { // autobahn could not even make a transport: no retry helps
-      this.#finish(new GatewayError(`no WebSocket could be opened to ${this.#o.url} in this environment `
+      this.#finish(new GatewayError(`no WebSocket could be opened to ${url} in this environment `
         + '(Node 20 needs --experimental-websocket; see the error reported before)', { uri: ClientErrors.GAVE_UP }));
       return;
     }
@@ -320,14 +354,16 @@ export class Connection {
     this.#attemptFailed(why, message);
   }
 
-  #attemptFailed(why = 'getCredentials() failed', message = '') {
+  /** @param {boolean} [nodeFailed] false: the attempt failed before reaching a node (getCredentials()); no other node helps */
+  #attemptFailed(why = 'getCredentials() failed', message = '', nodeFailed = true) {
     this.#failures += 1;
     if (this.#failures >= this.#o.reconnect.maxAttempts) {
-      this.#finish(new GatewayError(`gave up after ${this.#failures} failed connection attempt(s) to ${this.#o.url}; `
+      this.#finish(new GatewayError(`gave up after ${this.#failures} failed connection attempt(s) to ${this.#urls.join(', ')}; `
         + `the last: ${why}${message ? ` (${message})` : ''}`, { uri: ClientErrors.GAVE_UP }));
       return;
     }
-    this.#retryLater();
+    if (nodeFailed) this.#failover();
+    else this.#backoff();
   }
 
   /** Closed for good (not by close()): tell everyone who waits. */

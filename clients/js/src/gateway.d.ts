@@ -52,8 +52,12 @@ export interface ReconnectOptions {
 }
 
 export interface GatewayOptions {
-  /** e.g. 'ws://127.0.0.1:8080/ws' */
-  url: string;
+  /**
+   * e.g. 'ws://127.0.0.1:8080/ws', or the router URLs of a cluster's nodes: the first attempt goes
+   * to one drawn at random, each failed attempt or lost connection moves on to the next in the list
+   * (at once; the reconnect backoff applies per full round of the list).
+   */
+  url: string | readonly string[];
   /** default 'gateway' */
   realm?: string;
   /** A first credential; a ticket works once. */
@@ -93,6 +97,8 @@ export interface OpenDetail extends Identity {
   session: number;
   clientToken: string | null;
   clientTokenExpires: string | null;
+  /** The router URL (one of options.url) this session is on. */
+  url: string;
 }
 
 export interface ConnectingDetail {
@@ -100,12 +106,16 @@ export interface ConnectingDetail {
   attempt: number;
   /** Seconds until this attempt starts. */
   delay: number;
+  /** The router URL (one of options.url) this attempt goes to. */
+  url: string;
 }
 
 export interface LostDetail {
   /** e.g. 'wamp.close.killed', 'lost' */
   reason: string | null;
   message: string;
+  /** The router URL of the session that was lost. */
+  url: string;
 }
 
 export interface ClosedDetail {
@@ -182,6 +192,8 @@ export declare class Gateway {
   readonly clientToken: string | null;
   readonly clientTokenExpires: string | null;
   readonly identity: Identity | null;
+  /** The router URL (one of options.url) of the current (or last) session; null before the first. */
+  readonly url: string | null;
   readonly tokenStore: TokenStore;
   readonly cursorStore: CursorStore;
   /** The active subscriptions, in the order they were made. */

@@ -1,6 +1,6 @@
 // The events gateway's JavaScript client: ES modules for browsers and Node 20+.
 //
-//   const gw = new Gateway({url: 'ws://127.0.0.1:8080/ws', getCredentials});
+//   const gw = new Gateway({url: 'ws://127.0.0.1:8080/ws', getCredentials});   // or url: [a list of nodes]
 //   gw.on('state', (state, detail) => ...);
 //   await gw.subscribe("demo.message where room = 'lobby'", (envelope) => ...);
 //   await gw.connect();
@@ -70,6 +70,11 @@ export class Gateway {
   /** {authid, role, user, roles} of the current (or last) session. */
   get identity() {
     return this.#connection.identity;
+  }
+
+  /** The router URL (one of options.url) of the current (or last) session; null before the first. */
+  get url() {
+    return this.#connection.url;
   }
 
   get tokenStore() {

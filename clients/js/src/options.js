@@ -42,6 +42,32 @@ function credential(where, value) {
   return value;
 }
 
+const URL_EXAMPLE = "'ws://127.0.0.1:8080/ws'";
+const isRouterUrl = (/** @type {unknown} */ url) => typeof url === 'string' && /^wss?:\/\/[^/\s]+/i.test(url);
+
+/**
+ * options.url: one router URL, or a list of them (the nodes of a cluster); always a list here.
+ * @param {unknown} url
+ * @returns {string[]}
+ */
+function routerUrls(url) {
+  if (!Array.isArray(url)) {
+    if (isRouterUrl(url)) return [/** @type {string} */ (url)];
+    throw invalidArgument('options.url', `must be a ws:// or wss:// URL like ${URL_EXAMPLE}, or a non-empty array of them, `
+      + `not ${describe(url)}`);
+  }
+  if (url.length === 0) {
+    throw invalidArgument('options.url', 'must be a ws:// or wss:// URL, or a non-empty array of them, not an empty array');
+  }
+  for (let i = 0; i < url.length; i += 1) { // not forEach: it skips the holes of a sparse array
+    const item = url[i];
+    if (!isRouterUrl(item)) throw invalidArgument(`options.url[${i}]`, `must be a ws:// or wss:// URL like ${URL_EXAMPLE}, not ${describe(item)}`);
+    const first = url.indexOf(item);
+    if (first !== i) throw invalidArgument(`options.url[${i}]`, `${describe(item)} is options.url[${first}] again: list each node once`);
+  }
+  return /** @type {string[]} */ ([...url]);
+}
+
 /**
  * The checked options of new Gateway(options); stores left null are chosen by the caller.
  * @param {unknown} given
@@ -56,10 +82,8 @@ export function gatewayOptions(given) {
       throw invalidArgument(`options.${key}`, `unknown option (known: ${GATEWAY_OPTIONS.join(', ')})`);
     }
   }
-  const { url, realm = 'gateway', ackInterval = 1000, connectTimeout = 10 } = options;
-  if (typeof url !== 'string' || !/^wss?:\/\/[^/\s]+/i.test(url)) {
-    throw invalidArgument('options.url', `must be a ws:// or wss:// URL like 'ws://127.0.0.1:8080/ws', not ${describe(url)}`);
-  }
+  const { realm = 'gateway', ackInterval = 1000, connectTimeout = 10 } = options;
+  const urls = routerUrls(options.url);
   if (typeof realm !== 'string' || realm === '') throw invalidArgument('options.realm', `must be a non-empty string, not ${describe(realm)}`);
   const ticket = credential('options.ticket', options.ticket);
   const jwt = credential('options.jwt', options.jwt);
@@ -75,7 +99,7 @@ export function gatewayOptions(given) {
     throw invalidArgument('options.autobahn', 'must be the autobahn module (with autobahn.Connection)');
   }
   return {
-    url,
+    urls,
     realm,
     ticket,
     jwt,

@@ -59,7 +59,7 @@
 /**
  * What the application passes to new Gateway() (checked by options.js).
  * @typedef {object} GatewayOptions
- * @property {string} url
+ * @property {string | readonly string[]} url
  * @property {string} [realm]
  * @property {string} [ticket]
  * @property {string} [jwt]
@@ -82,15 +82,15 @@
  * @property {string[]} roles
  */
 
-/** @typedef {Identity & {session: number, clientToken: string | null, clientTokenExpires: string | null}} OpenDetail */
+/** @typedef {Identity & {session: number, clientToken: string | null, clientTokenExpires: string | null, url: string}} OpenDetail */
 
 /**
  * The Gateway's events and what their listeners are given.
  * @typedef {object} GatewayEvents
  * @property {(state: State, detail: unknown) => void} state
- * @property {(detail: {attempt: number, delay: number}) => void} connecting
+ * @property {(detail: {attempt: number, delay: number, url: string}) => void} connecting
  * @property {(detail: OpenDetail) => void} open
- * @property {(detail: {reason: string | null, message: string}) => void} lost
+ * @property {(detail: {reason: string | null, message: string, url: string}) => void} lost
  * @property {(detail: OpenDetail) => void} resumed
  * @property {(detail: {reason: string, error?: import('./errors.js').GatewayError}) => void} closed
  * @property {(error: import('./errors.js').GatewayError) => void} error
@@ -148,7 +148,7 @@
 /**
  * The checked options of new Gateway() (options.js); the stores are chosen by then.
  * @typedef {object} Options
- * @property {string} url
+ * @property {string[]} urls the router URLs (options.url as a list), tried in turn
  * @property {string} realm
  * @property {string | null} ticket
  * @property {string | null} jwt

@@ -67,6 +67,17 @@ export async function usage(): Promise<void> {
   // @ts-expect-error: url is required
   new Gateway({ realm: 'gateway' });
 
+  // -- Several nodes -------------------------------------------------------------------------
+  const nodes = new Gateway({ url: ['wss://gw1.example.org/ws', 'wss://gw2.example.org/ws', 'wss://gw3.example.org/ws'] });
+  const on: string | null = nodes.url;
+  void on;
+  nodes.on('connecting', ({ url, delay }) => void [url.length + delay]);
+  nodes.on('resumed', ({ url }: OpenDetail) => void url.length);
+  nodes.on('lost', ({ url }) => void url.length);
+  new Gateway({ url: ['ws://a/ws', 'ws://b/ws'] as const });
+  // @ts-expect-error: a URL is a string
+  new Gateway({ url: ['ws://a/ws', 8080] });
+
   // -- Logging a user in -------------------------------------------------------------------
   const withLogin = new Gateway({
     url: 'ws://127.0.0.1:8080/ws',

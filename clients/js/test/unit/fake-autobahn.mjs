@@ -15,6 +15,10 @@
 // server.postBatch(query, [data, ...]) numbers several, published one by one to the
 // topic and as one event to the batched topic. server.override(uri, fn) replaces a
 // procedure: fn(args, kwargs, session, original) may return, throw or hang.
+//
+// One FakeServer may stand for several nodes of a cluster (one state, one seq): a
+// connection's URL is in connection.options.url, and a URL in server.down is
+// unreachable (the attempt fails as a refused connection does).
 
 import { Gateway } from '../../src/gateway.js';
 
@@ -35,6 +39,7 @@ export class FakeServer {
     this.seq = 0;
     this.overrides = new Map();
     this.beforeOpen = null;   // async (connection) => void: delays a login (e.g. to hold a reconnect)
+    this.down = new Set();    // router URLs that refuse connections
     this.#ids = 0;
     this.autobahn = makeAutobahn(this);
   }
@@ -187,6 +192,11 @@ function makeAutobahn(server) {
 
     open() {
       setTimeout(async () => {
+        if (server.down.has(this.options.url)) {
+          this.closed = true;
+          this.onclose?.('unreachable', { reason: null, message: 'connection refused' });
+          return;
+        }
         if (server.beforeOpen) await server.beforeOpen(this);
         if (this.closed) return;
         this.session = new FakeSession(server, ++sessionIds);

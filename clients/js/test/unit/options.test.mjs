@@ -23,7 +23,7 @@ test('the defaults', () => {
 test('every bad Gateway option is named with what was expected', () => {
   const cases = [
     [undefined, /new Gateway\(options\): options must be an object/],
-    [{}, /options\.url: must be a ws:\/\/ or wss:\/\/ URL like 'ws:\/\/127\.0\.0\.1:8080\/ws', not undefined/],
+    [{}, /options\.url: must be a ws:\/\/ or wss:\/\/ URL like 'ws:\/\/127\.0\.0\.1:8080\/ws', or a non-empty array of them, not undefined/],
     [{ url: 'http://x/ws' }, /options\.url: .* not "http:\/\/x\/ws"/],
     [{ url: URL, realm: '' }, /options\.realm: must be a non-empty string/],
     [{ url: URL, ticket: 5 }, /options\.ticket: must be a non-empty string, not 5/],
@@ -39,6 +39,28 @@ test('every bad Gateway option is named with what was expected', () => {
   ];
   for (const [options, message] of cases) {
     assert.throws(() => new Gateway(options), { name: 'GatewayError', uri: 'gateway.client.invalid_argument', message });
+  }
+});
+
+test('url: one URL or a non-empty list of them, each mistake named with its index', () => {
+  assert.deepEqual(gatewayOptions({ url: URL }).urls, [URL]);
+  const list = ['ws://a:8080/ws', 'wss://b.example.org/ws'];
+  const o = gatewayOptions({ url: list });
+  assert.deepEqual(o.urls, list);
+  assert.notEqual(o.urls, list, 'a copy: changing the array later changes nothing');
+  const cases = [
+    [[], /^options\.url: must be a ws:\/\/ or wss:\/\/ URL, or a non-empty array of them, not an empty array$/],
+    [[URL, 5], /^options\.url\[1\]: must be a ws:\/\/ or wss:\/\/ URL like 'ws:\/\/127\.0\.0\.1:8080\/ws', not 5$/],
+    [[URL, 'ws://b/ws', 'http://c/ws'], /^options\.url\[2\]: must be a ws:\/\/ or wss:\/\/ URL .*, not "http:\/\/c\/ws"$/],
+    [['', URL], /^options\.url\[0\]: .* not ""$/],
+    [[URL, ['ws://b/ws']], /^options\.url\[1\]: .* not an array$/],
+    // eslint-disable-next-line no-sparse-arrays
+    [[URL, , 'ws://b/ws'], /^options\.url\[1\]: .* not undefined$/],
+    [['ws://a/ws', 'ws://b/ws', 'ws://a/ws'], /^options\.url\[2\]: "ws:\/\/a\/ws" is options\.url\[0\] again: list each node once$/],
+    [{ 0: URL, length: 1 }, /^options\.url: must be .* or a non-empty array of them, not an object$/],
+  ];
+  for (const [url, message] of cases) {
+    assert.throws(() => new Gateway({ url }), { name: 'GatewayError', uri: 'gateway.client.invalid_argument', message });
   }
 });
 
