@@ -25,7 +25,7 @@ import queue
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,13 +301,17 @@ def describe(posted: dict[str, PlannedEvent], event_id: str) -> str:
     return f"{p.event} {p.data} audience={p.audience}"
 
 
-def run_scenario(node: GatewayNode, scenario: Scenario) -> None:
+def run_scenario(node: GatewayNode | Sequence[GatewayNode], scenario: Scenario) -> None:
+    """With several nodes (a cluster: tests/integration/test_cluster.py), client i connects to node i and
+    event j is posted to node j, round robin; the barrier, posted last, has the highest seq, and every
+    node publishes in seq order: the oracle and the barrier hold as on one node."""
+    nodes = [node] if isinstance(node, GatewayNode) else list(node)
     marker = uuid.uuid4().hex[:12]
     barrier_query = f'demo.message where room = "end-{marker}"'
     conns: list[Connected] = []
     try:
         for index, (viewer, _) in enumerate(scenario.clients):
-            conns.append(Connected(index, viewer, connect(node, viewer)))
+            conns.append(Connected(index, viewer, connect(nodes[index % len(nodes)], viewer)))
         barrier_topic = ""
         for conn in conns:
             topics: set[str] = set()
@@ -343,12 +347,12 @@ def run_scenario(node: GatewayNode, scenario: Scenario) -> None:
             conn.client.subscribe(barrier_topic)
 
         posted: dict[str, PlannedEvent] = {}
-        for planned in scenario.events:
+        for j, planned in enumerate(scenario.events):
             extra: dict[str, Any] = {} if planned.audience is None else {"audience": planned.audience}
-            r = node.post_event(planned.event, planned.data, **extra)
+            r = nodes[j % len(nodes)].post_event(planned.event, planned.data, **extra)
             assert r.status == 202, (planned, r.status, r.body)
             posted[r.body["id"]] = planned
-        r = node.post_event("demo.message", {"room": f"end-{marker}", "text": "barrier", "author": "test"})
+        r = nodes[-1].post_event("demo.message", {"room": f"end-{marker}", "text": "barrier", "author": "test"})
         assert r.status == 202, (r.status, r.body)
         barrier_id = r.body["id"]
 

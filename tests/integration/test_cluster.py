@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.integration.conftest import postgresql_schema
+from tests.integration.test_access_property import run_scenario, scenarios
 from tests.support.harness import GatewayNode, remove_workdir, temp_workdir
 from tests.support.tcpproxy import CuttableProxy
 from tests.support.waiting import wait_for
@@ -158,6 +160,15 @@ def test_a_persistent_subscription_made_on_one_node_is_replayed_on_another(clust
     with WampClient(a.ws_url, authextra={"client_token": token}) as back:
         (listed,) = [s for s in back.call("gateway.subscriptions") if s["persistent"]]
         assert listed["last_seq"] == posted[-1], "acknowledged on b, seen so on a"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenario=scenarios)
+def test_every_subscription_on_every_node_gets_exactly_the_events_it_may_see(cluster: list[GatewayNode],
+                                                                              scenario: Any) -> None:
+    """The single node's property test of who receives what (visibility, wildcards, row filters,
+    queries, audiences), its clients spread over both nodes and its events posted to both."""
+    run_scenario(cluster, scenario)
 
 
 def test_readiness_says_which_nodes_a_node_sees(cluster: list[GatewayNode]) -> None:
