@@ -16,8 +16,11 @@ from typing import Any
 
 import pika
 import pytest
+import yaml
 
 from tests.support.amqp import BROKER_URL, Broker, amqp_config, unique_name
+from webapp_bridge.proxy import GatewayProxy
+from webapp_bridge.server.amqp_rules import queue_arguments
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -224,3 +227,64 @@ def test_a_queue_declared_without_single_active_consumer_is_said_once_and_taken_
     assert not [line for line in report["log"] if "trying again in" in line], "not the retry loop's line each time"
     assert report["got"]["only"] == ["after-delete"]
     assert any(f"the queue {queue} is declared with single active consumer now" in line for line in report["log"])
+
+
+# -- publishers: the proxy (and the example script) use a queue as it is, and create one as the bridges would --
+
+
+def publishing_proxy(tmp_path: Path, queue: str, cluster: bool, env: dict[str, str] | None = None) -> GatewayProxy:
+    """A proxy publishing to ``queue`` over AMQP, as a web-app's gateway.yaml sets it up."""
+    config = tmp_path / f"gateway-{queue}.yaml"
+    config.write_text(yaml.safe_dump({"amqp": {"url": BROKER_URL, "queue": queue}, "cluster": {"enabled": cluster},
+                                      "proxy": {"transport": "amqp", "retries": 0}}))
+    return GatewayProxy.from_config(config, env=env or {}, validate=False)
+
+
+def assert_single_active(broker: Broker, queue: str) -> None:
+    """The queue has single active consumer: declared with it, accepted; plainly, refused (406)."""
+    broker.channel.queue_declare(queue, durable=True, arguments=queue_arguments(True))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        broker.channel.queue_declare(queue, durable=True)
+    assert refused.value.reply_code == 406
+
+
+def test_the_proxy_publishes_to_a_clusters_queue_and_creates_a_missing_one_as_the_cluster_declares_it(
+        tmp_path: Path) -> None:
+    declared, missing = unique_name("proxy-cluster"), unique_name("proxy-cluster-new")
+    try:
+        with Broker() as broker:
+            # Declared as a cluster's bridges declare it.
+            broker.channel.queue_declare(declared, durable=True, arguments=queue_arguments(True))
+            # A proxy configured as for a single node (which would have declared the queue plainly: refused) ...
+            with publishing_proxy(tmp_path, declared, cluster=False) as proxy:
+                first = proxy.publish("demo.message", {"room": "sac", "text": "to the cluster", "author": "proxy"})
+            # ... and one of a cluster (env GATEWAY_CLUSTER, as a deployment sets it) whose queue nobody declared.
+            with publishing_proxy(tmp_path, missing, cluster=False, env={"GATEWAY_CLUSTER": "1"}) as proxy:
+                second = proxy.publish("demo.message", {"room": "sac", "text": "created", "author": "proxy"})
+                again = proxy.publish("demo.message", {"room": "sac", "text": "once more", "author": "proxy"})
+            assert first.queued and second.queued and again.queued
+            assert broker.wait_get(declared).properties.message_id == first.id
+            assert [m.properties.message_id for m in (broker.wait_get(missing), broker.wait_get(missing))] == \
+                [second.id, again.id]
+            for queue in (declared, missing):
+                assert_single_active(broker, queue)
+    finally:
+        with Broker() as broker:
+            broker.delete(declared, missing)
+
+
+def test_the_example_script_publishes_to_a_clusters_queue_and_creates_a_missing_one_with_cluster() -> None:
+    declared, missing = unique_name("example-cluster"), unique_name("example-cluster-new")
+    script = str(REPO / "examples" / "webapp" / "publish_amqp.py")
+    try:
+        with Broker() as broker:
+            broker.channel.queue_declare(declared, durable=True, arguments=queue_arguments(True))
+            for queue, extra in ((declared, []), (missing, ["--cluster"])):
+                done = subprocess.run([sys.executable, script, "--amqp", BROKER_URL, "--queue", queue, *extra],
+                                      capture_output=True, text=True, timeout=60)
+                assert done.returncode == 0 and f"on {queue}" in done.stdout, done.stderr[-3000:]
+                assert broker.wait_get(queue).json()["event"] == "demo.message"
+                assert_single_active(broker, queue)
+    finally:
+        with Broker() as broker:
+            broker.delete(declared, missing)

@@ -108,7 +108,8 @@ class Broker:
     # -- queues -----------------------------------------------------------
 
     def declare(self, *queues: str) -> None:
-        """Declare durable queues with no arguments: as the bridge and the proxy do."""
+        """Create durable queues with no arguments, as a single node's bridge (and the proxy, outside a cluster)
+        creates them. For new queues: a plain declaration of a queue a cluster declared is refused (406)."""
         for queue in queues:
             self.channel.queue_declare(queue, durable=True)
 

@@ -18,6 +18,16 @@ from webapp_bridge.proxy._connections import Connections
 from webapp_bridge.proxy._retry import Transient
 from webapp_bridge.proxy._settings import redact_url
 
+#: The queue argument by which RabbitMQ delivers to one consumer at a time: a cluster's bridges declare
+#: amqp.queue with it (webapp_bridge.server.amqp_rules.SINGLE_ACTIVE_CONSUMER; the proxy does not import the server).
+SINGLE_ACTIVE_CONSUMER = "x-single-active-consumer"
+
+
+def queue_arguments(cluster: bool) -> dict[str, Any] | None:
+    """The arguments the proxy creates amqp.queue with, when nobody declared it yet: those the gateway's
+    bridges declare it with (single active consumer in a cluster, ``cluster.enabled``; none otherwise)."""
+    return {SINGLE_ACTIVE_CONSUMER: True} if cluster else None
+
 
 def _pika() -> Any:
     try:
@@ -29,13 +39,17 @@ def _pika() -> Any:
 
 
 class AmqpPublisher:
-    """Publishes POST /events bodies to ``queue`` on the broker at ``url``; ``publish`` is one attempt."""
+    """Publishes POST /events bodies to ``queue`` on the broker at ``url``; ``publish`` is one attempt.
 
-    def __init__(self, url: str, queue: str, timeout: float) -> None:
+    ``cluster``: the gateway is a cluster (``cluster.enabled``): a queue the proxy creates has single active
+    consumer."""
+
+    def __init__(self, url: str, queue: str, timeout: float, cluster: bool = False) -> None:
         self._pika = _pika()
         self._url = url
         self.shown_url = redact_url(url)
         self.queue = queue
+        self._arguments = queue_arguments(cluster)
         self._timeout = timeout
         self._connections = Connections(lambda held: _close_quietly(held[0]))
 
@@ -104,16 +118,32 @@ class AmqpPublisher:
             raise Transient(f"{where} closed the connection ({exc.reply_code} {exc.reply_text})", False) from None
         except Exception as exc:  # AMQPError, OSError, and pika's connection-workflow errors (handshake timeout)
             raise Transient(f"cannot connect to {where}: {_reason(exc)}", False) from None
+        creating = False
         try:
             channel = connection.channel()
+            try:
+                # Passively first: a queue that exists is used whatever its arguments (a cluster's bridges
+                # declare it with single active consumer, a single node's with none, and the broker refuses a
+                # declaration that differs from the queue: 406, closing the channel).
+                channel.queue_declare(self.queue, passive=True)
+            except exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:
+                    raise
+                # It does not exist (404 closed the channel): created as the gateway's bridges declare it.
+                creating = True
+                channel = connection.channel()
+                channel.queue_declare(self.queue, durable=True, arguments=self._arguments)
             channel.confirm_delivery()
-            # The bridge declares it the same way; whoever comes first creates it.
-            channel.queue_declare(self.queue, durable=True)
         except exceptions.ChannelClosedByBroker as exc:
             _close_quietly(connection)
-            raise ProxyConfigError(f"{where} refused to declare the durable queue {self.queue!r} "
-                                   f"({exc.reply_code} {exc.reply_text}); amqp.queue must be a queue the gateway "
-                                   "consumes, declared durable with no other arguments") from None
+            if not creating:
+                raise ProxyConfigError(f"{where} refused to look up the queue {self.queue!r} ({exc.reply_code} "
+                                       f"{exc.reply_text}); check that amqp.url's user may use amqp.queue") from None
+            how = f"with {SINGLE_ACTIVE_CONSUMER}: true, as a cluster's bridges (cluster.enabled) declare it" \
+                if self._arguments else "with no other arguments, as the gateway's bridge declares it"
+            raise ProxyConfigError(f"{where} refused to create the durable queue {self.queue!r} ({exc.reply_code} "
+                                   f"{exc.reply_text}); amqp.queue must be a queue the gateway consumes, declared "
+                                   f"durable {how}") from None
         except (exceptions.AMQPError, OSError) as exc:
             _close_quietly(connection)
             raise Transient(f"cannot open a channel on {where}: {_reason(exc)}", False) from None

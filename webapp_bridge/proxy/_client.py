@@ -86,7 +86,7 @@ class GatewayProxy:
             from webapp_bridge.proxy._amqp import AmqpPublisher
 
             assert settings.amqp_url is not None  # read_settings refuses amqp without a URL
-            self._amqp = AmqpPublisher(settings.amqp_url, settings.amqp_queue, settings.timeout)
+            self._amqp = AmqpPublisher(settings.amqp_url, settings.amqp_queue, settings.timeout, settings.cluster)
         self._validator = LocalValidator(settings, lambda: self._http.request("GET", "/catalog"))
         self._names: dict[type, str] = {}
         self._names_lock = threading.Lock()

@@ -36,6 +36,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "GATEWAY_SECRET": ("auth", "secret"),
     "GATEWAY_AMQP_URL": ("amqp", "url"),
     "GATEWAY_PROXY_TRANSPORT": ("proxy", "transport"),
+    "GATEWAY_CLUSTER": ("cluster", "enabled"),
 }
 #: The keys of the proxy section (components.config.ProxyConfig's fields).
 PROXY_KEYS = ("transport", "url", "api_key_name", "timeout", "retries", "backoff", "max_backoff")
@@ -47,6 +48,9 @@ _WS_URL = re.compile(r"wss?://[^\s]+")
 #: No user:password@ part: the API key comes from bridge.api_keys, and a URL is shown in errors.
 _HTTP_URL = re.compile(r"https?://[^\s/@]+(/[^\s]*)?")
 _AMQP_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,255}")
+#: The strings pydantic reads as booleans (any case), as the gateway reads ``cluster.enabled``.
+_TRUE = ("1", "on", "t", "true", "y", "yes")
+_FALSE = ("0", "off", "f", "false", "n", "no")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class ProxySettings:
     max_jwt_ttl: float = 24 * 3600.0
     amqp_url: str | None = field(default=None, repr=False)
     amqp_queue: str = "gateway.events"
+    #: cluster.enabled: the gateway is a cluster of nodes, whose bridges declare amqp.queue with single active
+    #: consumer; a queue the proxy has to create is created the same way.
+    cluster: bool = False
     event_modules: tuple[str, ...] = ("examples.demo_events",)
     #: Absolute paths (relative ones in the file are relative to its folder).
     event_files: tuple[str, ...] = ()
@@ -114,7 +121,7 @@ class _Reader:
             raw = {}
         if not isinstance(raw, dict):
             raise ProxyConfigError(f"{source}: the top level must be a mapping, not {type(raw).__name__}")
-        for name in ("router", "bridge", "auth", "events", "amqp", "proxy"):
+        for name in ("router", "bridge", "auth", "events", "amqp", "proxy", "cluster"):
             section = raw.get(name, {})
             if not isinstance(section, dict):
                 self.problems.append(f"in {name}: must be a mapping of keys (got {_kind(section)})")
@@ -164,6 +171,18 @@ class _Reader:
             return default
         return number
 
+    def boolean(self, section: str, key: str, default: bool) -> bool:
+        """true or false, as pydantic's lax mode reads one (also 1/0, and yes/no, on/off ... as strings)."""
+        value, where = self.get(section, key, default)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        self.bad(where, "must be true or false", value)
+        return default
+
     def names(self, section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value, where = self.get(section, key, list(default))
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
@@ -211,6 +230,7 @@ class _Reader:
         retries = int(self.number("proxy", "retries", 5, 0, 100, integer=True))
         backoff = self.number("proxy", "backoff", 0.2, 0, 60)
         max_backoff = self.number("proxy", "max_backoff", 5, 0, 600)
+        cluster = self.boolean("cluster", "enabled", False)
 
         chosen = keys[0] if keys else ("example", "")
         if key_name is not None and keys:
@@ -234,7 +254,7 @@ class _Reader:
             max_batch=max_batch, max_body_bytes=max_body, max_depth=max_depth, realm=realm,
             router_url=public_url or f"ws://{_bracketed(router_host)}:{router_port}/{ws_path}",
             jwt_secret=secret, max_jwt_ttl=max_jwt_ttl, amqp_url=amqp_url, amqp_queue=queue,
-            event_modules=modules, event_files=tuple(str(base / f) for f in files),
+            cluster=cluster, event_modules=modules, event_files=tuple(str(base / f) for f in files),
         )
 
     def api_keys(self) -> list[tuple[str, str]]:

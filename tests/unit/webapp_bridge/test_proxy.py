@@ -53,6 +53,7 @@ FULL = {
               "timeout": "2.5", "retries": 0, "backoff": 0, "max_backoff": 0},
     "events": {"modules": [], "files": ["defs/a.yaml", "/abs/b.yaml"]},
 }
+STORE_URL = "postgresql://gateway@db:5432/gateway"
 ENV = {"GATEWAY_API_KEY": "env-key-1234, env-key-5678", "GATEWAY_BRIDGE_PORT": "9101", "GATEWAY_SECRET": SECRET,
        "GATEWAY_AMQP_URL": "amqps://u:p@broker/vh", "GATEWAY_PROXY_TRANSPORT": "xmlrpc",
        "GATEWAY_ROUTER_HOST": "10.0.0.5", "GATEWAY_ROUTER_PORT": "9443", "GATEWAY_BRIDGE_HOST": "0.0.0.0"}
@@ -66,6 +67,13 @@ GOOD: list[tuple[Any, dict[str, str]]] = [
     ({"bridge": {"api_keys": [{"name": "a", "key": "aaaaaaaa"}, {"name": "b", "key": "bbbbbbbb"}]},
       "proxy": {"api_key_name": "b"}, "auth": {"secret": None}}, {}),
     (None, {}),
+    # cluster.enabled (the gateway wants store.url with it; the proxy does not read the store)
+    ({"cluster": {"enabled": True, "node_name": "n1"}, "store": {"url": STORE_URL}}, {}),
+    ({"cluster": {"enabled": "Yes"}, "store": {"url": STORE_URL}}, {}),
+    ({"cluster": {"enabled": 0}}, {}),
+    ({"store": {"url": STORE_URL}}, {"GATEWAY_CLUSTER": "1"}),
+    ({"cluster": {"enabled": True}, "store": {"url": STORE_URL}}, {"GATEWAY_CLUSTER": "off"}),
+    ({"cluster": {"enabled": True}, "store": {"url": STORE_URL}}, {"GATEWAY_CLUSTER": ""}),
 ]
 BAD: list[tuple[Any, dict[str, str], str]] = [
     ({"bridge": {"port": 70000}}, {}, "in bridge.port: must be an integer, at least 1 and at most 65535 (got 70000)"),
@@ -102,6 +110,11 @@ BAD: list[tuple[Any, dict[str, str], str]] = [
     ({"router": {"public_url": "http://x"}}, {}, "in router.public_url"),
     ({"events": {"modules": "examples.demo_events"}}, {}, "in events.modules: must be a list of strings"),
     ({"events": {"files": ["a.yaml", 5]}}, {}, "in events.files"),
+    ({"cluster": {"enabled": "maybe"}}, {}, "in cluster.enabled: must be true or false (got 'maybe')"),
+    ({"cluster": {"enabled": 2}}, {}, "in cluster.enabled: must be true or false (got 2)"),
+    ({"store": {"url": STORE_URL}}, {"GATEWAY_CLUSTER": "2"},
+     "in cluster.enabled (from env GATEWAY_CLUSTER): must be true or false (got '2')"),
+    ({"cluster": None}, {}, "in cluster: must be a mapping of keys (got null)"),
 ]
 
 
@@ -119,7 +132,7 @@ def gateway_view(cfg: GatewayConfig) -> dict[str, Any]:
         "max_body_bytes": cfg.bridge.max_body_bytes, "max_depth": cfg.bridge.max_depth, "realm": cfg.router.realm,
         "router_url": cfg.router.public_url or f"ws://{router_host}:{cfg.router.port}/{cfg.router.ws_path}",
         "jwt_secret": cfg.auth.secret, "max_jwt_ttl": cfg.auth.max_jwt_ttl, "amqp_url": cfg.amqp.url,
-        "amqp_queue": cfg.amqp.queue, "event_modules": cfg.events.modules, "event_files": cfg.events.files,
+        "amqp_queue": cfg.amqp.queue, "cluster": cfg.cluster.enabled, "event_modules": cfg.events.modules, "event_files": cfg.events.files,
     }
 
 
@@ -157,6 +170,18 @@ def test_the_proxy_section_has_the_gateways_keys() -> None:
     from components.config import ProxyConfig
 
     assert set(PROXY_KEYS) == set(ProxyConfig.model_fields)
+
+
+def test_the_proxy_reads_gateway_cluster_and_creates_the_queue_as_the_clusters_bridges_declare_it() -> None:
+    from webapp_bridge.proxy._amqp import queue_arguments
+    from webapp_bridge.server.amqp_rules import queue_arguments as bridge_queue_arguments
+
+    assert parse_settings({}, {}).cluster is False
+    assert parse_settings({"cluster": {"enabled": True}}, {}).cluster is True
+    assert parse_settings({"cluster": {"enabled": True}}, {"GATEWAY_CLUSTER": "false"}).cluster is False
+    assert parse_settings({}, {"GATEWAY_CLUSTER": "TRUE"}).cluster is True
+    for cluster in (False, True):
+        assert queue_arguments(cluster) == bridge_queue_arguments(cluster)
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
