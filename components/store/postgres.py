@@ -96,6 +96,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " labels TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, PRIMARY KEY (component, name, labels))",
     ),
     (
+        # Which gateways may run on a schema (``RUNS_WITH_FROM``): written with each version from this one on.
+        "ALTER TABLE schema_version ADD COLUMN IF NOT EXISTS runs_with_from INTEGER",
         # A cluster (docs/cluster.md). Session ids are each router's own: a grant is its node's.
         "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS node TEXT NOT NULL DEFAULT ''",
         # Each node's place in the shared log (what its router was given), for the node run that
@@ -146,6 +148,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
+#: For each schema version (1-based, as ``MIGRATIONS``), the oldest schema version whose gateway may run
+#: on it, side by side with newer ones (a rolling upgrade of a cluster): a migration that only adds
+#: (columns with defaults, tables, functions older gateways do not call) keeps the version before it;
+#: one that changes what older gateways read or write raises it to itself. A gateway that finds the
+#: schema newer than it knows refuses to start if it is older than that (``SchemaTooNew``).
+RUNS_WITH_FROM: tuple[int, ...] = (1, 2, 3, 4, 4)
+assert len(RUNS_WITH_FROM) == len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    """The store's schema was migrated by a newer gateway that this one may not run beside."""
+
+
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LOG_COLUMNS = "seq, event, id, time, data, audience, logged_at, published"
 _PERSISTENT_COLUMNS = "id, owner, user_id, query, key, parts, filters, classes, last_seq, created"
@@ -171,7 +186,11 @@ class PostgresStore:
         #: The cluster node this store object works for ('' alone): its grants are its router's sessions'.
         self._node = node
         self._conn = self._connect()
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()  # a store that cannot start leaves no connection behind
+            raise
 
     def _connect(self) -> psycopg.Connection[TupleRow]:
         off_the_reactor()
@@ -217,10 +236,27 @@ class PostgresStore:
                              " applied_at DOUBLE PRECISION NOT NULL)")
             row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
             version = int(row[0]) if row and row[0] is not None else 0
+            if version > len(MIGRATIONS):
+                self._check_runs_with(version)
             for n in range(version, len(MIGRATIONS)):
                 self._db.execute(";\n".join(MIGRATIONS[n]))  # one round trip (no parameters: allowed)
-                self._db.execute("INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
-                                 (n + 1, time.time()))
+                if n + 1 >= 5:  # the column came with version 5
+                    self._db.execute("INSERT INTO schema_version (version, applied_at, runs_with_from)"
+                                     " VALUES (%s, %s, %s)", (n + 1, time.time(), RUNS_WITH_FROM[n]))
+                else:
+                    self._db.execute("INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
+                                     (n + 1, time.time()))
+
+    def _check_runs_with(self, version: int) -> None:
+        """A schema newer than this gateway knows: run on it only if its newest version says gateways of
+        this one's version may (``RUNS_WITH_FROM``), else refuse to start, saying what to do."""
+        row = self._db.execute("SELECT runs_with_from FROM schema_version WHERE version = %s", (version,)).fetchone()
+        oldest = int(row[0]) if row and row[0] is not None else version
+        if len(MIGRATIONS) < oldest:
+            raise SchemaTooNew(
+                f"the store's schema {self._schema!r} is at version {version}, migrated by a newer gateway; this "
+                f"gateway knows versions up to {len(MIGRATIONS)} and version {version} runs only with gateways of "
+                f"schema version {oldest} or newer: upgrade this node (docs/cluster.md#upgrading)")
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:

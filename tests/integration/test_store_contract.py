@@ -809,3 +809,27 @@ def test_saved_metrics_only_rise_and_are_kept_per_component(backend: Backend) ->
                          ("gateway_logins_total", "{}"): 7.5},
         "components-2": {("gateway_events_accepted_total", '{"event":"demo.message"}'): 3.0},
     }
+
+
+def test_a_schema_migrated_by_a_newer_gateway_says_whether_this_one_may_run_beside_it(
+        postgresql_admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    """A rolling upgrade of a cluster: the newest migration says from which schema version gateways may
+    run on it (``RUNS_WITH_FROM``); an older gateway outside that refuses to start, saying what to do."""
+    schema = f"contract_{uuid.uuid4().hex[:16]}"
+    known = len(pgstore.MIGRATIONS)
+    try:
+        pgstore.PostgresStore(POSTGRESQL_URL, schema=schema).close()
+        rows = postgresql_admin.execute(
+            f"SELECT version, runs_with_from FROM {schema}.schema_version WHERE version >= 5 ORDER BY version").fetchall()
+        assert rows == [(v, pgstore.RUNS_WITH_FROM[v - 1]) for v in range(5, known + 1)]
+        # A newer gateway's migration that older ones may run beside (it only adds).
+        postgresql_admin.execute(f"INSERT INTO {schema}.schema_version VALUES (%s, 0, %s)", (known + 1, known))
+        store = pgstore.PostgresStore(POSTGRESQL_URL, schema=schema)
+        assert store.take(1) == 1
+        store.close()
+        # And one that changes what older gateways read or write.
+        postgresql_admin.execute(f"INSERT INTO {schema}.schema_version VALUES (%s, 0, %s)", (known + 2, known + 2))
+        with pytest.raises(pgstore.SchemaTooNew, match=f"version {known + 2}.*upgrade this node"):
+            pgstore.PostgresStore(POSTGRESQL_URL, schema=schema)
+    finally:
+        postgresql_admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
