@@ -39,7 +39,7 @@ from components.delivery.publishing import Publisher, _as_duplicate, _Batch, _fo
 from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
 from components.config import derived_node_name
 from components.envelope import rfc3339
-from components.store.base import ClusterLog, LoggedEvent, NewEvent, Store
+from components.store.base import ClusterLog, LoggedEvent, NewEvent, PersistentSubscription, Store
 from components.store.thread import StoreThread
 
 log = Logger()
@@ -124,6 +124,8 @@ class LogTail:
         #: whether the store answered (None before the first).
         self.peers: list[tuple[str, int, float]] = []
         self.store_answered: bool | None = None
+        #: Told each announcement of another node (``ClusterLog.announce``), on the reactor thread.
+        self.on_announcement: Callable[[dict[str, Any]], object] | None = None
 
     async def start(self) -> None:
         """Find this node's place (this run's, else the head of the log), then follow the log."""
@@ -220,6 +222,22 @@ class LogTail:
         finally:
             self._reading = False
 
+    def announce(self, message: dict[str, Any]) -> None:
+        """Tell the other nodes (best effort: one not listening now misses it); ``node`` is added."""
+        said = {**message, "node": self._node}
+        self._thread.run(lambda store: _cluster(store).announce(said)).addErrback(
+            lambda f: log.warn("cannot tell the cluster {what}: {err}", what=said.get("what"),
+                               err=f.getErrorMessage()))
+
+    def _announced(self, message: dict[str, Any]) -> None:
+        if self.on_announcement is None or self._stopped.is_set():
+            return
+        try:
+            self.on_announcement(message)
+        except Exception as exc:
+            log.error("cannot act on node {node}'s announcement {what}: {err}", node=message.get("node"),
+                      what=message.get("what"), err=exc)
+
     def _hand(self, handed: Sequence[Handed]) -> None:
         self.cursor = handed[-1].row.seq
         last = handed[-1].row.seq
@@ -271,8 +289,11 @@ class LogTail:
             try:
                 self._clock.callFromThread(self.wake)  # what came while not listening
                 while not self._stopped.is_set():
-                    top = listener.wait(POLL)
+                    top, said = listener.wait(POLL)
                     self._clock.callFromThread(self.wake, top)
+                    for message in said:
+                        if message.get("node") != self._node:  # this node's own: done here already
+                            self._clock.callFromThread(self._announced, message)
             except Exception as exc:
                 if not self._stopped.is_set():
                     log.warn("node {node} lost its listener to the shared log: {err}; listening again",
@@ -282,6 +303,24 @@ class LogTail:
                     listener.close()
                 except Exception:
                     pass
+
+
+def ended_message(sub: PersistentSubscription, reason: str) -> dict[str, Any]:
+    """The announcement that a persistent subscription ended (``WebAppSubscriptions.end``): what another
+    node needs to stop its sessions of the owner receiving on it, and to tell them."""
+    return {"what": "subscription_ended", "reason": reason, "id": sub.id, "owner": sub.owner, "user": sub.user,
+            "query": sub.query[:2000], "key": sub.key}
+
+
+def ended_subscription(message: dict[str, Any]) -> tuple[PersistentSubscription, str] | None:
+    """The subscription (as much as ending it needs) and reason of a ``subscription_ended`` announcement."""
+    if message.get("what") != "subscription_ended":
+        return None
+    sub = PersistentSubscription(id=str(message["id"]), owner=str(message["owner"]),
+                                 user=None if message.get("user") is None else str(message["user"]),
+                                 query=str(message.get("query", "")), key=str(message["key"]), parts=[], filters={},
+                                 classes=[], last_seq=0, created=0.0)
+    return sub, str(message.get("reason", "ended"))
 
 
 def _refused(failure: Failure, seq: int) -> None:

@@ -56,7 +56,8 @@ from components.metrics.process_meter import METER
 from components.arguments import Signature
 from components.backend import BackendSession, sleep
 from components.delivery import local
-from components.delivery.cluster import ClusterPublisher, LogTail, default_node_name, node_run
+from components.delivery.cluster import (ClusterPublisher, LogTail, default_node_name, ended_message,
+                                         ended_subscription, node_run)
 from components.delivery.housekeeping import Housekeeping
 from components.delivery.leadership import HELD_ELSEWHERE, Leadership, retry_delay
 from components.delivery.publishing import ANYONE, Publisher, Turn
@@ -137,6 +138,16 @@ class Dispatcher(BackendSession):
         replay = ReplayAndAck(bookkeeping, self._queries, lambda: self.registry, self._know_caller)
         web_app = WebAppSubscriptions(self._queries, bookkeeping, thread, self._sessions, self._turn,
                                       sequencer.high_water, cfg.queries, cfg.auth.user_role, self._send)
+        tail = getattr(self._publisher, "tail", None)
+        if isinstance(tail, LogTail):  # a subscription ended on one node ends on every node
+            web_app.announce = lambda sub, reason: tail.announce(ended_message(sub, reason))
+
+            def announced(message: dict[str, Any]) -> None:
+                ended = ended_subscription(message)
+                if ended is not None:
+                    web_app.end_here(*ended)
+
+            tail.on_announcement = announced
         self._housekeeping = Housekeeping(self._housekeeping_thread, self._queries, lambda: self.registry,
                                           cfg.store.idempotency_window, cfg.store.max_logged_per_class, web_app.end,
                                           cfg.cluster.log_retention if cfg.cluster.enabled else None)

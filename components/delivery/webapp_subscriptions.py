@@ -71,9 +71,20 @@ class WebAppSubscriptions:
         await self.end(sub, "removed by the web-app")
         return describe(sub)
 
+    #: A cluster node's: tells the other nodes that a subscription ended (``cluster``), so that their
+    #: sessions of its owner stop receiving on it and are told too (``end_here`` there).
+    announce: Callable[[PersistentSubscription, str], object] | None = None
+
     def end(self, sub: PersistentSubscription, reason: str) -> Deferred[None]:
         """A persistent subscription ended: its owner's sessions stop receiving on its topic and are
-        told (nobody else receives the notice). A failure is logged here (housekeeping does not wait)."""
+        told (nobody else receives the notice); in a cluster, on every node. A failure is logged here
+        (housekeeping does not wait)."""
+        if self.announce is not None:
+            self.announce(sub, reason)
+        return self.end_here(sub, reason)
+
+    def end_here(self, sub: PersistentSubscription, reason: str) -> Deferred[None]:
+        """``end`` for this node's sessions only (another node of the cluster ended it)."""
         sessions = self._sessions.of_owner(sub.owner)
         notice = {"id": sub.id, "topic": uris.query_topic(sub.key), "query": sub.query, "reason": reason}
 

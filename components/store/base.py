@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from components.config import StoreConfig
@@ -356,6 +356,10 @@ class ClusterLog(Protocol):
 
     def nodes(self) -> list[tuple[str, int, float]]:
         """Every node that saved its place: (name, cursor, when it last did)."""
+        ...
+
+    def announce(self, message: dict[str, Any]) -> None:
+        """Tell every node listening now this JSON object (best effort; a few KB at most)."""
         ...
 
 

@@ -21,6 +21,7 @@ byte for byte; the others are JSONB.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -555,6 +556,19 @@ class PostgresStore:
         """The notification channel ``append`` wakes every node on: one per schema (at most 63 bytes)."""
         return "gateway_log_" + hashlib.sha256(self._schema.encode()).hexdigest()[:24]
 
+    @property
+    def control_channel(self) -> str:
+        """The channel ``announce`` tells every node on (what is not an event: a subscription that ended)."""
+        return "gateway_ctl_" + hashlib.sha256(self._schema.encode()).hexdigest()[:24]
+
+    def announce(self, message: dict[str, Any]) -> None:
+        """Tell every node's listener (``LogListener.wait``'s second part) this JSON object, best effort:
+        a node not listening now misses it (at most 7,000 bytes: PostgreSQL's payload limit is 8,000)."""
+        text = json.dumps(message, separators=(",", ":"))
+        if len(text.encode()) > 7000:
+            raise ValueError(f"a cluster announcement of {len(text.encode())} bytes is too long")
+        self._db.execute("SELECT pg_notify(%s, %s)", (self.control_channel, text))
+
     def append(self, rows: Sequence[NewEvent], at: float | None = None) -> list[tuple[int, str | None]]:
         """Number and log a turn of events cluster-wide, in one round trip and one transaction (see
         ``gateway_append``): for each row in order, (its seq, None) if new, or (the seq it was accepted
@@ -594,8 +608,9 @@ class PostgresStore:
             'SELECT node, cursor, updated FROM node_cursors ORDER BY node COLLATE "C"').fetchall()]
 
     def listener(self) -> LogListener:
-        """A connection of its own that waits for ``append``'s notifications (one thread uses it)."""
-        return LogListener(self._connect(), self.log_channel)
+        """A connection of its own that waits for ``append``'s and ``announce``'s notifications (one thread
+        uses it)."""
+        return LogListener(self._connect(), self.log_channel, self.control_channel)
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -700,24 +715,32 @@ class PostgresStore:
 class LogListener:
     """Waits for the shared log's notifications (``PostgresStore.append``) on a connection of its own."""
 
-    def __init__(self, conn: psycopg.Connection[TupleRow], channel: str) -> None:
+    def __init__(self, conn: psycopg.Connection[TupleRow], channel: str, control: str) -> None:
         self._conn = conn
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._channel = channel
+        conn.execute(sql.SQL("LISTEN {}; LISTEN {}").format(sql.Identifier(channel), sql.Identifier(control)))
 
-    def wait(self, timeout: float) -> int | None:
-        """The highest seq notified within ``timeout`` seconds (those already arrived included), None if none
-        was. Raises when the connection is lost (open another listener)."""
+    def wait(self, timeout: float) -> tuple[int | None, list[dict[str, Any]]]:
+        """What was notified within ``timeout`` seconds (and whatever else had arrived by then): the highest
+        seq appended (None if none was) and the announcements, in order. Raises when the connection is
+        lost (open another listener)."""
         off_the_reactor()
         top: int | None = None
+        said: list[dict[str, Any]] = []
         for waited in (timeout, 0.0):  # the first, then whatever else has arrived: a burst is one wake-up
             for note in self._conn.notifies(timeout=waited, stop_after=1 if waited else None):
                 try:
-                    top = max(top or 0, int(note.payload))
+                    if note.channel == self._channel:
+                        top = max(top or 0, int(note.payload))
+                    else:
+                        message = json.loads(note.payload)
+                        if isinstance(message, dict):
+                            said.append(message)
                 except ValueError:
                     continue
-            if top is None:
+            if top is None and not said:
                 break
-        return top
+        return top, said
 
     def close(self) -> None:
         self._conn.close()

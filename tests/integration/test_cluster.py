@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.integration.conftest import postgresql_schema
 from tests.integration.test_access_property import run_scenario, scenarios
-from tests.support.harness import GatewayNode, remove_workdir, temp_workdir
+from tests.support.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir
 from tests.support.tcpproxy import CuttableProxy
 from tests.support.waiting import wait_for
 from tests.support.wamp import WampClient
@@ -169,6 +169,34 @@ def test_every_subscription_on_every_node_gets_exactly_the_events_it_may_see(clu
     """The single node's property test of who receives what (visibility, wildcards, row filters,
     queries, audiences), its clients spread over both nodes and its events posted to both."""
     run_scenario(cluster, scenario)
+
+
+def test_a_subscription_a_web_app_removes_on_one_node_ends_for_its_user_on_another(
+        cluster: list[GatewayNode]) -> None:
+    a, b = cluster
+    user = f"erin-{uuid.uuid4().hex[:6]}"
+    made = a.request("POST", "/subscriptions", json.dumps({"user": user, "query": "test.notice",
+                                                           "persistent": True}).encode(),
+                     {"Authorization": f"Bearer {API_KEY}"})
+    assert made.status == 201, made.body
+    listed = b.request("GET", f"/subscriptions?user={user}", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert [s["id"] for s in listed.body["subscriptions"]] == [made.body["id"]], "listed on the other node"
+    with b.client(user) as erin:
+        (mine,) = [s for s in erin.call("gateway.subscriptions") if s["persistent"]]
+        erin.subscribe(mine["topic"])
+        erin.subscribe("gateway.meta.subscription_removed")
+        first = a.post_event("test.notice", {"user": user, "text": "one"}).body["seq"]
+        assert [e["seq"] for e in erin.take(1, timeout=20)] == [first]
+        gone = a.request("DELETE", f"/subscriptions/{made.body['id']}", headers={"Authorization": f"Bearer {API_KEY}"})
+        assert gone.status == 200, gone.body
+        (notice,) = erin.take(1, timeout=20)
+        assert notice["id"] == made.body["id"] and "removed" in notice["reason"], notice
+        # Its topic no longer delivers to erin's session on b: the next notice does not come, the marker does.
+        a.post_event("test.notice", {"user": user, "text": "after"})
+        marker = erin.call("gateway.subscribe", f"demo.message where room = '{user}'")
+        erin.subscribe(marker["topic"])
+        last = a.post_event("demo.message", message(9, user)).body["seq"]
+        assert [e["seq"] for e in erin.take(1, timeout=20)] == [last]
 
 
 def test_readiness_says_which_nodes_a_node_sees(cluster: list[GatewayNode]) -> None:
