@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 PY_STAMP  := $(VENV)/.stamp-install
 NPM_STAMP := node_modules/.stamp-install
 CHROMIUM  := /usr/bin/chromium
+HAPROXY   := /usr/sbin/haproxy
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test install lint check-config crossbar-config unit integration browser clean
@@ -13,7 +14,7 @@ SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 run: install
 	$(VENV)/bin/gateway run
 
-test: install $(CHROMIUM)
+test: install $(CHROMIUM) $(HAPROXY)
 	$(VENV)/bin/mypy
 	npm run --silent check:types
 	node --test clients/js/test/unit/ clients/status/test/
@@ -47,10 +48,16 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    chromium fonts-liberation >/dev/null
 
+# The load balancer test (tests/integration/test_load_balancer.py) runs docs/haproxy.cfg in Debian's
+# haproxy (2.6), a process of its own in the foreground on free ports; the package's service is not used.
+$(HAPROXY):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+
 unit: install
 	$(PY) -m pytest tests/unit
 
-integration: install $(CHROMIUM)
+integration: install $(CHROMIUM) $(HAPROXY)
 	$(PY) -m pytest tests/integration
 
 # The demo page in headless Chromium (tests/browser/, driven by playwright-core).

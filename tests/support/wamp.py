@@ -10,6 +10,7 @@ import asyncio
 import queue
 import threading
 from concurrent.futures import Future
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import urlparse
 
@@ -23,7 +24,7 @@ SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBO
 
 
 def host_port(url: str) -> tuple[str, int]:
-    """(host, port) of a ws:// URL; a URL without them is a bug in the test."""
+    """(host, port) of a ws:// or wss:// URL; a URL without them is a bug in the test."""
     parsed = urlparse(url)
     if parsed.hostname is None or parsed.port is None:
         raise ValueError(f"a WebSocket URL with a host and a port is needed, not {url!r}")
@@ -66,8 +67,9 @@ class WampClient:
     def __init__(self, url: str, realm: str = "gateway", serializer: str = "json",
                  authid: str | None = None, secret: str | None = None, unix_path: str | None = None,
                  ticket: Any = None, authextra: dict[str, Any] | None = None,
-                 authmethods: list[str] | None = None) -> None:
-        """No credentials: anonymous. ``ticket``: WAMP-ticket (a ticket or a JWT). ``secret``: WAMP-CRA."""
+                 authmethods: list[str] | None = None, ssl: SSLContext | None = None) -> None:
+        """No credentials: anonymous. ``ticket``: WAMP-ticket (a ticket or a JWT). ``secret``: WAMP-CRA.
+        A wss:// URL connects over TLS, verified with ``ssl`` (default: the system's trusted CAs)."""
         self.url = url
         self.realm = realm
         self.authid = authid
@@ -83,6 +85,7 @@ class WampClient:
         self.disconnected = threading.Event()
         self._serializer = SERIALIZERS[serializer]()
         self._unix_path = unix_path
+        self._ssl = ssl
         self._connected = False
         self._loop = asyncio.new_event_loop()
         self._joined_future: Future[Any] = Future()
@@ -110,8 +113,12 @@ class WampClient:
             await self._loop.create_unix_connection(rs_factory, self._unix_path)
             return
         host, port = host_port(self.url)
+        secure = urlparse(self.url).scheme == "wss"
+        if self._ssl is not None and not secure:
+            raise ValueError(f"a TLS context for a URL without TLS: {self.url!r}")
         factory = WampWebSocketClientFactory(make, url=self.url, serializers=[self._serializer])
-        await self._loop.create_connection(factory, host, port)
+        await self._loop.create_connection(factory, host, port,
+                                           ssl=(self._ssl or True) if secure else None)
 
     def _joined(self, session: _Session, details: Any) -> None:
         self.session = session
