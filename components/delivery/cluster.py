@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,7 +39,7 @@ from components.delivery.results import Accepted, PublishResult, Refused, Refusa
 from components.config import derived_node_name
 from components.envelope import rfc3339
 from components.store.base import ClusterLog, LoggedEvent, NewEvent, PersistentSubscription, Store
-from components.store.thread import StoreThread
+from components.store.thread import StoreRunner
 
 log = Logger()
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
@@ -100,8 +99,9 @@ class LogTail:
     ``listen()`` opens a listener (``LogListener``) on the listener thread.
     """
 
-    def __init__(self, thread: StoreThread, listen: Callable[[], Any], node: str, run: str,
+    def __init__(self, thread: StoreRunner, listen: Callable[[], Any] | None, node: str, run: str,
                  publish: Callable[[Sequence[Handed]], Deferred[Any]], clock: Any = None) -> None:
+        """``listen``: None for no listener thread (tests wake the tail themselves)."""
         self._thread = thread
         self._listen = listen
         self._node = node
@@ -112,6 +112,8 @@ class LogTail:
         self.cursor: int | None = None
         #: The highest seq the router acknowledged (what is saved as the node's place).
         self.acknowledged = 0
+        #: Seqs the log had dropped before this node delivered them (it fell behind: ``_hand``).
+        self.skipped = 0
         self._reading = False
         self._wanted = False
         self._saving = False
@@ -142,8 +144,9 @@ class LogTail:
 
         self.cursor = self.acknowledged = await self._thread.run(place)
         log.info("node {node} follows the shared log from seq {seq}", node=node, seq=self.cursor)
-        self._listener = threading.Thread(target=self._follow, name="cluster-listener", daemon=True)
-        self._listener.start()
+        if self._listen is not None:
+            self._listener = threading.Thread(target=self._follow, name="cluster-listener", daemon=True)
+            self._listener.start()
         self._heartbeat.start(HEARTBEAT, now=True)
         self.wake()
 
@@ -156,7 +159,7 @@ class LogTail:
     def status(self) -> dict[str, Any]:
         """What readiness says of the cluster, from memory: this node, its place, the nodes it sees."""
         return {"node": self._node, "cursor": self.cursor, "acknowledged": self.acknowledged,
-                "store": self.store_answered,
+                "skipped": self.skipped, "store": self.store_answered,
                 "nodes": [{"name": name, "cursor": cursor, "heard_of": round(ago, 1), "seen": ago <= SEEN_WITHIN}
                           for name, cursor, ago in self.peers]}
 
@@ -167,8 +170,7 @@ class LogTail:
         def beat(store: Store) -> list[tuple[str, int, float]]:
             cluster = _cluster(store)
             cluster.save_node_cursor(node, run, seq)
-            now = time.time()
-            return [(name, cursor, max(0.0, now - updated)) for name, cursor, updated in cluster.nodes()]
+            return cluster.nodes()
 
         def seen(peers: list[tuple[str, int, float]]) -> None:
             if self.store_answered is False:
@@ -205,8 +207,12 @@ class LogTail:
         self._reading = True
         try:
             while self._wanted and not self._stopped.is_set():
-                self._wanted = False
                 assert self.cursor is not None
+                if self.cursor - self.acknowledged >= TAIL_PAGE:
+                    # The router has not taken the last page yet (a node catching up, or the cluster's
+                    # rate beyond this router): read on once it has (``_acknowledge``), not into memory.
+                    return
+                self._wanted = False
                 rows = await self._thread.run(lambda store, after: _cluster(store).log_after(after, TAIL_PAGE),
                                               self.cursor)
                 if self._stopped.is_set():
@@ -239,13 +245,22 @@ class LogTail:
                       what=message.get("what"), err=exc)
 
     def _hand(self, handed: Sequence[Handed]) -> None:
-        self.cursor = handed[-1].row.seq
-        last = handed[-1].row.seq
+        first, last = handed[0].row.seq, handed[-1].row.seq
+        assert self.cursor is not None
+        if first != self.cursor + 1:
+            # Numbers are contiguous: the log no longer has what lay between (retention dropped it while this
+            # node was behind by more than cluster.log_retention). Its live clients miss those events.
+            self.skipped += first - self.cursor - 1
+            log.error("node {node} fell behind the shared log: seqs {a} to {b} were dropped before it delivered "
+                      "them (cluster.log_retention); its clients' persistent subscriptions replay their classes",
+                      node=self._node, a=self.cursor + 1, b=first - 1)
         try:
             acknowledged = self._publish(handed)
-        except Exception as exc:  # never stop following for one bad event
-            log.error("node {node} could not publish up to seq {seq}: {err}", node=self._node, seq=last, err=exc)
+        except Exception as exc:  # nothing handed: read again from the same place on the next wake-up
+            log.error("node {node} could not publish seqs {a} to {b}: {err}", node=self._node, a=first, b=last,
+                      err=exc)
             return
+        self.cursor = last
         acknowledged.addCallbacks(lambda _: self._acknowledge(last), lambda f: log.warn(
             "the router did not acknowledge seq {seq}: {err}", seq=last, err=f.getErrorMessage()))
 
@@ -253,6 +268,8 @@ class LogTail:
         if seq <= self.acknowledged:
             return
         self.acknowledged = seq
+        if self._wanted and not self._reading and not self._stopped.is_set():
+            ensureDeferred(self._read())  # a read held back until the router took what was handed
         if self._saving:
             self._dirty = True
             return
@@ -279,6 +296,7 @@ class LogTail:
         """On the listener thread: wake the tail on each notification, and every POLL seconds anyway."""
         while not self._stopped.is_set():
             try:
+                assert self._listen is not None
                 listener = self._listen()
             except Exception as exc:
                 log.warn("node {node} cannot listen to the shared log: {err}; polling", node=self._node, err=exc)
@@ -360,8 +378,9 @@ class ClusterPublisher(Publisher):
             answers = await self._store_thread().run(lambda store: _cluster(store).append(rows, now.timestamp()))
         except Exception as exc:  # nothing committed, or not known to be: a retry with the same id is safe
             log.error("cannot append {n} events to the shared log: {err}", n=len(rows), err=exc)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             refused = Refused(RefusalCode.UNAVAILABLE, f"the gateway's store did not answer; the event was not "
-                              f"accepted: retry with the same id ({exc})")
+                              f"accepted: retry with the same id ({reason})")
             for row, _, _, outcome in fresh:
                 del self._pending[row.id]
                 outcome.callback(refused)

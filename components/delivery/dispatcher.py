@@ -54,7 +54,7 @@ from components.metrics.families import LIVE_QUERIES, SESSIONS
 from components.metrics.meter import Labels
 from components.metrics.process_meter import METER
 from components.arguments import Signature
-from components.backend import BackendSession, sleep
+from components.backend import START_RETRY_DELAYS, BackendSession, sleep
 from components.delivery import local
 from components.delivery.cluster import (ClusterPublisher, LogTail, default_node_name, ended_message,
                                          ended_subscription, node_run)
@@ -90,6 +90,8 @@ class Dispatcher(BackendSession):
     #: A cluster node's: its tail of the shared log reads there (``cluster``).
     _tail_thread: StoreThread | None = None
     _node = ""
+    #: Takeovers that failed in a row in this process (``_take_over`` backs off on them).
+    _failed_takeovers = 0
     _publisher: Publisher | None = None
     _housekeeping: Housekeeping | None = None
     _queries: QuerySubscriptions
@@ -216,6 +218,12 @@ class Dispatcher(BackendSession):
         assert self._thread is not None and self._publisher is not None and self._housekeeping is not None
         self._active_since = time.time()
         try:
+            if not self._node:
+                members = await self._thread.run(_cluster_members)
+                if members:  # numbering on its own there would put events below what the cluster delivered
+                    raise RuntimeError(
+                        f"the store is a cluster's (nodes {', '.join(members)} were seen in the last minute): start "
+                        "this node with cluster.enabled (env GATEWAY_CLUSTER=1), or give it a store of its own")
             terms = f"{TERMS}:{self._node}" if self._node else TERMS  # a cluster's nodes: each its own
             term = await self._thread.run(lambda store: store.take(1, terms))
             published = await self._publisher.take_over(term)
@@ -223,13 +231,25 @@ class Dispatcher(BackendSession):
                 await self._register_alone(body, procedure, options)
             local.offer(self._publish)  # the bridge beside it: no WAMP call (``local``)
         except Exception as exc:
-            self.log.error("taking over as the active dispatcher failed: {err}; leaving, to be restarted", err=exc)
+            # Backing off as a failed start does (``BackendSession``): a takeover that keeps failing (a
+            # store that is a cluster's, a store down) must not spin, nor keep the container from
+            # starting its other components.
+            type(self)._failed_takeovers += 1
+            n = type(self)._failed_takeovers
+            delay = START_RETRY_DELAYS[min(n, len(START_RETRY_DELAYS)) - 1]
+            self.log.error("taking over as the active dispatcher failed (attempt {n}): {err}; leaving in {delay}s, "
+                           "to be restarted", n=n, err=exc, delay=delay)
+            await sleep(delay)
             if self.is_attached():
                 self.leave(uris.ERROR_START_FAILED, f"taking over failed: {exc}")
             return
+        type(self)._failed_takeovers = 0
         self._housekeeping.start(self._prune_interval)
-        self.log.info("dispatcher active (term {term}); {n} logged events its predecessor left unpublished were "
-                      "published", term=term, n=published)
+        if self._node:
+            self.log.info("dispatcher active (term {term}) on cluster node {node}", term=term, node=self._node)
+        else:
+            self.log.info("dispatcher active (term {term}); {n} logged events its predecessor left unpublished "
+                          "were published", term=term, n=published)
         # Grants of sessions that left unseen: swept by the active dispatcher only, and only those of
         # sessions that held them before the router's list was read (``forget_gone_sessions``).
         try:
@@ -374,12 +394,23 @@ class Dispatcher(BackendSession):
 
 
 def _listener(cfg: GatewayConfig, node: str) -> Any:
-    """On the cluster listener thread: a connection waiting for the shared log's notifications."""
-    store = open_store(cfg.store, node)
+    """On the cluster listener thread: a connection waiting for the shared log's notifications (opened
+    without migrating: it needs no table, and must not wait for another node's migration)."""
+    from components.store.postgres import PostgresStore  # a cluster's store is PostgreSQL
+
+    assert cfg.store.url is not None
+    store = PostgresStore(cfg.store.url, cfg.store.schema_name, cfg.store.statement_timeout,
+                          cfg.store.connect_timeout, node, migrate=False)
     try:
-        return store.listener()  # type: ignore[attr-defined]  # PostgreSQL's (a cluster needs it)
+        return store.listener()
     finally:
         store.close()
+
+
+def _cluster_members(store: Store) -> list[str]:
+    """The cluster nodes that saved their place in this store within the last minute (none for SQLite)."""
+    nodes = getattr(store, "nodes", None)
+    return [name for name, _, age in nodes() if age < 60] if nodes is not None else []
 
 
 def _take(store: Store, n: int) -> int:

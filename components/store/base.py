@@ -355,7 +355,7 @@ class ClusterLog(Protocol):
         ...
 
     def nodes(self) -> list[tuple[str, int, float]]:
-        """Every node that saved its place: (name, cursor, when it last did)."""
+        """Every node that saved its place lately: (name, cursor, seconds since it last did, by the store's clock)."""
         ...
 
     def announce(self, message: dict[str, Any]) -> None:

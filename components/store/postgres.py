@@ -173,7 +173,7 @@ class PostgresStore:
     """One connection to a PostgreSQL database, tables in ``schema``; used by one thread at a time."""
 
     def __init__(self, url: str, schema: str = "public", statement_timeout: float = 5.0,
-                 connect_timeout: int = 5, node: str = "") -> None:
+                 connect_timeout: int = 5, node: str = "", migrate: bool = True) -> None:
         """``statement_timeout``: seconds a statement may run before the server cancels it (it then fails
         with QueryCanceled); ``connect_timeout``: whole seconds connecting may take (libpq's, at least 2;
         a ``connect_timeout`` in the URL's query wins). ``store.statement_timeout`` and
@@ -187,6 +187,8 @@ class PostgresStore:
         #: The cluster node this store object works for ('' alone): its grants are its router's sessions'.
         self._node = node
         self._conn = self._connect()
+        if not migrate:  # a connection for what needs no tables (a cluster's listener): no migration lock
+            return
         try:
             self._migrate()
         except BaseException:
@@ -597,15 +599,18 @@ class PostgresStore:
     def save_node_cursor(self, node: str, run: str, cursor: int) -> None:
         """A node's place in the log; within one run it never goes back."""
         self._db.execute(
-            "INSERT INTO node_cursors (node, run, cursor, updated) VALUES (%s, %s, %s, %s) ON CONFLICT (node) DO UPDATE"
+            "INSERT INTO node_cursors (node, run, cursor, updated) VALUES (%s, %s, %s, extract(epoch FROM"
+            " clock_timestamp())) ON CONFLICT (node) DO UPDATE"
             " SET run = excluded.run, updated = excluded.updated, cursor = CASE WHEN node_cursors.run = excluded.run"
             " THEN GREATEST(node_cursors.cursor, excluded.cursor) ELSE excluded.cursor END",
-            (node, run, cursor, time.time()))
+            (node, run, cursor))
 
     def nodes(self) -> list[tuple[str, int, float]]:
-        """Every node that ever saved its place: (name, cursor, when it last did), by name."""
-        return [(str(n), int(c), float(u)) for n, c, u in self._db.execute(
-            'SELECT node, cursor, updated FROM node_cursors ORDER BY node COLLATE "C"').fetchall()]
+        """Every node that saved its place within the last day: (name, cursor, seconds since it last did, by
+        the database's clock: the nodes' clocks may differ), by name."""
+        return [(str(n), int(c), max(0.0, float(a))) for n, c, a in self._db.execute(
+            "SELECT node, cursor, extract(epoch FROM clock_timestamp()) - updated FROM node_cursors"
+            ' WHERE updated > extract(epoch FROM clock_timestamp()) - 86400 ORDER BY node COLLATE "C"').fetchall()]
 
     def listener(self) -> LogListener:
         """A connection of its own that waits for ``append``'s and ``announce``'s notifications (one thread

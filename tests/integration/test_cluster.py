@@ -199,6 +199,28 @@ def test_a_subscription_a_web_app_removes_on_one_node_ends_for_its_user_on_anoth
         assert [e["seq"] for e in erin.take(1, timeout=20)] == [last]
 
 
+def test_a_node_without_clustering_refuses_a_clusters_store(cluster: list[GatewayNode]) -> None:
+    """It would number events on its own, below what the cluster delivered: its dispatcher refuses to
+    take over, saying what to do, and the node never says it is ready."""
+    store = cluster[0].extra_config["store"]
+    alone = GatewayNode(temp_workdir("gw-alone-"), extra_config={"store": store})
+    try:
+        alone.launch()
+        wait_for(lambda: "the store is a cluster's" in alone.log_text() or None, timeout=60,
+                 what="the lone node refusing the cluster's store")
+        assert "GATEWAY_CLUSTER=1" in alone.log_text()
+        def readiness() -> int | None:
+            try:
+                return alone.get("/healthz", timeout=2).status
+            except OSError:  # its bridge is not listening yet
+                return None
+
+        assert wait_for(readiness, timeout=30, what="the lone node's bridge answering") == 503, "it takes no event"
+    finally:
+        alone.stop()
+        remove_workdir(alone.workdir)
+
+
 def test_readiness_says_which_nodes_a_node_sees(cluster: list[GatewayNode]) -> None:
     a, b = cluster
 

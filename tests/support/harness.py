@@ -99,6 +99,16 @@ class CrossbarNode:
         return None
 
     def start(self, timeout: float = 60) -> Self:
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a node that failed to come up must not outlive the attempt
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the node's processes without waiting for it to be ready (``start`` waits)."""
         self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env["PYTHONPATH"] = f"{REPO}:{self.workdir}"  # the workdir may hold test event modules
@@ -109,12 +119,6 @@ class CrossbarNode:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.workdir, env=env, start_new_session=True,
             )
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()  # a node that failed to come up must not outlive the attempt
-            raise
-        return self
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until every worker is up (Crossbar says NODE_BOOT_COMPLETE) and ``not_ready()`` says
