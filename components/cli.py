@@ -23,7 +23,7 @@ from components.config import GatewayConfig, StoreConfig, derived_node_name as n
 from components.events import Registry
 from components.exceptions import GatewayError
 from components.nodeconfig import RenderPaths, render
-from components.supervision import Endpoint, NodeShape, configure_logging, supervise
+from components.supervision import BridgeDrain, Endpoint, NodeShape, Settings, configure_logging, supervise
 from components.events.row_filters import check_row_filters
 
 HEADER = """\
@@ -106,8 +106,11 @@ def _run(args: argparse.Namespace) -> int:
     argv = [crossbar, "start", "--cbdir", str(cbdir), "--config", str(run_config), "--logformat", "standard"]
     # Not exec: `gateway run` stays as the node's supervisor (components/supervision/).
     configure_logging(sys.stdout)
-    return supervise(argv, shape, Endpoint.of(cfg.router.host, cfg.router.port),
-                     Endpoint.of(cfg.bridge.host, cfg.bridge.port))
+    bridge = Endpoint.of(cfg.bridge.host, cfg.bridge.port)
+    # On a stop signal the node is drained first (bridge.drain_timeout), through its bridge's POST /admin/drain.
+    return supervise(argv, shape, Endpoint.of(cfg.router.host, cfg.router.port), bridge,
+                     Settings(drain_timeout=cfg.bridge.drain_timeout),
+                     drain=BridgeDrain(bridge, cfg.bridge.api_keys[0].key))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,10 @@ DEFAULT_MAX_IN_FLIGHT = 1000
 #: not in memory (bench/README.md, ``overload.py``).
 DEFAULT_MAX_CONNECTIONS = 2000
 
+#: bridge.drain_timeout's ceiling: a stop that takes longer is a hang to a service manager (systemd's
+#: TimeoutStopSec must exceed it plus gateway run's stop grace: docs/gateway.service).
+MAX_DRAIN_TIMEOUT = 600.0
+
 #: The API key shipped in the example gateway.yaml. Fine on loopback for a
 #: demo; the bridge refuses to listen anywhere else while it is in use.
 EXAMPLE_API_KEY = "example-key-change-me"
@@ -164,6 +168,18 @@ class BridgeConfig(_Section):
     #: HTTP connections each bridge process keeps open at most; past it, it accepts no more until one
     #: closes (they wait in the kernel's listen queue). Bounds the memory a burst of clients costs.
     max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=16, le=1_000_000)
+    #: Seconds a node that is stopped (SIGTERM to ``gateway run``) drains before it stops: its bridges take
+    #: no new event (503 ``draining``, /healthz 503) and it waits until the requests it accepted are
+    #: answered, then stops (docs/operations.md, "Stopping a node"). 0: it stops at once, without draining.
+    drain_timeout: float = 10.0
+
+    @field_validator("drain_timeout")
+    @classmethod
+    def _drain_timeout(cls, value: float) -> float:
+        if not 0 <= value <= MAX_DRAIN_TIMEOUT:  # NaN too
+            raise ValueError(f"drain_timeout is the seconds a stopping node waits for the requests it accepted: "
+                             f"0 (stop at once, no drain) up to {MAX_DRAIN_TIMEOUT:g}")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -17,6 +17,9 @@ INTERNAL_RELOAD_PREFIX = "gateway.internal.reload."
 #: Each component offers ``gateway.internal.metrics.<session id>``: its process's metrics snapshot
 #: (``components.metrics.Snapshot.to_wire``), which the bridge answering ``GET /metrics`` sums.
 INTERNAL_METRICS_PREFIX = "gateway.internal.metrics."
+#: Each bridge offers ``gateway.internal.drain.<session id>``: take no new event from now on (the node is
+#: leaving: ``POST /admin/drain``) and answer ``{"process", "in_flight", "amqp"}``; asked again, the same.
+INTERNAL_DRAIN_PREFIX = "gateway.internal.drain."
 
 #: The event classes the caller may see: ``{"version", "classes": [...]}``.
 CATALOG = "gateway.catalog"
@@ -139,6 +142,11 @@ def internal_metrics(session_id: int) -> str:
 
 def internal_reload(session_id: int) -> str:
     return f"{INTERNAL_RELOAD_PREFIX}{session_id}"
+
+
+def internal_drain(session_id: int) -> str:
+    """The procedure a bridge drains at (``POST /admin/drain`` reaches every bridge of the node by it)."""
+    return f"{INTERNAL_DRAIN_PREFIX}{session_id}"
 
 
 def query_topic(key: str) -> str:

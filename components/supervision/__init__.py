@@ -10,8 +10,8 @@ calls it.
 """
 
 from components.supervision.policy import Backoff, NodeShape
-from components.supervision.processes import Endpoint
+from components.supervision.processes import BridgeDrain, Endpoint
 from components.supervision.supervisor import EXIT_START_FAILED, EXIT_STOPPED, Settings, configure_logging, supervise
 
-__all__ = ["EXIT_START_FAILED", "EXIT_STOPPED", "Backoff", "Endpoint", "NodeShape", "Settings", "configure_logging",
-           "supervise"]
+__all__ = ["EXIT_START_FAILED", "EXIT_STOPPED", "Backoff", "BridgeDrain", "Endpoint", "NodeShape", "Settings",
+           "configure_logging", "supervise"]

@@ -8,6 +8,7 @@ do next, so that every rule is unit-tested in microseconds.
 from __future__ import annotations
 
 import enum
+import json
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -179,3 +180,115 @@ class Backoff:
             return 0.0
         # Bounded exponent: a node failing for days must not overflow the float.
         return min(self.cap, self.initial * self.factor ** min(streak - 2, 64))
+
+
+# -- draining the node before it stops ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BridgeLoad:
+    """One bridge process, as ``POST /admin/drain`` reports it."""
+
+    process: str
+    #: Requests it still holds (events, or other work for our components), not answered yet.
+    in_flight: int
+    #: Its RabbitMQ consumer's state: ``draining`` while it hands over the batch it holds.
+    amqp: str = "off"
+
+    @property
+    def idle(self) -> bool:
+        return self.in_flight == 0 and self.amqp != "draining"
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """One answer of ``POST /admin/drain``: every bridge it reached drains; what each still holds."""
+
+    bridges: tuple[BridgeLoad, ...]
+    #: Bridges the one answering could not reach (asked again at the next look).
+    failures: tuple[str, ...] = ()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(b.in_flight for b in self.bridges)
+
+    @property
+    def idle(self) -> bool:
+        return not self.failures and all(b.idle for b in self.bridges)
+
+    def describe(self) -> str:
+        """``components-1: 2, components-2: 0`` (and what could not be reached)."""
+        text = ", ".join(f"{b.process}: {b.in_flight}" + (" and a RabbitMQ batch" if b.amqp == "draining" else "")
+                         for b in self.bridges) or "no bridge"
+        return text + (f"; not reached: {'; '.join(self.failures)}" if self.failures else "")
+
+
+@dataclass(frozen=True)
+class NoBridge:
+    """Nothing listens on the bridge port (connection refused): no bridge is left to hold anything."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class DrainUnanswered:
+    """The bridge answered something other than a drain report, or not in time."""
+
+    reason: str
+
+
+#: What one ``POST /admin/drain`` got.
+DrainSeen = DrainReport | NoBridge | DrainUnanswered
+
+
+def read_drain_answer(status: int, body: bytes) -> DrainReport | DrainUnanswered:
+    """``POST /admin/drain``'s answer (``webapp_bridge.server.overload.drain_answer``) as a report."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("bridges"), list):
+        what = doc.get("message", doc.get("error")) if isinstance(doc, dict) else body[:200].decode(errors="replace")
+        return DrainUnanswered(f"POST /admin/drain answered {status}: {what}")
+    try:
+        bridges = tuple(BridgeLoad(str(b["process"]), int(b["in_flight"]), str(b.get("amqp", "off")))
+                        for b in doc["bridges"])
+    except (KeyError, TypeError, ValueError):
+        return DrainUnanswered(f"POST /admin/drain answered a report without process and in_flight: {doc}")
+    failures = tuple(f"{f.get('bridge', '?')} ({f.get('error', '?')})" if isinstance(f, dict) else str(f)
+                     for f in doc.get("failures") or ())
+    return DrainReport(bridges, failures)
+
+
+@dataclass(frozen=True)
+class Drained:
+    """Done draining (or nothing to drain): stop the node now. ``message`` says how it went, for the log."""
+
+    message: str
+    #: False: it ended without every request answered (timed out): logged as a warning.
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class KeepDraining:
+    """Something is still in flight: look again."""
+
+
+def drain_step(seen: DrainSeen, elapsed: float, timeout: float) -> Drained | KeepDraining:
+    """What to do after one look at a draining node, ``elapsed`` seconds after its drain began.
+
+    Done once every bridge holds nothing (and each was reached), or at once when no bridge listens any more;
+    else look again until ``timeout`` (``bridge.drain_timeout``) has passed, then stop anyway, saying what
+    was left: the node is stopped within the time an operator configured, whatever it holds.
+    """
+    if isinstance(seen, NoBridge):
+        return Drained(f"no bridge answers ({seen.reason}): nothing left to drain")
+    if isinstance(seen, DrainReport) and seen.idle:
+        return Drained(f"drained in {elapsed:.1f} s: nothing left in flight ({seen.describe()})")
+    if elapsed < timeout:
+        return KeepDraining()
+    if isinstance(seen, DrainReport):
+        return Drained(f"drain_timeout ({timeout:g} s) passed with {seen.in_flight} requests still in flight "
+                       f"({seen.describe()}); stopping the node anyway", complete=False)
+    return Drained(f"drain_timeout ({timeout:g} s) passed without a drain report ({seen.reason}); stopping the "
+                   "node anyway", complete=False)

@@ -19,11 +19,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 
-from components.supervision.policy import Observation
+from components.supervision.policy import DrainSeen, DrainUnanswered, NoBridge, Observation, read_drain_answer
 
 #: prctl(2) option: the signal a process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -56,6 +56,31 @@ def serving(router: Endpoint, bridge: Endpoint, timeout: float = 2.0) -> bool:
         return False
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class BridgeDrain:
+    """``POST /admin/drain`` to the node's bridge, with an API key (``bridge.api_keys``' first): every bridge of
+    the node takes no new event from then on, and the answer says what each still holds. Asked again, the
+    same: the supervisor asks until nothing is left (``policy.drain_step``)."""
+
+    bridge: Endpoint
+    api_key: str = field(repr=False)
+
+    def __call__(self, timeout: float) -> DrainSeen:
+        conn = http.client.HTTPConnection(self.bridge.host, self.bridge.port, timeout=timeout)
+        try:
+            conn.request("POST", "/admin/drain", b"", {"Authorization": f"Bearer {self.api_key}",
+                                                       "Content-Length": "0"})
+            response = conn.getresponse()
+            return read_drain_answer(response.status, response.read())
+        except ConnectionRefusedError:
+            return NoBridge(f"{self.bridge.host}:{self.bridge.port} refuses connections")
+        except (OSError, http.client.HTTPException) as exc:
+            return DrainUnanswered(f"POST /admin/drain to {self.bridge.host}:{self.bridge.port}: "
+                                   f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
 
 
 def _dying_with(parent: int) -> Callable[[], None]:

@@ -15,6 +15,15 @@ serving or down; when down, stop what is left of it and start it again after
 ``policy.Backoff``'s delay. SIGTERM, SIGINT and SIGHUP stop the node (every
 process of its group) and end ``gateway run`` with 0; a node that never served
 at its first start ends it with 1.
+
+A node that serves is drained before it is stopped (``Settings.drain_timeout``,
+``bridge.drain_timeout``): ``POST /admin/drain`` to its bridge
+(``processes.BridgeDrain``), which makes every bridge of the node refuse new
+events (503 ``draining``, ``/healthz`` 503: a load balancer sends elsewhere)
+while what they accepted goes on to its answer, asked again until nothing is in
+flight or the time is up (``policy.drain_step``); then the stop as ever, whose
+SIGTERM to the controller closes the clients' sessions (they move to another
+node). A second stop signal during the drain cuts it short.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol, TextIO
 
-from components.supervision.policy import Backoff, Down, NodeShape, Observation, Phase, Up, judge
+from components.supervision.policy import (Backoff, Down, Drained, DrainSeen, NodeShape, Observation, Phase, Up,
+                                           drain_step, judge)
 from components.supervision.processes import Endpoint, NodeProcess
 
 log = logging.getLogger("gateway.supervisor")
@@ -60,6 +70,13 @@ class Settings:
     #: their connection close either way, and a web-app retries a cut request with the same id.
     failed_grace: float = 0.0
     backoff: Backoff = field(default_factory=Backoff)
+    #: ``bridge.drain_timeout``: on a stop signal, a node that serves is drained (it takes no new event and
+    #: answers what it accepted) for at most this long before it is stopped; 0: stopped at once.
+    drain_timeout: float = 10.0
+    #: Between two questions to the draining node (each asks every bridge over the router: cheap).
+    drain_interval: float = 0.1
+    #: The longest one question may take (and never past the drain's end by more than a second).
+    drain_request_timeout: float = 5.0
 
 
 class Node(Protocol):
@@ -77,6 +94,8 @@ class Node(Protocol):
 
 #: Makes a (not yet started) node from ``crossbar start``'s argv and environment.
 NodeFactory = Callable[[Sequence[str], Mapping[str, str] | None], Node]
+#: Asks the node to drain (``processes.BridgeDrain``: ``POST /admin/drain``), within a timeout; what it got.
+Drainer = Callable[[float], DrainSeen]
 
 
 @dataclass(frozen=True)
@@ -89,24 +108,28 @@ class _Ended:
 
 
 class _StopRequest:
-    """The signal handler: remembers the first stop signal, for the loop to act on."""
+    """The signal handler: remembers the first stop signal, for the loop to act on, and counts them (a second
+    one cuts a drain short)."""
 
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
+        self.count = 0
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
         if self.signal is None:
             self.signal = signal.Signals(signum)
 
 
 def supervise(argv: Sequence[str], shape: NodeShape, router: Endpoint, bridge: Endpoint,
               settings: Settings = Settings(), env: Mapping[str, str] | None = None,
-              node_factory: NodeFactory = NodeProcess) -> int:
-    """Run the node ``argv`` starts (``crossbar start ...``) until a stop signal; the exit status."""
+              node_factory: NodeFactory = NodeProcess, drain: Drainer | None = None) -> int:
+    """Run the node ``argv`` starts (``crossbar start ...``) until a stop signal; the exit status.
+    ``drain``: how to drain the node before it is stopped (None: it is not drained)."""
     stop = _StopRequest()
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
-        return _Supervisor(argv, shape, router, bridge, settings, env, node_factory, stop).run()
+        return _Supervisor(argv, shape, router, bridge, settings, env, node_factory, stop, drain).run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -115,7 +138,7 @@ def supervise(argv: Sequence[str], shape: NodeShape, router: Endpoint, bridge: E
 class _Supervisor:
     def __init__(self, argv: Sequence[str], shape: NodeShape, router: Endpoint, bridge: Endpoint,
                  settings: Settings, env: Mapping[str, str] | None, node_factory: NodeFactory,
-                 stop: _StopRequest) -> None:
+                 stop: _StopRequest, drain: Drainer | None = None) -> None:
         self._argv = list(argv)
         self._node_factory = node_factory
         self._shape = shape
@@ -123,6 +146,7 @@ class _Supervisor:
         self._settings = settings
         self._env = env
         self._stop = stop
+        self._drain = drain
 
     def run(self) -> int:
         streak = 0
@@ -138,7 +162,7 @@ class _Supervisor:
                 return EXIT_START_FAILED
             ended = self._watch(node, failed_at, restarts)
             if ended.reason is None:
-                return self._stopped(node)
+                return self._stopped(node, serving=ended.served_for is not None)
             failed_at = time.monotonic()
             node.stop(self._settings.failed_grace)
             served_once = served_once or ended.served_for is not None
@@ -184,13 +208,34 @@ class _Supervisor:
                         log.warning("container worker %s died; the others serve (the node is restarted "
                                     "once none is left)", ", ".join(lost))
             time.sleep(settings.poll_interval)
-        return _Ended(None, None)
+        return _Ended(None, None if up_since is None else time.monotonic() - up_since)
 
-    def _stopped(self, node: Node) -> int:
-        log.info("got %s: stopping the node", self._stop_name())
+    def _stopped(self, node: Node, serving: bool) -> int:
+        if serving and self._drain is not None and self._settings.drain_timeout > 0:
+            log.info("got %s: stopping the node, draining it first (it takes no new events; those in flight get "
+                     "at most %g s)", self._stop_name(), self._settings.drain_timeout)
+            self._drained(self._drain)
+        else:
+            log.info("got %s: stopping the node", self._stop_name())
         node.stop(self._settings.stop_grace)
         log.info("the node stopped")
         return EXIT_STOPPED
+
+    def _drained(self, drain: Drainer) -> None:
+        """Ask the node to drain until ``policy.drain_step`` says it is done (or a second signal says stop)."""
+        settings = self._settings
+        started = time.monotonic()
+        while True:
+            left = settings.drain_timeout - (time.monotonic() - started)
+            seen = drain(max(0.5, min(settings.drain_request_timeout, left + 1.0)))
+            step = drain_step(seen, time.monotonic() - started, settings.drain_timeout)
+            if isinstance(step, Drained):
+                (log.info if step.complete else log.warning)("%s", step.message)
+                return
+            if self._stop.count > 1:
+                log.warning("got a second stop signal: stopping the node without waiting for the drain")
+                return
+            time.sleep(settings.drain_interval)
 
     def _wait(self, seconds: float) -> bool:
         """Wait, unless a stop is asked for: False then."""

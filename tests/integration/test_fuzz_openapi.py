@@ -44,15 +44,17 @@ pytestmark = pytest.mark.integration
 OPERATIONS = {"POST /events": True, "POST /events/batch": True, "POST /tickets": True, "POST /subscriptions": True,
               "GET /subscriptions": True, "DELETE /subscriptions/{id}": False, "GET /catalog": False,
               "POST /admin/reload": False, "POST /RPC2": False, "GET /healthz": False, "GET /livez": False,
-              "GET /metrics": False}
+              "GET /metrics": False,
+              # Last: it drains the node for good (every event after it is 503 draining).
+              "POST /admin/drain": False}
 CASES = [(label, mode) for label, negative in OPERATIONS.items()
          for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if negative or mode.is_positive]
 #: Generated requests per operation and mode (fewer where the schema allows fewer): some 15 s in all.
 MAX_EXAMPLES = 50
 #: Seconds one request may take before the test fails: nothing the bridge does here should take long.
 REQUEST_TIMEOUT = 10
-#: The 503s the API documents: the bridge is full, or no dispatcher is there (``api.RETRY``).
-DOCUMENTED_503 = frozenset({"overloaded", "unavailable"})
+#: The 503s the API documents: the bridge is full, no dispatcher is there (``api.RETRY``), the node is leaving.
+DOCUMENTED_503 = frozenset({"overloaded", "unavailable", "draining"})
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 

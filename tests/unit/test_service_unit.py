@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from components import cli
-from components.config import ENV_OVERRIDES
+from components.config import ENV_OVERRIDES, BridgeConfig
 from components.supervision import EXIT_START_FAILED, EXIT_STOPPED, Settings
 from components.supervision.supervisor import STOP_SIGNALS
 
@@ -134,8 +134,9 @@ def test_stopping_signals_gateway_run_only_and_waits_longer_than_it_does() -> No
     # leave Crossbar's processes behind.) docs/operations.md documents mixed.
     assert one("Service", "KillMode") == "mixed"
     assert getattr(signal, one("Service", "KillSignal")) in STOP_SIGNALS
-    # gateway run gives Crossbar stop_grace seconds before it kills the node's group itself.
-    assert seconds(one("Service", "TimeoutStopSec")) > Settings().stop_grace
+    # gateway run drains the node (bridge.drain_timeout at its default), then gives Crossbar stop_grace seconds
+    # before it kills the node's group itself.
+    assert seconds(one("Service", "TimeoutStopSec")) > BridgeConfig().drain_timeout + Settings().stop_grace
     assert one("Service", "Type") in ("exec", "simple")  # gateway run stays in the foreground: no forking
 
 

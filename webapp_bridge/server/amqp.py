@@ -37,6 +37,11 @@ adapter, inside the bridge's container worker.
   is logged and retried with exponential backoff and jitter up to
   ``amqp.reconnect_max_delay``; so is a broker that is down when the bridge
   starts, while HTTP goes on being served.
+- When the node leaves (``drain()``: ``POST /admin/drain``, which ``gateway run`` sends on SIGTERM), the
+  ingest takes no more messages: the batch in hand is handed to the dispatcher and acked as ever (state
+  ``draining``), then the consumer is cancelled and the connection closed (``drained``): what the broker
+  had sent ahead, unacked, goes back to the queue, and another consumer (another node's, in a cluster:
+  single active consumer) becomes the active one.
 """
 
 from __future__ import annotations
@@ -93,8 +98,9 @@ MAX_STRIKES = 5
 #: Seconds between two log lines saying consumption waits for room under the in-flight limit.
 PAUSE_LOG_INTERVAL = 60.0
 
-#: ``paused``: consuming, but waiting for room under the bridge's in-flight limit.
-State = Literal["off", "connecting", "connected", "paused"]
+#: ``paused``: consuming, but waiting for room under the bridge's in-flight limit; ``draining``: the node is
+#: leaving and the batch in hand is being handed over; ``drained``: it consumes no more, for good.
+State = Literal["off", "connecting", "connected", "paused", "draining", "drained"]
 Dispatch = Callable[[list[PublishRequest]], Awaitable["list[dict[str, Any]] | Answer"]]
 Item = tuple[Any, PublishRequest]  # (the pika ReceivedMessage, its event)
 
@@ -238,6 +244,12 @@ class AmqpIngest:
         self._connection: _Connection | None = None
         self._pause: Deferred[None] | None = None
         self._done: Deferred[None] | None = None
+        #: Waiting for the next message (``drain()`` ends the wait).
+        self._getting: Deferred[Any] | None = None
+        #: The node is leaving: no more messages are taken (``drain()``).
+        self._draining = False
+        #: A batch is being handed to the dispatcher (and acked): what a drain waits for.
+        self._holding = False
         #: This connection got as far as consuming (or standing by): the broker works.
         self._worked = False
 
@@ -260,6 +272,24 @@ class AmqpIngest:
         done, self._done = self._done, None
         return done if done is not None else succeed(None)
 
+    def drain(self) -> None:
+        """Take no more messages, for good: the node is leaving. The batch in hand, if any, is handed to the
+        dispatcher and acked as ever (state ``draining``); then the consumer is cancelled and the connection
+        closed (``drained``): what the broker had sent ahead goes back to the queue, for another consumer.
+        Asked again: nothing more."""
+        if self._draining:
+            return
+        self._draining = True
+        if not self._running:
+            return
+        # Nothing in hand (connecting, standing by, waiting for a message): nothing to wait for.
+        self.state = "draining" if self._holding else "drained"
+        self.log.info("draining: taking no more messages from {queue}; the batch in hand is handed over and acked "
+                      "first", queue=self._cfg.queue)
+        for waiting in (self._getting, self._pause):  # a wait for a message, for room, for the lease, a backoff
+            if waiting is not None:
+                waiting.cancel()
+
     def info(self) -> dict[str, Any]:
         """What the consumer's lease procedure answers."""
         return {"connection": self.name, "queue": self._cfg.queue, "state": self.state, "pid": os.getpid(),
@@ -269,12 +299,12 @@ class AmqpIngest:
 
     async def _run(self) -> None:
         failures = 0
-        while self._running:
+        while self._running and not self._draining:
             self.state = "connecting"
             try:
                 connection = await self._connect()
             except Exception as exc:  # Unreachable, or anything unforeseen: never give up
-                if not self._running:
+                if not self._running or self._draining:
                     break
                 delay = self._reconnect_delay(failures)
                 failures += 1
@@ -283,7 +313,7 @@ class AmqpIngest:
                               else _describe(exc), delay=round(delay, 1), n=failures)
                 await self._sleep(delay)
                 continue
-            if not self._running:
+            if not self._running or self._draining:
                 _close(connection)
                 break
             self._connection = connection
@@ -300,8 +330,8 @@ class AmqpIngest:
                 problem = _describe(connection.reason or exc)
             finally:
                 self._connection = None
-                _close(connection)
-            if not self._running:
+                _close(connection)  # what is unacked (sent ahead, never handed over) goes back to the queue
+            if not self._running or self._draining:
                 break
             if lasting:
                 await self._misdeclared(str(problem))
@@ -319,7 +349,12 @@ class AmqpIngest:
                 self.log.error("RabbitMQ at {where}: {problem}; trying again in {delay}s (attempt {n})",
                                where=self.where, problem=problem, delay=round(delay, 1), n=failures)
             await self._sleep(delay)
-        self.state = "off"
+        if self._running and self._draining:
+            self.state = "drained"
+            self.log.info("drained: consuming {queue} no more (what this bridge held is acked; what it had not "
+                          "taken is back in the queue)", queue=self._cfg.queue)
+        else:
+            self.state = "off"
 
     async def _connect(self) -> _Connection:
         params = self._params
@@ -386,39 +421,62 @@ class AmqpIngest:
             self.log.info("the queue {queue} is declared with single active consumer now", queue=self._cfg.queue)
         await channel.basic_qos(prefetch_count=self._cfg.prefetch)
         await channel.confirm_delivery()
+        if self._draining:
+            return
         self.state = "connected"
         self.log.info("connected to RabbitMQ at {where} as {name!r}; queue {queue}, dead letters to {dlq}",
                       where=self.where, name=self.name, queue=self._cfg.queue, dlq=self._cfg.dead_letter_queue)
         if not await self._take_lease(connection):
             return
         try:
-            messages, _tag = await channel.basic_consume(self._cfg.queue)
+            messages, tag = await channel.basic_consume(self._cfg.queue)
             self._worked = True
             if self._single_active:
                 self.log.info("consuming {queue} (single active consumer: the broker delivers to one consumer in "
                               "the cluster at a time, to this one while it is the active one)", queue=self._cfg.queue)
             else:
                 self.log.info("consuming {queue}", queue=self._cfg.queue)
-            while self._running:
-                batch = [await messages.get()]
+            while self._running and not self._draining:
+                self._getting = messages.get()
+                try:
+                    batch = [await self._getting]
+                except CancelledError:  # drain(): nothing in hand
+                    break
+                finally:
+                    self._getting = None
                 room = await self._room()
-                if not self._running:
+                if not self._running or self._draining:
                     break  # unacked: the broker hands it out again
                 while messages.pending and len(batch) < min(self._cfg.prefetch, room):
                     batch.append(messages.pending.pop(0))
                 taken = self._in_flight.take(len(batch))
                 assert taken, "room was there, and nothing else ran since"
+                self._holding = True
                 try:
                     await self._handle(channel, batch)
                 finally:
+                    self._holding = False
                     self._in_flight.release(len(batch))
+            if self._draining and self._running and channel.is_open:
+                await self._cancel(channel, tag)
+            if self._draining and self._running:
+                self.state = "drained"
         finally:
             if self._lease is not None:
                 await self._lease.release()
 
+    async def _cancel(self, channel: TwistedChannel, tag: str) -> None:
+        """No more deliveries to this consumer (the node drains): the broker makes another consumer the active
+        one. What it sent ahead goes back to the queue when the connection closes, right after."""
+        try:
+            await channel.basic_cancel(tag).addTimeout(CONNECT_TIMEOUT, _REACTOR)
+        except Exception as exc:  # closing the connection cancels it too
+            self.log.warn("cancelling the consumer of {queue}: {err}; closing the connection instead",
+                          queue=self._cfg.queue, err=_describe(exc))
+
     async def _room(self) -> int:
         """The room under the bridge's in-flight limit, once there is some (``paused`` until then)."""
-        while self._running and self._in_flight.room < 1:
+        while self._running and not self._draining and self._in_flight.room < 1:
             if self.state == "connected":
                 self.state = "paused"
                 now = _REACTOR.seconds()
@@ -444,7 +502,7 @@ class AmqpIngest:
         if self._lease is None:
             return True
         told = False
-        while self._running and connection.is_open:
+        while self._running and not self._draining and connection.is_open:
             if await self._lease.acquire(self.info):
                 if told:
                     self.log.info("taking over the consumption of {queue}", queue=self._cfg.queue)

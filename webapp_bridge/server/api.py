@@ -345,16 +345,18 @@ def _role(value: Any, where: str) -> str:
     return value
 
 
-def alive(process: str, pid: int, listening_for: float, in_flight: int, max_in_flight: int) -> Answer:
+def alive(process: str, pid: int, listening_for: float, in_flight: int, max_in_flight: int,
+          draining: bool = False) -> Answer:
     """``GET /livez``: this bridge process answers, so its reactor runs. Always 200, whatever the load.
 
     Liveness, apart from readiness (``GET /healthz``: can an event posted now be accepted): a bridge at its
-    in-flight limit is busy, not dead, so the in-flight count is only reported here, never judged. Nothing
+    in-flight limit is busy, not dead, so the in-flight count is only reported here, never judged; so is a
+    bridge draining (its node is leaving: a restart now would cut what it finishes). Nothing
     is asked of the router, a dispatcher or the store: a probe must not fail because they are slow or away
     (readiness says that), nor add to a busy bridge's work.
     """
     return Answer(200, {"status": "alive", "process": process, "pid": pid, "uptime": round(listening_for, 3),
-                        "in_flight": in_flight, "max_in_flight": max_in_flight},
+                        "in_flight": in_flight, "max_in_flight": max_in_flight, "draining": draining},
                   (("X-Gateway-Process", process), ("Cache-Control", "no-store")))
 
 

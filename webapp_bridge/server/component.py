@@ -58,7 +58,8 @@ from webapp_bridge.server.api import (RETRY, Answer, BridgeLogic, PublishRequest
                                       published, ticket_issued)
 from webapp_bridge.server.http import BridgeSite, RequestInfo, Route
 from webapp_bridge.server.openapi import openapi_document
-from webapp_bridge.server.overload import Admission, InFlight, KeyLimit, KeyRates, as_fault, overloaded
+from webapp_bridge.server.overload import (Admission, InFlight, KeyLimit, KeyRates, as_fault, drain_answer,
+                                           drain_report, draining, overloaded)
 
 #: While the dispatcher is (re)starting its procedure is missing; the bridge
 #: waits this long in all before answering 503, so that a component restart
@@ -109,8 +110,8 @@ class Bridge(BackendSession):
             KeyLimit(k.name, *k.limit) for k in cfg.bridge.api_keys if k.limit is not None))
         await self.register_reload()
         routes = [
-            Route(b"POST", b"/events", self._post_event, gated=True),
-            Route(b"POST", b"/events/batch", self._post_batch, gated=True),
+            Route(b"POST", b"/events", self._post_event, gated=True, ingest=True),
+            Route(b"POST", b"/events/batch", self._post_batch, gated=True, ingest=True),
             Route(b"POST", b"/tickets", self._post_ticket, gated=True),
             Route(b"POST", b"/RPC2", self._post_rpc, gated=True, refusal=as_fault),
             Route(b"POST", b"/subscriptions", self._post_subscription, gated=True),
@@ -119,6 +120,7 @@ class Bridge(BackendSession):
             Route(b"GET", b"/catalog", self._catalog),
             Route(b"GET", b"/openapi.json", self._openapi, auth=False),
             Route(b"POST", b"/admin/reload", self._reload_everywhere),
+            Route(b"POST", b"/admin/drain", self._drain_everywhere),
             Route(b"GET", b"/healthz", _answered_here(self._health), auth=False),
             Route(b"GET", b"/metrics", _answered_here(self._metrics), auth=cfg.metrics.require_key),
         ]
@@ -135,6 +137,8 @@ class Bridge(BackendSession):
                                     connection_name(cfg.bridge.host, cfg.bridge.port), WampLease(self),
                                     self._admission.in_flight, single_active=cfg.cluster.enabled)
             self._amqp.start()
+        assert self._session_id is not None
+        await self.register(self._drain_here, uris.internal_drain(self._session_id))
         METER.provide("bridge", lambda: [(AMQP_CONSUMERS, (("state", self._amqp_state()),), 1)], "sum")
         await self.offer_metrics(cfg)
         await self._offer_status(cfg)
@@ -152,7 +156,7 @@ class Bridge(BackendSession):
         async def publish() -> Answer:
             results = await self._dispatch([parsed], len(body))
             return results if isinstance(results, Answer) else published(results[0])
-        return await self._admitted(request, 1, publish)
+        return await self._admitted(request, 1, publish, ingest=True)
 
     async def _post_batch(self, body: bytes, request: RequestInfo) -> Answer:
         items = self._logic.parse_batch(body)
@@ -165,14 +169,15 @@ class Bridge(BackendSession):
             if isinstance(results, Answer):
                 return results
             return batch_results(items, results)
-        return await self._admitted(request, len(good), publish)
+        return await self._admitted(request, len(good), publish, ingest=True)
 
     async def _admitted(self, request: RequestInfo, events: int, work: Callable[[], Awaitable[Answer]],
-                        refusal: Callable[[Answer], Answer] | None = None) -> Answer:
+                        refusal: Callable[[Answer], Answer] | None = None, ingest: bool = False) -> Answer:
         """``work()``'s answer if the bridge has room for ``events`` (one at least) and the key's rate lets
-        them in, holding their places until it is answered; else the 503 or 429 (``refusal`` words it)."""
+        them in, holding their places until it is answered; else the 503 or 429 (``refusal`` words it).
+        ``ingest``: the request publishes events, refused 503 ``draining`` once the node is leaving."""
         events = max(1, events)
-        refused = self._admission.admit(request.key_name, events)
+        refused = self._admission.admit(request.key_name, events, ingest)
         if refused is not None:
             return refused if refusal is None else refusal(refused)
         try:
@@ -267,7 +272,7 @@ class Bridge(BackendSession):
             published = await self._dispatch(events, len(body)) if events else []
             issued = [await self._issue_ticket(ticket) for ticket in tickets]
             return plan.answer(published, issued)
-        return await self._admitted(request, len(events) + len(tickets), run, as_fault)
+        return await self._admitted(request, len(events) + len(tickets), run, as_fault, ingest=bool(events))
 
     async def _issue_ticket(self, request: TicketRequest) -> dict[str, Any] | Answer:
         try:
@@ -383,6 +388,49 @@ class Bridge(BackendSession):
             if info["uri"].startswith(uris.INTERNAL_RELOAD_PREFIX) and info["uri"] != mine:
                 found.append(info["uri"])
         return found
+
+    # -- drain (the node is leaving) -------------------------------------------
+
+    async def _drain_everywhere(self, body: bytes) -> Answer:
+        """``POST /admin/drain``: every bridge of the node takes no new event from now on (503 ``draining``,
+        ``/healthz`` 503) and says what it still holds in flight (``overload.drain_answer``). This one drains
+        first, by itself; the others (the port is shared: a request reaches one bridge) by their
+        ``gateway.internal.drain.<session>``, as ``POST /admin/reload`` reaches every component. Asked again,
+        it drains whichever bridge has (re)started since and answers the counts now: ``gateway run`` asks
+        until every bridge holds nothing."""
+        mine = self._drain_here()
+        if not self.is_attached():
+            return drain_answer([mine], [{"bridge": "the others", "error": "this bridge is reconnecting to the "
+                                          "router and could not reach them"}])
+        assert self._session_id is not None
+        own = uris.internal_drain(self._session_id)
+        try:
+            others = [p for p in await self._registered(uris.INTERNAL_DRAIN_PREFIX) if p != own]
+        except ApplicationError as listing_failed:
+            return drain_answer([mine], [{"bridge": "the others",
+                                          "error": f"the router did not list them: {listing_failed}"}])
+        answers = await DeferredList([self.call(p) for p in others], consumeErrors=True)
+        reports, failures = [mine], []
+        for procedure, (ok, got) in zip(others, answers):
+            if ok and isinstance(got, dict):
+                reports.append(got)
+                continue
+            error = getattr(got, "value", None)
+            if isinstance(error, ApplicationError) and error.error == ApplicationError.NO_SUCH_PROCEDURE:
+                continue  # its session ended meanwhile: it takes nothing more (a restarted one is asked next time)
+            failures.append({"bridge": procedure, "error": str(error) if error is not None else f"answered {got!r}"})
+        return drain_answer(reports, failures)
+
+    def _drain_here(self) -> dict[str, Any]:
+        """``gateway.internal.drain.<session>``: this bridge admits no new event, for good (its node stops next),
+        nor RabbitMQ message; what it holds goes on to its answer. Its process, in-flight count and consumer."""
+        if not self._admission.draining:
+            self._admission.draining = True
+            self.log.info("draining: this bridge takes no new events (503 draining, /healthz 503); the {n} "
+                          "requests it holds go on to their answers", n=self._admission.in_flight.count)
+            if self._amqp is not None:
+                self._amqp.drain()
+        return drain_report(METER.identity, self._admission.in_flight.count, self._amqp_state())
 
     # -- metrics -------------------------------------------------------------
 
@@ -541,6 +589,8 @@ class Bridge(BackendSession):
         """
         in_flight = self._admission.in_flight
         load = {"in_flight": in_flight.count, "max_in_flight": in_flight.limit}
+        if self._admission.draining:  # the node is leaving: a load balancer sends elsewhere from now on
+            return Answer(503, {"status": "draining", **load, "amqp": self._amqp_state()}, draining().headers)
         if in_flight.full:
             refusal = overloaded(in_flight.limit)
             return Answer(503, {"status": "overloaded", **load, "amqp": self._amqp_state()}, refusal.headers)

@@ -72,6 +72,9 @@ class Route:
     gated: bool = False
     #: How this route words a refusal made before its handler runs (XML-RPC: as a fault); None: as it is.
     refusal: Callable[[Answer], Answer] | None = None
+    #: Every request of it carries events: refused at the door while the node drains (``Admission.draining``).
+    #: (XML-RPC is not: a call may only ask for a ticket; its handler asks ``admit`` with what the body holds.)
+    ingest: bool = False
 
 
 class _LimitedRequest(server.Request):
@@ -245,7 +248,7 @@ class BridgeSite(server.Site):
         key = self.logic().authenticate(_header(request, b"authorization"))
         if isinstance(key, Answer):
             return None  # its 401 comes when it is routed
-        refusal = self.admission.at_start(key)
+        refusal = self.admission.at_start(key, route.ingest)
         if refusal is None:
             return None
         return (refusal if route.refusal is None else route.refusal(refusal)), key
@@ -258,7 +261,14 @@ class BridgeSite(server.Site):
         the reactor runs; 200 even past ``bridge.max_in_flight`` (the route is not ``gated``)."""
         in_flight = self.admission.in_flight if self.admission is not None else None
         return alive(METER.identity, os.getpid(), time.monotonic() - self._started,
-                     in_flight.count if in_flight is not None else 0, in_flight.limit if in_flight is not None else 0)
+                     in_flight.count if in_flight is not None else 0, in_flight.limit if in_flight is not None else 0,
+                     self.draining)
+
+    @property
+    def draining(self) -> bool:
+        """The node is leaving (``Admission.draining``): every answer closes its connection, so that a client's
+        next request opens a new one, which a load balancer sends to another node."""
+        return self.admission is not None and self.admission.draining
 
 
 class _Api(Resource):
@@ -332,6 +342,11 @@ def _send(request: server.Request, answer: Answer) -> None:
     request.setHeader(b"Content-Type", answer.content_type.encode())
     for name, value in answer.headers:
         request.setHeader(name.encode(), value.encode())
+    site = getattr(request, "site", None)  # Twisted's: the BridgeSite the request came to
+    if isinstance(site, BridgeSite) and site.draining:
+        # Read when the answer goes (a request in flight when the drain began is answered so too).
+        request.setHeader(b"Connection", b"close")
+        request.channel.persistent = False
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.write(body)
     request.finish()

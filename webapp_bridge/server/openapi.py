@@ -45,6 +45,27 @@ _ALIVE = {
         "uptime": {"type": "number", "description": "seconds since this bridge began listening"},
         "in_flight": {"type": "integer", "description": "requests this bridge holds in flight (not judged here)"},
         "max_in_flight": {"type": "integer", "description": "bridge.max_in_flight"},
+        "draining": {"type": "boolean", "description": "the node is leaving (POST /admin/drain, or gateway run "
+                                                       "stopping it): this bridge takes no new events"},
+    },
+}
+_DRAIN = {
+    "type": "object",
+    "required": ["status", "in_flight", "bridges"],
+    "properties": {
+        "status": {"type": "string", "enum": ["draining", "drained"],
+                   "description": "drained: no bridge of the node holds anything in flight any more"},
+        "in_flight": {"type": "integer", "description": "requests the node's bridges still hold, in all"},
+        "bridges": {"type": "array", "items": {
+            "type": "object", "required": ["process", "in_flight", "amqp"],
+            "properties": {
+                "process": {"type": "string", "description": "the bridge's container, e.g. components-1"},
+                "in_flight": {"type": "integer"},
+                "amqp": {"type": "string", "description": "its RabbitMQ consumer: draining while it hands over "
+                                                          "the batch it holds, drained after; off: none"}}}},
+        "failures": {"type": "array", "description": "bridges that could not be reached (asked again next time)",
+                     "items": {"type": "object", "properties": {"bridge": {"type": "string"},
+                                                                "error": {"type": "string"}}}},
     },
 }
 
@@ -111,9 +132,10 @@ _RPC2 = (
     "Answers are HTTP 200 text/xml, faults included. A fault's faultCode is the HTTP status the same mistake "
     "gets on the HTTP API (400 invalid, 404 unknown event class, 409 id reused, 503 retry), or -32700 (not "
     "well-formed XML-RPC), -32601 (no such method), -32602 (wrong number or type of parameters); 503 "
-    "(overloaded) and 429 (rate_limited) faults come with a Retry-After header. A fault's "
-    "faultString starts with the error code (e.g. `invalid_event: ...`) and names every bad field. dateTime "
-    "values become ISO 8601 strings; base64 values are refused. 401 and 413 stay HTTP answers."
+    "(overloaded; draining: the node is leaving, a call holding events goes to another node) and 429 "
+    "(rate_limited) faults come with a Retry-After header. A fault's faultString starts with the error code "
+    "(e.g. `invalid_event: ...`) and names every bad field. dateTime values become ISO 8601 strings; base64 "
+    "values are refused. 401 and 413 stay HTTP answers."
 )
 
 
@@ -133,7 +155,8 @@ def _errors(*codes: int) -> dict[str, Any]:
                  "Retry-After: the seconds until it may send again; the body names the key (its name) and the limit "
                  "(key, rate, burst, retry_after)",
             503: "cannot accept events now; nothing was accepted: retry after Retry-After seconds (overloaded: the "
-                 "bridge holds bridge.max_in_flight events in flight; unavailable: no dispatcher)"}
+                 "bridge holds bridge.max_in_flight events in flight; unavailable: no dispatcher; draining: the "
+                 "node is leaving, send it to another node)"}
     return {str(c): {"description": text[c], **_json({"$ref": "#/components/schemas/Error"})} for c in codes}
 
 
@@ -243,6 +266,17 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                 "summary": "Reload the event definitions in every component", "security": security,
                 "responses": {"200": {"description": "every component runs the new version"},
                               **_errors(401, 422)}}},
+            "/admin/drain": {"post": {
+                "summary": "Drain the node before it stops: every bridge takes no new events from now on",
+                "description": "POST /events, /events/batch and the events of POST /RPC2 are answered 503 "
+                               "draining (with Retry-After: send them to another node) and GET /healthz 503 "
+                               "draining; requests already in flight go on to their answers; RabbitMQ ingest "
+                               "hands over what it holds, then stops consuming. Tickets and subscriptions are "
+                               "still served. For good: the node is to stop (gateway run sends this on SIGTERM). "
+                               "Ask again to learn what is left in flight; drained once nothing is.",
+                "security": security,
+                "responses": {"200": {"description": "draining; what each bridge still holds",
+                                      **_json(_DRAIN)}, **_errors(401)}}},
             "/RPC2": {"post": {
                 "summary": "XML-RPC: the same calls with the same rules, for clients that speak XML-RPC",
                 "description": _RPC2,
@@ -256,8 +290,9 @@ def openapi_document(registry: Registry) -> dict[str, Any]:
                               **_errors(401, 413)}}},
             "/healthz": {"get": {"summary": "Readiness: can an event posted now be accepted?",
                                  "description": "503 while the bridge answering is at its in-flight limit "
-                                                "(overloaded) or no dispatcher or authenticator is there: send "
-                                                "traffic elsewhere for now, do not restart the node.",
+                                                "(overloaded), no dispatcher or authenticator is there, or the "
+                                                "node is leaving (draining: for good): send traffic elsewhere "
+                                                "for now, do not restart the node.",
                                  "responses": {"200": {"description": "yes"}, "503": {"description": "no"}}}},
             "/livez": {"get": {
                 "summary": "Liveness: is the bridge process serving HTTP?",

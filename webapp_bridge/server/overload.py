@@ -9,7 +9,10 @@
   second; past it, 429 ``rate_limited`` with ``Retry-After``, naming the key's name and its limit.
 - ``Admission``: both, as the HTTP adapter asks them: once when a request's headers are in (``at_start``,
   which takes nothing, so that a refused body is never read), then once its body says how many
-  events it holds (``admit``, which takes them).
+  events it holds (``admit``, which takes them). And the node leaving (``draining``: ``POST
+  /admin/drain``, which ``gateway run`` sends on SIGTERM): from then on every request carrying events
+  is refused, 503 ``draining`` (go to another node), before the rate and the room; what was admitted
+  before goes on to its answer, and ``in_flight`` says when nothing is left.
 
 The unit is the event: a request counts one per event it publishes (a batch of 100 counts 100), and
 one when it publishes none (a ticket, a subscription). Both limits are per bridge process: each
@@ -24,8 +27,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from components.ratelimit import TokenBucket
 from webapp_bridge.server import xmlrpc
@@ -34,6 +38,9 @@ from webapp_bridge.server.api import Answer, error
 #: What a 503 ``overloaded`` asks: come back in a second. Requests in flight are answered within
 #: about a second at the rates this machine reaches (bench/README.md, ``overload.py``).
 OVERLOADED_RETRY_AFTER = 1
+#: What a 503 ``draining`` asks: come back in a second, which a load balancer or the proxy sends to another
+#: node (this one stops within ``bridge.drain_timeout``).
+DRAINING_RETRY_AFTER = 1
 
 
 @dataclass(frozen=True)
@@ -128,9 +135,14 @@ class Admission:
     def __init__(self, in_flight: InFlight, rates: KeyRates) -> None:
         self.in_flight = in_flight
         self.rates = rates
+        #: The node is leaving: no new event is admitted (``ingest`` requests), for good (the node stops).
+        self.draining = False
 
-    def at_start(self, key: str) -> Answer | None:
-        """The refusal of a request whose headers are in (its key known), or None to read its body. Takes nothing."""
+    def at_start(self, key: str, ingest: bool = False) -> Answer | None:
+        """The refusal of a request whose headers are in (its key known), or None to read its body. Takes nothing.
+        ``ingest``: the request carries events (refused while draining; tickets and subscriptions are not)."""
+        if ingest and self.draining:
+            return draining()
         wait = self.rates.wait(key)
         if wait > 0:
             return self._rate_limited(key, wait)
@@ -138,11 +150,14 @@ class Admission:
             return overloaded(self.in_flight.limit)
         return None
 
-    def admit(self, key: str, events: int) -> Answer | None:
+    def admit(self, key: str, events: int, ingest: bool = False) -> Answer | None:
         """Take ``events`` places and tokens for a request (None), or its refusal (nothing taken).
 
-        ``release(events)`` once it is answered.
+        ``release(events)`` once it is answered. ``ingest``: as ``at_start``'s. A request whose headers came
+        before the drain began is refused here, once its body is in: nothing is admitted after it began.
         """
+        if ingest and self.draining:
+            return draining()
         wait = self.rates.wait(key)
         if wait > 0:
             return self._rate_limited(key, wait)
@@ -164,6 +179,33 @@ def overloaded(limit: int) -> Answer:
     return error(503, "overloaded", f"the gateway is at its limit of {limit} events in flight (bridge.max_in_flight) "
                  f"and accepted nothing of this request: retry in {OVERLOADED_RETRY_AFTER} s",
                  headers=(("Retry-After", str(OVERLOADED_RETRY_AFTER)),))
+
+
+def draining() -> Answer:
+    """503: the node is leaving (stopped, or ``POST /admin/drain``); nothing of the request was accepted."""
+    return error(503, "draining", "this gateway node is leaving (it is being stopped) and takes no new events; "
+                 f"nothing of this request was accepted: send it to another node (retry in {DRAINING_RETRY_AFTER} s "
+                 "through the load balancer)", headers=(("Retry-After", str(DRAINING_RETRY_AFTER)),))
+
+
+def drain_report(process: str, in_flight: int, amqp: str) -> dict[str, Any]:
+    """What one bridge answers ``gateway.internal.drain.<session>``: its process, the events (and other
+    requests) it still holds in flight, and its RabbitMQ consumer's state (``draining`` while the batch it
+    holds is handed over and acked, ``drained`` once its consumer is cancelled; ``off``: none)."""
+    return {"process": process, "in_flight": in_flight, "amqp": amqp}
+
+
+def drain_answer(reports: Sequence[Mapping[str, Any]], failures: Sequence[Mapping[str, str]]) -> Answer:
+    """``POST /admin/drain``'s answer: every bridge of the node drains from now on; ``in_flight``: what they
+    still hold in all, ``done`` once none holds anything (nor a RabbitMQ batch: ``amqp`` not ``draining``) and
+    every bridge answered. Idempotent: asked again, the node says how far it got."""
+    bridges = sorted((dict(r) for r in reports), key=lambda r: str(r.get("process")))
+    in_flight = sum(int(r.get("in_flight", 0)) for r in bridges)
+    done = not failures and all(r.get("in_flight") == 0 and r.get("amqp") != "draining" for r in bridges)
+    body: dict[str, Any] = {"status": "drained" if done else "draining", "in_flight": in_flight, "bridges": bridges}
+    if failures:
+        body["failures"] = [dict(f) for f in failures]
+    return Answer(200, body)
 
 
 def rate_limited(limit: KeyLimit, wait: float) -> Answer:

@@ -10,7 +10,8 @@ import pytest
 from components.config import parse_config
 from components.nodeconfig import render
 from components.supervision.policy import (
-    Backoff, Down, NodeShape, Observation, Phase, Starting, Up, WorkerSpec, describe_exit, judge)
+    Backoff, BridgeLoad, Down, Drained, DrainReport, DrainSeen, DrainUnanswered, KeepDraining, NoBridge, NodeShape,
+    Observation, Phase, Starting, Up, WorkerSpec, describe_exit, drain_step, judge, read_drain_answer)
 
 SHAPE = NodeShape(WorkerSpec("router", "router", "gateway router"),
                   (WorkerSpec("components-1", "container", "gateway components-1"),
@@ -136,3 +137,63 @@ def test_failures_in_a_row_count_until_the_node_served_long_enough() -> None:
 def test_a_backoff_that_would_spin_or_shrink_is_refused(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="a backoff needs"):
         Backoff(**kw)
+
+
+# -- draining before a stop --------------------------------------------------
+
+
+def report(*loads: tuple[str, int, str], failures: tuple[str, ...] = ()) -> DrainReport:
+    return DrainReport(tuple(BridgeLoad(*load) for load in loads), failures)
+
+
+def test_the_drain_is_done_once_every_bridge_holds_nothing() -> None:
+    step = drain_step(report(("components-1", 0, "drained"), ("components-2", 0, "off")), 0.42, 10)
+    assert step == Drained("drained in 0.4 s: nothing left in flight (components-1: 0, components-2: 0)")
+
+
+@pytest.mark.parametrize("seen", [
+    report(("components-1", 2, "off"), ("components-2", 0, "off")),
+    report(("components-1", 0, "draining")),  # its RabbitMQ batch not acked yet
+    report(("components-1", 0, "off"), failures=("gateway.internal.drain.7 (timed out)",)),
+    DrainUnanswered("POST /admin/drain answered 500: internal_error"),
+])
+def test_the_drain_goes_on_while_anything_is_in_flight_or_unknown_until_the_timeout(seen: DrainSeen) -> None:
+    assert drain_step(seen, 9.9, 10) == KeepDraining()
+    ended = drain_step(seen, 10.0, 10)
+    assert isinstance(ended, Drained) and not ended.complete
+    assert ended.message.startswith("drain_timeout (10 s) passed with") and "stopping the node anyway" in ended.message
+
+
+def test_a_timed_out_drain_says_what_was_left() -> None:
+    ended = drain_step(report(("components-1", 2, "draining"), ("components-2", 1, "off")), 10.2, 10)
+    assert ended == Drained("drain_timeout (10 s) passed with 3 requests still in flight (components-1: 2 and a "
+                            "RabbitMQ batch, components-2: 1); stopping the node anyway", complete=False)
+    unanswered = drain_step(DrainUnanswered("timed out"), 11, 10)
+    assert unanswered == Drained("drain_timeout (10 s) passed without a drain report (timed out); stopping the "
+                                 "node anyway", complete=False)
+
+
+def test_no_bridge_listening_is_nothing_to_drain() -> None:
+    step = drain_step(NoBridge("127.0.0.1:8081 refuses connections"), 0.0, 10)
+    assert step == Drained("no bridge answers (127.0.0.1:8081 refuses connections): nothing left to drain")
+
+
+def test_the_bridges_answer_is_read_as_a_report() -> None:
+    body = (b'{"status": "draining", "in_flight": 2, "bridges": [{"process": "components-1", "in_flight": 2, '
+            b'"amqp": "off"}, {"process": "components-2", "in_flight": 0, "amqp": "drained"}], '
+            b'"failures": [{"bridge": "gateway.internal.drain.9", "error": "canceled"}]}')
+    seen = read_drain_answer(200, body)
+    assert seen == report(("components-1", 2, "off"), ("components-2", 0, "drained"),
+                          failures=("gateway.internal.drain.9 (canceled)",))
+    assert isinstance(seen, DrainReport) and seen.in_flight == 2 and not seen.idle
+
+
+@pytest.mark.parametrize(("status", "body", "says"), [
+    (401, b'{"error": "unauthorized", "message": "the API key is not valid"}', "401: the API key is not valid"),
+    (404, b'{"error": "not_found"}', "404: not_found"),
+    (200, b"<html>", "200: <html>"),
+    (200, b'{"bridges": [{"process": "components-1"}]}', "without process and in_flight"),
+])
+def test_anything_else_is_no_report(status: int, body: bytes, says: str) -> None:
+    seen = read_drain_answer(status, body)
+    assert isinstance(seen, DrainUnanswered) and says in seen.reason

@@ -9,7 +9,9 @@ from collections.abc import Iterator, Mapping, Sequence
 import pytest
 
 from components.supervision import EXIT_START_FAILED, EXIT_STOPPED, Backoff, Endpoint, Settings, supervise
-from components.supervision.policy import NodeShape, Observation, WorkerSpec
+from components.supervision.policy import (BridgeLoad, DrainReport, DrainSeen, DrainUnanswered, NodeShape,
+                                           Observation, WorkerSpec)
+from components.supervision.supervisor import Drainer
 
 SHAPE = NodeShape(WorkerSpec("router", "router", "R"),
                   (WorkerSpec("components-1", "container", "C1"), WorkerSpec("components-2", "container", "C2")))
@@ -56,7 +58,7 @@ class FakeNode:
         self.stopped_with = grace
 
 
-def run(*nodes: FakeNode, settings: Settings = FAST) -> tuple[int, list[FakeNode]]:
+def run(*nodes: FakeNode, settings: Settings = FAST, drain: Drainer | None = None) -> tuple[int, list[FakeNode]]:
     made: list[FakeNode] = []
     queue: Iterator[FakeNode] = iter(nodes)
 
@@ -66,7 +68,7 @@ def run(*nodes: FakeNode, settings: Settings = FAST) -> tuple[int, list[FakeNode
         made.append(node)
         return node
 
-    code = supervise(["crossbar", "start"], SHAPE, ENDPOINT, ENDPOINT, settings, node_factory=factory)
+    code = supervise(["crossbar", "start"], SHAPE, ENDPOINT, ENDPOINT, settings, node_factory=factory, drain=drain)
     return code, made
 
 
@@ -162,3 +164,91 @@ def test_the_signal_handlers_are_given_back() -> None:
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     run(FakeNode(SERVING, SIGTERM))
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+# -- draining before the stop ------------------------------------------------------------------------------------------
+
+
+DRAINING = Settings(poll_interval=0, stop_grace=7, drain_timeout=5, drain_interval=0)
+
+
+def load(*in_flight: int) -> DrainReport:
+    return DrainReport(tuple(BridgeLoad(f"components-{i}", n) for i, n in enumerate(in_flight, 1)))
+
+
+class FakeDrain:
+    """Answers each ``POST /admin/drain`` from its script (the last step repeats); records the order of things."""
+
+    def __init__(self, *script: DrainSeen, log: list[str]) -> None:
+        self.script = list(script)
+        self.log = log
+        self.timeouts: list[float] = []
+
+    def __call__(self, timeout: float) -> DrainSeen:
+        self.timeouts.append(timeout)
+        self.log.append("drain")
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+class RecordingNode(FakeNode):
+    def __init__(self, *script: Observation | str, log: list[str]) -> None:
+        super().__init__(*script)
+        self.log = log
+
+    def stop(self, grace: float) -> None:
+        super().stop(grace)
+        self.log.append("stop")
+
+
+def test_a_stop_signal_drains_a_serving_node_until_nothing_is_in_flight_then_stops_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    order: list[str] = []
+    drain = FakeDrain(load(3, 1), DrainUnanswered("timed out"), load(1, 0), load(0, 0), log=order)
+    node = RecordingNode(SERVING, RUNNING, SIGTERM, log=order)
+    code, _ = run(node, settings=DRAINING, drain=drain)
+    assert code == EXIT_STOPPED and node.stopped_with == 7
+    assert order == ["drain"] * 4 + ["stop"], "asked until every bridge held nothing, then stopped"
+    assert all(0.5 <= t <= DRAINING.drain_request_timeout for t in drain.timeouts)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "got SIGTERM: stopping the node, draining it first (it takes no new events; those in flight get at " \
+           "most 5 s)" in messages
+    drained = [m for m in messages if m.startswith("drained in ")]
+    assert len(drained) == 1 and drained[0].endswith("nothing left in flight (components-1: 0, components-2: 0)")
+    assert messages[-1] == "the node stopped"
+
+
+def test_a_drain_that_does_not_end_in_time_stops_the_node_anyway_and_says_what_was_left(
+        caplog: pytest.LogCaptureFixture) -> None:
+    order: list[str] = []
+    quick = Settings(poll_interval=0, stop_grace=7, drain_timeout=0.05, drain_interval=0.01)
+    code, _ = run(RecordingNode(SERVING, SIGTERM, log=order), settings=quick, drain=FakeDrain(load(2, 0), log=order))
+    assert code == EXIT_STOPPED and order[-1] == "stop" and order.count("drain") >= 2
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and warning[0].getMessage() == (
+        "drain_timeout (0.05 s) passed with 2 requests still in flight (components-1: 2, components-2: 0); "
+        "stopping the node anyway")
+
+
+def test_a_second_stop_signal_cuts_the_drain_short(caplog: pytest.LogCaptureFixture) -> None:
+    order: list[str] = []
+
+    class Impatient(FakeDrain):
+        def __call__(self, timeout: float) -> DrainSeen:
+            if len(self.timeouts) == 1:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C again while it drains
+            return super().__call__(timeout)
+
+    code, _ = run(RecordingNode(SERVING, SIGTERM, log=order), settings=DRAINING, drain=Impatient(load(1), log=order))
+    assert code == EXIT_STOPPED and order == ["drain", "drain", "stop"]
+    assert "got a second stop signal: stopping the node without waiting for the drain" in caplog.text
+
+
+@pytest.mark.parametrize("why", ["the node is not serving yet", "drain_timeout is 0", "no way to drain"])
+def test_no_drain_when_the_node_does_not_serve_or_draining_is_off(why: str, caplog: pytest.LogCaptureFixture) -> None:
+    order: list[str] = []
+    script = (BOOTING, SIGTERM) if why == "the node is not serving yet" else (SERVING, SIGTERM)
+    settings = Settings(poll_interval=0, stop_grace=7, drain_timeout=0) if why == "drain_timeout is 0" else DRAINING
+    drain = None if why == "no way to drain" else FakeDrain(load(5), log=order)
+    code, _ = run(RecordingNode(*script, log=order), settings=settings, drain=drain)
+    assert code == EXIT_STOPPED and order == ["stop"]
+    assert "got SIGTERM: stopping the node" in [r.getMessage() for r in caplog.records]

@@ -346,6 +346,11 @@ def test_liveness_is_200_whatever_the_load_and_only_reports_it(in_flight: int) -
     answer = alive("components-1", 4242, 12.34567, in_flight, 10)
     assert answer.status == 200, "a bridge at its in-flight limit is busy, not dead: readiness says busy"
     assert answer.body == {"status": "alive", "process": "components-1", "pid": 4242, "uptime": 12.346,
-                           "in_flight": in_flight, "max_in_flight": 10}
+                           "in_flight": in_flight, "max_in_flight": 10, "draining": False}
     assert ("X-Gateway-Process", "components-1") in answer.headers
     assert not any(name == "Retry-After" for name, _ in answer.headers)
+
+
+def test_liveness_stays_200_while_the_node_drains_and_says_so() -> None:
+    answer = alive("components-2", 4242, 1.0, 3, 10, draining=True)
+    assert answer.status == 200 and answer.body["draining"] is True and answer.body["in_flight"] == 3

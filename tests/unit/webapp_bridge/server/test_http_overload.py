@@ -42,7 +42,7 @@ class Bridge:
         self.admission = Admission(InFlight(limit), KeyRates(keys, lambda: 0.0))
         self.held: list[Deferred[None]] = []
         self.handled = 0
-        routes = [Route(b"POST", b"/events", self._handle, gated=True),
+        routes = [Route(b"POST", b"/events", self._handle, gated=True, ingest=True),
                   Route(b"POST", b"/RPC2", self._handle, gated=True, refusal=as_fault),
                   Route(b"GET", b"/healthz", self._health, auth=False)]
         self.site = BridgeSite(lambda: LOGIC, routes, None, self.admission, max_connections)
@@ -51,7 +51,7 @@ class Bridge:
 
     async def _handle(self, body: bytes, request: RequestInfo) -> Answer:
         self.handled += 1
-        refused = self.admission.admit(request.key_name, 1)
+        refused = self.admission.admit(request.key_name, 1, ingest=True)
         if refused is not None:
             return refused
         held: Deferred[None] = Deferred()
@@ -212,3 +212,39 @@ def test_at_max_connections_the_site_stops_accepting_until_one_closes() -> None:
     assert port.reading and bridge.site.connections == 1
     lose(second, second.transport)
     assert bridge.site.connections == 0
+
+
+def body_of(transport: StringTransport) -> Any:
+    return json.loads(transport.value().partition(b"\r\n\r\n")[2])
+
+
+def test_while_draining_events_are_refused_at_the_door_and_what_was_in_flight_is_answered_then_closed() -> None:
+    bridge = Bridge(limit=5)
+    _, held = bridge.send(post())
+    assert bridge.admission.in_flight.count == 1 and held.value() == b""
+    bridge.admission.draining = True
+    # A new event: 503 draining as its headers arrive, its body never read, its connection closed.
+    _, transport = bridge.send(post(body=None, length=100))
+    status, headers = status_and_headers(transport)
+    assert (status, headers["retry-after"], headers["connection"]) == (503, "1", "close")
+    assert body_of(transport)["error"] == "draining" and bridge.handled == 1
+    # XML-RPC is let in: a call may only ask for a ticket (its handler refuses the events it holds).
+    bridge.send(post(b"/RPC2", body=b"<methodCall/>"))
+    assert bridge.handled == 2
+    # Liveness stays 200 and says so; readiness is the component's (503 draining there).
+    _, transport = bridge.send(b"GET /livez HTTP/1.1\r\nHost: gw\r\n\r\n")
+    assert status_and_headers(transport)[0] == 200 and body_of(transport)["draining"] is True
+    # The request in flight before the drain is answered as ever, and its keep-alive connection closed, so that
+    # the client's next request opens a new one (which a load balancer sends to another node).
+    bridge.held[0].callback(None)
+    status, headers = status_and_headers(held)
+    assert (status, headers["connection"]) == (202, "close") and held.disconnecting
+    assert bridge.admission.in_flight.count == 0
+
+
+def test_before_a_drain_answers_keep_their_connection() -> None:
+    bridge = Bridge(limit=5)
+    _, transport = bridge.send(post())
+    bridge.held[0].callback(None)
+    status, headers = status_and_headers(transport)
+    assert status == 202 and "connection" not in headers and not transport.disconnecting

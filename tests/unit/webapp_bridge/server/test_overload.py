@@ -8,7 +8,8 @@ import pytest
 
 from components.config import ApiKey, BridgeConfig, parse_config
 from components.exceptions import ConfigError
-from webapp_bridge.server.overload import (OVERLOADED_RETRY_AFTER, Admission, InFlight, KeyLimit, KeyRates, as_fault,
+from webapp_bridge.server.overload import (DRAINING_RETRY_AFTER, OVERLOADED_RETRY_AFTER, Admission, InFlight,
+                                           KeyLimit, KeyRates, as_fault, drain_answer, drain_report, draining,
                                            overloaded, rate_limited, retry_after)
 
 
@@ -186,3 +187,70 @@ def test_the_defaults_hold_a_full_batch() -> None:
     bridge = BridgeConfig()
     assert bridge.max_in_flight >= bridge.max_batch and bridge.max_connections > bridge.max_in_flight
     assert parse_config({"bridge": {"max_in_flight": 5, "max_batch": 5}}).bridge.max_in_flight == 5
+
+
+# -- draining (the node is leaving) ----------------------------------------------------------------------------------
+
+
+def assert_draining(answer: object) -> None:
+    assert answer == draining()
+    assert isinstance(answer, type(draining())) and answer.status == 503
+    assert answer.headers == (("Retry-After", str(DRAINING_RETRY_AFTER)),)
+    assert answer.body["error"] == "draining" and "another node" in answer.body["message"]
+    assert "nothing of this request was accepted" in answer.body["message"]
+
+
+def test_a_draining_bridge_refuses_events_first_and_lets_what_it_admitted_finish() -> None:
+    gate = admission(5, KeyLimit("shop", rate=1, burst=1))
+    assert gate.admit("blog", 2, ingest=True) is None, "admitted before the drain"
+    gate.draining = True
+    # Events are refused before anything else is asked: the node is leaving whatever the load or the rate.
+    assert_draining(gate.at_start("blog", ingest=True))
+    assert_draining(gate.admit("blog", 1, ingest=True))
+    assert gate.admit("shop", 1) is None and gate.admit("shop", 1, ingest=True) == draining(), \
+        "a key past its rate is told to go elsewhere, not to wait"
+    # Tickets and subscriptions lose nothing: still admitted, under the usual limits.
+    assert gate.at_start("blog") is None and gate.admit("blog", 1) is None
+    assert gate.in_flight.count == 4, "the refusals took no place"
+    gate.release(4)
+    assert gate.in_flight.count == 0, "what was admitted before the drain goes on to its answer"
+
+
+def test_a_draining_refusal_over_xml_rpc_is_a_503_fault_keeping_retry_after() -> None:
+    fault = as_fault(draining())
+    assert (fault.status, fault.headers, fault.refusals) == (200, (("Retry-After", "1"),), ("draining",))
+    with pytest.raises(xmlrpc.client.Fault) as exc:
+        xmlrpc.client.loads(fault.encode())
+    assert exc.value.faultCode == 503 and exc.value.faultString.startswith("draining: ")
+
+
+def test_the_drain_answer_says_drained_only_once_every_bridge_reached_holds_nothing() -> None:
+    busy = drain_answer([drain_report("components-2", 3, "off"), drain_report("components-1", 0, "drained")], [])
+    assert busy.status == 200 and busy.body == {"status": "draining", "in_flight": 3, "bridges": [
+        {"process": "components-1", "in_flight": 0, "amqp": "drained"},
+        {"process": "components-2", "in_flight": 3, "amqp": "off"}]}
+    consuming = drain_answer([drain_report("components-1", 0, "draining")], [])
+    assert consuming.body["status"] == "draining", "its RabbitMQ batch is not handed over yet"
+    done = drain_answer([drain_report("components-1", 0, "drained"), drain_report("components-2", 0, "off")], [])
+    assert (done.body["status"], done.body["in_flight"]) == ("drained", 0) and "failures" not in done.body
+    unreached = drain_answer([drain_report("components-1", 0, "off")], [{"bridge": "b", "error": "timed out"}])
+    assert unreached.body["status"] == "draining" and unreached.body["failures"] == [{"bridge": "b",
+                                                                                       "error": "timed out"}]
+
+
+@pytest.mark.parametrize("value", [-1, 601, float("nan"), "soon"])
+def test_a_bad_drain_timeout_is_refused_naming_the_setting(value: object) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"bridge": {"drain_timeout": value}})
+    assert "bridge.drain_timeout" in str(exc.value)
+
+
+def test_drain_timeout_defaults_to_ten_seconds_and_zero_turns_the_drain_off() -> None:
+    assert BridgeConfig().drain_timeout == 10
+    assert parse_config({"bridge": {"drain_timeout": 0}}).bridge.drain_timeout == 0
+    message = ""
+    try:
+        parse_config({"bridge": {"drain_timeout": -1}})
+    except ConfigError as exc:
+        message = str(exc)
+    assert "0 (stop at once, no drain) up to 600" in message and "(got -1)" in message
