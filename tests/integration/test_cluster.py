@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -293,6 +294,70 @@ def test_two_nodes_started_with_gateway_run_and_env_alone_join() -> None:
                 posted = one.api.post_event("demo.message", message(1))
                 assert posted.status == 202, posted.body
                 assert client.take(1, timeout=20)[0]["id"] == posted.body["id"]
+
+
+def test_a_rolling_restart_of_both_nodes_loses_nothing() -> None:
+    """One node at a time: SIGTERM (it drains), started again in its place, ready, then the next; a web-app
+    posting all along (to either node, retrying a refusal on the other, as a load balancer and the proxy
+    do) has every event it was answered 202 for kept for a persistent subscription, once, in seq order."""
+    from tests.integration.test_supervision import gateway_run, launch_gateway_run
+
+    with postgresql_schema() as store:
+        env = {"GATEWAY_STORE_URL": store["url"], "GATEWAY_STORE_SCHEMA": store["schema_name"], "GATEWAY_CLUSTER": "1"}
+        with gateway_run(env_extra=env) as one, gateway_run(env_extra=env) as two:
+            one.wait_serving()
+            two.wait_serving()
+            with WampClient(one.api.ws_url) as client:
+                made = client.call("gateway.subscribe", "demo.message where room = 'rolling'", persistent=True)
+                token = client.authextra_welcome["client_token"]
+            accepted: list[dict[str, Any]] = []
+            stop = threading.Event()
+
+            def post() -> None:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    for node in ((one, two) if i % 2 else (two, one)):  # the other one if refused
+                        try:
+                            r = node.api.post_event("demo.message", message(i, "rolling"), id=f"roll-{i}")
+                        except OSError:
+                            continue
+                        if r.status == 202:
+                            accepted.append(r.body)
+                            break
+                        assert r.status == 503, r.body
+
+            poster = threading.Thread(target=post)
+            poster.start()
+            try:
+                for run in (one, two):
+                    wait_for(lambda: len(accepted) >= 20 or None, timeout=60, what="events flowing")
+                    before = len(accepted)
+                    run.process.send_signal(signal.SIGTERM)
+                    assert run.process.wait(60) == 0
+                    assert "drained" in run.log_text()
+                    started = launch_gateway_run(run.workdir, run.api, env)
+                    run.process = started.process
+                    run.wait_serving()
+                    wait_for(lambda b=before: len(accepted) >= b + 20 or None, timeout=60, what="events after")
+            finally:
+                stop.set()
+                poster.join(30)
+            with WampClient(two.api.ws_url, authextra={"client_token": token}) as back:
+                (listed,) = [s for s in back.call("gateway.subscriptions") if s["persistent"]]
+                assert listed["id"] == made["id"]
+                replayed: list[dict[str, Any]] = []
+                after = listed["last_seq"]
+                while True:
+                    page = back.call("gateway.replay", listed["id"], after, 500)
+                    replayed += page["events"]
+                    if not page["more"]:
+                        break
+                    after = page["next_after"]
+    seqs = [e["seq"] for e in replayed]
+    assert seqs == sorted(set(seqs)), "in seq order, each once"
+    assert sorted(e["id"] for e in replayed) == sorted(x["id"] for x in accepted), "every 202, nothing else"
+    assert len(accepted) >= 60
 
 
 def test_a_node_killed_while_events_flow_loses_nothing_answered(tmp_path: Any) -> None:

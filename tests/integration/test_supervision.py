@@ -139,21 +139,25 @@ def gateway_run(router_port: int | None = None, env_extra: dict[str, str] | None
     """``gateway run`` with the repo's gateway.yaml on free ports, in a temporary node directory (given
     as GATEWAY_NODE_DIR, as an operator running several nodes from one checkout would)."""
     workdir = temp_workdir("gws-")
-    api = GatewayNode(workdir, router_port=router_port or free_port())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(GATEWAY_ROUTER_PORT=str(api.router_port), GATEWAY_BRIDGE_PORT=str(api.bridge_port),
-               GATEWAY_API_KEY=API_KEY, GATEWAY_NODE_DIR=str(workdir / "node"), **(env_extra or {}))
-    with open(workdir / "run.log", "wb") as log:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "gateway"), "run", "--config", str(REPO / "gateway.yaml")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir, env=env,
-            start_new_session=True)
-    run = GatewayRun(workdir, process, api)
+    run = launch_gateway_run(workdir, GatewayNode(workdir, router_port=router_port or free_port()), env_extra)
     try:
         yield run
     finally:
         run.kill_all()
         remove_workdir(workdir)
+
+
+def launch_gateway_run(workdir: Path, api: GatewayNode, env_extra: dict[str, str] | None = None) -> GatewayRun:
+    """``gateway run`` in ``workdir`` on ``api``'s ports (again, for a node started anew in the same place)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(GATEWAY_ROUTER_PORT=str(api.router_port), GATEWAY_BRIDGE_PORT=str(api.bridge_port),
+               GATEWAY_API_KEY=API_KEY, GATEWAY_NODE_DIR=str(workdir / "node"), **(env_extra or {}))
+    with open(workdir / "run.log", "wb") as log:  # a node started anew: its own log
+        process = subprocess.Popen(
+            [str(VENV_BIN / "gateway"), "run", "--config", str(REPO / "gateway.yaml")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir, env=env,
+            start_new_session=True)
+    return GatewayRun(workdir, process, api)
 
 
 def subscribe_when_possible(url: str, deadline: float) -> WampClient:
