@@ -116,8 +116,11 @@ class LogTail:
         self.skipped = 0
         self._reading = False
         self._wanted = False
-        self._saving = False
-        self._dirty = False
+        #: Own turns being appended (``hold``), and a wake-up that waits for them (up to which seq).
+        self._holds = 0
+        self._held = False
+        self._held_poll = False
+        self._held_upto: int | None = None
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
         self._heartbeat = LoopingCall(self._beat)
@@ -195,9 +198,28 @@ class LogTail:
         else:
             self.wake(handed[-1].row.seq)
 
+    def hold(self) -> None:
+        """This node's own turn is being appended: a wake-up waits for its ``offer`` (then ``release``), so that
+        the notification of its own commit, which may come first, costs no read back."""
+        self._holds += 1
+
+    def release(self) -> None:
+        self._holds -= 1
+        if self._holds == 0 and self._held:
+            upto = None if self._held_poll else self._held_upto
+            self._held, self._held_poll, self._held_upto = False, False, None
+            self.wake(upto)
+
     def wake(self, upto: int | None = None) -> None:
         """Read what came after this node's place (``upto``: a seq the log has now; nothing to do if handed)."""
         if self.cursor is None or self._stopped.is_set() or (upto is not None and upto <= self.cursor):
+            return
+        if self._holds:
+            if upto is None:
+                self._held_poll = True
+            else:
+                self._held_upto = max(upto, self._held_upto or 0)
+            self._held = True
             return
         self._wanted = True
         if not self._reading:
@@ -265,32 +287,13 @@ class LogTail:
             "the router did not acknowledge seq {seq}: {err}", seq=last, err=f.getErrorMessage()))
 
     def _acknowledge(self, seq: int) -> None:
+        """The router took everything up to ``seq``; saved as the node's place with the next heartbeat (a
+        dispatcher taking over within the run hands again at most a heartbeat's events, with their seq)."""
         if seq <= self.acknowledged:
             return
         self.acknowledged = seq
         if self._wanted and not self._reading and not self._stopped.is_set():
             ensureDeferred(self._read())  # a read held back until the router took what was handed
-        if self._saving:
-            self._dirty = True
-            return
-        self._save()
-
-    def _save(self) -> None:
-        """Save the node's place; one write at a time, the next one with whatever was acknowledged meanwhile."""
-        self._saving, self._dirty = True, False
-        node, run, seq = self._node, self._run, self.acknowledged
-
-        def done(_: object) -> None:
-            self._saving = False
-            if self._dirty and not self._stopped.is_set():
-                self._save()
-
-        def failed(failure: Any) -> None:
-            log.warn("node {node} cannot save its place in the shared log: {err}", node=node,
-                     err=failure.getErrorMessage())
-
-        self._thread.run(lambda store: _cluster(store).save_node_cursor(node, run, seq)).addErrback(
-            failed).addBoth(done)
 
     def _follow(self) -> None:
         """On the listener thread: wake the tail on each notification, and every POLL seconds anyway."""
@@ -374,6 +377,19 @@ class ClusterPublisher(Publisher):
         if not fresh:
             return results
         rows = [row for row, *_ in fresh]
+        tail = self.tail
+        if tail is not None:
+            tail.hold()  # the notification of this commit may come before its answer: no read back for it
+        try:
+            return await self._append(fresh, rows, now, stamp, results)
+        finally:
+            if tail is not None:
+                tail.release()
+
+    async def _append(self, fresh: list[tuple[NewEvent, dict[str, Any], dict[str, list[str]] | None,
+                                              Deferred[PublishResult]]],
+                      rows: list[NewEvent], now: datetime, stamp: str,
+                      results: list[Deferred[PublishResult]]) -> list[Deferred[PublishResult]]:
         try:
             answers = await self._store_thread().run(lambda store: _cluster(store).append(rows, now.timestamp()))
         except Exception as exc:  # nothing committed, or not known to be: a retry with the same id is safe

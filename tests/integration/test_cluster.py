@@ -277,10 +277,14 @@ def test_a_node_that_loses_the_store_refuses_events_and_comes_back_by_itself() -
             stop_cluster([a, b])
 
 
-def test_two_nodes_started_with_gateway_run_and_env_alone_join() -> None:
-    """The contract's start: GATEWAY_STORE_URL, GATEWAY_CLUSTER=1, GATEWAY_NODE_DIR and the ports, nothing
-    else; names derived from the host and node directory, different for the two nodes."""
-    from tests.integration.test_supervision import gateway_run
+def test_a_rolling_restart_of_both_nodes_loses_nothing() -> None:
+    """Two nodes started with ``gateway run`` and env alone (GATEWAY_STORE_URL, GATEWAY_CLUSTER=1,
+    GATEWAY_NODE_DIR and the ports: the contract's start) join, named from the host and node directory.
+    Then one node at a time: SIGTERM (it drains), started again in its place, ready, then the next; a
+    web-app posting all along (to either node, retrying a refusal on the other, as a load balancer and
+    the proxy do) has every event it was answered 202 for kept for a persistent subscription, once, in
+    seq order."""
+    from tests.integration.test_supervision import gateway_run, launch_gateway_run
 
     with postgresql_schema() as store:
         env = {"GATEWAY_STORE_URL": store["url"], "GATEWAY_STORE_SCHEMA": store["schema_name"], "GATEWAY_CLUSTER": "1"}
@@ -289,28 +293,14 @@ def test_two_nodes_started_with_gateway_run_and_env_alone_join() -> None:
             two.wait_serving()
             names = [re.search(r"cluster node (\S+)", run.log_text()) for run in (one, two)]
             assert all(names) and names[0].group(1) != names[1].group(1), [run.log_tail() for run in (one, two)]
-            with WampClient(two.api.ws_url) as client:
-                client.subscribe(TOPIC)
-                posted = one.api.post_event("demo.message", message(1))
-                assert posted.status == 202, posted.body
-                assert client.take(1, timeout=20)[0]["id"] == posted.body["id"]
-
-
-def test_a_rolling_restart_of_both_nodes_loses_nothing() -> None:
-    """One node at a time: SIGTERM (it drains), started again in its place, ready, then the next; a web-app
-    posting all along (to either node, retrying a refusal on the other, as a load balancer and the proxy
-    do) has every event it was answered 202 for kept for a persistent subscription, once, in seq order."""
-    from tests.integration.test_supervision import gateway_run, launch_gateway_run
-
-    with postgresql_schema() as store:
-        env = {"GATEWAY_STORE_URL": store["url"], "GATEWAY_STORE_SCHEMA": store["schema_name"], "GATEWAY_CLUSTER": "1"}
-        with gateway_run(env_extra=env) as one, gateway_run(env_extra=env) as two:
-            one.wait_serving()
-            two.wait_serving()
             with WampClient(one.api.ws_url) as client:
                 made = client.call("gateway.subscribe", "demo.message where room = 'rolling'", persistent=True)
                 token = client.authextra_welcome["client_token"]
-            accepted: list[dict[str, Any]] = []
+                client.subscribe(made["topic"])
+                first = two.api.post_event("demo.message", message(0, "rolling"), id="roll-0")
+                assert first.status == 202, first.body
+                assert client.take(1, timeout=20)[0]["id"] == "roll-0", "posted to one node, delivered by the other"
+            accepted: list[dict[str, Any]] = [first.body]
             stop = threading.Event()
 
             def post() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from components.delivery.cluster import TAIL_PAGE, Handed, LogTail
+from components.delivery.cluster import HEARTBEAT, TAIL_PAGE, Handed, LogTail
 from components.store.base import LoggedEvent
 from components.store.thread import Inline
 
@@ -131,7 +131,9 @@ def test_it_reads_no_further_than_a_page_ahead_of_what_the_router_took() -> None
     router.ack_all()
     assert router.handed == list(range(1, 2 * TAIL_PAGE + 501))
     router.ack_all()
-    assert tail.acknowledged == 2 * TAIL_PAGE + 500 and log.places["n1"][1] == tail.acknowledged
+    assert tail.acknowledged == 2 * TAIL_PAGE + 500
+    tail._clock.advance(HEARTBEAT)
+    assert log.places["n1"][1] == tail.acknowledged
 
 
 def test_a_gap_in_the_log_is_counted_and_said() -> None:
@@ -164,4 +166,33 @@ def test_the_place_saved_is_what_the_router_acknowledged() -> None:
     tail.wake()
     assert log.places["n1"] == ("run-1", 1), "handed, not yet taken"
     router.ack_all()
+    assert log.places["n1"] == ("run-1", 1), "saved with the next heartbeat, not a write per acknowledgement"
+    tail._clock.advance(HEARTBEAT)
     assert log.places["n1"] == ("run-1", 3)
+
+
+def test_the_notification_of_its_own_commit_costs_no_read_back() -> None:
+    log = MemoryLog([1])
+    tail, router = tail_on(log)
+    started(tail)
+    reads = log.reads
+    tail.hold()  # this node's turn is being appended
+    log.rows += [row(2), row(3)]
+    tail.wake(3)  # its notification came before the append's answer
+    assert log.reads == reads and router.handed == []
+    tail.offer([Handed.of(row(2)), Handed.of(row(3))])
+    tail.release()
+    assert router.handed == [2, 3] and log.reads == reads
+
+
+def test_what_another_node_appended_meanwhile_is_read_once_the_turn_is_handed() -> None:
+    log = MemoryLog([1])
+    tail, router = tail_on(log)
+    started(tail)
+    tail.hold()
+    log.rows += [row(2), row(3), row(4)]  # 2-3 this node's turn, 4 another node's, committed after it
+    tail.wake(4)
+    tail.offer([Handed.of(row(2)), Handed.of(row(3))])
+    assert router.handed == [2, 3]
+    tail.release()
+    assert router.handed == [2, 3, 4]
