@@ -2,7 +2,8 @@
 
     gateway check-config [--config gateway.yaml]
     gateway render [--config gateway.yaml] [--out .crossbar/config.yaml]
-    gateway run [--config gateway.yaml] [--cbdir .crossbar]   (or env GATEWAY_NODE_DIR)
+    gateway run [--config gateway.yaml] [--cbdir .crossbar] [--node-name NAME]
+                (or env GATEWAY_NODE_DIR, GATEWAY_NODE_NAME)
 
 ``gateway run`` supervises the node it starts (components/supervision/, docs/operations.md).
 """
@@ -81,6 +82,8 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.node_name:  # as env GATEWAY_NODE_NAME, which the node's workers read with gateway.yaml
+        os.environ["GATEWAY_NODE_NAME"] = args.node_name
     cfg, _ = _load(args.config)  # refuse to start on broken definitions, before Crossbar does anything
     cbdir = Path(args.cbdir or os.environ.get("GATEWAY_NODE_DIR") or ".crossbar").resolve()
     if cfg.cluster.enabled and not cfg.cluster.node_name:
@@ -127,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    "serving (the node is restarted if its router or every container dies)")
     p.add_argument("--config", default="gateway.yaml")
     p.add_argument("--cbdir", default=None, help="the node directory (default: env GATEWAY_NODE_DIR, else .crossbar)")
+    p.add_argument("--node-name", default=None, help="a cluster node's name (as env GATEWAY_NODE_NAME; default: "
+                                                     "derived from the host and the node directory)")
     p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:

@@ -429,10 +429,20 @@ class ClusterConfig(_Section):
     enabled: bool = False
     #: This node's name, unique in the cluster (env GATEWAY_NODE_NAME). Not set: ``gateway run`` derives
     #: one from the host name and the node directory.
-    node_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+    node_name: str | None = None
     #: Seconds an event of a class without a persistent subscription stays in the shared log: how far
     #: behind a node may fall (a pause, a restart of its dispatcher) and still deliver it.
     log_retention: float = Field(default=300, ge=10, le=7 * 86400)
+
+    @field_validator("node_name")
+    @classmethod
+    def _node_name(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}", value):
+            raise ValueError("a node's name is 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or "
+                             "digit")
+        return value
 
 
 def derived_node_name(cbdir: Path) -> str:

@@ -222,3 +222,41 @@ def test_bad_router_guard_settings_name_their_key(router: dict[str, object], env
     with pytest.raises(ConfigError) as exc:
         parse_config({"router": router}, env)
     assert where in str(exc.value)
+
+
+# -- a cluster (docs/cluster.md) ------------------------------------------------------
+
+PG = {"GATEWAY_STORE_URL": "postgresql://gateway@db.internal:5432/gateway"}
+
+
+def test_a_cluster_is_turned_on_by_env_with_the_postgresql_store() -> None:
+    cfg = parse_config({}, {**PG, "GATEWAY_CLUSTER": "1", "GATEWAY_NODE_NAME": "node-a", "GATEWAY_STORE_SCHEMA": "gw"})
+    assert (cfg.cluster.enabled, cfg.cluster.node_name, cfg.store.schema_name) == (True, "node-a", "gw")
+    assert cfg.cluster.log_retention == 300 and not parse_config({}).cluster.enabled
+
+
+@pytest.mark.parametrize("raw, env, says", [
+    ({"cluster": {"enabled": True}}, {}, "cluster.enabled is on but store.url is not set"),
+    ({}, {"GATEWAY_CLUSTER": "1"}, "a cluster's nodes share a PostgreSQL store"),
+    ({"cluster": {"enabled": True}}, {**PG, "GATEWAY_NODE_NAME": "bad name"},
+     "in cluster.node_name (from env GATEWAY_NODE_NAME): a node's name is 1 to 63 letters"),
+    ({"cluster": {"node_name": "-x"}}, {}, "starting with a letter or digit (got '-x')"),
+    ({"cluster": {"node_name": "x" * 64}}, {}, "1 to 63"),
+    ({"cluster": {"log_retention": 5}}, {}, "in cluster.log_retention"),
+    ({"cluster": {"enabled": "maybe"}}, PG, "in cluster.enabled"),
+    ({"cluster": {"nodes": 3}}, PG, "in cluster.nodes: unknown key"),
+])
+def test_bad_cluster_settings_say_what_and_where(raw: dict[str, object], env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, env)
+    assert says in str(caught.value), str(caught.value)
+
+
+def test_a_derived_node_name_is_the_hosts_and_the_directorys_and_never_shared(tmp_path: Path) -> None:
+    from components.config import derived_node_name
+
+    one, two = tmp_path / "a" / "node", tmp_path / "b" / "node"
+    assert derived_node_name(one) == derived_node_name(one), "the same directory: the same name, run after run"
+    assert derived_node_name(one) != derived_node_name(two), "two directories of one name: two names"
+    assert "-node-" in derived_node_name(one)
+    parse_config({"cluster": {"node_name": derived_node_name(tmp_path / ".crossbar")}})  # a valid name
