@@ -103,6 +103,25 @@ def test_truncated_says_retention_dropped_what_was_asked_for(store: SqliteStore)
     assert b.replay(ALICE, sub, 1)["truncated"]
 
 
+def test_in_a_cluster_classes_without_a_persistent_subscription_stay_log_retention_the_others_at_least(
+        store: SqliteStore) -> None:
+    """Every event is in a cluster's shared log: one of a class no persistent subscription selects for
+    ``cluster.log_retention`` (``transient``), one of a subscribed class for its retention (24 h for
+    demo.message) but never less than that."""
+    clock = Clock()
+    b = book(store, clock)
+    subscribe(b, ALICE, ["demo.message"], ["demo.message"])
+    log(store, 1, "demo.order", {}, at=clock.now - 301)  # no persistent subscription: past 300 s
+    log(store, 2, "demo.order", {}, at=clock.now - 299)
+    log(store, 3, "demo.message", {}, at=clock.now - 3600)  # subscribed: kept by its class's 24 h
+    log(store, 4, "demo.message", {}, at=clock.now - 25 * 3600)
+    assert b.retain(None, transient=300) == 2
+    assert [r.seq for r in store.events_after(["demo.order", "demo.message"], 0, 10)] == [2, 3]
+    # A retention shorter than the cluster's log_retention is raised to it (a lagging node still reads it).
+    log(store, 5, "demo.message", {}, at=clock.now - 100_000)
+    assert b.retain(None, transient=200_000) == 0
+
+
 def test_only_the_owner_gets_at_a_subscription(store: SqliteStore) -> None:
     b = book(store)
     sub = subscribe(b, ALICE, ["demo.message"], ["demo.message"])
