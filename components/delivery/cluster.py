@@ -200,7 +200,8 @@ class LogTail:
 
     def hold(self) -> None:
         """This node's own turn is being appended: a wake-up waits for its ``offer`` (then ``release``), so that
-        the notification of its own commit, which may come first, costs no read back."""
+        the notification of its own commit, which may come first, costs no read back. Other nodes' events
+        that came meanwhile wait as long (the append: a round trip, the counter's lock, the commit)."""
         self._holds += 1
 
     def release(self) -> None:
@@ -240,8 +241,8 @@ class LogTail:
                 if self._stopped.is_set():
                     return
                 rows = [r for r in rows if r.seq > self.cursor]
-                if rows:
-                    self._hand([Handed.of(r) for r in rows])
+                if rows and not self._hand([Handed.of(r) for r in rows]):
+                    return  # not handed: the next wake-up (a poll at the latest) reads it again
                 if len(rows) >= TAIL_PAGE:
                     self._wanted = True
         except Exception as exc:  # the store did not answer: the listener's next poll tries again
@@ -266,25 +267,27 @@ class LogTail:
             log.error("cannot act on node {node}'s announcement {what}: {err}", node=message.get("node"),
                       what=message.get("what"), err=exc)
 
-    def _hand(self, handed: Sequence[Handed]) -> None:
+    def _hand(self, handed: Sequence[Handed]) -> bool:
+        """Publish to the router, in order; whether it was handed (else the place stays where it was)."""
         first, last = handed[0].row.seq, handed[-1].row.seq
         assert self.cursor is not None
-        if first != self.cursor + 1:
-            # Numbers are contiguous: the log no longer has what lay between (retention dropped it while this
-            # node was behind by more than cluster.log_retention). Its live clients miss those events.
-            self.skipped += first - self.cursor - 1
-            log.error("node {node} fell behind the shared log: seqs {a} to {b} were dropped before it delivered "
-                      "them (cluster.log_retention); its clients' persistent subscriptions replay their classes",
-                      node=self._node, a=self.cursor + 1, b=first - 1)
         try:
             acknowledged = self._publish(handed)
         except Exception as exc:  # nothing handed: read again from the same place on the next wake-up
             log.error("node {node} could not publish seqs {a} to {b}: {err}", node=self._node, a=first, b=last,
                       err=exc)
-            return
+            return False
+        if first != self.cursor + 1:
+            # Numbers are contiguous: the log no longer has what lay between (retention dropped it while this
+            # node was behind by more than it keeps). Its live clients miss those events.
+            self.skipped += first - self.cursor - 1
+            log.error("node {node} fell behind the shared log: seqs {a} to {b} were dropped before it delivered "
+                      "them (cluster.log_retention, store.max_logged_per_class); its clients' persistent "
+                      "subscriptions replay their classes", node=self._node, a=self.cursor + 1, b=first - 1)
         self.cursor = last
         acknowledged.addCallbacks(lambda _: self._acknowledge(last), lambda f: log.warn(
             "the router did not acknowledge seq {seq}: {err}", seq=last, err=f.getErrorMessage()))
+        return True
 
     def _acknowledge(self, seq: int) -> None:
         """The router took everything up to ``seq``; saved as the node's place with the next heartbeat (a

@@ -126,8 +126,9 @@ class Dispatcher(BackendSession):
                                            operator_role=cfg.status.operator_role)
         self._buckets = buckets = CallBuckets(cfg.queries.calls_per_second, cfg.queries.call_burst)
         if cfg.cluster.enabled:
-            # The node's tail of the shared log has a store thread of its own: reading it never waits
-            # behind a turn's append, nor a turn behind a read.
+            # The node's tail of the shared log has a store thread of its own: a read never waits behind
+            # a turn's append in the store thread's queue, nor a turn behind a read (a wake-up that comes
+            # during this node's own append waits for it: ``LogTail.hold``).
             self._tail_thread = tail_thread = StoreThread(lambda: open_store(cfg.store, node), name="dispatcher-tail")
             publisher = ClusterPublisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
                                          self._queries, self._send)

@@ -158,6 +158,22 @@ def test_a_hand_the_router_refuses_at_once_is_read_again_later() -> None:
     assert router.handed == [2, 3] and tail.cursor == 3
 
 
+def test_a_full_page_the_router_refuses_at_once_is_not_read_again_and_again_nor_its_gap_counted_twice() -> None:
+    log = MemoryLog([1])
+    tail, router = tail_on(log)
+    started(tail)
+    log.rows += [row(s) for s in range(5, TAIL_PAGE + 10)]  # 2-4 dropped, then more than a page
+    router.fail = True
+    reads = log.reads
+    tail.wake()
+    tail.wake()
+    assert log.reads == reads + 2, "one read per wake-up, not a loop"
+    assert tail.skipped == 0 and tail.cursor == 1
+    router.fail = False
+    tail.wake()
+    assert tail.skipped == 3 and router.handed[0] == 5
+
+
 def test_the_place_saved_is_what_the_router_acknowledged() -> None:
     log = MemoryLog([1])
     tail, router = tail_on(log)
