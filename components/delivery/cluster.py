@@ -38,6 +38,9 @@ from components.delivery.publishing import Publisher, _as_duplicate, _Batch, _fo
 from components.delivery.results import Accepted, PublishResult, Refused, RefusalCode
 from components.config import derived_node_name
 from components.envelope import rfc3339
+from components.metrics.families import CLUSTER_BEHIND, CLUSTER_NODES, CLUSTER_SKIPPED
+from components.metrics.meter import Labels
+from components.metrics.process_meter import METER
 from components.store.base import ClusterLog, LoggedEvent, NewEvent, PersistentSubscription, Store
 from components.store.thread import StoreRunner
 
@@ -166,6 +169,15 @@ class LogTail:
                 "nodes": [{"name": name, "cursor": cursor, "heard_of": round(ago, 1), "seen": ago <= SEEN_WITHIN}
                           for name, cursor, ago in self.peers]}
 
+    def gauges(self) -> list[tuple[str, Labels, float]]:
+        """The cluster's gauges as this node sees them (``components.metrics``), from memory."""
+        if self.cursor is None:
+            return []
+        seen = sum(1 for _, _, ago in self.peers if ago <= SEEN_WITHIN)
+        ahead = max([self.cursor, *(cursor for _, cursor, _ in self.peers)])
+        return [(CLUSTER_NODES, (("state", "seen"),), seen), (CLUSTER_NODES, (("state", "unseen"),), len(self.peers) - seen),
+                (CLUSTER_BEHIND, (), max(0, ahead - self.acknowledged))]
+
     def _beat(self) -> Deferred[None]:
         """Save this node's place with the time (others see it alive), and read every node's."""
         node, run, seq = self._node, self._run, self.acknowledged
@@ -281,6 +293,7 @@ class LogTail:
             # Numbers are contiguous: the log no longer has what lay between (retention dropped it while this
             # node was behind by more than it keeps). Its live clients miss those events.
             self.skipped += first - self.cursor - 1
+            METER.count(CLUSTER_SKIPPED, (), first - self.cursor - 1)
             log.error("node {node} fell behind the shared log: seqs {a} to {b} were dropped before it delivered "
                       "them (cluster.log_retention, store.max_logged_per_class); its clients' persistent "
                       "subscriptions replay their classes", node=self._node, a=self.cursor + 1, b=first - 1)

@@ -203,6 +203,9 @@ class Dispatcher(BackendSession):
         readings: list[tuple[str, Labels, float]] = [
             (SESSIONS, (("role", role),), n) for role, n in self._sessions.count_by_authrole().items()]
         readings.append((LIVE_QUERIES, (), self._queries.live.subscribed))
+        tail = getattr(self._publisher, "tail", None)
+        if isinstance(tail, LogTail) and self._active_since is not None:  # the active one's view of the cluster
+            readings += tail.gauges()
         return readings
 
     def _leader_info(self) -> dict[str, Any]:

@@ -34,6 +34,9 @@ EVENT_LOG_ROWS = "gateway_event_log_rows"
 AMQP_MESSAGES = "gateway_amqp_messages_total"
 AMQP_CONSUMERS = "gateway_amqp_consumers"
 DISPATCHERS = "gateway_dispatchers"
+CLUSTER_NODES = "gateway_cluster_nodes"
+CLUSTER_BEHIND = "gateway_cluster_behind_events"
+CLUSTER_SKIPPED = "gateway_cluster_skipped_total"
 PROCESS_CPU = "gateway_process_cpu_seconds_total"
 PROCESS_RSS = "gateway_process_resident_memory_bytes"
 
@@ -57,6 +60,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(AMQP_MESSAGES, "counter", "RabbitMQ messages consumed, by outcome (accepted, dead_lettered, retried)."),
     Family(AMQP_CONSUMERS, "gauge", "Bridges by the state of their RabbitMQ consumer (off, consuming, standby, ...)."),
     Family(DISPATCHERS, "gauge", "Live dispatchers, by state (active, standby)."),
+    Family(CLUSTER_NODES, "gauge", "A cluster's nodes as this node sees them, by state (seen: heard of within 10 s; unseen)."),
+    Family(CLUSTER_BEHIND, "gauge", "Events of the shared log this node's router has not acknowledged yet, behind the most "
+           "advanced node's place."),
+    Family(CLUSTER_SKIPPED, "counter", "Events the shared log dropped before this node delivered them (it fell behind)."),
     Family(PROCESS_CPU, "counter", "CPU seconds of each process of the node (resets when the process restarts)."),
     Family(PROCESS_RSS, "gauge", "Resident memory of each process of the node, in bytes."),
 )}

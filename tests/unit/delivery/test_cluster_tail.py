@@ -212,3 +212,15 @@ def test_what_another_node_appended_meanwhile_is_read_once_the_turn_is_handed() 
     assert router.handed == [2, 3]
     tail.release()
     assert router.handed == [2, 3, 4]
+
+
+def test_its_gauges_say_which_nodes_it_sees_and_how_far_behind_it_is() -> None:
+    log = MemoryLog([1, 2, 3])
+    log.places["n2"] = ("other", 7)
+    tail, router = tail_on(log)
+    assert tail.gauges() == [], "nothing before it follows the log"
+    started(tail)  # its first heartbeat reads every node's place
+    gauges = {(name, labels): value for name, labels, value in tail.gauges()}
+    assert gauges[("gateway_cluster_nodes", (("state", "seen"),))] == 2
+    assert gauges[("gateway_cluster_nodes", (("state", "unseen"),))] == 0
+    assert gauges[("gateway_cluster_behind_events", ())] == 4, "node n2 is at 7, this one's router at 3"
