@@ -15,7 +15,9 @@ The answer (every figure a number; a family with no series yet is empty, never m
      "dispatchers": {"active", "standby"}, "authenticators": n,
      "bridges": {"count", "amqp": {state: n}}, "amqp_messages": {outcome: n} | null,
      "definitions": {"versions": [...], "reloads": {outcome: n}},
-     "processes": {label: {"cpu_seconds", "rss_bytes"}}, "health": {"ok", "problems": [...]}}
+     "processes": {label: {"cpu_seconds", "rss_bytes"}}, "health": {"ok", "problems": [...]},
+     "cluster": {"node", "store", "skipped", "head", "nodes": [{"name", "this", "seen", "heard_of", "cursor",
+                 "behind"}]} | null}   (null: a single node, or no dispatcher answered: ``cluster_panel``)
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class Seen:
     #: Seconds since the epoch.
     time: float
     #: Dispatcher-counted figures of the store (``gateway.internal.stats``): ``{"event_log": {"rows",
-    #: "by_class", "counted_at"}, "persistent_subscriptions"}``; None when no dispatcher answered.
+    #: "by_class", "counted_at"}, "persistent_subscriptions"}``, with ``"cluster"`` (its view of the cluster)
+    #: on a cluster node; None when no dispatcher answered.
     stats: Mapping[str, Any] | None = None
     #: Authenticators registered (none: no client can log in).
     authenticators: int = 0
@@ -121,6 +124,7 @@ def status_payload(counters: Mapping[SeriesKey, float] | None, gauges: Mapping[S
         "definitions": {"versions": versions, "reloads": by_label(totals, RELOADS, "outcome")
                         if counted else {}},
         "processes": dict(sorted(processes.items())),
+        "cluster": cluster_panel(stats.get("cluster")),
     }
     payload["health"] = health(payload, seen.amqp, seen.store_ok)
     return payload
@@ -153,7 +157,50 @@ def health(payload: Mapping[str, Any], amqp: bool, store_ok: bool = True) -> dic
                         + (", ".join(f"{s} {n}" for s, n in sorted(states.items())) or "none") + ")")
     if not store_ok:
         problems.append(STORE_UNAVAILABLE)
+    if (payload.get("cluster") or {}).get("store") is False:  # as /healthz: it takes no event it cannot order
+        problems.append(CLUSTER_STORE_UNREACHABLE)
+        down = True
     return {"ok": not down, "problems": problems}
+
+
+#: The problem the health list shows when a cluster node's dispatcher cannot reach the shared store.
+CLUSTER_STORE_UNREACHABLE = ("this cluster node cannot reach the shared store: it takes no events until it can "
+                             "(docs/cluster.md)")
+
+
+def cluster_panel(view: Any) -> dict[str, Any] | None:
+    """The status page's Cluster panel from a cluster node's view of the cluster (``gateway.internal.stats``'s
+    ``cluster``: ``components.delivery.cluster.LogTail.status``); None on a single node (no view) or when no
+    dispatcher answered. Every node, by name, this one marked (``this``): whether it is seen (heard of
+    through the shared store within 10 s), seconds since heard of, its place in the shared log and how many
+    events it is behind the most advanced node (``head``, the largest place listed). This node's place is
+    what its router acknowledged, from memory; the others' are as of their last heartbeat. Before this
+    node's first heartbeat it is listed all the same, not heard of yet."""
+    if not isinstance(view, Mapping) or not isinstance(view.get("node"), str):
+        return None
+    me = view["node"]
+    mine = _count_or_none(view.get("acknowledged"))
+    places: dict[str, dict[str, Any]] = {}
+    found = view.get("nodes")
+    for node in found if isinstance(found, Sequence) and not isinstance(found, str) else ():
+        if not isinstance(node, Mapping) or not isinstance(node.get("name"), str):
+            continue
+        heard_of = node.get("heard_of")
+        heard = float(heard_of) if isinstance(heard_of, (int, float)) and not isinstance(heard_of, bool) else None
+        places[node["name"]] = {"name": node["name"], "this": node["name"] == me, "seen": node.get("seen") is True,
+                                "heard_of": heard, "cursor": _count_or_none(node.get("cursor"))}
+    if me not in places:
+        places[me] = {"name": me, "this": True, "seen": False, "heard_of": None, "cursor": None}
+    if mine is not None:  # fresher than what its last heartbeat saved
+        cursor = places[me]["cursor"]
+        places[me]["cursor"] = mine if cursor is None else max(cursor, mine)
+    cursors = [p["cursor"] for p in places.values() if p["cursor"] is not None]
+    head = max(cursors) if cursors else None
+    nodes = [{**p, "behind": None if p["cursor"] is None or head is None else head - p["cursor"]}
+             for _, p in sorted(places.items())]
+    store = view.get("store")
+    return {"node": me, "store": store if isinstance(store, bool) else None,
+            "skipped": _count_or_none(view.get("skipped")) or 0, "head": head, "nodes": nodes}
 
 
 def by_label(series: Mapping[SeriesKey, float], name: str, label: str) -> dict[str, float]:
@@ -180,3 +227,8 @@ def _value(series: Mapping[SeriesKey, float], name: str) -> float | None:
 
 def _int_or_none(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+def _count_or_none(value: Any) -> int | None:
+    """A count from another process's answer: a whole number, else None."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

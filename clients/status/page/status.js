@@ -10,6 +10,7 @@
 import { Gateway, MemoryTokenStore } from '/lib/gateway.js';
 import { STATUS } from '/lib/uris.js';
 import uPlot from '/uplot/uPlot.esm.js';
+import { clusterFacts, clusterRows } from './cluster.js';
 import { Poller } from './poller.js';
 import { History, WINDOW_SECONDS, meanLatency, rates, sum } from './rates.js';
 
@@ -142,9 +143,11 @@ function setHealth(ok, text) {
 
 function clearData() {
   delete document.body.dataset.stale;
-  for (const id of ['classes', 'refusals', 'queries', 'sessions', 'processes', 'problems', 'reload-log']) {
+  for (const id of ['classes', 'refusals', 'queries', 'sessions', 'processes', 'problems', 'reload-log',
+    'cluster-nodes']) {
     $(id).replaceChildren();
   }
+  $('cluster-card').hidden = true;
   for (const id of ['rate-accepted', 'rate-refused', 'rate-duplicate', 'total-accepted', 'total-sessions',
     'total-queries', 'total-persistent', 'total-log']) setValue(id, null);
   if (chart !== null) {
@@ -243,6 +246,7 @@ function show(answer) {
   const cpu = previous ? rates(cpuOf(previous), cpuOf(answer), answer.time - previous.time) : {};
   $('processes').replaceChildren(...Object.entries(answer.processes).map(([name, p]) => row([name,
     cpu[name] === undefined ? '–' : `${number.format(cpu[name] * 100)} %`, bytes(p.rss_bytes ?? 0)])));
+  showCluster(answer.cluster);
 
   $('version').textContent = answer.definitions.versions.join(', ') || '–';
   const reloads = answer.definitions.reloads;
@@ -257,6 +261,27 @@ function show(answer) {
   $('answered').textContent = `Answered by ${answer.answered_by} at ${new Date(answer.time * 1000).toLocaleTimeString()}`;
   $('answered').dataset.by = answer.answered_by;
   draw();
+}
+
+/** The Cluster panel: a cluster node's view of the cluster (cluster.js); no panel on a single node (null). */
+function showCluster(cluster) {
+  $('cluster-card').hidden = !cluster;
+  if (!cluster) {
+    $('cluster-nodes').replaceChildren();
+    return;
+  }
+  const facts = clusterFacts(cluster);
+  $('cluster-seen').textContent = facts.seen;
+  $('cluster-store').textContent = facts.store;
+  $('cluster-store').dataset.ok = String(cluster.store !== false);
+  $('cluster-skipped').textContent = facts.skipped;
+  $('cluster-nodes').replaceChildren(...clusterRows(cluster).map((node) => {
+    const tr = row(node.cells);
+    tr.dataset.node = node.name;
+    tr.dataset.seen = String(node.seen);
+    if (node.self) tr.dataset.self = 'true';
+    return tr;
+  }));
 }
 
 function cpuOf(answer) {
