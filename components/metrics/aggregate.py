@@ -43,9 +43,10 @@ def node_totals(live: Iterable[Snapshot], saved: Mapping[str, Mapping[SeriesKey,
         mine = per_identity.setdefault(snapshot.identity, {})
         told = reported.setdefault(snapshot.identity, {})
         for key, value in snapshot.counters.items():
-            if value > mine.get(key, 0):
+            # A series at 0 counts too: whether it shows must not depend on whether it was saved yet.
+            if key not in mine or value > mine[key]:
                 mine[key] = value
-            if value > told.get(key, 0):
+            if key not in told or value > told[key]:
                 told[key] = value
         for key, (value, mode) in snapshot.gauges.items():
             # A process answers once per component: its gauges count once (the largest reading).

@@ -222,6 +222,31 @@ def test_a_node_without_clustering_refuses_a_clusters_store(cluster: list[Gatewa
         remove_workdir(alone.workdir)
 
 
+def test_an_operator_sees_the_cluster_with_both_nodes_seen_on_either_node(cluster: list[GatewayNode]) -> None:
+    """The status page's Cluster panel: ``gateway.status``, called by an operator on either node, answers the
+    cluster as that node sees it, both nodes seen (the page itself: test_status_page.py, on a single node)."""
+    nodes = cluster
+    posted = nodes[0].post_event("demo.message", message(0, "status"))
+    assert posted.status == 202
+    seq = posted.body["seq"]
+    for node, name in zip(nodes, ("a", "b")):
+        with node.client("ops", ["staff"]) as ops:
+            def both_seen() -> dict[str, Any] | None:
+                view: dict[str, Any] | None = ops.call("gateway.status")["cluster"]
+                if view is None or {n["name"] for n in view["nodes"] if n["seen"]} != {"a", "b"}:
+                    return None
+                # Each node's place as of its last heartbeat (every 2 s): past the event posted.
+                return view if all(n["cursor"] >= seq for n in view["nodes"]) else None
+            panel = wait_for(both_seen, timeout=20, what=f"node {name} seeing both nodes past {seq}")
+            assert panel["node"] == name and panel["store"] is True and panel["skipped"] == 0
+            assert [(n["name"], n["this"]) for n in panel["nodes"]] == [("a", name == "a"),
+                                                                           ("b", name == "b")]
+            for n in panel["nodes"]:
+                assert n["heard_of"] is not None and 0 <= n["heard_of"] <= 10
+                assert 0 <= n["behind"] == panel["head"] - n["cursor"]
+            assert ops.call("gateway.status")["health"]["ok"] is True
+
+
 def test_readiness_says_which_nodes_a_node_sees(cluster: list[GatewayNode]) -> None:
     a, b = cluster
 

@@ -20,6 +20,14 @@ def test_processes_are_summed_and_each_process_counts_once() -> None:
     assert totals.reported == {"components-1": {ACCEPTED: 5}, "components-2": {ACCEPTED: 3}}
 
 
+def test_a_series_at_zero_shows_whether_or_not_it_was_saved() -> None:
+    # Two bridges aggregate the same processes; one read the store after a save of the series, one before:
+    # both show it (at 0), so their totals are the same (a scrape did differ by this).
+    live = [snap("components-1", 0), snap("components-2", 0)]
+    assert node_totals(live, {}).counters == {ACCEPTED: 0}
+    assert node_totals(live, {"components-1": {ACCEPTED: 0}}).counters == {ACCEPTED: 0}
+
+
 def test_a_process_gone_still_counts_what_it_saved() -> None:
     totals = node_totals([snap("components-1", 5)], {"components-2": {ACCEPTED: 3}})
     assert totals.counters[ACCEPTED] == 8
