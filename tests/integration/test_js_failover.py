@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import queue
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,39 +28,18 @@ import pytest
 
 from tests.integration.conftest import postgresql_schema
 from tests.integration.test_cluster import start_cluster, stop_cluster
-from tests.support.harness import REPO, GatewayNode, remove_workdir, temp_workdir
+from tests.support.jsclient import NodeLines
+from tests.support.harness import GatewayNode, remove_workdir, temp_workdir
 
 pytestmark = pytest.mark.integration
 
-#: The client, with quick retries: prints "OPEN <url>", "SUBSCRIBED", "LOST <url>", "RESUMED <url>",
-#: "EVENT <envelope>", "ERROR ...", "CLOSED ..."; exits after 120 s whatever happens.
-CLIENT = """
+#: What both clients do first: the Gateway on the URLs given (quick retries), printing "OPEN <url>",
+#: "LOST <url> <reason>", "RESUMED <url>", "ERROR ...", "CLOSED ..."; exits after 180 s whatever happens.
+_CONNECTED = """
 import autobahn from 'autobahn';
 import { Gateway } from './clients/js/src/gateway.js';
 autobahn.log.warn = () => {};  // autobahn's own lines on every closed connection
-const [urls, query] = [JSON.parse(process.argv[1]), process.argv[2]];
-const say = (line) => process.stdout.write(`${line}\\n`);
-const gw = new Gateway({ url: urls, autobahn, reconnect: { initialDelay: 0.1, maxDelay: 1 } });
-gw.on('open', (d) => say(`OPEN ${d.url}`));
-gw.on('lost', (d) => say(`LOST ${d.url} ${d.reason}`));
-gw.on('resumed', (d) => say(`RESUMED ${d.url}`));
-gw.on('error', (e) => say(`ERROR ${e.uri ?? ''} ${e.message}`));
-gw.on('closed', (d) => { say(`CLOSED ${d.reason}`); process.exit(1); });
-setTimeout(() => { say('CLOSED timeout'); process.exit(1); }, 120_000).unref();
-await gw.connect();
-await gw.subscribe(query, (envelope) => say(`EVENT ${JSON.stringify(envelope)}`));
-say('SUBSCRIBED');
-"""
-
-
-#: The client with a PERSISTENT query subscription and a plain one: prints "OPEN <url>", "LOST <url> <reason>",
-#: "RESUMED <url>", "SUBSCRIBED", "PERSISTENT <envelope>", "PLAIN <envelope>", "GAP <seq>", "REMOVED <reason>",
-#: "ERROR ...", "CLOSED ..."; exits after 180 s whatever happens.
-CLUSTER_CLIENT = """
-import autobahn from 'autobahn';
-import { Gateway } from './clients/js/src/gateway.js';
-autobahn.log.warn = () => {};
-const [urls, persistentQuery, plainQuery] = [JSON.parse(process.argv[1]), process.argv[2], process.argv[3]];
+const [urls, ...args] = [JSON.parse(process.argv[1]), ...process.argv.slice(2)];
 const say = (line) => process.stdout.write(`${line}\\n`);
 const gw = new Gateway({ url: urls, autobahn, reconnect: { initialDelay: 0.1, maxDelay: 1 } });
 gw.on('open', (d) => say(`OPEN ${d.url}`));
@@ -72,44 +49,32 @@ gw.on('error', (e) => say(`ERROR ${e.uri ?? ''} ${e.message}`));
 gw.on('closed', (d) => { say(`CLOSED ${d.reason}`); process.exit(1); });
 setTimeout(() => { say('CLOSED timeout'); process.exit(1); }, 180_000).unref();
 await gw.connect();
-await gw.subscribe(persistentQuery, (envelope) => say(`PERSISTENT ${JSON.stringify(envelope)}`), {
+"""
+
+#: One query subscription (the first argument after the URLs): prints "EVENT <envelope>", then "SUBSCRIBED".
+CLIENT = _CONNECTED + """
+await gw.subscribe(args[0], (envelope) => say(`EVENT ${JSON.stringify(envelope)}`));
+say('SUBSCRIBED');
+"""
+
+#: A PERSISTENT query subscription and a plain one (the two arguments after the URLs): prints
+#: "PERSISTENT <envelope>", "PLAIN <envelope>", "GAP <seq>", "REMOVED <reason>", then "SUBSCRIBED".
+CLUSTER_CLIENT = _CONNECTED + """
+await gw.subscribe(args[0], (envelope) => say(`PERSISTENT ${JSON.stringify(envelope)}`), {
   persistent: true,
   onGap: ({ afterSeq }) => say(`GAP ${afterSeq}`),
   onRemoved: ({ reason }) => say(`REMOVED ${reason}`),
 });
-await gw.subscribe(plainQuery, (envelope) => say(`PLAIN ${JSON.stringify(envelope)}`));
+await gw.subscribe(args[1], (envelope) => say(`PLAIN ${JSON.stringify(envelope)}`));
 say('SUBSCRIBED');
 """
 
 
-class Client:
+class Client(NodeLines):
     """A client script in a Node process of its own; its lines in a queue, read by a thread."""
 
     def __init__(self, urls: list[str], *args: str, script: str = CLIENT) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self.process = subprocess.Popen(
-            ["node", "--experimental-websocket", "--input-type=module", "-e", script, json.dumps(urls), *args],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, name="js-failover-client", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_line(self, match: Callable[[str], bool], timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if match(line):
-                return line
-        raise TimeoutError(f"the JS client did not print {what} in {timeout} s; it printed: {self.seen}")
+        super().__init__(["--input-type=module", "-e", script, json.dumps(urls), *args], name="js-failover-client")
 
     def wait_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         """Read lines (into ``seen``) until ``done()``: it is asked first, then after every line."""
@@ -138,15 +103,6 @@ class Client:
         """The envelopes printed as ``kind`` (PERSISTENT or PLAIN) so far, in the order handed over."""
         prefix = f"{kind} "
         return [json.loads(line.removeprefix(prefix)) for line in self.seen if line.startswith(prefix)]
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        self._reader.join(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
 
 @contextmanager
 def two_nodes() -> Iterator[tuple[GatewayNode, GatewayNode]]:

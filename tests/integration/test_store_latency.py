@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +36,7 @@ import psycopg
 import pytest
 
 from tests.integration.conftest import POSTGRESQL_URL, postgresql_schema
+from tests.support.tcpproxy import LoopServer
 from tests.support.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir
 from tests.support.wamp import WampClient
 
@@ -55,40 +55,22 @@ MOST_SLOW = 3
 STATEMENT_TIMEOUT = 2.0
 
 
-class SlowProxy:
+class SlowProxy(LoopServer):
     """A TCP proxy on 127.0.0.1 to ``target``: what the client sends goes through at once; every chunk
     the server sends is held ``delay`` seconds (in order) before it is passed on. On its own asyncio
     loop in a thread; ``chunks`` counts those passed on."""
 
     def __init__(self, target: tuple[str, int], delay: float) -> None:
+        super().__init__("slow-proxy")
         self.target = target
         self.delay = delay
-        self.port = 0
         self.chunks = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="slow-proxy", daemon=True)
-        self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def __enter__(self) -> SlowProxy:
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._connection, "127.0.0.1", 0), self._loop).result(10)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def close() -> None:
-            if self._server is not None:
-                self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+    async def _close_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from components import uris
 from tests.integration.test_continuous_service import sessions_of, wait_for
+from tests.support.jsclient import NodeLines
 from tests.support.harness import API_KEY, REPO, VENV_BIN, GatewayNode, free_port, remove_workdir, temp_workdir
 from tests.support.wamp import WampClient
 
@@ -202,42 +201,11 @@ def time_to_serve_again(run: GatewayRun, since: float) -> float:
         return time.monotonic() - since
 
 
-class JsSubscriber:
+class JsSubscriber(NodeLines):
     """tests/js/reconnecting_subscriber.mjs: the JS client subscribed to a query, its lines in a queue."""
 
     def __init__(self, ws_url: str, query: str) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self.process = subprocess.Popen(
-            ["node", "--experimental-websocket", "tests/js/reconnecting_subscriber.mjs", ws_url, query],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_line(self, match: Callable[[str], bool], timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if match(line):
-                return line
-        raise TimeoutError(f"the JS client did not print the line awaited in {timeout} s; it printed: {self.seen}")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        self._reader.join(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        super().__init__(["tests/js/reconnecting_subscriber.mjs", ws_url, query])
 
 
 def event_seq(line: str) -> int | None:

@@ -5,26 +5,27 @@
         proxy.cut()      # every connection through it reset, new ones closed at once
         proxy.restore()  # new connections go through again
 
-On its own asyncio loop in a daemon thread.
+On its own asyncio loop in a daemon thread (``LoopServer``, which test_store_latency.py's SlowProxy shares).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Self
 
 
-class CuttableProxy:
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
+class LoopServer:
+    """A TCP server on 127.0.0.1 (a free port: ``port``) on its own asyncio loop in a daemon thread, for tests;
+    subclasses handle each connection (``_connection``) and drop what they hold when closed (``_close_all``)."""
+
+    def __init__(self, name: str) -> None:
         self.port = 0
-        self._cut = False
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="cuttable-proxy", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
 
-    def __enter__(self) -> CuttableProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
             asyncio.start_server(self._connection, "127.0.0.1", 0), self._loop).result(10)
@@ -35,12 +36,29 @@ class CuttableProxy:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
-            self._reset_all()
+            await self._close_all()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _close_all(self) -> None:
+        """On the loop, at close: end every connection still open."""
+
+
+class CuttableProxy(LoopServer):
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__("cuttable-proxy")
+        self.target = target
+        self._cut = False
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def _close_all(self) -> None:
+        self._reset_all()
 
     def cut(self) -> None:
         """Reset every connection through the proxy; new ones are closed as soon as they come."""
