@@ -121,7 +121,6 @@ class LogTail:
         self._wanted = False
         #: Own turns being appended (``hold``), and a wake-up that waits for them (up to which seq).
         self._holds = 0
-        self._held = False
         self._held_poll = False
         self._held_upto: int | None = None
         self._stopped = threading.Event()
@@ -218,9 +217,9 @@ class LogTail:
 
     def release(self) -> None:
         self._holds -= 1
-        if self._holds == 0 and self._held:
+        if self._holds == 0 and (self._held_poll or self._held_upto is not None):
             upto = None if self._held_poll else self._held_upto
-            self._held, self._held_poll, self._held_upto = False, False, None
+            self._held_poll, self._held_upto = False, None
             self.wake(upto)
 
     def wake(self, upto: int | None = None) -> None:
@@ -232,7 +231,6 @@ class LogTail:
                 self._held_poll = True
             else:
                 self._held_upto = max(upto, self._held_upto or 0)
-            self._held = True
             return
         self._wanted = True
         if not self._reading:

@@ -74,7 +74,7 @@ from components.events import Registry
 from components.events.rules import BACKEND_ROLE
 from components.procedures import checked
 from components.ratelimit import CallBuckets
-from components.store.base import TERMS, Store, open_store
+from components.store.base import TERMS, ClusterLog, Store, open_store
 from components.store.thread import StoreThread
 
 _ACK = PublishOptions(acknowledge=True)
@@ -89,6 +89,8 @@ class Dispatcher(BackendSession):
     _housekeeping_thread: StoreThread | None = None
     #: A cluster node's: its tail of the shared log reads there (``cluster``).
     _tail_thread: StoreThread | None = None
+    #: A cluster node's tail of the shared log (``cluster.LogTail``); None on a single node.
+    _tail: LogTail | None = None
     _node = ""
     #: Takeovers that failed in a row in this process (``_take_over`` backs off on them).
     _failed_takeovers = 0
@@ -132,7 +134,7 @@ class Dispatcher(BackendSession):
             self._tail_thread = tail_thread = StoreThread(lambda: open_store(cfg.store, node), name="dispatcher-tail")
             publisher = ClusterPublisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
                                          self._queries, self._send)
-            publisher.tail = LogTail(tail_thread, lambda: _listener(cfg, node), node, node_run(),
+            publisher.tail = self._tail = LogTail(tail_thread, lambda: _listener(cfg, node), node, node_run(),
                                      publisher.hand_to_router)
             self._publisher = publisher
         else:
@@ -141,8 +143,8 @@ class Dispatcher(BackendSession):
         replay = ReplayAndAck(bookkeeping, self._queries, lambda: self.registry, self._know_caller)
         web_app = WebAppSubscriptions(self._queries, bookkeeping, thread, self._sessions, self._turn,
                                       sequencer.high_water, cfg.queries, cfg.auth.user_role, self._send)
-        tail = getattr(self._publisher, "tail", None)
-        if isinstance(tail, LogTail):  # a subscription ended on one node ends on every node
+        tail = self._tail
+        if tail is not None:  # a subscription ended on one node ends on every node
             web_app.announce = lambda sub, reason: tail.announce(ended_message(sub, reason))
 
             def announced(message: dict[str, Any]) -> None:
@@ -203,9 +205,8 @@ class Dispatcher(BackendSession):
         readings: list[tuple[str, Labels, float]] = [
             (SESSIONS, (("role", role),), n) for role, n in self._sessions.count_by_authrole().items()]
         readings.append((LIVE_QUERIES, (), self._queries.live.subscribed))
-        tail = getattr(self._publisher, "tail", None)
-        if isinstance(tail, LogTail) and self._active_since is not None:  # the active one's view of the cluster
-            readings += tail.gauges()
+        if self._tail is not None and self._active_since is not None:  # the active one's view of the cluster
+            readings += self._tail.gauges()
         return readings
 
     def _leader_info(self) -> dict[str, Any]:
@@ -352,9 +353,8 @@ class Dispatcher(BackendSession):
         """``gateway.internal.stats``: the event log's rows by class, as of the last housekeeping round."""
         stats: dict[str, Any] = {
             "event_log": dict(self._housekeeping.event_log) if self._housekeeping is not None else None}
-        tail = getattr(self._publisher, "tail", None)
-        if tail is not None:  # a cluster node: what it sees of the cluster (``cluster.LogTail.status``)
-            stats["cluster"] = tail.status()
+        if self._tail is not None:  # a cluster node: what it sees of the cluster (``cluster.LogTail.status``)
+            stats["cluster"] = self._tail.status()
         return stats
 
     async def _know_caller(self, details: CallDetails | None) -> None:
@@ -413,8 +413,7 @@ def _listener(cfg: GatewayConfig, node: str) -> Any:
 
 def _cluster_members(store: Store) -> list[str]:
     """The cluster nodes that saved their place in this store within the last minute (none for SQLite)."""
-    nodes = getattr(store, "nodes", None)
-    return [name for name, _, age in nodes() if age < 60] if nodes is not None else []
+    return [name for name, _, age in store.nodes() if age < 60] if isinstance(store, ClusterLog) else []
 
 
 def _take(store: Store, n: int) -> int:

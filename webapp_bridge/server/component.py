@@ -472,7 +472,7 @@ class Bridge(BackendSession):
         totals = node_totals(live, saved)
         if raise_high_water and self._metrics_enabled:
             await KEEPER.raise_reported(totals)
-        stats = await self._event_log_stats()
+        stats = await self._dispatcher_stats()
         gauges = dict(totals.gauges)
         gauges.update(await self._node_gauges(stats))
         counters = (totals.counters if self._metrics_enabled else {}) if stored else None
@@ -537,7 +537,10 @@ class Bridge(BackendSession):
                     amqp=self._amqp is not None, store_ok=counters is not None and queries.store_ok)
         return status_payload(counters, gauges, seen, self._metrics_enabled)
 
-    async def _event_log_stats(self) -> dict[str, Any] | None:
+    async def _dispatcher_stats(self) -> dict[str, Any] | None:
+        """The active dispatcher's figures, answered from memory (``gateway.internal.stats``): the event log's
+        size as its last housekeeping round counted it, and a cluster node's view of the cluster; None if no
+        dispatcher answered."""
         try:
             stats = await self.call(uris.INTERNAL_STATS)
         except ApplicationError:
@@ -604,7 +607,7 @@ class Bridge(BackendSession):
         active = min(await self._callees(uris.INTERNAL_DISPATCHER_LEADER), n)
         serving = await self._callees(uris.INTERNAL_PUBLISH)
         authenticators = await self._callees(uris.AUTHENTICATE)
-        stats = await self._stats() if serving else {}
+        stats = (await self._dispatcher_stats() if serving else None) or {}
         cluster = stats.get("cluster")
         # A cluster node that cannot reach the shared store takes no event (it could neither order nor
         # keep it): not ready, until its dispatcher's next heartbeat reaches the store again.
@@ -616,16 +619,6 @@ class Bridge(BackendSession):
         if cluster is not None:
             answer["cluster"] = cluster
         return Answer(200 if ok else 503, answer)
-
-    async def _stats(self) -> dict[str, Any]:
-        """The active dispatcher's figures, answered from memory: the event log's size as its last
-        housekeeping round counted it (``{"rows", "by_class", "counted_at"}``; null before the first
-        round), and a cluster node's view of the cluster (``components.delivery.cluster``)."""
-        try:
-            stats = await self.call(uris.INTERNAL_STATS)
-        except ApplicationError:
-            return {}
-        return stats if isinstance(stats, dict) else {}
 
     async def _callees(self, procedure: str) -> int:
         registration = await self.call(uris.META_REGISTRATION_LOOKUP, procedure)
