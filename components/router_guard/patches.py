@@ -9,6 +9,7 @@ what clients send; our components' rawsocket link is left as it is.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from twisted.logger import Logger
 from components import uris
 from components.limits import too_deep_at
 from components.router_guard.addresses import ConnectionCounter, Network, client_address, networks
+from components.router_guard.lazy import LAZY_LOG_ARGUMENTS, lazy
 from components.router_guard.messages import (
     HELLO,
     MessageTooDeep,
@@ -80,6 +82,7 @@ def install(settings: GuardSettings) -> None:
         return
     if sys.getrecursionlimit() > RECURSION_LIMIT:
         sys.setrecursionlimit(RECURSION_LIMIT)
+    _lazy_log_arguments()
     protocol = WampWebSocketServerProtocol
     _wrap(protocol, "onConnect", _on_connect)
     _wrap(protocol, "onOpen", _on_open)
@@ -93,6 +96,15 @@ def install(settings: GuardSettings) -> None:
 
 
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
+
+
+def _lazy_log_arguments() -> None:
+    """Debug-level log arguments formatted only when a line is written (``lazy``): the router formatted
+    several per routed message (terminal colours, pretty-printing) for lines nobody reads."""
+    for name, functions in LAZY_LOG_ARGUMENTS.items():
+        module = importlib.import_module(name)
+        for function in functions:
+            setattr(module, function, lazy(getattr(module, function)))
 
 
 def _wrap(cls: type, name: str, replacement: Callable[..., Any]) -> None:
