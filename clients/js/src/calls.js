@@ -12,11 +12,12 @@ import { ClientErrors, GatewayError, fromWampError, isTransient } from './errors
 
 /**
  * Pauses (ms) before asking again after a transient error (errors.js: a gateway component
- * restarting, or a worker that died mid-call while a standby takes over): about 1.5 s in all.
+ * restarting, or a worker that died mid-call while a standby takes over): about 5 s in all, as a
+ * takeover on a busy machine took more than 2 s (the first 1.5 s of pauses were not always enough).
  * A subscription still not restored after them is reported on 'error' and tried again with
  * the reconnect backoff, on the same session and on every new one (restore.js).
  */
-const TRANSIENT_PAUSES_MS = [50, 100, 200, 400, 800];
+const TRANSIENT_PAUSES_MS = [50, 100, 200, 400, 800, 1500, 2000];
 
 const lostError = () => new GatewayError('the connection to the gateway was lost', { uri: ClientErrors.CONNECTION_LOST });
 const closedError = () => new GatewayError('the Gateway was closed', { uri: ClientErrors.CLOSED });

@@ -65,7 +65,7 @@ describe('the Gateway against a fake autobahn', { concurrency: true }, () => {
     server.connections[0].drop();
     await lost;
     const away = server.post(Q); // logged while the client is away
-    await waitFor(() => errors.length === 1, 'the error that says the subscription is not restored', 5000);
+    await waitFor(() => errors.length === 1, 'the error that says the subscription is not restored', 10000);
     assert.equal(errors[0].uri, 'wamp.error.no_such_procedure');
     assert.match(errors[0].message, /could not be restored/);
     assert.ok(stray !== null);
