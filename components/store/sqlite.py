@@ -187,18 +187,10 @@ class SqliteStore:
         self.remember_many([(event_id, event, seq)], at)
 
     def remember_many(self, accepted: list[tuple[str, str, int]], at: float | None = None) -> None:
-        """Remember (id, event class, seq) of accepted events, in one transaction."""
+        """Remember (id, event class, seq) of accepted events: one statement (``_ROWS``), so one transaction."""
         moment = time.time() if at is None else at
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO event_ids (id, event, seq, accepted_at) VALUES (?, ?, ?, ?)",
-                [(event_id, event, seq, moment) for event_id, event, seq in accepted],
-            )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        self._db.execute(f"INSERT OR IGNORE INTO event_ids (id, event, seq, accepted_at) SELECT {_columns(3)}, ?"
+                         " FROM json_each(?)", (moment, _rows(accepted)))
 
     def forget_before(self, moment: float, limit: int = 10_000) -> int:
         """Forget ids accepted before ``moment``, at most ``limit`` at a time (short write locks)."""
@@ -332,24 +324,25 @@ class SqliteStore:
                 for (event_id,) in self._db.execute("DELETE FROM event_log WHERE seq = ? AND published = 0"
                                                     " RETURNING id", (seq,)).fetchall():
                     self._db.execute("DELETE FROM event_ids WHERE id = ? AND seq = ?", (event_id, seq))
-            # ON CONFLICT (not OR IGNORE, which would skip a row breaking any constraint, silently)
-            self._db.executemany(
-                "INSERT INTO event_ids (id, event, seq, accepted_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                [(r.id, r.event, r.seq, r.logged_at) for r in rows])
+            # ON CONFLICT (not OR IGNORE, which would skip a row breaking any constraint, silently);
+            # WHERE true: SQLite's rule for an upsert whose rows come from a SELECT.
+            self._db.execute(f"INSERT INTO event_ids (id, event, seq, accepted_at) SELECT {_columns(4)}"
+                             " FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING",
+                             (_rows([(r.id, r.event, r.seq, r.logged_at) for r in rows]),))
             self._log(rows)
 
     def _log(self, rows: list[LoggedEvent]) -> None:
-        self._db.executemany(
-            f"INSERT INTO event_log ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
-            [(r.seq, r.event, r.id, r.time, r.data, r.audience, r.logged_at, int(r.published)) for r in rows])
+        self._db.execute(f"INSERT INTO event_log ({_LOG_COLUMNS}) SELECT {_columns(8)} FROM json_each(?)"
+                         " WHERE true ON CONFLICT (seq) DO NOTHING",
+                         (_rows([(r.seq, r.event, r.id, r.time, r.data, r.audience, r.logged_at, int(r.published))
+                                 for r in rows]),))
 
     def mark_published(self, seqs: Sequence[int]) -> None:
         """Record that the router acknowledged these logged events' publishes (one transaction)."""
         if not seqs:
             return
-        with self._transaction():
-            self._db.executemany("UPDATE event_log SET published = 1 WHERE seq = ? AND published = 0",
-                                 [(seq,) for seq in seqs])
+        self._db.execute("UPDATE event_log SET published = 1 WHERE published = 0"
+                         " AND seq IN (SELECT value FROM json_each(?))", (json.dumps(list(seqs)),))
 
     def unpublished(self, after_seq: int, limit: int) -> list[LoggedEvent]:
         """Logged events not marked published, seq > after_seq, in seq order, at most ``limit``."""
@@ -534,3 +527,21 @@ def _persistent(row: Any) -> PersistentSubscription:
         id=str(sid), owner=str(owner), user=None if user is None else str(user), query=str(query), key=str(key),
         parts=[str(p) for p in json.loads(parts)], filters=dict(json.loads(filters)),
         classes=[str(c) for c in json.loads(classes)], last_seq=int(last_seq), created=float(created))
+
+
+# Rows written on the per-event path go in as one JSON array bound to one statement (``json_each``), not
+# one execution per row (``executemany``): Python's sqlite3 releases the GIL around every step of a
+# statement and takes it back after, and while the reactor thread is busy each take-back waits for its
+# switch interval (5 ms). 600 ids written with executemany took 26-170 ms on the store thread under load
+# (3.4 s with the reactor thread always busy), and every look-up queued behind them; as one statement, one
+# wait. bench/README.md (2026-12-07, the store thread) has the measurements.
+
+
+def _rows(rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as one JSON array of arrays, for ``json_each``."""
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def _columns(n: int) -> str:
+    """The first ``n`` values of each ``json_each`` row (an array), as columns."""
+    return ", ".join(f"json_extract(value, '$[{i}]')" for i in range(n))
