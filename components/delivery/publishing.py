@@ -141,6 +141,8 @@ class Publisher:
         #: Looked up like ``_unsaved``: a duplicate of one is not published again.
         self._acknowledged: dict[str, int] = {}
         self._flush: DelayedCall | None = None
+        #: A write of ids and marks is on the store thread: the next waits for it (``_save``).
+        self._saving = False
         #: Batches that come while one takes its turn wait, and take the next turn together.
         self._together: Coalescer[list[Any], Deferred[PublishResult]] = Coalescer(self._take_turn, MOST_TOGETHER)
         #: The classes with a persistent subscription (their events are logged), as the store said when
@@ -349,9 +351,11 @@ class Publisher:
             acknowledged.chainDeferred(later)
 
     def close(self) -> None:
-        """The dispatcher is leaving: write the ids not yet written (before its store thread stops)."""
+        """The dispatcher is leaving: write the ids not yet written (before its store thread stops), those
+        waiting for a write under way too (written twice at worst: both writes ignore what is there)."""
         if self._flush is not None:
             self._flush.cancel()
+        if self._unsaved or self._acknowledged:
             self._save()
         self._thread = None
 
@@ -458,7 +462,7 @@ class Publisher:
         self._flush_soon()
 
     def _flush_soon(self) -> None:
-        if self._flush is None:
+        if self._flush is None and not self._saving:
             self._flush = _REACTOR.callLater(0, self._save)
 
     def _save(self) -> None:
@@ -478,8 +482,12 @@ class Publisher:
             for event_id in marked:
                 if self._acknowledged.get(event_id) == marked[event_id]:
                     del self._acknowledged[event_id]
+            self._saved()
 
         def failed(failure: Any) -> None:
+            # Not asked again at once (a store that is down would be asked in a loop): they stay here, and
+            # go with the next write, which the next acknowledgement asks for.
+            self._saving = False
             log.error("cannot remember {n} accepted event ids and mark {m} published: {err}", n=len(written),
                       m=len(marked), err=failure.getErrorMessage())
 
@@ -491,7 +499,16 @@ class Publisher:
             if marked:
                 store.mark_published(list(marked.values()))
 
+        self._saving = True
         self._thread.run(save).addCallbacks(forget, failed)
+
+    def _saved(self) -> None:
+        """A write ended: what was accepted or acknowledged meanwhile goes in the next, one write at a time.
+        Under load a write then takes what came during the one before (a store-thread round trip per write,
+        not one per reactor turn); when idle, a write is asked at the end of the turn, as before."""
+        self._saving = False
+        if self._unsaved or self._acknowledged:
+            self._flush_soon()
 
 
 def _look_up(store: Store, ids: list[str]) -> tuple[dict[str, tuple[str, int]], set[str], dict[str, LoggedEvent]]:
