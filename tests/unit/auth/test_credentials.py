@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,22 +125,27 @@ def test_a_good_jwt() -> None:
     assert verify_jwt(token({"sub": "alice", "aud": ["other", "gateway"]}), SECRET, "gateway").user == "alice"
 
 
-@pytest.mark.parametrize("jwt_text,why", [
-    (token({"sub": "a"}, "another-secret-0123456789abcdef-0123"), "signature does not match"),
-    (token({"sub": "a", "exp": 1}), "expired"),
-    (token({"sub": "a", "nbf": int(time.time()) + 3600}), "not valid yet"),
-    (token({"sub": "a"}, "k" * 64, algorithm="HS384"), "only HS256"),
-    (jwt.encode({"sub": "a", "exp": int(time.time()) + 60}, None, algorithm="none"), "only HS256"),
-    (token({"roles": []}), "no 'sub' claim"),
-    (jwt.encode({"sub": "a"}, SECRET, algorithm="HS256"), "no 'exp' claim"),
-    (token({"sub": "a", "aud": "elsewhere"}), "aud claim"),
-    (token({"sub": "a", "roles": ["ok", 3]}), r"roles claim\[1\]"),
-    (token({"sub": "a", "exp": int(time.time()) + 2 * 24 * 3600}), "at most 86400 s"),
-    ("x.y.z", "malformed"),
-])
-def test_bad_jwts(jwt_text: str, why: str) -> None:
+#: Each made when its test runs, not when the tests are collected: the suite may run for minutes before
+#: it gets here, and a token made then with a minute to live would have expired for another reason.
+BAD_JWTS: list[tuple[Callable[[], str], str]] = [
+    (lambda: token({"sub": "a"}, "another-secret-0123456789abcdef-0123"), "signature does not match"),
+    (lambda: token({"sub": "a", "exp": 1}), "expired"),
+    (lambda: token({"sub": "a", "nbf": int(time.time()) + 3600}), "not valid yet"),
+    (lambda: token({"sub": "a"}, "k" * 64, algorithm="HS384"), "only HS256"),
+    (lambda: jwt.encode({"sub": "a", "exp": int(time.time()) + 60}, None, algorithm="none"), "only HS256"),
+    (lambda: token({"roles": []}), "no 'sub' claim"),
+    (lambda: jwt.encode({"sub": "a"}, SECRET, algorithm="HS256"), "no 'exp' claim"),
+    (lambda: token({"sub": "a", "aud": "elsewhere"}), "aud claim"),
+    (lambda: token({"sub": "a", "roles": ["ok", 3]}), r"roles claim\[1\]"),
+    (lambda: token({"sub": "a", "exp": int(time.time()) + 2 * 24 * 3600}), "at most 86400 s"),
+    (lambda: "x.y.z", "malformed"),
+]
+
+
+@pytest.mark.parametrize("make,why", BAD_JWTS, ids=[why for _, why in BAD_JWTS])
+def test_bad_jwts(make: Callable[[], str], why: str) -> None:
     with pytest.raises(AuthFailure, match=why):
-        verify_jwt(jwt_text, SECRET, "gateway")
+        verify_jwt(make(), SECRET, "gateway")
 
 
 def test_tokens_are_bound_to_identities() -> None:
