@@ -17,6 +17,7 @@ tests/unit/router_guard/test_lazy.py against the installed sources).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 #: Modules of the router's per-message path whose calls of these names are all log arguments, and the
@@ -39,7 +40,7 @@ class Lazy:
 
     __slots__ = ("_fn", "_args", "_kwargs")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._fn = fn
         self._args = args
         self._kwargs = kwargs
@@ -58,14 +59,9 @@ class Lazy:
 
 
 def lazy(fn: Callable[..., Any]) -> Callable[..., Lazy]:
-    """A stand-in for ``fn`` whose calls return ``Lazy`` values (``fn`` itself if it is one already)."""
-    if getattr(fn, "lazy", False):
+    """A stand-in for ``fn`` whose calls return ``Lazy`` values (``fn`` itself if it is one already). A
+    ``partial`` of the class: no Python frame of its own per call (a wrapper function cost a tenth of
+    what it saved, in the router's profile)."""
+    if isinstance(fn, partial) and fn.func is Lazy:
         return fn
-
-    def deferred(*args: Any, **kwargs: Any) -> Lazy:
-        return Lazy(fn, args, kwargs)
-
-    deferred.__name__ = getattr(fn, "__name__", "lazy")
-    deferred.__wrapped__ = fn  # type: ignore[attr-defined]
-    deferred.lazy = True  # type: ignore[attr-defined]
-    return deferred
+    return partial(Lazy, fn)
