@@ -3,8 +3,8 @@
 Crossbar's router and autobahn log every routed message at debug level with arguments they format
 first: ``hltype(self.processPublish)``, ``hlval(cache_key)``, ``pformat(authorization)`` (terminal
 colours through click, pretty-printing). Twisted's logger formats a line only once an observer wants it,
-and at the default level none does, but Python evaluates the arguments before the call: a sixth of the
-router's CPU per event went to lines nobody reads (bench/README.md, the router's profile). ``lazy(fn)``
+and at the default level none does, but Python evaluates the arguments before the call: 13 % of the
+router's samples per event went to lines nobody reads (bench/README.md, Stop 22's profile). ``lazy(fn)``
 stands in for such a function: it keeps the arguments and calls ``fn`` only when the value is formatted
 (``str``, ``format``, ``repr``), so a line that is written reads as before and one that is not costs a
 small object.

@@ -187,7 +187,7 @@ class SqliteStore:
         self.remember_many([(event_id, event, seq)], at)
 
     def remember_many(self, accepted: list[tuple[str, str, int]], at: float | None = None) -> None:
-        """Remember (id, event class, seq) of accepted events: one statement (``_ROWS``), so one transaction."""
+        """Remember (id, event class, seq) of accepted events: one statement (``_rows``), so one transaction."""
         moment = time.time() if at is None else at
         self._db.execute(f"INSERT OR IGNORE INTO event_ids (id, event, seq, accepted_at) SELECT {_columns(3)}, ?"
                          " FROM json_each(?)", (moment, _rows(accepted)))
@@ -338,7 +338,7 @@ class SqliteStore:
                                  for r in rows]),))
 
     def mark_published(self, seqs: Sequence[int]) -> None:
-        """Record that the router acknowledged these logged events' publishes (one transaction)."""
+        """Record that the router acknowledged these logged events' publishes (one statement)."""
         if not seqs:
             return
         self._db.execute("UPDATE event_log SET published = 1 WHERE published = 0"
@@ -534,7 +534,7 @@ def _persistent(row: Any) -> PersistentSubscription:
 # statement and takes it back after, and while the reactor thread is busy each take-back waits for its
 # switch interval (5 ms). 600 ids written with executemany took 26-170 ms on the store thread under load
 # (3.4 s with the reactor thread always busy), and every look-up queued behind them; as one statement, one
-# wait. bench/README.md (2026-12-07, the store thread) has the measurements.
+# wait. bench/README.md (Stop 22, the store thread's GIL waits) has the measurements.
 
 
 def _rows(rows: Sequence[Sequence[Any]]) -> str:
