@@ -66,6 +66,8 @@ _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not
 #: Events looked up, numbered and logged together at most, when batches wait for their turn together:
 #: one bridge batch at most (bridge.max_batch's default), a transaction of moderate size.
 MOST_TOGETHER = 1000
+#: Seconds before a failed write of accepted ids and published marks is tried again.
+SAVE_RETRY = 1.0
 #: Unpublished logged events read per round trip when taking over (normally only those a dispatcher
 #: had in flight when it died: a few batches).
 TAKE_OVER_PAGE = 1000
@@ -190,6 +192,14 @@ class Publisher:
             # turn with nothing else to learn goes without a store round trip.
             given = [i for _, _, i, _, origin in items if origin is IdOrigin.GIVEN]
             try:
+                # At once from the numbers in hand, mostly (the next block is taken ahead of need). Before the
+                # look-up: no store round trip may come between the look-up's answer and the numbering, or a
+                # write of ids asked before it could end meanwhile and take ids out of ``_unsaved`` that the
+                # look-up did not see.
+                await self._sequencer.reserve(len(items))
+            except Exception as exc:  # each new event is refused (its number: NoNumbers)
+                log.error("cannot take a block of seq numbers: {err}", err=exc)
+            try:
                 if given or self._logged_as_of != self._turn.changes:
                     as_of = self._turn.changes
                     earlier, logged, rows = await self._store_thread().run(_look_up, given)
@@ -201,11 +211,6 @@ class Publisher:
                 refused = Refused(RefusalCode.UNAVAILABLE, f"the gateway's store did not answer; the event was not "
                                   f"accepted: retry with the same id ({exc})")
                 return [succeed(refused) for _ in items]
-            try:
-                # At once from the numbers in hand, mostly (the next block is taken ahead of need).
-                await self._sequencer.reserve(len(items))
-            except Exception as exc:  # each new event is refused (its number: NoNumbers)
-                log.error("cannot take a block of seq numbers: {err}", err=exc)
             batch = _Batch()
             results = [self._publish_safely(event, data, event_id, audience, origin, logged, batch, earlier, rows)
                        for event, data, event_id, audience, origin in items]
@@ -485,9 +490,11 @@ class Publisher:
             self._saved()
 
         def failed(failure: Any) -> None:
-            # Not asked again at once (a store that is down would be asked in a loop): they stay here, and
-            # go with the next write, which the next acknowledgement asks for.
+            # Asked again after a pause, not at once (a store that is down would be asked in a loop); what
+            # is acknowledged meanwhile goes with it. Until written, look-ups find them here.
             self._saving = False
+            if self._flush is None and self._thread is not None:
+                self._flush = _REACTOR.callLater(SAVE_RETRY, self._save)
             log.error("cannot remember {n} accepted event ids and mark {m} published: {err}", n=len(written),
                       m=len(marked), err=failure.getErrorMessage())
 
