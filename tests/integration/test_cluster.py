@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.integration.conftest import postgresql_schema
 from tests.integration.test_access_property import run_scenario, scenarios
+from tests.integration.test_persistent import replay_all
 from tests.support.harness import API_KEY, GatewayNode, remove_workdir, temp_workdir
 from tests.support.tcpproxy import CuttableProxy
 from tests.support.waiting import wait_for
@@ -361,14 +362,7 @@ def test_a_rolling_restart_of_both_nodes_loses_nothing() -> None:
             with WampClient(two.api.ws_url, authextra={"client_token": token}) as back:
                 (listed,) = [s for s in back.call("gateway.subscriptions") if s["persistent"]]
                 assert listed["id"] == made["id"]
-                replayed: list[dict[str, Any]] = []
-                after = listed["last_seq"]
-                while True:
-                    page = back.call("gateway.replay", listed["id"], after, 500)
-                    replayed += page["events"]
-                    if not page["more"]:
-                        break
-                    after = page["next_after"]
+                replayed = replay_all(back, listed["id"], listed["last_seq"])
     seqs = [e["seq"] for e in replayed]
     assert seqs == sorted(set(seqs)), "in seq order, each once"
     assert sorted(e["id"] for e in replayed) == sorted(x["id"] for x in accepted), "every 202, nothing else"

@@ -37,6 +37,7 @@ from autobahn.wamp.exception import ApplicationError
 from components import uris
 from tests.integration.conftest import postgresql_schema
 from tests.integration.test_continuous_service import container_pids, wait_for
+from tests.integration.test_persistent import replay_all
 from tests.support.harness import API_KEY, REPO, GatewayNode, Response, running_node
 from tests.support.wamp import WampClient
 
@@ -244,14 +245,7 @@ def test_every_accepted_event_reaches_every_subscriber_in_order_while_dispatcher
         assert len(duplicates) == len(doubled) * len(subscribers), "published twice: every subscriber got both"
 
         with WampClient(node.ws_url, authextra={"client_token": token}) as again_client:
-            replayed: list[dict[str, Any]] = []
-            after = kept["last_seq"]
-            while True:
-                page = again_client.call("gateway.replay", kept["id"], after, 5000)
-                replayed += page["events"]
-                if not page["more"]:
-                    break
-                after = page["next_after"]
+            replayed = replay_all(again_client, kept["id"], kept["last_seq"], 5000)
         logged = {i: a.body["seq"] for i, a in answered.items() if event_of(int(i.rsplit("-", 1)[1]))[0] == LOGGED}
         assert [e["seq"] for e in replayed] == sorted(logged.values()), "each logged event replayed once, in order"
     elapsed = time.monotonic() - started

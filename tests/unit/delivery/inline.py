@@ -13,6 +13,14 @@ from typing import Any, TypeVar, cast
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
 
+from components.config import QueriesConfig
+from components.delivery.publishing import Publisher, Turn
+from components.delivery.sequence import Sequencer
+from components.delivery.sessions import Sessions
+from components.delivery.subscriptions import QuerySubscriptions
+from components.events import Registry
+from components.store.thread import Inline
+
 T = TypeVar("T")
 
 
@@ -44,3 +52,12 @@ class Now:
             return now(result) if isinstance(result, Deferred) or inspect.isawaitable(result) else result
 
         return call
+
+
+def publisher_on(thread: Inline, registry: Registry, send: Any,
+                 sessions: Sessions | None = None) -> tuple[Publisher, QuerySubscriptions]:
+    """A dispatcher's publisher (and its query subscriptions) on ``thread``, publishing through ``send``."""
+    sessions = sessions if sessions is not None else Sessions()
+    queries = QuerySubscriptions(thread, lambda: registry, QueriesConfig(), sessions)
+    sequencer = Sequencer(lambda n: thread.run(lambda s, k: s.take(k), n))
+    return Publisher(thread, Turn(), sequencer, lambda: registry, sessions, queries, send), queries

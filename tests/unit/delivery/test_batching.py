@@ -11,17 +11,15 @@ import pytest
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from components import uris
-from components.config import QueriesConfig
 from components.delivery.batching import Batch, Delivery, group
 from components.delivery.live_queries import LiveQueries, Made
-from components.delivery.publishing import ANYONE, Publisher, Turn
+from components.delivery.publishing import ANYONE, Publisher
 from components.delivery.results import Accepted, Refused
-from components.delivery.sequence import Sequencer
 from components.delivery.sessions import Restriction, Sessions
-from components.delivery.subscriptions import QuerySubscriptions
 from components.events import Registry
 from components.store.sqlite import SqliteStore
 from components.store.thread import Inline
+from tests.unit.delivery.inline import publisher_on
 
 REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"],
                          base_dir=Path(__file__).resolve().parents[3])
@@ -214,9 +212,7 @@ def world(tmp_path: Path) -> Any:
     for sid, user in ((1, "alice"), (2, "bob")):
         sessions.joined({"session": sid, "authrole": "user", "authid": user,
                          "authextra": {"user": user, "roles": []}})
-    queries = QuerySubscriptions(inline, lambda: REGISTRY, QueriesConfig(), sessions)
-    sequencer = Sequencer(lambda n: inline.run(lambda s, k: s.take(k), n))
-    publisher = Publisher(inline, Turn(), sequencer, lambda: REGISTRY, sessions, queries, router)  # type: ignore[arg-type]
+    publisher, queries = publisher_on(inline, REGISTRY, router, sessions)
     yield router, publisher, queries
     store.close()
 
@@ -300,10 +296,7 @@ def test_a_batch_that_cannot_be_sent_refuses_its_events_only(tmp_path: Path) -> 
     store = SqliteStore(tmp_path / "s.sqlite3")
     inline = Inline(store)
     router = Unserializable()
-    sessions = Sessions()
-    queries = QuerySubscriptions(inline, lambda: REGISTRY, QueriesConfig(), sessions)
-    sequencer = Sequencer(lambda n: inline.run(lambda s, k: s.take(k), n))
-    publisher = Publisher(inline, Turn(), sequencer, lambda: REGISTRY, sessions, queries, router)  # type: ignore[arg-type]
+    publisher, queries = publisher_on(inline, REGISTRY, router)
     queries.live.grant("k", 2, MADE, batched=True)
     got = publish(publisher, ["demo.message", message(1), "a"], ["demo.message", message(2), "b"],
                   ["demo.message", {**message(3), "room": "hall"}, "c"])

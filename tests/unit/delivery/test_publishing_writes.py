@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, ensureDeferred
 
-from components.config import QueriesConfig
-from components.delivery.publishing import SAVE_RETRY, Publisher, Turn
-from components.delivery.sequence import Sequencer
-from components.delivery.sessions import Sessions
-from components.delivery.subscriptions import QuerySubscriptions
+from components.delivery.publishing import SAVE_RETRY, Publisher
 from components.store.sqlite import SqliteStore
 from components.store.thread import Inline
+from tests.unit.delivery.inline import publisher_on
 from tests.unit.delivery.test_review_publishing import MESSAGE, REGISTRY, Router
 
 
@@ -49,10 +46,7 @@ def world(tmp_path: Path) -> Any:
     store = SqliteStore(tmp_path / "s.sqlite3")
     held = Held(store)
     router = Router()
-    sessions = Sessions()
-    queries = QuerySubscriptions(held, lambda: REGISTRY, QueriesConfig(), sessions)
-    sequencer = Sequencer(lambda n: held.run(lambda s, k: s.take(k), n))
-    publisher = Publisher(held, Turn(), sequencer, lambda: REGISTRY, sessions, queries, router)  # type: ignore[arg-type]
+    publisher, _ = publisher_on(held, REGISTRY, router)
     yield store, held, router, publisher
     if publisher._flush is not None and publisher._flush.active():
         publisher._flush.cancel()

@@ -13,17 +13,15 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, ensureDeferred
 
-from components.config import QueriesConfig
 from components.delivery.publishing import ANYONE, Publisher, Turn
 from components.delivery.results import Accepted, IdOrigin, Refused
-from components.delivery.sequence import Sequencer
-from components.delivery.sessions import SessionInfo, Sessions
-from components.delivery.subscriptions import QuerySubscriptions
+from components.delivery.sessions import SessionInfo
 from components.events import Registry
 from components.delivery.persistent import compile_parts, read_replay
 from components.store.base import TERMS, PersistentSubscription
 from components.store.sqlite import SqliteStore
 from components.store.thread import Inline
+from tests.unit.delivery.inline import publisher_on
 
 REGISTRY = Registry.load(["examples.demo_events"], ["examples/demo_events.yaml"],
                          base_dir=Path(__file__).resolve().parents[3])
@@ -75,10 +73,7 @@ def world(tmp_path: Path) -> Any:
     store = SqliteStore(tmp_path / "s.sqlite3")
     inline = Counted(store)
     router = Router()
-    sessions = Sessions()
-    queries = QuerySubscriptions(inline, lambda: REGISTRY, QueriesConfig(), sessions)
-    sequencer = Sequencer(lambda n: inline.run(lambda s, k: s.take(k), n))
-    publisher = Publisher(inline, Turn(), sequencer, lambda: REGISTRY, sessions, queries, router)  # type: ignore[arg-type]
+    publisher, _ = publisher_on(inline, REGISTRY, router)
     inline.work.clear()
     yield store, router, publisher
     store.close()
