@@ -239,3 +239,13 @@ def test_a_batch_whose_turn_comes_before_a_waiting_subscribe_does_not_vouch_for_
     outcome(publish(publisher, ["demo.message", MESSAGE, "b", None, IdOrigin.NEW]))
     router.ack_all()
     assert [(r.seq, r.id) for r in store.events_after(["demo.message"], 0, 10)] == [(3, "b")], "b is logged"
+
+
+def test_the_event_log_write_has_its_own_name_in_the_store_duration_metric(world: Any) -> None:
+    """gateway_store_duration_seconds{op} names store work by its function: the per-turn log write is the
+    store's hottest work for logged classes, and was counted as ``other`` (a lambda) before."""
+    store, router, publisher = world
+    persistent_on_messages(store)
+    outcome(publish(publisher, ["demo.message", MESSAGE, "k1"]))
+    router.ack_all()
+    assert "log_and_remember" in publisher._thread.work
