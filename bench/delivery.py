@@ -112,11 +112,11 @@ def postgresql_schema(run: Run) -> dict[str, Any]:
 def format_table(rows: list[Row]) -> str:
     labelled = any(r.node_label for r in rows)
     head = ("| N | path | mode |" + (" node |" if labelled else "") + " published/s | delivered/s "
-            "| delivered/expected | p50 ms | p99 ms | gateway/bare | CPU % router / workers / publisher / subscribers / other |")
+            "| delivered/expected | p50 ms | p99 ms | p99.9 ms | gateway/bare | CPU % router / workers / publisher / subscribers / other |")
     return table(head, ([str(r.subscribers), r.path, r.mode, *([r.node_label] if labelled else []),
                          fmt_rate(r.published_per_s),
                          fmt_rate(r.delivered_per_s), f"{r.got.count}/{r.expected}", f"{r.got.percentile(0.5):.1f}",
-                         f"{r.got.percentile(0.99):.1f}", f"{r.ratio:.2f}" if r.ratio is not None else "",
+                         f"{r.got.percentile(0.99):.1f}", f"{r.got.percentile(0.999):.1f}", f"{r.ratio:.2f}" if r.ratio is not None else "",
                          cpu_cell(r.cpu, ("router", "workers", "publisher", "subscribers", "other"))]
                         for r in rows))
 
