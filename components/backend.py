@@ -23,6 +23,7 @@ from components import uris
 from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import DefinitionError
+from components.heap import freeze_started
 from components.events.live import LiveRegistry
 from components.metrics.families import DEFINITIONS_INFO, RELOADS
 from components.metrics.keeper import KEEPER
@@ -70,6 +71,7 @@ class BackendSession(ApplicationSession):
             self.leave(uris.ERROR_START_FAILED, str(exc))
             return
         type(self)._failed_starts = 0
+        freeze_started()  # what the start built stays: out of the collector's full walks (``components.heap``)
 
     async def start(self, details: SessionDetails) -> None:
         """Set the component up; raising makes it leave and be restarted after a delay."""
