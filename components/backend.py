@@ -23,7 +23,7 @@ from components import uris
 from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import DefinitionError
-from components.heap import freeze_started
+from components.heap import refreeze
 from components.events.live import LiveRegistry
 from components.metrics.families import DEFINITIONS_INFO, RELOADS
 from components.metrics.keeper import KEEPER
@@ -71,7 +71,7 @@ class BackendSession(ApplicationSession):
             self.leave(uris.ERROR_START_FAILED, str(exc))
             return
         type(self)._failed_starts = 0
-        freeze_started()  # what the start built stays: out of the collector's full walks (``components.heap``)
+        refreeze()  # what the start built stays: out of the collector's full walks (``components.heap``)
 
     async def start(self, details: SessionDetails) -> None:
         """Set the component up; raising makes it leave and be restarted after a delay."""
@@ -81,7 +81,7 @@ class BackendSession(ApplicationSession):
 
     def start_registry(self, cfg: GatewayConfig) -> None:
         """Load the event definitions; watch them if configured. Call from start()."""
-        self._live = LiveRegistry(cfg.events.modules, cfg.events.files, on_change=self.registry_changed)
+        self._live = LiveRegistry(cfg.events.modules, cfg.events.files, on_change=self._registry_swapped)
         if cfg.events.watch:
             self._live.watch(cfg.events.watch_interval)
 
@@ -89,6 +89,12 @@ class BackendSession(ApplicationSession):
     def registry(self) -> Registry:
         assert self._live is not None, "start_registry() was not called"
         return self._live.current
+
+    def _registry_swapped(self, old: Registry, new: Registry) -> None:
+        try:
+            self.registry_changed(old, new)
+        finally:
+            refreeze()  # the old classes are garbage now, and were frozen (``components.heap``)
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
         """Called after a reload swapped in a different registry."""

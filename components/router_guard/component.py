@@ -14,7 +14,7 @@ from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.types import ComponentConfig, SessionDetails
 from twisted.logger import Logger
 
-from components.heap import freeze_started
+from components.heap import refreeze
 from components.router_guard.patches import install
 from components.router_guard.settings import GuardSettings
 
@@ -38,4 +38,4 @@ class RouterGuard(ApplicationSession):
     def onJoin(self, details: SessionDetails) -> None:
         # The router has started (realm and guards; its transports listen next): what it built stays,
         # out of the collector's full walks (``components.heap``).
-        freeze_started()
+        refreeze()

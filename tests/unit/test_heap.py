@@ -1,4 +1,5 @@
-"""``components.heap``: once started, a process's objects are left out of the collector's walks; its garbage is not."""
+"""``components.heap``: once started, a process's objects are left out of the collector's walks; its garbage is not,
+even garbage that was frozen while it was alive (a reloaded registry's classes, a restarted component's session)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from components.heap import freeze_started
+from components.heap import refreeze
 
 
 class Node:
     def __init__(self) -> None:
         self.other: Node | None = None
+
+
+def cycle() -> tuple[Node, weakref.ref[Node]]:
+    """Two objects that hold each other: only the collector frees them once dropped."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return a, weakref.ref(a)
 
 
 @pytest.fixture
@@ -25,22 +33,28 @@ def unfrozen() -> Iterator[None]:
 
 def test_what_is_alive_is_frozen_and_cycles_already_dropped_are_collected_first(unfrozen: None) -> None:
     kept = Node()
-    dropped, partner = Node(), Node()
-    dropped.other, partner.other = partner, dropped  # a cycle: only the collector frees it
-    gone = weakref.ref(dropped)
-    del dropped, partner
+    dropped, gone = cycle()
+    del dropped
     assert gc.get_freeze_count() == 0
-    freeze_started()
+    refreeze()
     assert gone() is None, "garbage made before the freeze was collected, not frozen"
     assert gc.get_freeze_count() > 0
     assert not any(o is kept for o in gc.get_objects()), "what was alive is out of every generation"
 
 
 def test_objects_made_after_the_freeze_are_still_collected(unfrozen: None) -> None:
-    freeze_started()
-    later, partner = Node(), Node()
-    later.other, partner.other = partner, later
-    gone = weakref.ref(later)
-    del later, partner
+    refreeze()
+    later, gone = cycle()
+    del later
     gc.collect()
+    assert gone() is None
+
+
+def test_what_was_frozen_alive_and_died_since_is_freed_by_the_next_refreeze(unfrozen: None) -> None:
+    old, gone = cycle()  # e.g. the event classes of the registry a reload replaces
+    refreeze()
+    del old
+    gc.collect()
+    assert gone() is not None, "frozen: no collection frees it"
+    refreeze()
     assert gone() is None
