@@ -26,7 +26,8 @@ edge checks every way in applies to what a client sends: depth before parsing, i
 bits), ``config`` (gateway.yaml), ``nodeconfig`` (Crossbar's node config), ``backend`` (the base of
 every component session), ``arguments`` (procedures' signatures, pure), ``ratelimit`` (per-session call
 buckets, pure), ``procedures`` (a procedure behind its rate, signature and error boundary),
-``exceptions``, ``heap`` (a started process's objects out of the collector's full walks); ``cli`` and ``launcher`` are the ``gateway`` command (``run``, ``check-config``,
+``exceptions``, ``heap`` (a started process's objects out of the collector's full walks);
+``cli`` and ``launcher`` are the ``gateway`` command (``run``, ``check-config``,
 ``render``), run from your shell.
 
 May import: nothing outside this package. Nothing here imports the web-app library

@@ -23,7 +23,7 @@ from components import uris
 from components.config import GatewayConfig, load_config
 from components.events import Registry
 from components.exceptions import DefinitionError
-from components.heap import refreeze
+from components.heap import refreeze_soon
 from components.events.live import LiveRegistry
 from components.metrics.families import DEFINITIONS_INFO, RELOADS
 from components.metrics.keeper import KEEPER
@@ -71,7 +71,7 @@ class BackendSession(ApplicationSession):
             self.leave(uris.ERROR_START_FAILED, str(exc))
             return
         type(self)._failed_starts = 0
-        refreeze()  # what the start built stays: out of the collector's full walks (``components.heap``)
+        refreeze_soon()  # what the start built stays: out of the collector's full walks (``components.heap``)
 
     async def start(self, details: SessionDetails) -> None:
         """Set the component up; raising makes it leave and be restarted after a delay."""
@@ -94,7 +94,7 @@ class BackendSession(ApplicationSession):
         try:
             self.registry_changed(old, new)
         finally:
-            refreeze()  # the old classes are garbage now, and were frozen (``components.heap``)
+            refreeze_soon()  # the old classes, frozen while alive, are freed then (``components.heap``)
 
     def registry_changed(self, old: Registry, new: Registry) -> None:
         """Called after a reload swapped in a different registry."""

@@ -57,7 +57,8 @@ Never imports (``messages``, ``origins``, ``addresses``, ``transport``,
 ``settings``: the pure parts): ``crossbar``, ``autobahn``, ``twisted``.
 
 May import: ``components.limits`` (the depth and integer rules every way in
-applies), ``components.uris``, ``components.heap`` (the router's heap frozen once started). ``components.config`` and
+applies), ``components.uris``, ``components.heap`` (the router's heap frozen once
+started). ``components.config`` and
 ``components.nodeconfig`` import ``addresses``, ``origins`` and ``settings``,
 not the other way round.
 """

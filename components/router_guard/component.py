@@ -14,7 +14,7 @@ from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.types import ComponentConfig, SessionDetails
 from twisted.logger import Logger
 
-from components.heap import refreeze
+from components.heap import refreeze_soon
 from components.router_guard.patches import install
 from components.router_guard.settings import GuardSettings
 
@@ -36,6 +36,6 @@ class RouterGuard(ApplicationSession):
         )
 
     def onJoin(self, details: SessionDetails) -> None:
-        # The router has started (realm and guards; its transports listen next): what it built stays,
-        # out of the collector's full walks (``components.heap``).
-        refreeze()
+        # The router has started (realm and guards; its transports listen right after): what it has built
+        # by a moment later stays, out of the collector's full walks (``components.heap``).
+        refreeze_soon()

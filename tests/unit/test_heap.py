@@ -8,8 +8,10 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from twisted.internet.task import Clock
 
-from components.heap import refreeze
+from components import heap
+from components.heap import DELAY, refreeze, refreeze_soon
 
 
 class Node:
@@ -58,3 +60,28 @@ def test_what_was_frozen_alive_and_died_since_is_freed_by_the_next_refreeze(unfr
     assert gone() is not None, "frozen: no collection frees it"
     refreeze()
     assert gone() is None
+
+
+def test_refreezes_asked_together_run_once_a_moment_later_when_what_was_replaced_is_let_go(
+        unfrozen: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a reload asks it: while the old registry is still held (by the reload itself, by requests under way),
+    a refreeze would freeze it again; a moment later it is let go, and freed."""
+    clock = Clock()
+    old, gone = cycle()
+    refreeze()  # frozen while alive, as at start
+    asked: list[int] = []
+
+    def counted() -> None:
+        asked.append(1)
+        refreeze()
+    monkeypatch.setattr(heap, "refreeze", counted)
+    refreeze_soon(clock)
+    refreeze_soon(clock)  # another component of the process, at the same moment
+    del old  # the reload returns; the requests under way end
+    assert gone() is not None and asked == []
+    clock.advance(DELAY)
+    assert asked == [1], "one refreeze for both"
+    assert gone() is None
+    refreeze_soon(clock)
+    clock.advance(DELAY)
+    assert asked == [1, 1], "asked again later: run again"
