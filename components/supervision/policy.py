@@ -194,12 +194,10 @@ class BridgeLoad:
     in_flight: int
     #: Its RabbitMQ consumer's state: ``draining`` while it hands over the batch it holds.
     amqp: str = "off"
-    #: Connections the kernel accepted on its port and it has not taken yet: stopped now, they would be reset.
-    queued: int = 0
 
     @property
     def idle(self) -> bool:
-        return self.in_flight == 0 and self.amqp != "draining" and self.queued == 0
+        return self.in_flight == 0 and self.amqp != "draining"
 
 
 @dataclass(frozen=True)
@@ -221,7 +219,6 @@ class DrainReport:
     def describe(self) -> str:
         """``components-1: 2, components-2: 0`` (and what could not be reached)."""
         text = ", ".join(f"{b.process}: {b.in_flight}" + (" and a RabbitMQ batch" if b.amqp == "draining" else "")
-                         + (f" and {b.queued} connections waiting" if b.queued else "")
                          for b in self.bridges) or "no bridge"
         return text + (f"; not reached: {'; '.join(self.failures)}" if self.failures else "")
 
@@ -254,8 +251,7 @@ def read_drain_answer(status: int, body: bytes) -> DrainReport | DrainUnanswered
         what = doc.get("message", doc.get("error")) if isinstance(doc, dict) else body[:200].decode(errors="replace")
         return DrainUnanswered(f"POST /admin/drain answered {status}: {what}")
     try:
-        bridges = tuple(BridgeLoad(str(b["process"]), int(b["in_flight"]), str(b.get("amqp", "off")),
-                                   int(b.get("queued", 0)))
+        bridges = tuple(BridgeLoad(str(b["process"]), int(b["in_flight"]), str(b.get("amqp", "off")))
                         for b in doc["bridges"])
     except (KeyError, TypeError, ValueError):
         return DrainUnanswered(f"POST /admin/drain answered a report without process and in_flight: {doc}")

@@ -2,7 +2,6 @@
 
 - ``component`` the WAMP side: registration, the dispatcher calls, lifecycle;
 - ``http``      the Twisted HTTP adapter (routes, limits, the access log);
-- ``listening`` the shared port (SO_REUSEPORT) and the connections waiting in a socket's queue;
 - ``api``       the pure rules of ``POST /events`` and friends (status and body for each request);
 - ``xmlrpc``    the same API as XML-RPC at ``/RPC2`` (pure);
 - ``amqp`` / ``amqp_rules`` RabbitMQ ingest (the pika adapter / its pure decisions);

@@ -11,14 +11,16 @@ every core, and a bridge whose process dies leaves the others serving.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CloseDetails, SessionDetails
 from autobahn.wamp.types import CallDetails, RegisterOptions
+from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.tcp import Port
 
@@ -56,7 +58,6 @@ from webapp_bridge.server.api import (RETRY, Answer, BridgeLogic, PublishRequest
                                       published, ticket_issued)
 from webapp_bridge.server.http import BridgeSite, RequestInfo, Route
 from webapp_bridge.server.openapi import openapi_document
-from webapp_bridge.server.listening import listen_shared, waiting_connections
 from webapp_bridge.server.overload import (Admission, InFlight, KeyLimit, KeyRates, as_fault, drain_answer,
                                            drain_report, draining, overloaded)
 
@@ -64,6 +65,11 @@ from webapp_bridge.server.overload import (Admission, InFlight, KeyLimit, KeyRat
 #: waits this long in all before answering 503, so that a component restart
 #: is invisible to web-apps.
 DISPATCHER_WAIT = (0.1, 0.2, 0.4, 0.8, 1.5)
+#: Connections the kernel holds for the bridge before it accepts them (capped by net.core.somaxconn).
+#: A burst of connections past a short backlog is not refused but dropped, and each client's kernel
+#: sends its SYN again 1, 3, 7, 15 s later: thousands of web-app requests at once would wait that
+#: long before the bridge even sees them. With room for them, they are answered (or refused) at once.
+LISTEN_BACKLOG = 4096
 #: Requests waiting together are sent in one call of about this many bytes at most (their bodies'
 #: sizes; RabbitMQ messages, each at most bridge.max_body_bytes, are bounded by bridge.max_batch).
 CALL_BUDGET = 4 * 1024 * 1024
@@ -424,8 +430,7 @@ class Bridge(BackendSession):
                           "requests it holds go on to their answers", n=self._admission.in_flight.count)
             if self._amqp is not None:
                 self._amqp.drain()
-        return drain_report(METER.identity, self._admission.in_flight.count, self._amqp_state(),
-                            waiting_connections(self._port))
+        return drain_report(METER.identity, self._admission.in_flight.count, self._amqp_state())
 
     # -- metrics -------------------------------------------------------------
 
@@ -723,3 +728,22 @@ def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLI
         return error(503, "unavailable", str(exc.args[0]) if exc.args else "the store did not answer; retry",
                      headers=RETRY)
     raise exc
+
+
+def listen_shared(host: str, port: int, factory: Any) -> Port:
+    """Listen on host:port with SO_REUSEPORT, so that every bridge process can accept on it.
+
+    Linux only lets sockets of the same user share a port this way.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+        listening = cast(Port, reactor.adoptStreamPort(sock.fileno(), family, factory))
+    finally:
+        sock.close()  # adoptStreamPort keeps its own duplicate of the descriptor
+    return listening

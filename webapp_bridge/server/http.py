@@ -186,7 +186,7 @@ class BridgeSite(server.Site):
     """The bridge's HTTP: routes, refusals before a body is read, and at most ``max_connections`` open.
 
     Past ``max_connections`` it stops accepting until one closes: the connections wait in the
-    kernel's listen queue (``listening.LISTEN_BACKLOG``), which costs this process nothing, instead of
+    kernel's listen queue (``component.LISTEN_BACKLOG``), which costs this process nothing, instead of
     each holding a channel and a request in memory while the bridge works through a burst.
     """
 

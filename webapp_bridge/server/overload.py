@@ -188,24 +188,20 @@ def draining() -> Answer:
                  "through the load balancer)", headers=(("Retry-After", str(DRAINING_RETRY_AFTER)),))
 
 
-def drain_report(process: str, in_flight: int, amqp: str, queued: int = 0) -> dict[str, Any]:
+def drain_report(process: str, in_flight: int, amqp: str) -> dict[str, Any]:
     """What one bridge answers ``gateway.internal.drain.<session>``: its process, the events (and other
-    requests) it still holds in flight, its RabbitMQ consumer's state (``draining`` while the batch it
-    holds is handed over and acked, ``drained`` once its consumer is cancelled; ``off``: none), and the
-    connections waiting in its listening socket's queue (the kernel accepted them, the bridge not yet:
-    closing the socket would reset them, the requests they carry unanswered)."""
-    return {"process": process, "in_flight": in_flight, "amqp": amqp, "queued": queued}
+    requests) it still holds in flight, and its RabbitMQ consumer's state (``draining`` while the batch it
+    holds is handed over and acked, ``drained`` once its consumer is cancelled; ``off``: none)."""
+    return {"process": process, "in_flight": in_flight, "amqp": amqp}
 
 
 def drain_answer(reports: Sequence[Mapping[str, Any]], failures: Sequence[Mapping[str, str]]) -> Answer:
     """``POST /admin/drain``'s answer: every bridge of the node drains from now on; ``in_flight``: what they
-    still hold in all, ``done`` once none holds anything (nor a RabbitMQ batch: ``amqp`` not ``draining``,
-    nor a connection waiting to be taken: ``queued``) and every bridge answered. Idempotent: asked again,
-    the node says how far it got."""
+    still hold in all, ``done`` once none holds anything (nor a RabbitMQ batch: ``amqp`` not ``draining``) and
+    every bridge answered. Idempotent: asked again, the node says how far it got."""
     bridges = sorted((dict(r) for r in reports), key=lambda r: str(r.get("process")))
     in_flight = sum(int(r.get("in_flight", 0)) for r in bridges)
-    done = not failures and all(r.get("in_flight") == 0 and r.get("amqp") != "draining" and not r.get("queued")
-                                for r in bridges)
+    done = not failures and all(r.get("in_flight") == 0 and r.get("amqp") != "draining" for r in bridges)
     body: dict[str, Any] = {"status": "drained" if done else "draining", "in_flight": in_flight, "bridges": bridges}
     if failures:
         body["failures"] = [dict(f) for f in failures]

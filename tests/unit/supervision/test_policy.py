@@ -142,7 +142,7 @@ def test_a_backoff_that_would_spin_or_shrink_is_refused(kw: dict[str, float]) ->
 # -- draining before a stop --------------------------------------------------
 
 
-def report(*loads: tuple[str, int, str] | tuple[str, int, str, int], failures: tuple[str, ...] = ()) -> DrainReport:
+def report(*loads: tuple[str, int, str], failures: tuple[str, ...] = ()) -> DrainReport:
     return DrainReport(tuple(BridgeLoad(*load) for load in loads), failures)
 
 
@@ -154,7 +154,6 @@ def test_the_drain_is_done_once_every_bridge_holds_nothing() -> None:
 @pytest.mark.parametrize("seen", [
     report(("components-1", 2, "off"), ("components-2", 0, "off")),
     report(("components-1", 0, "draining")),  # its RabbitMQ batch not acked yet
-    report(("components-1", 0, "off", 1)),  # a connection in its port's queue: stopped now, it would be reset
     report(("components-1", 0, "off"), failures=("gateway.internal.drain.7 (timed out)",)),
     DrainUnanswered("POST /admin/drain answered 500: internal_error"),
 ])
@@ -172,15 +171,6 @@ def test_a_timed_out_drain_says_what_was_left() -> None:
     unanswered = drain_step(DrainUnanswered("timed out"), 11, 10)
     assert unanswered == Drained("drain_timeout (10 s) passed without a drain report (timed out); stopping the "
                                  "node anyway", complete=False)
-
-
-def test_connections_waiting_to_be_taken_are_said_and_read_from_the_answer() -> None:
-    ended = drain_step(report(("components-1", 0, "off", 2), ("components-2", 0, "off")), 10.2, 10)
-    assert isinstance(ended, Drained) and "components-1: 0 and 2 connections waiting, components-2: 0" in ended.message
-    seen = read_drain_answer(200, b'{"bridges": [{"process": "components-1", "in_flight": 0, "queued": 3}, '
-                                  b'{"process": "components-2", "in_flight": 0}]}')
-    assert isinstance(seen, DrainReport) and [b.queued for b in seen.bridges] == [3, 0], "0 from a bridge of before"
-    assert not seen.idle
 
 
 def test_no_bridge_listening_is_nothing_to_drain() -> None:

@@ -227,12 +227,10 @@ def test_a_draining_refusal_over_xml_rpc_is_a_503_fault_keeping_retry_after() ->
 def test_the_drain_answer_says_drained_only_once_every_bridge_reached_holds_nothing() -> None:
     busy = drain_answer([drain_report("components-2", 3, "off"), drain_report("components-1", 0, "drained")], [])
     assert busy.status == 200 and busy.body == {"status": "draining", "in_flight": 3, "bridges": [
-        {"process": "components-1", "in_flight": 0, "amqp": "drained", "queued": 0},
-        {"process": "components-2", "in_flight": 3, "amqp": "off", "queued": 0}]}
+        {"process": "components-1", "in_flight": 0, "amqp": "drained"},
+        {"process": "components-2", "in_flight": 3, "amqp": "off"}]}
     consuming = drain_answer([drain_report("components-1", 0, "draining")], [])
     assert consuming.body["status"] == "draining", "its RabbitMQ batch is not handed over yet"
-    waiting = drain_answer([drain_report("components-1", 0, "off", queued=2)], [])
-    assert waiting.body["status"] == "draining", "connections in its port's queue: closing it would reset them"
     done = drain_answer([drain_report("components-1", 0, "drained"), drain_report("components-2", 0, "off")], [])
     assert (done.body["status"], done.body["in_flight"]) == ("drained", 0) and "failures" not in done.body
     unreached = drain_answer([drain_report("components-1", 0, "off")], [{"bridge": "b", "error": "timed out"}])
