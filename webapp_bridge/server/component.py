@@ -21,7 +21,8 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CloseDetails, SessionDetails
 from autobahn.wamp.types import CallDetails, RegisterOptions
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.logger import Logger
 from twisted.internet.tcp import Port
 
 from components import uris
@@ -61,6 +62,8 @@ from webapp_bridge.server.openapi import openapi_document
 from webapp_bridge.server.overload import (Admission, InFlight, KeyLimit, KeyRates, as_fault, drain_answer,
                                            drain_report, draining, overloaded)
 
+_REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
+_log = Logger()
 #: While the dispatcher is (re)starting its procedure is missing; the bridge
 #: waits this long in all before answering 503, so that a component restart
 #: is invisible to web-apps.
@@ -130,6 +133,7 @@ class Bridge(BackendSession):
                           cfg.bridge.max_connections, on_answer=_count_answer)
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
         site.accepting_on(self._port)
+        _close_at_shutdown(site)
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
         if cfg.amqp.url is not None:
             # Runs in the background: a broker that is down does not keep the bridge from serving HTTP.
@@ -728,6 +732,32 @@ def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLI
         return error(503, "unavailable", str(exc.args[0]) if exc.args else "the store did not answer; retry",
                      headers=RETRY)
     raise exc
+
+
+#: Seconds a stopping process gives its HTTP connections to send what was written to them (``BridgeSite.close``).
+CLOSE_BOUND = 1.0
+#: This process's bridge site (one bridge a container), closed before its reactor stops (``_close_at_shutdown``).
+_site: BridgeSite | None = None
+_trigger: Any = None
+
+
+def _close_at_shutdown(site: BridgeSite) -> None:
+    """Close ``site``'s connections once they have sent what was written to them before the reactor stops:
+    Crossbar stops a worker's reactor after its components left, and the reactor's shutdown drops every
+    connection at once, unsent bytes and all, then the process exits: a 503 ``draining`` written in the last
+    moment never left (the client read "Remote end closed connection without response")."""
+    global _site, _trigger
+    _site = site
+    if _trigger is None:
+        _trigger = _REACTOR.addSystemEventTrigger("before", "shutdown", _close_site)
+
+
+def _close_site() -> Deferred[None] | None:
+    if _site is None:
+        return None
+    _log.info("the process is stopping: closing the bridge's {n} HTTP connections once their answers are sent "
+              "(at most {bound} s)", n=_site.connections, bound=CLOSE_BOUND)
+    return _site.close(CLOSE_BOUND)
 
 
 def listen_shared(host: str, port: int, factory: Any) -> Port:

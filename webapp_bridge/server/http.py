@@ -179,7 +179,7 @@ class _CountedChannel(http.HTTPChannel):
         try:
             super().connectionLost(reason)
         finally:
-            self.site.connection_closed()
+            self.site.connection_closed(self)
 
 
 class BridgeSite(server.Site):
@@ -206,6 +206,10 @@ class BridgeSite(server.Site):
         self.admission = admission
         self.max_connections = max_connections
         self.connections = 0
+        #: The connections open now (``close``).
+        self._open: set[Any] = set()
+        #: Fires once none is open, after ``close``.
+        self._closing: Deferred[None] | None = None
         self._port: Any = None
         self._paused = False
         self._started = time.monotonic()
@@ -222,18 +226,48 @@ class BridgeSite(server.Site):
     def buildProtocol(self, addr: Any) -> Any:
         channel = super().buildProtocol(addr)
         self.connections += 1
+        self._open.add(channel)
         if self.max_connections is not None and self.connections >= self.max_connections and \
                 self._port is not None and not self._paused:
             self._paused = True
             self._port.stopReading()  # the accept loop under way may take a few more: they are served
         return channel
 
-    def connection_closed(self) -> None:
+    def connection_closed(self, channel: Any) -> None:
         self.connections -= 1
+        self._open.discard(channel)
         if self._paused and (self.max_connections is None or self.connections < self.max_connections):
             self._paused = False
             if self._port is not None and self._port.connected:
                 self._port.startReading()
+        if not self._open and self._closing is not None and not self._closing.called:
+            self._closing.callback(None)
+
+    def close(self, bound: float) -> Deferred[None]:
+        """The process is stopping (its reactor's shutdown, which then drops every connection at once, unsent
+        bytes and all): each connection is closed once what was written to it is sent, one whose request is
+        being answered once its answer is; fires when none is left open, or after ``bound`` seconds."""
+        closing: Deferred[None] = Deferred()
+        self._closing = closing
+        for channel in list(self._open):
+            if channel._handlingRequest:  # its answer is on its way: sent, then the connection closed
+                channel.persistent = False
+            else:
+                channel.loseConnection()  # after what is written (a refusal's answer, say) is sent
+        if not self._open:
+            closing.callback(None)
+            return closing
+        def give_up() -> None:
+            if not closing.called:
+                closing.callback(None)
+        clock: Any = self.reactor  # (typed as the IReactorTime interface, whose methods mypy reads without self)
+        timer = clock.callLater(bound, give_up)
+
+        def done(result: None) -> None:
+            if timer.active():
+                timer.cancel()
+            return result
+        return closing.addCallback(done)
 
     def refusal_at_start(self, request: server.Request) -> tuple[Answer, str] | None:
         """(the answer, the key's name) to a request on a ``gated`` route refused as its headers are in: the

@@ -248,3 +248,42 @@ def test_before_a_drain_answers_keep_their_connection() -> None:
     bridge.held[0].callback(None)
     status, headers = status_and_headers(transport)
     assert status == 202 and "connection" not in headers and not transport.disconnecting
+
+
+def test_a_stopping_process_closes_each_connection_once_what_was_written_to_it_is_sent() -> None:
+    """Before the reactor stops (which drops every connection at once, unsent bytes and all): an idle keep-alive
+    connection and one answered 503 ``draining`` are closed after their bytes go; one whose request is being
+    answered is closed once its answer is. The wait ends when none is open."""
+    bridge = Bridge(limit=5)
+    idle, idle_transport = bridge.send(post())
+    bridge.held[0].callback(None)  # answered 202, kept alive
+    busy, busy_transport = bridge.send(post())  # in flight
+    bridge.admission.draining = True
+    refused, refused_transport = bridge.send(post(body=None, length=100))  # 503 draining, written
+    closed = bridge.site.close(1.0)
+    assert idle_transport.disconnecting and refused_transport.value().startswith(b"HTTP/1.1 503")
+    assert not busy_transport.disconnecting and not closed.called, "its answer is still to come"
+    bridge.held[1].callback(None)
+    status, headers = status_and_headers(busy_transport)
+    assert (status, headers["connection"]) == (202, "close") and busy_transport.disconnecting
+    for channel, transport in ((idle, idle_transport), (refused, refused_transport)):
+        lose(channel, transport)
+    assert not closed.called, "one is still open"
+    lose(busy, busy_transport)
+    assert closed.called
+    assert all(getattr(c.func, "__name__", "") != "give_up" for c in bridge.reactor.getDelayedCalls()), \
+        "the bound's timer is cancelled"
+
+
+def test_a_connection_that_does_not_close_holds_the_stop_for_the_bound_at_most() -> None:
+    bridge = Bridge(limit=5)
+    bridge.send(post())  # in flight, never answered
+    closed = bridge.site.close(1.0)
+    bridge.reactor.advance(0.9)
+    assert not closed.called
+    bridge.reactor.advance(0.1)
+    assert closed.called
+
+
+def test_with_no_connection_open_nothing_is_waited_for() -> None:
+    assert Bridge().site.close(1.0).called
