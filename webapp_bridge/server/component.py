@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, cast
@@ -736,8 +737,9 @@ def _dispatch_failed(exc: ApplicationError, procedure: str = uris.INTERNAL_PUBLI
 
 #: Seconds a stopping process gives its HTTP connections to send what was written to them (``BridgeSite.close``).
 CLOSE_BOUND = 1.0
-#: This process's bridge site (one bridge a container), closed before its reactor stops (``_close_at_shutdown``).
-_site: BridgeSite | None = None
+#: This process's bridge sites (one a container; a restarted bridge's old one while it has connections left),
+#: closed before its reactor stops (``_close_at_shutdown``).
+_sites: weakref.WeakSet[BridgeSite] = weakref.WeakSet()
 _trigger: Any = None
 
 
@@ -746,18 +748,17 @@ def _close_at_shutdown(site: BridgeSite) -> None:
     Crossbar stops a worker's reactor after its components left, and the reactor's shutdown drops every
     connection at once, unsent bytes and all, then the process exits: a 503 ``draining`` written in the last
     moment never left (the client read "Remote end closed connection without response")."""
-    global _site, _trigger
-    _site = site
+    global _trigger
+    _sites.add(site)
     if _trigger is None:
-        _trigger = _REACTOR.addSystemEventTrigger("before", "shutdown", _close_site)
+        _trigger = _REACTOR.addSystemEventTrigger("before", "shutdown", _close_sites)
 
 
-def _close_site() -> Deferred[None] | None:
-    if _site is None:
-        return None
+def _close_sites() -> Deferred[Any]:
+    sites = list(_sites)
     _log.info("the process is stopping: closing the bridge's {n} HTTP connections once their answers are sent "
-              "(at most {bound} s)", n=_site.connections, bound=CLOSE_BOUND)
-    return _site.close(CLOSE_BOUND)
+              "(at most {bound} s)", n=sum(site.connections for site in sites), bound=CLOSE_BOUND)
+    return DeferredList([site.close(CLOSE_BOUND) for site in sites])
 
 
 def listen_shared(host: str, port: int, factory: Any) -> Port:

@@ -182,6 +182,21 @@ class _CountedChannel(http.HTTPChannel):
             self.site.connection_closed(self)
 
 
+def _close_after_sending(channel: Any) -> None:
+    """``BridgeSite.close`` for one connection."""
+    if channel.transport is None:  # built, never connected
+        return
+    requests = getattr(channel, "requests", [])
+    if any(getattr(r, "_refused", False) for r in requests):
+        return  # answered and half-closed already (``_refuse``): it ends as the client reads, or after LINGER
+    if channel._handlingRequest:  # its answer is on its way: sent, then the connection closed
+        channel.persistent = False
+        if requests and not requests[0].startedWriting:
+            requests[0].setHeader(b"Connection", b"close")
+        return
+    channel.loseConnection()  # idle (kept alive), or its request not read yet: after what is written is sent
+
+
 class BridgeSite(server.Site):
     """The bridge's HTTP: routes, refusals before a body is read, and at most ``max_connections`` open.
 
@@ -246,17 +261,29 @@ class BridgeSite(server.Site):
     def close(self, bound: float) -> Deferred[None]:
         """The process is stopping (its reactor's shutdown, which then drops every connection at once, unsent
         bytes and all): each connection is closed once what was written to it is sent, one whose request is
-        being answered once its answer is; fires when none is left open, or after ``bound`` seconds."""
+        being answered once its answer is (which says ``Connection: close``); a refused one closes itself as
+        it always does (``_refuse``: once the client has read the answer, or after LINGER). Fires when none
+        is left open, or after ``bound`` seconds. Asked again, the same wait."""
+        if self._closing is not None:
+            again: Deferred[None] = Deferred()
+
+            def relay(result: object) -> object:
+                again.callback(None)
+                return result
+            self._closing.addBoth(relay)
+            return again
         closing: Deferred[None] = Deferred()
         self._closing = closing
         for channel in list(self._open):
-            if channel._handlingRequest:  # its answer is on its way: sent, then the connection closed
-                channel.persistent = False
-            else:
-                channel.loseConnection()  # after what is written (a refusal's answer, say) is sent
-        if not self._open:
+            try:
+                _close_after_sending(channel)
+            except Exception as exc:  # one odd connection must not keep the others from closing cleanly
+                log.warn("closing an HTTP connection as the process stops: {err}", err=exc)
+        if not self._open and not closing.called:  # (a connection may close at once, firing it meanwhile)
             closing.callback(None)
+        if closing.called:
             return closing
+
         def give_up() -> None:
             if not closing.called:
                 closing.callback(None)

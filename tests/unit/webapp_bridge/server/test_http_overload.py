@@ -252,16 +252,17 @@ def test_before_a_drain_answers_keep_their_connection() -> None:
 
 def test_a_stopping_process_closes_each_connection_once_what_was_written_to_it_is_sent() -> None:
     """Before the reactor stops (which drops every connection at once, unsent bytes and all): an idle keep-alive
-    connection and one answered 503 ``draining`` are closed after their bytes go; one whose request is being
-    answered is closed once its answer is. The wait ends when none is open."""
-    bridge = Bridge(limit=5)
+    connection is closed after its bytes go; one whose request is being answered is closed once its answer is,
+    and the answer says so; one refused at the door (503, half-closed) is left to end as it always does. The
+    wait ends when none is open. Not draining: the answer's ``Connection: close`` is the stop's own."""
+    bridge = Bridge(limit=1)
     idle, idle_transport = bridge.send(post())
     bridge.held[0].callback(None)  # answered 202, kept alive
     busy, busy_transport = bridge.send(post())  # in flight
-    bridge.admission.draining = True
-    refused, refused_transport = bridge.send(post(body=None, length=100))  # 503 draining, written
+    refused, refused_transport = bridge.send(post(body=None, length=100))  # 503 overloaded: the limit is 1
+    assert status_and_headers(refused_transport)[0] == 503 and refused_transport.write_closed
     closed = bridge.site.close(1.0)
-    assert idle_transport.disconnecting and refused_transport.value().startswith(b"HTTP/1.1 503")
+    assert idle_transport.disconnecting and not refused_transport.disconnecting
     assert not busy_transport.disconnecting and not closed.called, "its answer is still to come"
     bridge.held[1].callback(None)
     status, headers = status_and_headers(busy_transport)
@@ -275,14 +276,36 @@ def test_a_stopping_process_closes_each_connection_once_what_was_written_to_it_i
         "the bound's timer is cancelled"
 
 
+class ClosingAtOnce(Transport):
+    """A transport whose write side is shut already: closing it ends the connection at once, as TCP's does."""
+
+    channel: Any = None
+
+    def loseConnection(self) -> None:
+        super().loseConnection()
+        lose(self.channel, self)
+
+
+def test_connections_that_close_at_once_end_the_wait_at_once_and_asking_again_waits_the_same() -> None:
+    bridge = Bridge(limit=5)
+    channel = bridge.site.buildProtocol(None)
+    transport = ClosingAtOnce()
+    transport.channel = channel
+    channel.makeConnection(transport)
+    closed = bridge.site.close(1.0)
+    assert closed.called and bridge.site.connections == 0
+    assert bridge.site.close(1.0).called
+
+
 def test_a_connection_that_does_not_close_holds_the_stop_for_the_bound_at_most() -> None:
     bridge = Bridge(limit=5)
     bridge.send(post())  # in flight, never answered
     closed = bridge.site.close(1.0)
+    again = bridge.site.close(1.0)
     bridge.reactor.advance(0.9)
-    assert not closed.called
+    assert not closed.called and not again.called
     bridge.reactor.advance(0.1)
-    assert closed.called
+    assert closed.called and again.called
 
 
 def test_with_no_connection_open_nothing_is_waited_for() -> None:
