@@ -23,8 +23,8 @@ from autobahn.wamp.types import CloseDetails, SessionDetails
 from autobahn.wamp.types import CallDetails, RegisterOptions
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.logger import Logger
 from twisted.internet.tcp import Port
+from twisted.logger import Logger
 
 from components import uris
 from components.backend import BackendSession, sleep

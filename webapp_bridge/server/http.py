@@ -220,8 +220,7 @@ class BridgeSite(server.Site):
         #: The in-flight limit and the keys' rates, for ``gated`` routes.
         self.admission = admission
         self.max_connections = max_connections
-        self.connections = 0
-        #: The connections open now (``close``).
+        #: The connections open now.
         self._open: set[Any] = set()
         #: Fires once none is open, after ``close``.
         self._closing: Deferred[None] | None = None
@@ -240,7 +239,6 @@ class BridgeSite(server.Site):
 
     def buildProtocol(self, addr: Any) -> Any:
         channel = super().buildProtocol(addr)
-        self.connections += 1
         self._open.add(channel)
         if self.max_connections is not None and self.connections >= self.max_connections and \
                 self._port is not None and not self._paused:
@@ -248,8 +246,11 @@ class BridgeSite(server.Site):
             self._port.stopReading()  # the accept loop under way may take a few more: they are served
         return channel
 
+    @property
+    def connections(self) -> int:
+        return len(self._open)
+
     def connection_closed(self, channel: Any) -> None:
-        self.connections -= 1
         self._open.discard(channel)
         if self._paused and (self.max_connections is None or self.connections < self.max_connections):
             self._paused = False
