@@ -172,6 +172,10 @@ class BridgeConfig(_Section):
     #: no new event (503 ``draining``, /healthz 503) and it waits until the requests it accepted are
     #: answered, then stops (docs/operations.md, "Stopping a node"). 0: it stops at once, without draining.
     drain_timeout: float = 10.0
+    #: Whether a bridge beside a standby dispatcher passes the connections it accepts to the bridge beside
+    #: the active one (webapp_bridge.server.handoff): one process serves every request, none of them takes
+    #: a WAMP call to the dispatcher. false: each bridge serves the connections the kernel gives it.
+    hand_off: bool = True
 
     @field_validator("drain_timeout")
     @classmethod

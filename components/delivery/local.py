@@ -17,6 +17,9 @@ bridge calls the next active dispatcher over WAMP with the same ids, sent as ``G
 the leaving dispatcher did accept were remembered: they are answered as duplicates, not published
 again).
 
+The bridge watches the slot (``watch``): the bridge beside the active dispatcher takes the HTTP
+connections the other bridges accept (``webapp_bridge.server.handoff``).
+
 Nothing here does I/O: one module-level slot per process (a container runs one dispatcher).
 """
 
@@ -26,7 +29,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+_log = Logger()
 
 #: ``gateway.internal.publish``'s body: items in, one result (on the wire) each out.
 Publish = Callable[[list[list[Any]]], Awaitable[list[dict[str, Any]]]]
@@ -37,6 +43,8 @@ class DispatcherLeft(Exception):
 
 
 _offered: Publish | None = None
+#: Told True when a dispatcher here becomes active, False when it leaves (``watch``).
+_watchers: list[Callable[[bool], None]] = []
 #: Each call under way (what its caller waits on) and the publish it went to.
 _under_way: dict[Deferred[list[dict[str, Any]]], Publish] = {}
 
@@ -44,7 +52,9 @@ _under_way: dict[Deferred[list[dict[str, Any]]], Publish] = {}
 def offer(publish: Publish) -> None:
     """This process's dispatcher is active: bridges here may hand it events directly."""
     global _offered
-    _offered = publish
+    was, _offered = _offered, publish
+    if was is None:
+        _tell(True)
 
 
 def withdraw(publish: Publish) -> None:
@@ -53,10 +63,26 @@ def withdraw(publish: Publish) -> None:
     global _offered
     if _offered == publish:  # bound methods: equal, not identical, each time they are taken
         _offered = None
+        _tell(False)
     for waiting, went_to in list(_under_way.items()):
         if went_to == publish:
             del _under_way[waiting]
             waiting.errback(DispatcherLeft("the dispatcher in this process left before answering"))
+
+
+def watch(callback: Callable[[bool], None]) -> Callable[[], None]:
+    """Call ``callback(True)`` whenever a dispatcher here becomes active, ``callback(False)`` when it leaves;
+    returns what stops it."""
+    _watchers.append(callback)
+    return lambda: _watchers.remove(callback) if callback in _watchers else None
+
+
+def _tell(active_here: bool) -> None:
+    for callback in list(_watchers):
+        try:
+            callback(active_here)
+        except Exception as exc:  # one watcher's failure must not keep the dispatcher from starting or leaving
+            _log.failure("a watcher of the active dispatcher failed: {err}", err=exc)
 
 
 def active() -> Publish | None:

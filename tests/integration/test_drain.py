@@ -24,6 +24,7 @@ import xmlrpc.client
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,8 @@ TOPIC = "gateway.event.demo.message"
 PROCESSES = {"components-1", "components-2"}
 #: Events held in flight behind the stopped router when the drain comes.
 HELD = 4
+#: Without the hand-off, new connections reach both bridges: each is asked how it drains.
+BOTH_BRIDGES: dict[str, Any] = {"bridge": {"hand_off": False}}
 
 
 def drain(node: GatewayNode) -> Reply:
@@ -66,7 +69,7 @@ def assert_draining(reply: Reply) -> None:
 
 def test_a_drained_node_answers_what_it_held_refuses_new_events_and_says_so_to_probes() -> None:
     room = uuid.uuid4().hex
-    with running_node() as node, WampClient(node.ws_url) as client, ThreadPoolExecutor(HELD + 1) as pool:
+    with running_node(BOTH_BRIDGES) as node, WampClient(node.ws_url) as client, ThreadPoolExecutor(HELD + 1) as pool:
         client.subscribe(TOPIC)
         assert node.not_ready() is None
         pid = router_pid(node)
@@ -134,7 +137,7 @@ class WithBroker:
 @pytest.fixture
 def amqp_node() -> Iterator[WithBroker]:
     with Broker() as broker, temporary_queues(broker, "drain", "drain-dead") as (queue, dead):
-        with running_node({"amqp": amqp_config(queue, dead)}) as node:
+        with running_node({"amqp": amqp_config(queue, dead), **BOTH_BRIDGES}) as node:
             yield WithBroker(node, broker, queue)
 
 

@@ -42,7 +42,9 @@ def edge() -> Iterator[Edge]:
     """A node of the module's own (it is sent what used to kill containers), consuming queues of its own."""
     with Broker() as broker, temporary_queues(broker, "edge", "edge-dead") as (queue, dead):
         # Bodies up to 8 MiB: an XML-RPC call 100,000 arrays deep is 4.4 MB, and must reach the parser.
-        config = {"amqp": amqp_config(queue, dead, reconnect_max_delay=1), "bridge": {"max_body_bytes": 8 << 20}}
+        config = {"amqp": amqp_config(queue, dead, reconnect_max_delay=1), "bridge": {"max_body_bytes": 8 << 20,
+                                                                                        # both bridges' parsers
+                                                                                        "hand_off": False}}
         with running_node(config) as node:
             deadline = time.monotonic() + 30
             while broker.consumers(queue) != 1:  # a bridge has taken the queue

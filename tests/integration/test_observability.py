@@ -28,7 +28,8 @@ STILL = ("gateway_events_accepted_total", "gateway_events_duplicate_total", "gat
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[GatewayNode]:
-    with running_node() as n:
+    # Without the hand-off: new connections reach both bridges, and each is asked.
+    with running_node({"bridge": {"hand_off": False}}) as n:
         yield n
 
 

@@ -62,7 +62,9 @@ class Overloaded:
 def gateway() -> Iterator[Overloaded]:
     with Broker() as broker, temporary_queues(broker, "overload", "overload-dead") as (queue, dead):
         config = {
-            "bridge": {"max_in_flight": LIMIT, "max_batch": LIMIT, "api_keys": [
+            # Without the hand-off: new connections reach both bridges, each with its limits and its buckets
+            # (test_handoff holds the limits with it).
+            "bridge": {"max_in_flight": LIMIT, "max_batch": LIMIT, "hand_off": False, "api_keys": [
                 {"name": "test", "key": API_KEY},
                 {"name": "limited", "key": LIMITED_KEY, "rate": 0.01, "burst": LIMITED_BURST},
                 {"name": "paced", "key": PACED_KEY, "rate": 0.5, "burst": 1}]},

@@ -59,8 +59,9 @@ def write_v1(workdir: Path) -> None:
 
 def live_config(watch: bool) -> dict[str, Any]:
     # Both files are in the node's workdir: on its PYTHONPATH, and where relative files are found.
+    # Without the hand-off: new connections reach both bridges, and each must have the reload.
     return {"events": {"modules": ["live_events"], "files": ["live.yaml"], "watch": watch,
-                       "watch_interval": 0.2}}
+                       "watch_interval": 0.2}, "bridge": {"hand_off": False}}
 
 
 @pytest.fixture

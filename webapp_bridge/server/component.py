@@ -55,7 +55,8 @@ from webapp_bridge.server.status import LiveQueryCounts, Remembered, Shared
 from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.amqp import AmqpIngest, WampLease
 from webapp_bridge.server.amqp_rules import connection_name
-from webapp_bridge.server import xmlrpc
+from webapp_bridge.server import handoff, xmlrpc
+from webapp_bridge.server.handoff import HandOff
 from webapp_bridge.server.api import (RETRY, Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, error,
                                       published, ticket_issued)
 from webapp_bridge.server.http import BridgeSite, RequestInfo, Route
@@ -92,6 +93,7 @@ class Bridge(BackendSession):
         super().__init__(config)
         self._port = None
         self._access_log: AccessLog | None = None
+        self._hand_off: HandOff | None = None
         self._amqp: AmqpIngest | None = None
         #: The store, for the status page's live queries: opened only once an operator asks.
         self._status_store: StoreThread | None = None
@@ -134,6 +136,10 @@ class Bridge(BackendSession):
                           cfg.bridge.max_connections, on_answer=_count_answer)
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
         site.accepting_on(self._port)
+        if cfg.bridge.hand_off:
+            self._hand_off = HandOff(site, socket.AF_INET6 if ":" in cfg.bridge.host else socket.AF_INET,
+                                     handoff.address(cfg.bridge.host, cfg.bridge.port))
+            self._hand_off.start()
         _close_at_shutdown(site)
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
         if cfg.amqp.url is not None:
@@ -636,6 +642,9 @@ class Bridge(BackendSession):
         if self._amqp is not None:
             self._amqp.stop()
             self._amqp = None
+        if self._hand_off is not None:
+            self._hand_off.stop()
+            self._hand_off = None
         if self._port is not None:
             self._port.stopListening()
             self._port = None

@@ -175,6 +175,17 @@ class _CountedChannel(http.HTTPChannel):
 
     site: BridgeSite
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        pass_on = self.site.pass_on
+        transport: Any = self.transport  # a tcp.Server: a file descriptor
+        if pass_on is not None and pass_on(transport.fileno()):
+            # The bridge beside the active dispatcher serves it now (``handoff``), from its first byte: this
+            # process closes its copy of the descriptor without a shutdown, which would end it for both.
+            transport.stopReading()
+            transport._shouldShutdown = False  # (Twisted's own switch for a socket shared this way)
+            transport.loseConnection()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         try:
             super().connectionLost(reason)
@@ -220,8 +231,14 @@ class BridgeSite(server.Site):
         #: The in-flight limit and the keys' rates, for ``gated`` routes.
         self.admission = admission
         self.max_connections = max_connections
-        #: The connections open now.
+        #: The connections open now, and those of them whose first request is not answered yet.
         self._open: set[Any] = set()
+        self._fresh: set[Any] = set()
+        #: Passes a connection just accepted to the bridge beside the active dispatcher (``handoff.Sender``):
+        #: True if it went. None: every connection is served here.
+        self.pass_on: Callable[[int], bool] | None = None
+        #: What ``GET /livez`` says of the hand-off (``handoff.HandOff.state``); None: it is off.
+        self.hand_off_state: Callable[[], dict[str, Any]] | None = None
         #: Fires once none is open, after ``close``.
         self._closing: Deferred[None] | None = None
         self._port: Any = None
@@ -240,6 +257,7 @@ class BridgeSite(server.Site):
     def buildProtocol(self, addr: Any) -> Any:
         channel = super().buildProtocol(addr)
         self._open.add(channel)
+        self._fresh.add(channel)
         if self.max_connections is not None and self.connections >= self.max_connections and \
                 self._port is not None and not self._paused:
             self._paused = True
@@ -250,8 +268,25 @@ class BridgeSite(server.Site):
     def connections(self) -> int:
         return len(self._open)
 
+    def room_for_one(self) -> bool:
+        """Whether to take one more connection that another bridge accepted (``handoff.Receiver``): below
+        ``max_connections``, and below ``bridge.max_in_flight`` counting besides the events in flight each
+        connection whose first request is not answered yet (a burst of new connections brings a request each,
+        and one in flight counts twice: room is judged short, never long). Past either, it is served by the
+        bridge that accepted it, within that bridge's own limits."""
+        if self.max_connections is not None and self.connections >= self.max_connections:
+            return False
+        in_flight = self.admission.in_flight if self.admission is not None else None
+        return in_flight is None or in_flight.count + len(self._fresh) < in_flight.limit
+
+    def adopt(self, fd: int, family: int) -> None:
+        """Serve here a connection accepted by another process (``handoff``); the descriptor stays the caller's."""
+        clock: Any = self.reactor
+        clock.adoptStreamConnection(fd, family, self)
+
     def connection_closed(self, channel: Any) -> None:
         self._open.discard(channel)
+        self._fresh.discard(channel)
         if self._paused and (self.max_connections is None or self.connections < self.max_connections):
             self._paused = False
             if self._port is not None and self._port.connected:
@@ -324,7 +359,7 @@ class BridgeSite(server.Site):
         in_flight = self.admission.in_flight if self.admission is not None else None
         return alive(METER.identity, os.getpid(), time.monotonic() - self._started,
                      in_flight.count if in_flight is not None else 0, in_flight.limit if in_flight is not None else 0,
-                     self.draining)
+                     self.draining, self.hand_off_state() if self.hand_off_state is not None else None)
 
     @property
     def draining(self) -> bool:
@@ -405,6 +440,8 @@ def _send(request: server.Request, answer: Answer) -> None:
     for name, value in answer.headers:
         request.setHeader(name.encode(), value.encode())
     site = getattr(request, "site", None)  # Twisted's: the BridgeSite the request came to
+    if isinstance(site, BridgeSite):
+        site._fresh.discard(request.channel)
     if isinstance(site, BridgeSite) and site.draining:
         # Read when the answer goes (a request in flight when the drain began is answered so too).
         request.setHeader(b"Connection", b"close")

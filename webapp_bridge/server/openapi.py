@@ -47,6 +47,13 @@ _ALIVE = {
         "max_in_flight": {"type": "integer", "description": "bridge.max_in_flight"},
         "draining": {"type": "boolean", "description": "the node is leaving (POST /admin/drain, or gateway run "
                                                        "stopping it): this bridge takes no new events"},
+        "hand_off": {"type": "object", "required": ["state"], "description": (
+            "where this bridge's new connections are served (bridge.hand_off): off; taking (beside the active "
+            "dispatcher: other bridges pass theirs here; from: how many); passing (to the bridge beside the "
+            "active dispatcher); serving (its own: none is active, or it cannot be reached yet)"),
+            "properties": {"state": {"type": "string", "enum": ["off", "taking", "passing", "serving"]},
+                           "from": {"type": "integer"}, "taken": {"type": "integer"},
+                           "returned": {"type": "integer"}, "passed": {"type": "integer"}}},
     },
 }
 _DRAIN = {

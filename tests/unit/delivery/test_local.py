@@ -97,3 +97,38 @@ def test_a_call_under_way_fails_at_once_when_its_dispatcher_leaves_and_its_late_
 
 async def _awaited(d: Any) -> Any:
     return await d
+
+
+def test_watchers_are_told_when_a_dispatcher_here_becomes_active_and_when_it_leaves() -> None:
+    told: list[bool] = []
+    unwatch = local.watch(told.append)
+    try:
+        old, new = Dispatcher(), Dispatcher()
+        local.offer(old.publish)
+        local.offer(new.publish)  # took over in the same process: still active here, nothing to tell
+        local.withdraw(old.publish)  # the old one leaving late: the new one stays
+        assert told == [True]
+        local.withdraw(new.publish)
+        assert told == [True, False]
+    finally:
+        unwatch()
+    local.offer(Dispatcher().publish)
+    assert told == [True, False], "no longer watching"
+    local._offered = None
+
+
+def test_a_failing_watcher_keeps_neither_the_dispatcher_nor_the_other_watchers_from_going_on() -> None:
+    told: list[bool] = []
+
+    def failing(active_here: bool) -> None:
+        raise RuntimeError("a watcher's bug")
+    unwatch = [local.watch(failing), local.watch(told.append)]
+    try:
+        dispatcher = Dispatcher()
+        local.offer(dispatcher.publish)
+        assert local.active() is not None and told == [True]
+        local.withdraw(dispatcher.publish)
+        assert local.active() is None and told == [True, False]
+    finally:
+        for stop in unwatch:
+            stop()

@@ -214,6 +214,77 @@ def test_at_max_connections_the_site_stops_accepting_until_one_closes() -> None:
     assert bridge.site.connections == 0
 
 
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
+
+
+def test_room_for_a_connection_passed_on_counts_each_new_one_as_a_request_to_come() -> None:
+    """``room_for_one`` (``handoff.Receiver``): a burst of new connections brings a request each, so one not
+    answered yet counts against ``max_in_flight`` as the requests in flight do."""
+    bridge = Bridge(limit=2)
+    assert bridge.site.room_for_one()
+    first, _ = bridge.connect()
+    assert bridge.site.room_for_one()
+    second, _ = bridge.connect()
+    assert not bridge.site.room_for_one(), "two new connections: two requests to come, the limit"
+    first.dataReceived(HEALTH)  # answered at once
+    assert bridge.site.room_for_one()
+    second.dataReceived(post())  # in flight, and its connection not answered yet: counted twice, room judged short
+    assert bridge.admission.in_flight.count == 1 and not bridge.site.room_for_one()
+    bridge.held[0].callback(None)
+    assert bridge.site.room_for_one()
+    lose(second, second.transport)
+    assert bridge.site.room_for_one() and bridge.site.connections == 1
+
+
+def test_room_for_a_connection_passed_on_ends_at_max_connections() -> None:
+    bridge = Bridge(limit=100, max_connections=2)
+    channels = [bridge.send(HEALTH)[0] for _ in range(2)]
+    assert not bridge.site.room_for_one(), "answered, idle, but open: the connection limit"
+    lose(channels[0], channels[0].transport)
+    assert bridge.site.room_for_one()
+
+
+class TcpTransport(Transport):
+    """What the pass-on uses of a TCP transport: its descriptor, reading, and closing without a shutdown."""
+
+    reading = True
+    lost = False
+    _shouldShutdown = True
+
+    def fileno(self) -> int:
+        return 42
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def loseConnection(self) -> None:
+        self.lost = True
+
+
+def test_a_connection_passed_on_is_closed_here_without_a_shutdown_and_one_not_passed_is_served() -> None:
+    bridge = Bridge(limit=5)
+    asked: list[int] = []
+    went = True
+
+    def pass_on(fd: int) -> bool:
+        asked.append(fd)
+        return went
+    bridge.site.pass_on = pass_on
+    channel = bridge.site.buildProtocol(None)
+    transport = TcpTransport()
+    channel.makeConnection(transport)
+    assert asked == [42]
+    assert (transport.reading, transport._shouldShutdown, transport.lost) == (False, False, True), \
+        "not a byte read here; closed without the shutdown that would end it for the other process too"
+    went = False
+    channel = bridge.site.buildProtocol(None)
+    transport = TcpTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(HEALTH)
+    assert (transport.reading, transport._shouldShutdown, transport.lost) == (True, True, False)
+    assert status_and_headers(transport)[0] == 200, "served here"
+
+
 def body_of(transport: StringTransport) -> Any:
     return json.loads(transport.value().partition(b"\r\n\r\n")[2])
 

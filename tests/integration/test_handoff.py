@@ -1,0 +1,365 @@
+"""The connection hand-off (``webapp_bridge.server.handoff``): new HTTP connections served by the bridge beside
+the active dispatcher, and where they go when it has no room, when it is gone, and when someone else holds
+the other end.
+
+The first tests drive both ends over real sockets (Unix and loopback TCP) with an in-memory reactor, each
+socket read when the test says so: nothing is timed. The last ones run a real node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import textwrap
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from twisted.internet.testing import MemoryReactorClock
+
+from tests.integration.test_overload import (LIMIT, BRIDGES, Reply, assert_refused_overloaded, event, health, post,
+                                             router_pid)
+from tests.support.harness import GatewayNode, running_node
+from tests.support.waiting import wait_for
+from tests.support.wamp import WampClient
+from webapp_bridge.server import handoff
+from webapp_bridge.server.handoff import RETRY, Receiver, Sender
+
+pytestmark = pytest.mark.integration
+TOPIC = "gateway.event.demo.message"
+NOBODY = 65534
+
+
+# -- both ends, over real sockets, in memory -------------------------------------------------------------------------
+
+
+def tcp_connection() -> tuple[socket.socket, socket.socket]:
+    """A TCP connection on loopback: (the client's end, the accepted end)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        accepted, _ = listener.accept()
+    return client, accepted
+
+
+class Ends:
+    """A receiver and a sender on one name, each adopting into a list (a duplicate of the descriptor)."""
+
+    def __init__(self, room: bool = True) -> None:
+        self.name = handoff.address("test", int.from_bytes(os.urandom(3), "big"))
+        self.reactor = MemoryReactorClock()
+        self.room = room
+        self.taken: list[socket.socket] = []
+        self.served_here: list[socket.socket] = []
+        #: What ``pass_on`` said when asked while a connection passed back was being adopted (as the bridge's
+        #: site asks of every connection it is given).
+        self.passed_on_again: list[bool] = []
+        self.receiver = Receiver(self.name, lambda fd: self.taken.append(_dup(fd)), lambda: self.room, self.reactor)
+        self.sender = Sender(self.name, self._serve_here, self.reactor)
+
+    def _serve_here(self, fd: int) -> None:
+        self.passed_on_again.append(self.sender.pass_on(fd))
+        self.served_here.append(_dup(fd))
+
+    def read_all(self) -> None:
+        """Every socket the reactor watches reads what is waiting for it, until none has anything left."""
+        for _ in range(5):
+            for reader in list(self.reactor.getReaders()):
+                reader.doRead()
+
+    def close(self) -> None:
+        self.sender.stop()
+        self.receiver.stop()
+        for sock in [*self.taken, *self.served_here]:
+            sock.close()
+
+
+def _dup(fd: int) -> socket.socket:
+    return socket.socket(fileno=os.dup(fd))
+
+
+@pytest.fixture
+def ends() -> Iterator[Ends]:
+    both = Ends()
+    try:
+        yield both
+    finally:
+        both.close()
+
+
+def test_a_connection_passed_on_is_served_by_the_receiver_from_its_first_byte(ends: Ends) -> None:
+    ends.receiver.start()
+    ends.sender.start()
+    assert ends.sender.connected
+    client, accepted = tcp_connection()
+    with client:
+        client.sendall(b"GET / HTTP/1.1\r\n")  # already waiting when it is passed on: nothing was read of it
+        assert ends.sender.pass_on(accepted.fileno())
+        accepted.close()  # the sender's copy, closed without a shutdown
+        ends.read_all()
+        assert len(ends.taken) == 1 and not ends.served_here
+        (served,) = ends.taken
+        served.settimeout(5)
+        assert served.recv(100) == b"GET / HTTP/1.1\r\n", "every byte reaches the receiver"
+        client.sendall(b"\r\n")
+        assert served.recv(100) == b"\r\n"
+        served.sendall(b"HTTP/1.1 200 OK\r\n\r\n")  # the sender's close did not end the connection
+        assert client.recv(100) == b"HTTP/1.1 200 OK\r\n\r\n"
+    assert (ends.receiver.taken, ends.sender.passed, ends.receiver.peers) == (1, 1, 1)
+
+
+def test_without_room_a_connection_comes_back_and_is_served_where_it_landed(ends: Ends) -> None:
+    ends.room = False
+    ends.receiver.start()
+    ends.sender.start()
+    client, accepted = tcp_connection()
+    with client:
+        assert ends.sender.pass_on(accepted.fileno())
+        accepted.close()
+        ends.read_all()
+        assert not ends.taken and len(ends.served_here) == 1
+        (served,) = ends.served_here
+        client.sendall(b"ping")
+        served.settimeout(5)
+        assert served.recv(10) == b"ping"
+    assert (ends.receiver.returned, ends.sender.returned) == (1, 1)
+    assert ends.passed_on_again == [False], "one passed back is served here, never passed on again"
+    assert ends.sender.connected, "a receiver without room is still there for the next one"
+
+
+def test_with_no_receiver_connections_are_served_here_and_it_is_tried_again(ends: Ends) -> None:
+    ends.sender.start()
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert not ends.sender.connected
+        assert not ends.sender.pass_on(accepted.fileno()), "nobody to pass it to: served where it landed"
+        ends.receiver.start()
+        ends.reactor.advance(RETRY)
+        assert ends.sender.connected
+        assert ends.sender.pass_on(accepted.fileno())
+
+
+def test_a_receiver_that_stops_sends_the_senders_back_to_serving_their_own(ends: Ends) -> None:
+    ends.receiver.start()
+    ends.sender.start()
+    ends.read_all()
+    assert ends.receiver.peers == 1
+    ends.receiver.stop()
+    ends.read_all()  # the sender reads the end of its connection
+    assert not ends.sender.connected
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert not ends.sender.pass_on(accepted.fileno())
+        ends.reactor.advance(RETRY)
+        assert not ends.sender.connected, "still nobody listening"
+        ends.receiver.start()  # the next active dispatcher's bridge
+        ends.reactor.advance(RETRY)
+        assert ends.sender.connected and ends.sender.pass_on(accepted.fileno())
+
+
+def test_a_sender_that_finds_the_receiver_gone_mid_send_serves_the_connection_itself(ends: Ends) -> None:
+    ends.receiver.start()
+    ends.sender.start()
+    ends.read_all()
+    ends.receiver.stop()  # its process died: the sender has not read the end yet
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert not ends.sender.pass_on(accepted.fileno())
+        assert not ends.sender.connected
+
+
+def test_a_receiver_that_does_not_read_is_passed_only_a_few(ends: Ends) -> None:
+    """A stopped or hung receiving process: connections wait for it only while the sender's small buffer has
+    room; after that each is served where it landed, not left hanging."""
+    ends.receiver.start()
+    ends.sender.start()
+    pairs = [tcp_connection() for _ in range(200)]
+    try:
+        went = [ends.sender.pass_on(accepted.fileno()) for _, accepted in pairs]
+        assert 0 < went.count(True) < 64 and not any(went[went.index(False):]), went
+        assert ends.sender.connected, "a receiver that is behind is not a receiver that is gone"
+    finally:
+        for client, accepted in pairs:
+            client.close()
+            accepted.close()
+
+
+def test_a_second_receiver_waits_until_the_name_is_free() -> None:
+    first, second = Ends(), Ends()
+    second.name = first.name
+    second.receiver = Receiver(first.name, lambda fd: None, lambda: True, first.reactor)
+    try:
+        first.receiver.start()
+        second.receiver.start()
+        assert first.receiver.listening and not second.receiver.listening, "the dispatcher before is still leaving"
+        first.receiver.stop()
+        first.reactor.advance(RETRY)
+        assert second.receiver.listening
+    finally:
+        first.close()
+        second.receiver.stop()
+
+
+# -- another user's process at the other end -------------------------------------------------------------------------
+
+
+#: A Python that another user may run (the project's virtualenv may be in a home only root enters).
+SYSTEM_PYTHON = "/usr/bin/python3"
+another_user = pytest.mark.skipif(os.getuid() != 0 or not os.access(SYSTEM_PYTHON, os.X_OK),
+                                  reason="starting a process of another user needs root and /usr/bin/python3")
+
+
+def as_nobody(script: str) -> subprocess.Popen[str]:
+    """``script`` run by another user (nobody); its first line of output says it is ready."""
+    return subprocess.Popen([SYSTEM_PYTHON, "-c", textwrap.dedent(script)], user=NOBODY, group=NOBODY,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.communicate(timeout=10)  # (closes its pipes)
+
+
+@another_user
+def test_a_process_of_another_user_cannot_pass_connections_in(ends: Ends) -> None:
+    ends.receiver.start()
+    intruder = as_nobody(f"""
+        import socket, sys
+        target = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(target.getsockname())
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        unix.connect({ends.name!r})
+        socket.send_fds(unix, [b"p"], [client.fileno()])
+        print("sent", flush=True)
+        try:
+            print("closed" if unix.recv(1) == b"" else "open", flush=True)
+        except ConnectionResetError:  # closed with what it sent unread
+            print("closed", flush=True)
+    """)
+    try:
+        assert intruder.stdout is not None
+        assert intruder.stdout.readline().strip() == "sent"
+        ends.read_all()
+        assert intruder.stdout.readline().strip() == "closed", "the receiver hung up on it"
+        assert (ends.receiver.peers, ends.receiver.taken, ends.taken) == (0, 0, [])
+    finally:
+        stop(intruder)
+
+
+@another_user
+def test_a_name_held_by_another_user_gets_no_connections(ends: Ends) -> None:
+    squatter = as_nobody(f"""
+        import socket, sys
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        unix.bind({ends.name!r})
+        unix.listen(1)
+        print("listening", flush=True)
+        sys.stdin.read()
+    """)
+    try:
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline().strip() == "listening"
+        ends.sender.start()
+        assert not ends.sender.connected, "the other end runs as another user: nothing is passed to it"
+        client, accepted = tcp_connection()
+        with client, accepted:
+            assert not ends.sender.pass_on(accepted.fileno())
+    finally:
+        stop(squatter)
+
+
+# -- a node ----------------------------------------------------------------------------------------------------------
+
+
+def livez(node: GatewayNode) -> Reply:
+    return health(node, "/livez")
+
+
+def taking(node: GatewayNode) -> Reply | None:
+    """/livez from the bridge beside the active dispatcher once the other bridge passes its connections there."""
+    reply = livez(node)
+    state = reply.body["hand_off"]
+    return reply if state["state"] == "taking" and state["from"] == BRIDGES - 1 else None
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[GatewayNode]:
+    with running_node({"bridge": {"max_in_flight": LIMIT, "max_batch": LIMIT}}) as running:
+        yield running
+
+
+def test_every_new_connection_is_served_beside_the_active_dispatcher(node: GatewayNode) -> None:
+    active = wait_for(lambda: taking(node), what="the other bridge passing its connections on")
+    pids = {livez(node).body["pid"] for _ in range(30)}
+    assert pids == {active.body["pid"]}, "each of 30 new connections, whichever bridge accepted it"
+    room = uuid.uuid4().hex
+    with WampClient(node.ws_url) as client:
+        client.subscribe(TOPIC)
+        replies = [post(node, event(room, f"one-{room}-{i}")) for i in range(20)]
+        assert [r.status for r in replies] == [202] * 20
+        got = client.take(20, timeout=30)
+    assert [e["seq"] for e in got] == sorted(r.body["seq"] for r in replies)
+    after = livez(node).body["hand_off"]
+    assert after["taken"] >= active.body["hand_off"]["taken"] + 1, "some of them came from the other bridge"
+
+
+@contextmanager
+def router_stopped(node: GatewayNode) -> Iterator[None]:
+    pid = router_pid(node)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_burst_past_the_active_bridges_room_is_absorbed_by_every_bridge(node: GatewayNode) -> None:
+    """With the router stopped nothing in flight ends: the bridge beside the active dispatcher takes as many new
+    connections as it has room for, the others come back to the bridge that accepted them, and the node holds
+    ``LIMIT`` per bridge, as without the hand-off."""
+    before = wait_for(lambda: taking(node), what="the other bridge passing its connections on").body["hand_off"]
+    room, sent = uuid.uuid4().hex, 60
+    with WampClient(node.ws_url) as client, ThreadPoolExecutor(sent) as pool:
+        client.subscribe(TOPIC)
+        with router_stopped(node):
+            futures = [pool.submit(post, node, event(room, f"burst-{room}-{i}")) for i in range(sent)]
+            held = LIMIT * BRIDGES
+            wait_for(lambda: sum(1 for f in futures if f.done()) >= sent - held, what=f"{sent - held} refusals")
+            refused = [f.result() for f in futures if f.done()]
+            for reply in refused:
+                assert_refused_overloaded(reply)
+            probes = [livez(node).body for _ in range(10)]  # served by whichever bridge has room: liveness
+        replies = [f.result(timeout=60) for f in futures]
+        accepted = [r for r in replies if r.status == 202]
+        assert len(accepted) == held, "both bridges held LIMIT each"
+        got = client.take(held, timeout=30)
+    assert {e["id"] for e in got} == {r.body["id"] for r in accepted}
+    assert {p["in_flight"] for p in probes} == {LIMIT}, "each bridge full, whichever answered"
+    after = wait_for(lambda: taking(node), what="the bridge beside the active dispatcher").body["hand_off"]
+    assert after["returned"] > before["returned"], "it passed connections back while it was full"
+
+
+def test_when_the_active_container_dies_the_survivor_serves_every_connection() -> None:
+    with running_node() as node:
+        active = wait_for(lambda: taking(node), what="the other bridge passing its connections on").body["pid"]
+        os.kill(active, signal.SIGKILL)  # Crossbar does not start a container killed so again
+        survivor = wait_for(lambda: _survivor_taking(node, active), timeout=60,
+                            what="the other bridge's dispatcher taking over").body["pid"]
+        room = uuid.uuid4().hex
+        replies = [post(node, event(room, f"after-{room}-{i}")) for i in range(10)]
+        assert [r.status for r in replies] == [202] * 10
+        assert {livez(node).body["pid"] for _ in range(10)} == {survivor}
+
+
+def _survivor_taking(node: GatewayNode, dead: int) -> Reply | None:
+    """/livez from a bridge other than ``dead``'s once its dispatcher is active, or None."""
+    try:
+        reply = livez(node)
+    except OSError:  # a connection the dead process had accepted
+        return None
+    return reply if reply.body["pid"] != dead and reply.body["hand_off"]["state"] == "taking" else None
