@@ -66,6 +66,19 @@ class Ends:
         self.passed_on_again.append(self.sender.pass_on(fd))
         self.served_here.append(_dup(fd))
 
+    def connect(self) -> None:
+        """Both ends started; the receiver accepts the sender's connection and says it is ready, and the sender
+        reads that (and nothing more is read: ``read_all`` does that)."""
+        self.receiver.start()
+        self.sender.start()
+        self.handshake()
+
+    def handshake(self) -> None:
+        for _ in range(2):  # the listener accepts and says ready; the sender reads it. Peers are not read.
+            for reader in list(self.reactor.getReaders()):
+                if reader.logPrefix() == "hand-off":
+                    reader.doRead()
+
     def read_all(self) -> None:
         """Every socket the reactor watches reads what is waiting for it, until none has anything left."""
         for _ in range(5):
@@ -95,6 +108,8 @@ def ends() -> Iterator[Ends]:
 def test_a_connection_passed_on_is_served_by_the_receiver_from_its_first_byte(ends: Ends) -> None:
     ends.receiver.start()
     ends.sender.start()
+    assert not ends.sender.connected, "nothing is passed until the receiver has accepted the sender"
+    ends.handshake()
     assert ends.sender.connected
     client, accepted = tcp_connection()
     with client:
@@ -115,8 +130,7 @@ def test_a_connection_passed_on_is_served_by_the_receiver_from_its_first_byte(en
 
 def test_without_room_a_connection_comes_back_and_is_served_where_it_landed(ends: Ends) -> None:
     ends.room = False
-    ends.receiver.start()
-    ends.sender.start()
+    ends.connect()
     client, accepted = tcp_connection()
     with client:
         assert ends.sender.pass_on(accepted.fileno())
@@ -140,14 +154,13 @@ def test_with_no_receiver_connections_are_served_here_and_it_is_tried_again(ends
         assert not ends.sender.pass_on(accepted.fileno()), "nobody to pass it to: served where it landed"
         ends.receiver.start()
         ends.reactor.advance(RETRY)
+        ends.handshake()
         assert ends.sender.connected
         assert ends.sender.pass_on(accepted.fileno())
 
 
 def test_a_receiver_that_stops_sends_the_senders_back_to_serving_their_own(ends: Ends) -> None:
-    ends.receiver.start()
-    ends.sender.start()
-    ends.read_all()
+    ends.connect()
     assert ends.receiver.peers == 1
     ends.receiver.stop()
     ends.read_all()  # the sender reads the end of its connection
@@ -159,13 +172,12 @@ def test_a_receiver_that_stops_sends_the_senders_back_to_serving_their_own(ends:
         assert not ends.sender.connected, "still nobody listening"
         ends.receiver.start()  # the next active dispatcher's bridge
         ends.reactor.advance(RETRY)
+        ends.handshake()
         assert ends.sender.connected and ends.sender.pass_on(accepted.fileno())
 
 
 def test_a_sender_that_finds_the_receiver_gone_mid_send_serves_the_connection_itself(ends: Ends) -> None:
-    ends.receiver.start()
-    ends.sender.start()
-    ends.read_all()
+    ends.connect()
     ends.receiver.stop()  # its process died: the sender has not read the end yet
     client, accepted = tcp_connection()
     with client, accepted:
@@ -176,8 +188,7 @@ def test_a_sender_that_finds_the_receiver_gone_mid_send_serves_the_connection_it
 def test_a_receiver_that_does_not_read_is_passed_only_a_few(ends: Ends) -> None:
     """A stopped or hung receiving process: connections wait for it only while the sender's small buffer has
     room; after that each is served where it landed, not left hanging."""
-    ends.receiver.start()
-    ends.sender.start()
+    ends.connect()
     pairs = [tcp_connection() for _ in range(200)]
     try:
         went = [ends.sender.pass_on(accepted.fileno()) for _, accepted in pairs]
@@ -187,6 +198,94 @@ def test_a_receiver_that_does_not_read_is_passed_only_a_few(ends: Ends) -> None:
         for client, accepted in pairs:
             client.close()
             accepted.close()
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_connections_on_their_way_when_the_receiver_stops_are_served_not_dropped(ends: Ends) -> None:
+    """The active dispatcher leaves (an orderly stop): what the senders passed and the receiver has not read
+    yet is served, here or back where it landed, not closed with the sockets (each client's connection with
+    them: the sender's copy is closed already)."""
+    ends.receiver = Receiver(ends.name, lambda fd: ends.taken.append(_dup(fd)), lambda: len(ends.taken) < 2,
+                             ends.reactor)  # room for two: the other two come back
+    ends.connect()
+    pairs = [tcp_connection() for _ in range(4)]
+    try:
+        for _, accepted in pairs:
+            assert ends.sender.pass_on(accepted.fileno())
+            accepted.close()
+        ends.receiver.stop()  # not a byte read of the Unix connection before
+        ends.read_all()
+        assert (len(ends.taken), len(ends.served_here)) == (2, 2)
+        for (client, _), served in zip(pairs, [*ends.taken, *ends.served_here]):
+            client.sendall(b"still there")
+            served.settimeout(5)
+            assert served.recv(20) == b"still there"
+        assert not ends.sender.connected
+    finally:
+        for client, _ in pairs:
+            client.close()
+
+
+def test_connections_passed_back_when_the_sender_stops_are_served_there(ends: Ends) -> None:
+    ends.room = False
+    ends.connect()
+    client, accepted = tcp_connection()
+    with client:
+        assert ends.sender.pass_on(accepted.fileno())
+        accepted.close()
+        for reader in list(ends.reactor.getReaders()):
+            if reader.logPrefix() == "hand-off peer":
+                reader.doRead()  # the receiver passes it back; the sender has not read it yet
+        ends.sender.stop()  # its own dispatcher became active
+        assert len(ends.served_here) == 1
+        client.sendall(b"ping")
+        ends.served_here[0].settimeout(5)
+        assert ends.served_here[0].recv(10) == b"ping"
+
+
+def test_a_descriptor_that_cannot_be_served_is_closed_and_the_others_are_served(ends: Ends) -> None:
+    """A same-user process passing something that is not a TCP connection (a pipe): adopting it fails, as
+    Twisted's does; it is closed, and what came with it is served."""
+    served: list[int] = []
+
+    def adopt(fd: int) -> None:
+        if os.fstat(fd).st_mode & 0o170000 != 0o140000:  # not a socket
+            raise TypeError("not a TCP connection")
+        served.append(fd)
+    ends.receiver = Receiver(ends.name, adopt, lambda: True, ends.reactor)
+    ends.connect()
+    before = open_descriptors()
+    read_end, write_end = os.pipe()
+    client, accepted = tcp_connection()
+    try:
+        assert ends.sender.pass_on(read_end) and ends.sender.pass_on(accepted.fileno())
+        ends.read_all()
+        assert len(served) == 1 and ends.receiver.peers == 1, "the one after it served; the sender still there"
+    finally:
+        for fd in (read_end, write_end):
+            os.close(fd)
+        client.close()
+        accepted.close()
+    assert open_descriptors() == before, "every descriptor received was closed"
+
+
+def test_a_receiver_that_cannot_make_its_socket_tries_again(ends: Ends, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of descriptors (a flood of connections): the next attempt comes, it is not given up."""
+    real = handoff._unix_socket
+    failures = iter([OSError(24, "Too many open files")])
+
+    def unix_socket() -> socket.socket:
+        for failure in failures:
+            raise failure
+        return real()
+    monkeypatch.setattr(handoff, "_unix_socket", unix_socket)
+    ends.receiver.start()
+    assert not ends.receiver.listening
+    ends.reactor.advance(RETRY)
+    assert ends.receiver.listening
 
 
 def test_a_second_receiver_waits_until_the_name_is_free() -> None:

@@ -23,9 +23,13 @@ first byte to its last.
   SO_REUSEPORT does for the port itself: a process of another user can neither pass connections in nor
   receive them.
 
-A connection on its way when the receiving process dies (between the sender's ``sendmsg`` and the
-receiver's read: microseconds) is closed by the kernel with the socket, as every connection of that process
-is. ``bridge.hand_off: false`` turns it off (each bridge serves what the kernel gives it).
+A connection on its way when either end stops in order (a dispatcher leaving, a bridge restarting) is
+served, not dropped: the end that stops first refuses more (``shutdown``: the other's ``sendmsg`` fails, and
+it serves that connection itself), then reads what was sent before, and serves it or passes it back. One on
+its way when the receiving process dies (between the sender's ``sendmsg`` and the receiver's read) is closed
+by the kernel with the socket, as every connection of that process is. A sender passes nothing before the
+receiver has accepted it and said so (``_READY``): a Unix connection still in the listen backlog would be
+dropped with its messages if the receiver stopped then. ``bridge.hand_off: false`` turns it off (each bridge serves what the kernel gives it).
 """
 
 from __future__ import annotations
@@ -54,7 +58,11 @@ READ_AT_ONCE = 64
 SEND_BUFFER = 16 * 1024
 _PASSED = b"p"  # a connection passed to the bridge beside the active dispatcher
 _RETURNED = b"r"  # passed back: no room there
+_READY = b"k"  # the receiver accepted the sender's Unix connection: connections may be passed from now on
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+#: Failed attempts in a row to take the name before the receiver says so in the log (a dispatcher leaving
+#: holds it for a moment; longer, some other process holds it).
+WARN_AFTER = 10
 
 
 def address(host: str, port: int) -> bytes:
@@ -73,30 +81,59 @@ def _unix_socket() -> socket.socket:
     return sock
 
 
-def _messages(sock: socket.socket) -> tuple[list[tuple[bytes, list[int]]], bool]:
-    """What the other end sent, at most ``READ_AT_ONCE`` messages, and whether it closed (or failed)."""
-    got: list[tuple[bytes, list[int]]] = []
-    for _ in range(READ_AT_ONCE):
+def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[list[bytes], list[int], bool]:
+    """What the other end sent (at most ``at_most`` messages; None: all there is): the messages, the
+    descriptors they carried (each now the caller's to close), and whether the other end closed (or failed)."""
+    messages: list[bytes] = []
+    descriptors: list[int] = []
+    while at_most is None or len(messages) < at_most:
         try:
-            message, fds, flags, _ = socket.recv_fds(sock, 16, 1)
+            message, fds, flags, _ = socket.recv_fds(sock, 16, 1, socket.MSG_CMSG_CLOEXEC)
         except (BlockingIOError, InterruptedError):
-            return got, False
+            return messages, descriptors, False
         except OSError:
-            return got, True
+            return messages, descriptors, True
         if flags & socket.MSG_CTRUNC:  # more descriptors than asked for: the kernel closed the others
             log.warn("a hand-off message carried more than one connection; the others were closed")
         if not message and not fds:
-            return got, True
-        got.append((message, fds))
-    return got, False
+            return messages, descriptors, True
+        messages.append(message)
+        descriptors += fds
+    return messages, descriptors, False
+
+
+def _serve_each(descriptors: list[int], serve: Callable[[int], None], what: str) -> None:
+    """``serve(fd)`` each, then close it: every one closed once, whatever one of them raises."""
+    for fd in descriptors:
+        try:
+            serve(fd)
+        except Exception as exc:  # gone meanwhile (no peer address), or not a TCP socket: nothing to serve
+            log.info("a connection {what} could not be served: {err}", what=what, err=exc)
+        finally:
+            os.close(fd)
+
+
+def _shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[int]]:
+    """Before closing a Unix connection: refuse what the other end sends from now on (its ``sendmsg`` fails,
+    and it serves that connection itself), then read what it sent before, which a close would throw away
+    (and with it each client's connection: this process's copy is the last)."""
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass  # not connected (any more): what is queued is still read below
+    messages, descriptors, _ = _messages(sock, None)
+    return messages, descriptors
 
 
 class _Watched:
-    """A socket the reactor watches for reading (``IReadDescriptor``); ``read(self)`` does the work."""
+    """A socket the reactor watches for reading (``IReadDescriptor``): ``read(self)`` does the work, and
+    ``lost(self)`` is told if the reactor gives it up (an error while reading)."""
 
-    def __init__(self, sock: socket.socket, read: Callable[[_Watched], None], name: str) -> None:
+    def __init__(self, sock: socket.socket, read: Callable[[_Watched], None], lost: Callable[[_Watched], None],
+                 name: str) -> None:
         self.sock = sock
         self._read = read
+        self._lost = lost
         self._name = name
         self._fileno = sock.fileno()  # kept: the reactor may ask for it after the socket is closed
 
@@ -107,13 +144,30 @@ class _Watched:
         self._read(self)
 
     def connectionLost(self, reason: Any) -> None:
-        self.sock.close()
+        self._lost(self)
 
     def logPrefix(self) -> str:
         return self._name
 
 
-class Receiver:
+class _Retrying:
+    """One retry timer at a time."""
+
+    def __init__(self, clock: Any) -> None:
+        self._reactor: Any = clock if clock is not None else _REACTOR
+        self._retry: Any = None
+
+    def _again(self, attempt: Callable[[], None]) -> None:
+        self._cancel_retry()
+        self._retry = self._reactor.callLater(RETRY, attempt)
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+
+
+class Receiver(_Retrying):
     """The bridge beside the active dispatcher: takes the connections other bridges pass on.
 
     ``adopt(fd)`` serves a connection here (the descriptor stays the caller's: ``adopt`` duplicates it);
@@ -122,15 +176,15 @@ class Receiver:
 
     def __init__(self, name: bytes, adopt: Callable[[int], None], room: Callable[[], bool],
                  clock: Any = None) -> None:
+        super().__init__(clock)
         self._name = name
         self._adopt = adopt
         self._room = room
-        self._reactor: Any = clock if clock is not None else _REACTOR
         self._listening: _Watched | None = None
         self._peers: set[_Watched] = set()
-        self._retry: Any = None
         self._started = False
-        #: Connections taken and passed back since it started (tests and the log read them).
+        self._failed_binds = 0
+        #: Connections taken and passed back since it started (``GET /livez``, tests).
         self.taken = self.returned = 0
 
     @property
@@ -146,64 +200,95 @@ class Receiver:
         self._listen()
 
     def stop(self) -> None:
-        """Stop taking connections: the senders see their Unix connection close and serve theirs themselves."""
+        """Stop taking connections: the senders see their Unix connection end and serve theirs themselves.
+        What they passed before is served (here, or passed back), not dropped with the sockets."""
         self._started = False
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
-        for watched in [*self._peers, *([self._listening] if self._listening else [])]:
-            self._drop(watched)
-        self._peers.clear()
-        self._listening = None
+        self._cancel_retry()
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            self._accept(listening, at_most=None)  # senders that connected last: their queued connections too
+            self._reactor.removeReader(listening)
+            listening.sock.close()
+        for peer in list(self._peers):
+            self._close_peer(peer)
 
     def _listen(self) -> None:
         self._retry = None
         if not self._started or self._listening is not None:
             return
-        sock = _unix_socket()
+        sock: socket.socket | None = None
         try:
+            sock = _unix_socket()
             sock.bind(self._name)
             sock.listen(16)
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             # The dispatcher before this one may still be leaving (its bridge holds the name until it sees
-            # that), or another user's process took the name: connections then land as the kernel spreads them.
-            if exc.errno != errno.EADDRINUSE:
-                log.warn("the bridge cannot take connections from the other bridges: {err}", err=exc)
-            self._retry = self._reactor.callLater(RETRY, self._listen)
+            # that); held for longer, some other process has it. Meanwhile connections land as the kernel
+            # spreads them.
+            self._failed_binds += 1
+            if exc.errno != errno.EADDRINUSE or self._failed_binds == WARN_AFTER:
+                log.warn("the bridge cannot take connections from the other bridges (attempt {n}): {err}; "
+                         "trying every {retry} s", n=self._failed_binds, err=exc, retry=RETRY)
+            self._again(self._listen)
             return
-        self._listening = _Watched(sock, self._accept, "hand-off")
+        self._failed_binds = 0
+        self._listening = _Watched(sock, self._accept, self._listener_lost, "hand-off")
         self._reactor.addReader(self._listening)
 
-    def _accept(self, listening: _Watched) -> None:
-        for _ in range(READ_AT_ONCE):
+    def _accept(self, listening: _Watched, at_most: int | None = READ_AT_ONCE) -> None:
+        accepted = 0
+        while at_most is None or accepted < at_most:
             try:
                 sock, _ = listening.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:
+            except OSError as exc:  # out of descriptors, say: left in the backlog, asked again in a moment
                 log.warn("accepting a bridge's hand-off connection: {err}", err=exc)
+                if self._listening is listening:
+                    self._reactor.removeReader(listening)
+                    self._reactor.callLater(RETRY, self._resume, listening)
                 return
+            accepted += 1
             sock.setblocking(False)
-            if not _same_user(sock):
-                log.warn("refused a hand-off connection from a process of another user")
+            try:
+                if not _same_user(sock):
+                    raise PermissionError(errno.EPERM, "a process of another user")
+                sock.send(_READY)  # the first message of a new socket: it fits
+            except OSError as exc:
+                log.warn("refused a hand-off connection: {err}", err=exc)
                 sock.close()
                 continue
-            peer = _Watched(sock, self._read, "hand-off peer")
+            peer = _Watched(sock, self._read, self._close_peer, "hand-off peer")
             self._peers.add(peer)
             self._reactor.addReader(peer)
 
+    def _resume(self, listening: _Watched) -> None:
+        if self._listening is listening:
+            self._reactor.addReader(listening)
+
+    def _listener_lost(self, listening: _Watched) -> None:
+        if self._listening is listening:
+            self._listening = None
+            listening.sock.close()
+            if self._started:
+                self._again(self._listen)
+
     def _read(self, peer: _Watched) -> None:
-        messages, closed = _messages(peer.sock)
-        for _, fds in messages:
-            for fd in fds:
-                try:
-                    self._take(peer, fd)
-                finally:
-                    os.close(fd)
-        if closed and peer in self._peers:
-            self._peers.discard(peer)
-            self._drop(peer)
+        _, descriptors, closed = _messages(peer.sock)
+        _serve_each(descriptors, lambda fd: self._take(peer, fd), "passed on by another bridge")
+        if closed:
+            self._close_peer(peer)
+
+    def _close_peer(self, peer: _Watched) -> None:
+        if peer not in self._peers:
+            return
+        self._peers.discard(peer)
+        self._reactor.removeReader(peer)
+        _, descriptors = _shut_and_read(peer.sock)
+        _serve_each(descriptors, lambda fd: self._take(peer, fd), "passed on by another bridge")
+        peer.sock.close()
 
     def _take(self, peer: _Watched, fd: int) -> None:
         if not self._room():
@@ -212,19 +297,12 @@ class Receiver:
                 self.returned += 1
                 return
             except OSError:
-                pass  # the sender is gone or far behind: served here rather than lost
-        try:
-            self._adopt(fd)
-            self.taken += 1
-        except OSError as exc:  # the client went away meanwhile (no peer address): nothing to serve
-            log.debug("a connection passed on by another bridge had closed: {err}", err=exc)
-
-    def _drop(self, watched: _Watched) -> None:
-        self._reactor.removeReader(watched)
-        watched.sock.close()
+                pass  # the sender is gone, leaving or far behind: served here rather than lost
+        self._adopt(fd)
+        self.taken += 1
 
 
-class Sender:
+class Sender(_Retrying):
     """A bridge beside a standby dispatcher: passes the connections it accepts to the active one's bridge.
 
     ``adopt(fd)`` serves here a connection passed back (no room there). ``start`` and ``stop`` follow the
@@ -232,20 +310,22 @@ class Sender:
     """
 
     def __init__(self, name: bytes, adopt: Callable[[int], None], clock: Any = None) -> None:
+        super().__init__(clock)
         self._name = name
         self._adopt = adopt
-        self._reactor: Any = clock if clock is not None else _REACTOR
         self._connection: _Watched | None = None
-        self._retry: Any = None
+        #: The receiver accepted the connection (its first message): until then nothing is passed on it.
+        self._ready = False
         self._started = False
+        self._warned = False
         #: True while a connection passed back is being adopted: it is served here, not passed on again.
         self._serving_here = False
-        #: Connections passed on, and passed back, since it started.
+        #: Connections passed on, and passed back, since it started (``GET /livez``, tests).
         self.passed = self.returned = 0
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None
+        return self._connection is not None and self._ready
 
     def start(self) -> None:
         self._started = True
@@ -253,9 +333,7 @@ class Sender:
 
     def stop(self) -> None:
         self._started = False
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
+        self._cancel_retry()
         self._lose()
 
     def pass_on(self, fd: int) -> bool:
@@ -263,14 +341,14 @@ class Sender:
         dispatcher: True if it went (close this process's copy of the descriptor without a shutdown, which
         would end it for both), False to serve it here."""
         connection = self._connection
-        if connection is None or self._serving_here:
+        if connection is None or not self._ready or self._serving_here:
             return False
         try:
             socket.send_fds(connection.sock, [_PASSED], [fd])
         except (BlockingIOError, InterruptedError):
             return False  # the other bridge is behind in reading: this one is served here
         except OSError:
-            self._lost()
+            self._lost(connection)
             return False
         self.passed += 1
         return True
@@ -279,8 +357,9 @@ class Sender:
         self._retry = None
         if not self._started or self._connection is not None:
             return
-        sock = _unix_socket()
+        sock: socket.socket | None = None
         try:
+            sock = _unix_socket()
             # A small buffer: at most ~40 connections wait for the other bridge to read them. Past that it is
             # behind (busy, or its process stopped), and new connections are served here instead.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
@@ -288,47 +367,56 @@ class Sender:
             if not _same_user(sock):
                 raise PermissionError(errno.EPERM, "the hand-off socket is held by a process of another user")
         except OSError as exc:
-            sock.close()
-            if isinstance(exc, PermissionError):
-                log.warn("not passing connections on: {err}", err=exc)
-            self._retry = self._reactor.callLater(RETRY, self._connect)
+            if sock is not None:
+                sock.close()
+            if not isinstance(exc, (ConnectionRefusedError, FileNotFoundError)) and not self._warned:
+                self._warned = True  # once, until it works
+                log.warn("not passing connections on: {err}; trying every {retry} s", err=exc, retry=RETRY)
+            self._again(self._connect)
             return
-        self._connection = _Watched(sock, self._read, "hand-off")
+        self._warned = False
+        self._ready = False
+        self._connection = _Watched(sock, self._read, self._lost, "hand-off")
         self._reactor.addReader(self._connection)
-        log.info("passing new HTTP connections to the bridge beside the active dispatcher")
 
     def _read(self, connection: _Watched) -> None:
         if connection is not self._connection:
             return
-        messages, closed = _messages(connection.sock)
-        for _, fds in messages:
-            for fd in fds:
-                self.returned += 1
-                self._serving_here = True
-                try:
-                    self._adopt(fd)
-                except OSError as exc:  # the client went away meanwhile
-                    log.debug("a connection passed back had closed: {err}", err=exc)
-                finally:
-                    self._serving_here = False
-                    os.close(fd)
+        messages, descriptors, closed = _messages(connection.sock)
+        if _READY in messages and not self._ready:
+            self._ready = True
+            log.info("passing new HTTP connections to the bridge beside the active dispatcher")
+        self._serve_returned(descriptors)
         if closed:
-            self._lost()
+            self._lost(connection)
 
-    def _lost(self) -> None:
+    def _serve_returned(self, descriptors: list[int]) -> None:
+        self.returned += len(descriptors)
+        self._serving_here = True
+        try:
+            _serve_each(descriptors, self._adopt, "passed back")
+        finally:
+            self._serving_here = False
+
+    def _lost(self, connection: _Watched) -> None:
         """The other bridge closed (its dispatcher left, its process died): serve here, and try again."""
-        if self._connection is None:
+        if connection is not self._connection:
             return
+        was_ready = self._ready
         self._lose()
-        log.info("serving new HTTP connections here: the bridge beside the active dispatcher is gone")
-        if self._started and self._retry is None:
-            self._retry = self._reactor.callLater(RETRY, self._connect)
+        if was_ready:
+            log.info("serving new HTTP connections here: the bridge beside the active dispatcher is gone")
+        if self._started:
+            self._again(self._connect)
 
     def _lose(self) -> None:
-        if self._connection is not None:
-            self._reactor.removeReader(self._connection)
-            self._connection.sock.close()
-            self._connection = None
+        connection, self._connection = self._connection, None
+        self._ready = False
+        if connection is not None:
+            self._reactor.removeReader(connection)
+            _, descriptors = _shut_and_read(connection.sock)  # passed back, not read yet: served here
+            self._serve_returned(descriptors)
+            connection.sock.close()
 
 
 class HandOff:

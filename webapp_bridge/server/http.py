@@ -146,6 +146,7 @@ class _LimitedRequest(server.Request):
         # Twisted answers "Expect: 100-continue" right after this: the answer is final, no body is wanted.
         self.requestHeaders.removeHeader(b"Expect")
         site: BridgeSite = self.channel.site  # type: ignore[attr-defined]
+        site.answered(self.channel)
         if site.access_log is not None:
             # The method and path are known to the channel (not yet to the request) at this point.
             method = getattr(self.channel, "_command", b"?")
@@ -267,6 +268,10 @@ class BridgeSite(server.Site):
     @property
     def connections(self) -> int:
         return len(self._open)
+
+    def answered(self, channel: Any) -> None:
+        """A connection's request is being answered: it no longer counts as a request to come (``room_for_one``)."""
+        self._fresh.discard(channel)
 
     def room_for_one(self) -> bool:
         """Whether to take one more connection that another bridge accepted (``handoff.Receiver``): below
@@ -441,7 +446,7 @@ def _send(request: server.Request, answer: Answer) -> None:
         request.setHeader(name.encode(), value.encode())
     site = getattr(request, "site", None)  # Twisted's: the BridgeSite the request came to
     if isinstance(site, BridgeSite):
-        site._fresh.discard(request.channel)
+        site.answered(request.channel)
     if isinstance(site, BridgeSite) and site.draining:
         # Read when the answer goes (a request in flight when the drain began is answered so too).
         request.setHeader(b"Connection", b"close")

@@ -381,3 +381,15 @@ def test_a_connection_that_does_not_close_holds_the_stop_for_the_bound_at_most()
 
 def test_with_no_connection_open_nothing_is_waited_for() -> None:
     assert Bridge().site.close(1.0).called
+
+
+def test_a_connection_refused_at_the_door_no_longer_counts_as_a_request_to_come() -> None:
+    """Refused (503 before its body) it lingers up to LINGER seconds: during a burst, exactly when room is
+    judged, it must not hold a place."""
+    bridge = Bridge(limit=1)
+    bridge.send(post())  # in flight: the limit
+    _, transport = bridge.send(post(body=None, length=100))
+    assert status_and_headers(transport)[0] == 503 and not transport.aborted, "refused at the door, lingering"
+    bridge.held[0].callback(None)
+    assert bridge.admission.in_flight.count == 0
+    assert bridge.site.room_for_one(), "the refused connection, lingering, counts for nothing"
