@@ -109,6 +109,9 @@ def test_a_connection_passed_on_is_served_by_the_receiver_from_its_first_byte(en
     ends.receiver.start()
     ends.sender.start()
     assert not ends.sender.connected, "nothing is passed until the receiver has accepted the sender"
+    early, early_accepted = tcp_connection()
+    with early, early_accepted:
+        assert not ends.sender.pass_on(early_accepted.fileno()), "served where it landed"
     ends.handshake()
     assert ends.sender.connected
     client, accepted = tcp_connection()
@@ -227,6 +230,26 @@ def test_connections_on_their_way_when_the_receiver_stops_are_served_not_dropped
     finally:
         for client, _ in pairs:
             client.close()
+
+
+def test_once_the_receiver_begins_to_stop_a_sender_serves_its_connections_itself(
+        ends: Ends, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the receiver's last read and its close nothing may arrive (it would be closed unread, the
+    client's connection with it): from the moment it stops, a sender's pass fails and it serves the
+    connection itself."""
+    real = handoff._shut_and_read
+    tried: list[bool] = []
+
+    def shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[int]]:
+        got = real(sock)
+        client, accepted = tcp_connection()  # a connection the sender accepts right then
+        with client, accepted:
+            tried.append(ends.sender.pass_on(accepted.fileno()))
+        return got
+    ends.connect()
+    monkeypatch.setattr(handoff, "_shut_and_read", shut_and_read)
+    ends.receiver.stop()
+    assert tried and not any(tried) and not ends.sender.connected  # (the sender then shuts its own: asked again)
 
 
 def test_connections_passed_back_when_the_sender_stops_are_served_there(ends: Ends) -> None:

@@ -29,7 +29,9 @@ it serves that connection itself), then reads what was sent before, and serves i
 its way when the receiving process dies (between the sender's ``sendmsg`` and the receiver's read) is closed
 by the kernel with the socket, as every connection of that process is. A sender passes nothing before the
 receiver has accepted it and said so (``_READY``): a Unix connection still in the listen backlog would be
-dropped with its messages if the receiver stopped then. ``bridge.hand_off: false`` turns it off (each bridge serves what the kernel gives it).
+dropped with its messages if the receiver stopped then.
+
+``bridge.hand_off: false`` turns it off (each bridge serves what the kernel gives it).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ _PASSED = b"p"  # a connection passed to the bridge beside the active dispatcher
 _RETURNED = b"r"  # passed back: no room there
 _READY = b"k"  # the receiver accepted the sender's Unix connection: connections may be passed from now on
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
 #: Failed attempts in a row to take the name before the receiver says so in the log (a dispatcher leaving
 #: holds it for a moment; longer, some other process holds it).
 WARN_AFTER = 10
@@ -93,8 +96,12 @@ def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[
             return messages, descriptors, False
         except OSError:
             return messages, descriptors, True
-        if flags & socket.MSG_CTRUNC:  # more descriptors than asked for: the kernel closed the others
-            log.warn("a hand-off message carried more than one connection; the others were closed")
+        if flags & socket.MSG_CTRUNC:  # a descriptor the kernel could not give this process: it closed it
+            if message == _PASSED and not fds:  # out of descriptors (the open-file limit): the client is cut
+                log.error("a connection passed on by another bridge was lost: this process has no descriptor "
+                          "left (raise its open-file limit above bridge.max_connections)")
+            else:
+                log.warn("a hand-off message carried more than one connection; the others were closed")
         if not message and not fds:
             return messages, descriptors, True
         messages.append(message)
@@ -197,6 +204,7 @@ class Receiver(_Retrying):
 
     def start(self) -> None:
         self._started = True
+        self._cancel_retry()
         self._listen()
 
     def stop(self) -> None:
@@ -206,7 +214,7 @@ class Receiver(_Retrying):
         self._cancel_retry()
         listening, self._listening = self._listening, None
         if listening is not None:
-            self._accept(listening, at_most=None)  # senders that connected last: their queued connections too
+            # A sender still in the backlog passed nothing (it waits for ``_READY``): it sees the close.
             self._reactor.removeReader(listening)
             listening.sock.close()
         for peer in list(self._peers):
@@ -329,6 +337,7 @@ class Sender(_Retrying):
 
     def start(self) -> None:
         self._started = True
+        self._cancel_retry()
         self._connect()
 
     def stop(self) -> None:
@@ -345,11 +354,10 @@ class Sender(_Retrying):
             return False
         try:
             socket.send_fds(connection.sock, [_PASSED], [fd])
-        except (BlockingIOError, InterruptedError):
-            return False  # the other bridge is behind in reading: this one is served here
-        except OSError:
-            self._lost(connection)
-            return False
+        except OSError as exc:
+            if isinstance(exc, ConnectionError) or exc.errno == errno.ENOTCONN:
+                self._lost(connection)  # the other end stopped, or died
+            return False  # else behind in reading (EAGAIN), or short of kernel memory: this one is served here
         self.passed += 1
         return True
 
