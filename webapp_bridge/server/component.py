@@ -137,8 +137,7 @@ class Bridge(BackendSession):
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
         site.accepting_on(self._port)
         if cfg.bridge.hand_off:
-            self._hand_off = HandOff(site, socket.AF_INET6 if ":" in cfg.bridge.host else socket.AF_INET,
-                                     handoff.address(cfg.bridge.host, cfg.bridge.port))
+            self._hand_off = HandOff(site, self._port.addressFamily, handoff.address(cfg.bridge.host, cfg.bridge.port))
             self._hand_off.start()
         _close_at_shutdown(site)
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)
