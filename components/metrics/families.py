@@ -34,6 +34,7 @@ EVENT_LOG_ROWS = "gateway_event_log_rows"
 AMQP_MESSAGES = "gateway_amqp_messages_total"
 AMQP_CONSUMERS = "gateway_amqp_consumers"
 DISPATCHERS = "gateway_dispatchers"
+HANDOFF = "gateway_handoff_connections_total"
 CLUSTER_NODES = "gateway_cluster_nodes"
 CLUSTER_BEHIND = "gateway_cluster_behind_events"
 CLUSTER_SKIPPED = "gateway_cluster_skipped_total"
@@ -60,6 +61,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(AMQP_MESSAGES, "counter", "RabbitMQ messages consumed, by outcome (accepted, dead_lettered, retried)."),
     Family(AMQP_CONSUMERS, "gauge", "Bridges by the state of their RabbitMQ consumer (off, consuming, standby, ...)."),
     Family(DISPATCHERS, "gauge", "Live dispatchers, by state (active, standby)."),
+    Family(HANDOFF, "counter", "HTTP connections a bridge passed to the bridge beside the active dispatcher, and what "
+           "that one did with them, by outcome (passed, taken, returned, lost)."),
     Family(CLUSTER_NODES, "gauge", "A cluster's nodes as this node sees them, by state (seen: heard of within 10 s; unseen)."),
     Family(CLUSTER_BEHIND, "gauge", "Events of the shared log this node's router has not acknowledged yet, behind the most "
            "advanced node's place."),

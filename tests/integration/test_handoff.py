@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.testing import MemoryReactorClock
 
 from tests.integration.test_overload import (LIMIT, BRIDGES, Reply, assert_refused_overloaded, event, health, post,
@@ -428,6 +429,22 @@ def test_every_new_connection_is_served_beside_the_active_dispatcher(node: Gatew
     assert [e["seq"] for e in got] == sorted(r.body["seq"] for r in replies)
     after = livez(node).body["hand_off"]
     assert after["taken"] >= active.body["hand_off"]["taken"] + 1, "some of them came from the other bridge"
+    counted = wait_for(lambda: handoff_counts(node), what="gateway_handoff_connections_total adding up")
+    assert counted["taken"] >= after["taken"] and counted["passed"] >= counted["taken"] > 0, counted
+
+
+def handoff_counts(node: GatewayNode) -> dict[str, float] | None:
+    """The node's ``gateway_handoff_connections_total`` by outcome, once what was passed is accounted for (each
+    connection passed is taken or returned by the other bridge: counted in two processes, a moment apart)."""
+    reply = node.get("/metrics")
+    assert reply.status == 200, reply
+    counts = {outcome: 0.0 for outcome in ("passed", "taken", "returned", "lost")}
+    for family in text_string_to_metric_families(reply.body):
+        for sample in family.samples:
+            if sample.name == "gateway_handoff_connections_total":
+                counts[sample.labels["outcome"]] = sample.value
+    balanced = counts["passed"] == counts["taken"] + counts["returned"] + counts["lost"]
+    return counts if balanced and counts["passed"] > 0 else None
 
 
 @contextmanager

@@ -47,6 +47,8 @@ from twisted.internet import reactor
 from twisted.logger import Logger
 
 from components.delivery import local
+from components.metrics.families import HANDOFF
+from components.metrics.process_meter import METER
 
 log = Logger()
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
@@ -62,6 +64,9 @@ _PASSED = b"p"  # a connection passed to the bridge beside the active dispatcher
 _RETURNED = b"r"  # passed back: no room there
 _READY = b"k"  # the receiver accepted the sender's Unix connection: connections may be passed from now on
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+#: ``gateway_handoff_connections_total``'s outcomes.
+_COUNTED_PASSED, _COUNTED_TAKEN, _COUNTED_RETURNED, _COUNTED_LOST = (
+    (("outcome", outcome),) for outcome in ("passed", "taken", "returned", "lost"))
 
 #: Failed attempts in a row to take the name before the receiver says so in the log (a dispatcher leaving
 #: holds it for a moment; longer, some other process holds it).
@@ -100,6 +105,7 @@ def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[
             if message == _PASSED and not fds:  # out of descriptors (the open-file limit): the client is cut
                 log.error("a connection passed on by another bridge was lost: this process has no descriptor "
                           "left (raise its open-file limit above bridge.max_connections)")
+                METER.count(HANDOFF, _COUNTED_LOST)
             else:
                 log.warn("a hand-off message carried more than one connection; the others were closed")
         if not message and not fds:
@@ -303,11 +309,13 @@ class Receiver(_Retrying):
             try:
                 socket.send_fds(peer.sock, [_RETURNED], [fd])
                 self.returned += 1
+                METER.count(HANDOFF, _COUNTED_RETURNED)
                 return
             except OSError:
                 pass  # the sender is gone, leaving or far behind: served here rather than lost
         self._adopt(fd)
         self.taken += 1
+        METER.count(HANDOFF, _COUNTED_TAKEN)
 
 
 class Sender(_Retrying):
@@ -359,6 +367,7 @@ class Sender(_Retrying):
                 self._lost(connection)  # the other end stopped, or died
             return False  # else behind in reading (EAGAIN), or short of kernel memory: this one is served here
         self.passed += 1
+        METER.count(HANDOFF, _COUNTED_PASSED)
         return True
 
     def _connect(self) -> None:
