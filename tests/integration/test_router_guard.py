@@ -25,6 +25,7 @@ import msgpack
 import pytest
 
 from tests.support.harness import API_KEY, GatewayNode, running_node
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -341,7 +342,9 @@ def test_integers_beyond_64_bits_are_answered_with_invalid_argument(node: Gatewa
         assert me[0] == RESULT and me[3][0]["session"] == welcome[1]
     finally:
         client.close()
-    log = new_log(node, since)
+    # The router's lines reach the node log through Crossbar's controller, a moment after the answers.
+    log = wait_for(lambda: (text := new_log(node, since)).count("refused a request of") >= 3 and text,
+                   timeout=10, what="the three refusals in the node log")
     assert "Traceback" not in log and log.count("refused a request of") == 3
 
 
