@@ -106,6 +106,9 @@ def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[
                 log.error("a connection passed on by another bridge was lost: this process has no descriptor "
                           "left (raise its open-file limit above bridge.max_connections)")
                 METER.count(HANDOFF, _COUNTED_LOST)
+            elif message == _RETURNED and not fds:  # (counted ``returned`` by the other bridge)
+                log.error("a connection passed back by the other bridge was lost: this process has no "
+                          "descriptor left (raise its open-file limit above bridge.max_connections)")
             else:
                 log.warn("a hand-off message carried more than one connection; the others were closed")
         if not message and not fds:
@@ -197,7 +200,7 @@ class Receiver(_Retrying):
         self._peers: set[_Watched] = set()
         self._started = False
         self._failed_binds = 0
-        #: Connections taken and passed back since it started (``GET /livez``, tests).
+        #: Connections taken and passed back since the bridge started (``GET /livez``, tests).
         self.taken = self.returned = 0
 
     @property
@@ -313,9 +316,9 @@ class Receiver(_Retrying):
                 return
             except OSError:
                 pass  # the sender is gone, leaving or far behind: served here rather than lost
-        self._adopt(fd)
-        self.taken += 1
+        self.taken += 1  # counted first: one whose client went away meanwhile fails to adopt, taken all the same
         METER.count(HANDOFF, _COUNTED_TAKEN)
+        self._adopt(fd)
 
 
 class Sender(_Retrying):
@@ -336,7 +339,7 @@ class Sender(_Retrying):
         self._warned = False
         #: True while a connection passed back is being adopted: it is served here, not passed on again.
         self._serving_here = False
-        #: Connections passed on, and passed back, since it started (``GET /livez``, tests).
+        #: Connections passed on, and passed back, since the bridge started (``GET /livez``, tests).
         self.passed = self.returned = 0
 
     @property

@@ -37,7 +37,7 @@ _ACCEPTED = {
 
 _ALIVE = {
     "type": "object",
-    "required": ["status", "process", "pid", "uptime", "in_flight", "max_in_flight"],
+    "required": ["status", "process", "pid", "uptime", "in_flight", "max_in_flight", "draining", "hand_off"],
     "properties": {
         "status": {"type": "string", "enum": ["alive"]},
         "process": {"type": "string", "description": "the container whose bridge answered, e.g. components-1"},
