@@ -11,6 +11,7 @@ every core, and a bridge whose process dies leaves the others serving.
 
 from __future__ import annotations
 
+import resource
 import socket
 import time
 import weakref
@@ -62,7 +63,7 @@ from webapp_bridge.server.api import (RETRY, Answer, BridgeLogic, PublishRequest
 from webapp_bridge.server.http import BridgeSite, RequestInfo, Route
 from webapp_bridge.server.openapi import openapi_document
 from webapp_bridge.server.overload import (Admission, InFlight, KeyLimit, KeyRates, as_fault, drain_answer,
-                                           drain_report, draining, overloaded)
+                                           drain_report, draining, open_file_limit, overloaded)
 
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
 _log = Logger()
@@ -132,6 +133,7 @@ class Bridge(BackendSession):
         ]
         if cfg.bridge.access_log:
             self._access_log = AccessLog(cfg.bridge.access_log)
+        _raise_open_file_limit(cfg.bridge.max_connections)
         site = BridgeSite(lambda: self._logic, routes, self._access_log, self._admission,
                           cfg.bridge.max_connections, on_answer=_count_answer)
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
@@ -767,6 +769,22 @@ def _close_sites() -> Deferred[Any]:
     _log.info("the process is stopping: closing the bridge's {n} HTTP connections once their answers are sent "
               "(at most {bound} s)", n=sum(site.connections for site in sites), bound=CLOSE_BOUND)
     return DeferredList([site.close(CLOSE_BOUND) for site in sites])
+
+
+def _raise_open_file_limit(max_connections: int) -> None:
+    """This process's soft open-file limit raised to what ``max_connections`` needs, within the hard limit
+    (``overload.open_file_limit``); a warning if that is not enough."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted, warning = open_file_limit(soft, hard, max_connections)
+    if wanted != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            _log.info("raised the open-file limit from {soft} to {wanted} for bridge.max_connections ({n})",
+                      soft=soft, wanted=wanted, n=max_connections)
+        except (OSError, ValueError) as exc:
+            warning = warning or f"the open-file limit ({soft}) could not be raised to {wanted}: {exc}"
+    if warning is not None:
+        _log.warn("{warning}", warning=warning)
 
 
 def listen_shared(host: str, port: int, factory: Any) -> Port:

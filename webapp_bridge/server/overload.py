@@ -17,10 +17,12 @@
 The unit is the event: a request counts one per event it publishes (a batch of 100 counts 100), and
 one when it publishes none (a ticket, a subscription). Both limits are per bridge process: each
 container worker runs a bridge on the shared port (``components.nodeconfig.COMPONENT_CONTAINERS``:
-two), the kernel spreads connections over them, and sharing a count between them would cost a round
-trip per request. So a node holds up to twice ``max_in_flight``, and a key whose connections land on
-both bridges may reach twice its rate; a key using one keep-alive connection gets its full rate from
-one bridge, never half of it.
+two), most connections are served by the one beside the active dispatcher (``handoff``) and the others
+when it is full, and sharing a count between them would cost a round trip per request. So a node holds
+up to twice ``max_in_flight``, and a key whose connections are served by both bridges may reach twice its
+rate; a key using one keep-alive connection gets its full rate from one bridge, never half of it.
+
+``open_file_limit``: the descriptors a bridge process needs for ``bridge.max_connections`` connections.
 """
 
 from __future__ import annotations
@@ -229,3 +231,25 @@ def as_fault(answer: Answer) -> Answer:
     it as one refusal of its code, as the same refusal of ``POST /events``."""
     return replace(xmlrpc.respond(xmlrpc.fault_of(answer)), headers=answer.headers,
                    refusals=(str(answer.body.get("error", answer.status)),))
+
+
+#: Descriptors a bridge process needs besides its HTTP connections: its listening socket, the router, the
+#: store, logs, the hand-off and Python's own.
+FILES_BESIDES_CONNECTIONS = 256
+
+
+def open_file_limit(soft: int, hard: int, max_connections: int) -> tuple[int, str | None]:
+    """The soft open-file limit (RLIMIT_NOFILE) a bridge process should run with, and a warning if even the hard
+    limit leaves too few for ``max_connections``. Past the limit, connections are refused at accept (they wait in
+    the kernel's queue, retried) and one passed on by another bridge is lost (``handoff``). Raised, never
+    lowered; a hard limit of -1 is unlimited."""
+    needed = max_connections + FILES_BESIDES_CONNECTIONS
+    if soft == -1 or soft >= needed:
+        return soft, None
+    raised = needed if hard == -1 else min(hard, needed)
+    if raised >= needed:
+        return raised, None
+    return max(soft, raised), (
+        f"the open-file limit ({raised}) is below bridge.max_connections ({max_connections}) plus "
+        f"{FILES_BESIDES_CONNECTIONS} for the rest: past it, connections wait and one passed on by the other "
+        f"bridge is lost; raise it (LimitNOFILE, ulimit -n) or lower max_connections")

@@ -8,7 +8,8 @@ import pytest
 
 from components.config import ApiKey, BridgeConfig, parse_config
 from components.exceptions import ConfigError
-from webapp_bridge.server.overload import (DRAINING_RETRY_AFTER, OVERLOADED_RETRY_AFTER, Admission, InFlight,
+from webapp_bridge.server.overload import (FILES_BESIDES_CONNECTIONS, open_file_limit,
+                                           DRAINING_RETRY_AFTER, OVERLOADED_RETRY_AFTER, Admission, InFlight,
                                            KeyLimit, KeyRates, as_fault, drain_answer, drain_report, draining,
                                            overloaded, rate_limited, retry_after)
 
@@ -254,3 +255,20 @@ def test_drain_timeout_defaults_to_ten_seconds_and_zero_turns_the_drain_off() ->
     except ConfigError as exc:
         message = str(exc)
     assert "0 (stop at once, no drain) up to 600" in message and "(got -1)" in message
+
+
+@pytest.mark.parametrize(("soft", "hard", "wanted", "warns"), [
+    (1024, 1_048_576, 2000 + FILES_BESIDES_CONNECTIONS, False),  # the usual default: raised within the hard limit
+    (65536, 65536, 65536, False),  # enough already: left alone, never lowered
+    (1024, 1024, 1024, True),  # the hard limit too low: as much as it allows, and a warning naming both
+    (1024, 1500, 1500, True),
+    (1024, -1, 2000 + FILES_BESIDES_CONNECTIONS, False),  # unlimited
+    (-1, -1, -1, False),
+])
+def test_the_open_file_limit_is_raised_for_max_connections_within_the_hard_limit(
+        soft: int, hard: int, wanted: int, warns: bool) -> None:
+    got, warning = open_file_limit(soft, hard, 2000)
+    assert got == wanted
+    assert (warning is not None) == warns
+    if warning is not None:
+        assert "bridge.max_connections (2000)" in warning and "LimitNOFILE" in warning and f"({wanted})" in warning
