@@ -74,6 +74,14 @@ class Ends:
         self.sender.start()
         self.handshake()
 
+    def pass_new(self) -> socket.socket:
+        """A new TCP connection passed on by the sender, its copy then closed (as the bridge's site closes it):
+        the client's end."""
+        client, accepted = tcp_connection()
+        with accepted:
+            assert self.sender.pass_on(accepted.fileno())
+        return client
+
     def handshake(self) -> None:
         for _ in range(2):  # the listener accepts and says ready; the sender reads it. Peers are not read.
             for reader in list(self.reactor.getReaders()):
@@ -135,10 +143,7 @@ def test_a_connection_passed_on_is_served_by_the_receiver_from_its_first_byte(en
 def test_without_room_a_connection_comes_back_and_is_served_where_it_landed(ends: Ends) -> None:
     ends.room = False
     ends.connect()
-    client, accepted = tcp_connection()
-    with client:
-        assert ends.sender.pass_on(accepted.fileno())
-        accepted.close()
+    with ends.pass_new() as client:
         ends.read_all()
         assert not ends.taken and len(ends.served_here) == 1
         (served,) = ends.served_here
@@ -256,10 +261,7 @@ def test_once_the_receiver_begins_to_stop_a_sender_serves_its_connections_itself
 def test_connections_passed_back_when_the_sender_stops_are_served_there(ends: Ends) -> None:
     ends.room = False
     ends.connect()
-    client, accepted = tcp_connection()
-    with client:
-        assert ends.sender.pass_on(accepted.fileno())
-        accepted.close()
+    with ends.pass_new() as client:
         for reader in list(ends.reactor.getReaders()):
             if reader.logPrefix() == "hand-off peer":
                 reader.doRead()  # the receiver passes it back; the sender has not read it yet

@@ -447,10 +447,10 @@ def _send(request: server.Request, answer: Answer) -> None:
     site = getattr(request, "site", None)  # Twisted's: the BridgeSite the request came to
     if isinstance(site, BridgeSite):
         site.answered(request.channel)
-    if isinstance(site, BridgeSite) and site.draining:
-        # Read when the answer goes (a request in flight when the drain began is answered so too).
-        request.setHeader(b"Connection", b"close")
-        request.channel.persistent = False
+        if site.draining:
+            # Read when the answer goes (a request in flight when the drain began is answered so too).
+            request.setHeader(b"Connection", b"close")
+            request.channel.persistent = False
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.write(body)
     request.finish()
