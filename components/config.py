@@ -172,10 +172,14 @@ class BridgeConfig(_Section):
     #: no new event (503 ``draining``, /healthz 503) and it waits until the requests it accepted are
     #: answered, then stops (docs/operations.md, "Stopping a node"). 0: it stops at once, without draining.
     drain_timeout: float = 10.0
+    #: Whether a bridge beside a standby dispatcher sends the events it parsed to the bridge beside the
+    #: active one over a Unix socket (webapp_bridge.server.forward): both processes parse HTTP, and the router
+    #: carries no call for them. false: it calls the active dispatcher over WAMP.
+    forward: bool = True
     #: Whether a bridge beside a standby dispatcher passes the connections it accepts to the bridge beside
-    #: the active one (webapp_bridge.server.handoff): one process serves every request, none of them takes
-    #: a WAMP call to the dispatcher. false: each bridge serves the connections the kernel gives it.
-    hand_off: bool = True
+    #: the active one (webapp_bridge.server.handoff): one process serves every request (less CPU, a lower
+    #: rate at most). false: each bridge serves the connections the kernel gives it.
+    hand_off: bool = False
 
     @field_validator("drain_timeout")
     @classmethod

@@ -35,6 +35,7 @@ AMQP_MESSAGES = "gateway_amqp_messages_total"
 AMQP_CONSUMERS = "gateway_amqp_consumers"
 DISPATCHERS = "gateway_dispatchers"
 HANDOFF = "gateway_handoff_connections_total"
+FORWARDED = "gateway_forwarded_requests_total"
 CLUSTER_NODES = "gateway_cluster_nodes"
 CLUSTER_BEHIND = "gateway_cluster_behind_events"
 CLUSTER_SKIPPED = "gateway_cluster_skipped_total"
@@ -63,6 +64,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(DISPATCHERS, "gauge", "Live dispatchers, by state (active, standby)."),
     Family(HANDOFF, "counter", "HTTP connections a bridge passed to the bridge beside the active dispatcher, and what "
            "that one did with them, by outcome (passed, taken, returned, lost)."),
+    Family(FORWARDED, "counter", "Requests whose events a bridge beside a standby dispatcher sent to the bridge beside the "
+           "active one, by outcome (answered; again: sent again over WAMP, as their answer did not come)."),
     Family(CLUSTER_NODES, "gauge", "A cluster's nodes as this node sees them, by state (seen: heard of within 10 s; unseen)."),
     Family(CLUSTER_BEHIND, "gauge", "Events of the shared log this node's router has not acknowledged yet, behind the most "
            "advanced node's place."),

@@ -346,7 +346,8 @@ def _role(value: Any, where: str) -> str:
 
 
 def alive(process: str, pid: int, listening_for: float, in_flight: int, max_in_flight: int,
-          draining: bool = False, hand_off: Mapping[str, Any] | None = None) -> Answer:
+          draining: bool = False, hand_off: Mapping[str, Any] | None = None,
+          forward: Mapping[str, Any] | None = None) -> Answer:
     """``GET /livez``: this bridge process answers, so its reactor runs. Always 200, whatever the load.
 
     Liveness, apart from readiness (``GET /healthz``: can an event posted now be accepted): a bridge at its
@@ -354,11 +355,13 @@ def alive(process: str, pid: int, listening_for: float, in_flight: int, max_in_f
     bridge draining (its node is leaving: a restart now would cut what it finishes). Nothing
     is asked of the router, a dispatcher or the store: a probe must not fail because they are slow or away
     (readiness says that), nor add to a busy bridge's work. ``hand_off``: where this bridge's new connections
-    are served (``handoff.HandOff.state``).
+    are served (``handoff.HandOff.state``); ``forward``: which way its events go to the active dispatcher
+    (``forward.Forwarding.state``).
     """
     return Answer(200, {"status": "alive", "process": process, "pid": pid, "uptime": round(listening_for, 3),
                         "in_flight": in_flight, "max_in_flight": max_in_flight, "draining": draining,
-                        "hand_off": dict(hand_off) if hand_off is not None else {"state": "off"}},
+                        "hand_off": dict(hand_off) if hand_off is not None else {"state": "off"},
+                        "forward": dict(forward) if forward is not None else {"state": "off"}},
                   (("X-Gateway-Process", process), ("Cache-Control", "no-store")))
 
 

@@ -56,7 +56,7 @@ from webapp_bridge.server.status import LiveQueryCounts, Remembered, Shared
 from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.amqp import AmqpIngest, WampLease
 from webapp_bridge.server.amqp_rules import connection_name
-from webapp_bridge.server import handoff, xmlrpc
+from webapp_bridge.server import forward, handoff, xmlrpc
 from webapp_bridge.server.handoff import HandOff
 from webapp_bridge.server.api import (RETRY, Answer, BridgeLogic, PublishRequest, TicketRequest, batch_results, error,
                                       published, ticket_issued)
@@ -95,6 +95,7 @@ class Bridge(BackendSession):
         self._port = None
         self._access_log: AccessLog | None = None
         self._hand_off: HandOff | None = None
+        self._forwarding: forward.Forwarding | None = None
         self._amqp: AmqpIngest | None = None
         #: The store, for the status page's live queries: opened only once an operator asks.
         self._status_store: StoreThread | None = None
@@ -138,6 +139,10 @@ class Bridge(BackendSession):
                           cfg.bridge.max_connections, on_answer=_count_answer)
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
         site.accepting_on(self._port)
+        if cfg.bridge.forward:
+            self._forwarding = forward.Forwarding(forward.address(cfg.bridge.host, cfg.bridge.port))
+            site.forward_state = self._forwarding.state
+            self._forwarding.start()
         if cfg.bridge.hand_off:
             self._hand_off = HandOff(site, self._port.addressFamily, handoff.address(cfg.bridge.host, cfg.bridge.port))
             self._hand_off.start()
@@ -214,7 +219,8 @@ class Bridge(BackendSession):
 
     async def _publish_items(self, items: list[list[Any]], weight: int) -> list[dict[str, Any]] | Answer:
         """The dispatcher's results for ``items``: from the active dispatcher in this process if it is here
-        (``components.delivery.local``), else over WAMP, together with the other requests waiting then."""
+        (``components.delivery.local``), else through the bridge beside it (``forward``), else over WAMP,
+        together with the other requests waiting then."""
         publish = local.active()
         if publish is not None:
             try:
@@ -222,6 +228,11 @@ class Bridge(BackendSession):
             except local.DispatcherLeft:  # as a WAMP call whose callee left (CANCELED): the next one, same ids
                 self.log.info("the dispatcher in this process left while publishing {n} events; calling "
                               "the active dispatcher", n=len(items))
+                items = [_as(item, IdOrigin.GIVEN) for item in items]
+        elif self._forwarding is not None and self._forwarding.client.connected:
+            try:
+                return await self._forwarding.client.publish(items)
+            except forward.NotForwarded:  # its answer did not come: over WAMP, the same ids (a duplicate's seq)
                 items = [_as(item, IdOrigin.GIVEN) for item in items]
         try:
             return await self._together(items, weight)
@@ -646,6 +657,9 @@ class Bridge(BackendSession):
         if self._hand_off is not None:
             self._hand_off.stop()
             self._hand_off = None
+        if self._forwarding is not None:
+            self._forwarding.stop()
+            self._forwarding = None
         if self._port is not None:
             self._port.stopListening()
             self._port = None

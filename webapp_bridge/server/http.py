@@ -240,6 +240,8 @@ class BridgeSite(server.Site):
         self.pass_on: Callable[[int], bool] | None = None
         #: What ``GET /livez`` says of the hand-off (``handoff.HandOff.state``); None: it is off.
         self.hand_off_state: Callable[[], dict[str, Any]] | None = None
+        #: What ``GET /livez`` says of forwarding (``forward.Forwarding.state``); None: it is off.
+        self.forward_state: Callable[[], dict[str, Any]] | None = None
         #: Fires once none is open, after ``close``.
         self._closing: Deferred[None] | None = None
         self._port: Any = None
@@ -364,7 +366,8 @@ class BridgeSite(server.Site):
         in_flight = self.admission.in_flight if self.admission is not None else None
         return alive(METER.identity, os.getpid(), time.monotonic() - self._started,
                      in_flight.count if in_flight is not None else 0, in_flight.limit if in_flight is not None else 0,
-                     self.draining, self.hand_off_state() if self.hand_off_state is not None else None)
+                     self.draining, self.hand_off_state() if self.hand_off_state is not None else None,
+                     self.forward_state() if self.forward_state is not None else None)
 
     @property
     def draining(self) -> bool:

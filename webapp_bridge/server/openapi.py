@@ -37,7 +37,8 @@ _ACCEPTED = {
 
 _ALIVE = {
     "type": "object",
-    "required": ["status", "process", "pid", "uptime", "in_flight", "max_in_flight", "draining", "hand_off"],
+    "required": ["status", "process", "pid", "uptime", "in_flight", "max_in_flight", "draining", "hand_off",
+                 "forward"],
     "properties": {
         "status": {"type": "string", "enum": ["alive"]},
         "process": {"type": "string", "description": "the container whose bridge answered, e.g. components-1"},
@@ -54,6 +55,15 @@ _ALIVE = {
             "properties": {"state": {"type": "string", "enum": ["off", "taking", "passing", "serving"]},
                            "from": {"type": "integer"}, "taken": {"type": "integer"},
                            "returned": {"type": "integer"}, "passed": {"type": "integer"}}},
+        "forward": {"type": "object", "required": ["state"], "description": (
+            "which way this bridge's events go to the active dispatcher (bridge.forward): off (a WAMP call); "
+            "publishing (it is beside the active dispatcher: other bridges send their events here; from: how "
+            "many); forwarding (over a Unix socket to the bridge beside the active dispatcher; again: requests "
+            "sent again over WAMP, as their answer did not come); calling (a WAMP call: none is active, or the "
+            "bridge beside it cannot be reached yet)"),
+            "properties": {"state": {"type": "string", "enum": ["off", "publishing", "forwarding", "calling"]},
+                           "from": {"type": "integer"}, "answered": {"type": "integer"},
+                           "again": {"type": "integer"}}},
     },
 }
 _DRAIN = {

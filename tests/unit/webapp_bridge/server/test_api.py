@@ -347,7 +347,7 @@ def test_liveness_is_200_whatever_the_load_and_only_reports_it(in_flight: int) -
     assert answer.status == 200, "a bridge at its in-flight limit is busy, not dead: readiness says busy"
     assert answer.body == {"status": "alive", "process": "components-1", "pid": 4242, "uptime": 12.346,
                            "in_flight": in_flight, "max_in_flight": 10, "draining": False,
-                           "hand_off": {"state": "off"}}
+                           "hand_off": {"state": "off"}, "forward": {"state": "off"}}
     assert ("X-Gateway-Process", "components-1") in answer.headers
     assert not any(name == "Retry-After" for name, _ in answer.headers)
 

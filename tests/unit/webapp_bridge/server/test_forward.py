@@ -1,0 +1,280 @@
+"""Forwarding (``webapp_bridge.server.forward``), both ends in memory: a bridge beside a standby sends its events to
+the bridge beside the active dispatcher, and sends them again another way whenever their answer may not come.
+
+The two ends talk through Twisted's in-memory transports (``iosim``), moved along when the test says so; the
+reactor is a ``MemoryReactorClock``. Whether the other end runs as the same user is the test's to say
+(``same_user``); the check itself is tried on real sockets and processes in tests/integration/test_forward.py.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+from twisted.test import iosim
+
+from components.delivery import local
+from webapp_bridge.server import forward
+from webapp_bridge.server.forward import RETRY, Client, Forwarding, NotForwarded, Server
+
+NAME = forward.address("test", 8080)
+ITEMS = [["demo.message", {"room": "r", "text": "t"}, "id-1", None, 0]]
+
+
+class Dispatcher:
+    """The active dispatcher's publish; answers at once, or when the test says so (``hold``)."""
+
+    def __init__(self) -> None:
+        self.published: list[list[list[Any]]] = []
+        self.hold = False
+        self.waiting: list[tuple[list[list[Any]], Deferred[list[dict[str, Any]]]]] = []
+
+    def publish(self, items: list[list[Any]]) -> Deferred[list[dict[str, Any]]]:
+        self.published.append(items)
+        d: Deferred[list[dict[str, Any]]] = Deferred()
+        if self.hold:
+            self.waiting.append((items, d))
+        else:
+            d.callback(results(items))
+        return d
+
+
+def results(items: list[list[Any]], first: int = 1) -> list[dict[str, Any]]:
+    return [{"id": item[2], "seq": first + i} for i, item in enumerate(items)]
+
+
+class Pair:
+    """A server and a client on one name, and the connections between them."""
+
+    def __init__(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.server = Server(NAME, self.clock)
+        self.client = Client(NAME, self.clock)
+        self.same_user = True
+        self.pumps: list[iosim.IOPump] = []
+
+    def connect(self) -> iosim.IOPump:
+        """The client's last connection attempt reaches the server's listening socket."""
+        (_, server_factory, *_), = self.clock.unixServers[-1:]
+        (_, client_factory, *_), = self.clock.unixClients[-1:]
+        server_side, client_side = server_factory.buildProtocol(None), client_factory.buildProtocol(None)
+        pump: iosim.IOPump = iosim.connect(server_side, iosim.FakeTransport(server_side, isServer=True),
+                             client_side, iosim.FakeTransport(client_side, isServer=False), greet=False)
+        pump.flush()
+        self.pumps.append(pump)
+        return pump
+
+    def refuse(self) -> None:
+        """The client's last connection attempt finds nobody listening."""
+        (_, client_factory, *_), = self.clock.unixClients[-1:]
+        client_factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+
+    def flush(self) -> None:
+        for pump in self.pumps:
+            pump.flush()
+
+    def publish(self, items: list[list[Any]] = ITEMS) -> Deferred[list[dict[str, Any]]]:
+        d = ensureDeferred(self.client.publish(items))
+        self.flush()
+        return d
+
+
+@pytest.fixture
+def dispatcher() -> Iterator[Dispatcher]:
+    dispatcher = Dispatcher()
+    local.offer(dispatcher.publish)
+    yield dispatcher
+    local._offered = None
+    local._watchers.clear()
+
+
+@pytest.fixture
+def pair(monkeypatch: pytest.MonkeyPatch, dispatcher: Dispatcher) -> Pair:
+    pair = Pair()
+    monkeypatch.setattr(forward, "_same_user", lambda transport: pair.same_user)
+    pair.server.start()
+    pair.client.start()
+    return pair
+
+
+def outcome(d: Deferred[Any]) -> Any:
+    """What ``d`` fired with (a Failure too); fails the test if it has not fired."""
+    got: list[Any] = []
+    d.addBoth(got.append)
+    assert got, "it has not fired"
+    return got[0]
+
+
+def test_events_forwarded_are_published_by_the_active_dispatcher_and_answered(pair: Pair,
+                                                                               dispatcher: Dispatcher) -> None:
+    pair.connect()
+    assert pair.client.connected
+    assert outcome(pair.publish()) == results(ITEMS)
+    assert dispatcher.published == [ITEMS]
+    assert (pair.server.answered, pair.client.answered, pair.client.again) == (1, 1, 0)
+
+
+def test_answers_go_back_to_their_own_requests_in_the_order_they_come(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    other = [["demo.message", {"room": "r", "text": "u"}, "id-2", None, 1]]
+    first, second = pair.publish(ITEMS), pair.publish(other)
+    (_, d1), (_, d2) = dispatcher.waiting
+    d2.callback(results(other, 7))
+    pair.flush()
+    assert outcome(second) == results(other, 7) and not first.called
+    d1.callback(results(ITEMS, 3))
+    pair.flush()
+    assert outcome(first) == results(ITEMS, 3)
+
+
+def test_nothing_is_sent_until_connected_and_a_refused_attempt_is_tried_again(pair: Pair,
+                                                                              dispatcher: Dispatcher) -> None:
+    assert not pair.client.connected
+    failure = outcome(ensureDeferred(pair.client.publish(ITEMS)))
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    pair.refuse()
+    attempts = len(pair.clock.unixClients)
+    pair.clock.advance(RETRY)
+    assert len(pair.clock.unixClients) == attempts + 1
+    pair.connect()
+    assert outcome(pair.publish()) == results(ITEMS)
+    assert dispatcher.published == [ITEMS], "only once connected"
+
+
+def test_a_request_whose_dispatcher_left_meanwhile_is_sent_again_another_way(pair: Pair,
+                                                                           dispatcher: Dispatcher) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    d = pair.publish()
+    local.withdraw(dispatcher.publish)  # its calls under way fail (DispatcherLeft), and are answered so
+    pair.flush()
+    failure = outcome(d)
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert pair.client.again == 1
+    failure = outcome(pair.publish())  # none active now: answered at once, not published
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert len(dispatcher.published) == 1
+
+
+def test_requests_on_their_way_when_the_server_stops_are_sent_again_another_way(pair: Pair,
+                                                                               dispatcher: Dispatcher) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    waiting = [pair.publish(), pair.publish()]
+    pair.server.stop()
+    pair.flush()
+    for d in waiting:
+        failure = outcome(d)
+        assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not pair.client.connected and pair.client.again == 2
+    attempts = len(pair.clock.unixClients)
+    pair.clock.advance(RETRY)
+    assert len(pair.clock.unixClients) == attempts + 1, "it tries to reach the next one"
+
+
+def test_a_client_that_stops_hangs_up_and_its_server_forgets_it(pair: Pair) -> None:
+    pair.connect()
+    assert len(pair.server.peers) == 1
+    pair.client.stop()
+    pair.flush()
+    assert not pair.server.peers and not pair.client.connected
+    attempts = len(pair.clock.unixClients)
+    pair.clock.advance(RETRY * 3)
+    assert len(pair.clock.unixClients) == attempts, "a stopped client tries nothing"
+
+
+def test_a_process_of_another_user_is_refused_at_either_end(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.same_user = False
+    pair.connect()
+    assert not pair.server.peers, "the server hung up on it"
+    assert not pair.client.connected, "the client sends nothing to it"
+    failure = outcome(ensureDeferred(pair.client.publish(ITEMS)))
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert dispatcher.published == []
+    attempts = len(pair.clock.unixClients)
+    pair.clock.advance(RETRY)
+    assert len(pair.clock.unixClients) == attempts + 1, "tried again: the name may be freed"
+
+
+def test_events_that_cannot_be_framed_are_not_sent(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.connect()
+    huge = [["demo.message", {"n": 2 ** 70}, "id-1", None, 0]]  # past MessagePack's 64 bits
+    failure = outcome(pair.publish(huge))
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert dispatcher.published == [] and pair.client.connected, "nothing sent; the connection stays"
+    assert outcome(pair.publish()) == results(ITEMS)
+
+
+def test_a_frame_past_the_limit_ends_the_connection(pair: Pair, dispatcher: Dispatcher,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pair.connect()
+    monkeypatch.setattr(forward._Framed, "MAX_LENGTH", 64)
+    failure = outcome(pair.publish([["demo.message", {"text": "x" * 100}, "id-1", None, 0]]))
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert dispatcher.published == [] and not pair.server.peers
+
+
+def test_a_frame_that_cannot_be_read_ends_the_connection(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    waiting = pair.publish()
+    link = pair.client._link
+    assert link is not None
+    link.sendString(b"\xc1 not MessagePack")
+    pair.flush()
+    assert not pair.server.peers and not pair.client.connected
+    failure = outcome(waiting)
+    assert isinstance(failure, Failure) and failure.check(NotForwarded), "its answer cannot come now"
+
+
+def test_an_answer_to_no_request_ends_the_connection(pair: Pair) -> None:
+    pair.connect()
+    (peer,) = pair.server.peers
+    peer.sendString(forward._pack([99, []]))
+    pair.flush()
+    assert not pair.client.connected and not pair.server.peers
+
+
+def test_a_server_waits_until_the_name_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = MemoryReactorClock()
+    taken = CannotListenError(None, NAME, OSError(errno.EADDRINUSE, "Address already in use"))
+
+    def in_use(*args: Any, **kwargs: Any) -> None:
+        raise taken
+    monkeypatch.setattr(clock, "listenUNIX", in_use)
+    second = Server(NAME, clock)
+    second.start()
+    assert not second.listening
+    monkeypatch.undo()  # the other process let the name go
+    clock.advance(RETRY)
+    assert second.listening and len(clock.unixServers) == 1
+    second.stop()
+    assert not second.listening
+
+
+def test_forwarding_follows_the_dispatcher_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = MemoryReactorClock()
+    monkeypatch.setattr(forward, "_same_user", lambda transport: True)
+    forwarding = Forwarding(NAME, clock)
+    try:
+        forwarding.start()
+        assert forwarding.state() == {"state": "calling"} and len(clock.unixClients) == 1
+        dispatcher = Dispatcher()
+        local.offer(dispatcher.publish)
+        assert forwarding.state() == {"state": "publishing", "from": 0, "answered": 0}
+        assert len(clock.unixServers) == 1
+        local.withdraw(dispatcher.publish)
+        assert forwarding.state() == {"state": "calling"} and not forwarding.server.listening
+        clock.advance(RETRY)
+        assert len(clock.unixClients) == 2, "a client again, trying to reach the next active one"
+    finally:
+        forwarding.stop()
+        local._offered = None
+    assert not local._watchers, "it stopped watching"

@@ -1,0 +1,405 @@
+"""Events a bridge beside a standby dispatcher has parsed, published by the bridge beside the active one.
+
+Every container's bridge listens on the bridge port (SO_REUSEPORT) and the kernel spreads new connections
+over them. A bridge beside the active dispatcher hands its requests' events to it in the process
+(``components.delivery.local``). A bridge beside a standby reads, checks and parses its own requests too,
+then sends their events to the bridge beside the active dispatcher over a Unix socket, and answers its
+clients with the results: both processes parse HTTP, and the router carries no call for them (the WAMP
+call it replaces costs four routed messages and two serializations per group, and autobahn's machinery at
+each end).
+
+- The bridge beside the active dispatcher listens on the Unix socket (``Server``) while its dispatcher is
+  active, and publishes each request's events there as it does its own.
+- A bridge beside a standby (``Client``) keeps a connection to that socket, tried again every ``RETRY``
+  seconds while none listens. Until it has one (no dispatcher is active yet, or the active one's process
+  died and another is taking over), it calls the active dispatcher over WAMP, as before.
+- A request whose answer the connection does not bring (the other bridge's dispatcher left, its process
+  died, the connection broke) is sent again over WAMP with the same ids: one that was published is answered
+  as a duplicate, with its seq (``components.delivery.publishing``), never published twice.
+- Frames are length-prefixed MessagePack: ``[call, items]`` one way (the items of
+  ``gateway.internal.publish``), ``[call, results]`` or ``[call, None, reason]`` back.
+- The socket's name is in Linux's abstract namespace (``address``: no file to clean up, gone with its
+  process), one per bridge port. Both ends check that the other runs as the same user (SO_PEERCRED), as
+  SO_REUSEPORT does for the port itself: a process of another user can neither publish through it nor
+  read what is sent.
+
+``bridge.forward: false`` turns it off (a bridge beside a standby calls over WAMP). With ``bridge.hand_off``
+on, such a bridge passes its connections on instead (``handoff``), and forwards only those passed back.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+
+from components.delivery import local
+from components.metrics.families import FORWARDED
+from components.metrics.process_meter import METER
+
+log = Logger()
+_REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
+
+#: Seconds between attempts to reach the bridge beside the active dispatcher while none listens.
+RETRY = 1.0
+#: The largest frame either end accepts: the router's own message limit (a call's items are bounded far
+#: below it by bridge.max_body_bytes).
+MAX_FRAME = 16 * 1024 * 1024
+_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+#: ``gateway_forwarded_requests_total``'s outcomes.
+_COUNTED_ANSWERED, _COUNTED_AGAIN = ((("outcome", outcome),) for outcome in ("answered", "again"))
+#: Failed attempts in a row to take the name before the server says so in the log (a dispatcher leaving
+#: holds it for a moment; longer, some other process holds it).
+WARN_AFTER = 10
+
+
+class NotForwarded(Exception):
+    """The request's events may not have reached the active dispatcher, or its answer was lost: send them
+    again another way, with the same ids."""
+
+
+def address(host: str, port: int) -> str:
+    """The Unix socket's name for the bridge on ``host:port`` (abstract: a leading NUL byte)."""
+    return f"\0gateway bridge forward {host}:{port}"
+
+
+def _same_user(transport: Any) -> bool:
+    sock: socket.socket = transport.getHandle()
+    _, uid, _ = _CREDENTIALS.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
+    return bool(uid == os.getuid())
+
+
+def _transport(protocol: Any) -> Any:
+    """A connected protocol's transport (a unix.Server or unix.Client: ``loseConnection``, ``getHandle``...)."""
+    return protocol.transport
+
+
+def _pack(frame: list[Any]) -> bytes:
+    return msgpack.packb(frame, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class _Framed(Int32StringReceiver):
+    MAX_LENGTH = MAX_FRAME
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        log.error("a forwarding frame of {n} bytes is past the limit ({most}); closing the connection",
+                  n=length, most=self.MAX_LENGTH)
+        super().lengthLimitExceeded(length)
+
+
+class _Peer(_Framed):
+    """The server's end of one client's connection: publishes each request's items, answers in kind."""
+
+    server: Server
+
+    def connectionMade(self) -> None:
+        try:
+            same = _same_user(self.transport)
+        except OSError:
+            same = False
+        if not same:
+            log.warn("refused a forwarding connection from a process of another user")
+            _transport(self).abortConnection()
+            return
+        self.server.peers.add(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.server.peers.discard(self)
+
+    def stringReceived(self, data: bytes) -> None:
+        try:
+            call, items = _unpack(data)
+        except Exception as exc:  # a bridge of the same user sent what this one cannot read: a bug, or a version
+            log.error("a forwarded request could not be read ({err}); closing the connection", err=exc)
+            _transport(self).loseConnection()
+            return
+        publish = local.active()
+        if publish is None:  # the dispatcher left: the client sends it over WAMP
+            self._answer([call, None, "no dispatcher is active in this process"])
+            return
+
+        def answered(results: list[dict[str, Any]]) -> None:
+            self.server.answered += 1
+            self._answer([call, results])
+
+        def failed(failure: Failure) -> None:
+            self._answer([call, None, failure.getErrorMessage()])
+
+        ensureDeferred(_results(publish, items)).addCallbacks(answered, failed)
+
+    def _answer(self, frame: list[Any]) -> None:
+        if self.transport is not None and self.connected:
+            self.sendString(_pack(frame))
+
+
+async def _results(publish: local.Publish, items: list[list[Any]]) -> list[dict[str, Any]]:
+    return await publish(items)
+
+
+class Server:
+    """The bridge beside the active dispatcher: publishes the events other bridges send. ``start`` and
+    ``stop`` follow the dispatcher."""
+
+    def __init__(self, name: str, clock: Any = None) -> None:
+        self._name = name
+        self._reactor: Any = clock if clock is not None else _REACTOR
+        self._port: Any = None
+        self._retry: Any = None
+        self._started = False
+        self._failed_binds = 0
+        self.peers: set[_Peer] = set()
+        #: Requests answered since the bridge started (``GET /livez``, tests).
+        self.answered = 0
+
+    @property
+    def listening(self) -> bool:
+        return self._port is not None
+
+    def start(self) -> None:
+        self._started = True
+        self._listen()
+
+    def stop(self) -> None:
+        """Stop publishing for other bridges: each sends what it has on its way again over WAMP (the same ids)."""
+        self._started = False
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        port, self._port = self._port, None
+        if port is not None:
+            port.stopListening()
+        for peer in list(self.peers):
+            _transport(peer).loseConnection()
+
+    def _listen(self) -> None:
+        self._retry = None
+        if not self._started or self._port is not None:
+            return
+        server = self
+
+        class _Peers(Factory):
+            def buildProtocol(self, addr: Any) -> _Peer:
+                peer = _Peer()
+                peer.server = server
+                return peer
+        try:
+            self._port = self._reactor.listenUNIX(self._name, _Peers())
+        except CannotListenError as exc:
+            # The dispatcher before this one may still be leaving (its bridge holds the name until it sees
+            # that); held for longer, some other process has it. Meanwhile other bridges call over WAMP.
+            self._failed_binds += 1
+            in_use = isinstance(exc.socketError, OSError) and exc.socketError.errno == errno.EADDRINUSE
+            if not in_use or self._failed_binds == WARN_AFTER:
+                log.warn("the bridge cannot publish for the other bridges (attempt {n}): {err}; trying every "
+                         "{retry} s", n=self._failed_binds, err=exc.socketError, retry=RETRY)
+            self._retry = self._reactor.callLater(RETRY, self._listen)
+            return
+        self._failed_binds = 0
+
+
+class _Link(_Framed):
+    """The client's connection: requests out, answers back, in any order."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, Deferred[list[dict[str, Any]]]] = {}
+        self._next = 0
+        #: The other end runs as this process's user: until then nothing is sent.
+        self.trusted = False
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        try:
+            self.trusted = _same_user(self.transport)
+        except OSError:
+            self.trusted = False
+        if not self.trusted:
+            log.warn("not forwarding events: the forwarding socket is held by a process of another user")
+            _transport(self).abortConnection()
+
+    @property
+    def usable(self) -> bool:
+        return self.trusted and self.connected == 1
+
+    def call(self, items: list[list[Any]]) -> Deferred[list[dict[str, Any]]]:
+        self._next += 1
+        call = self._next
+        frame = _pack([call, items])  # raises (e.g. an integer past 64 bits): the caller goes another way
+        answer: Deferred[list[dict[str, Any]]] = Deferred()
+        self._calls[call] = answer
+        self.sendString(frame)
+        return answer
+
+    def stringReceived(self, data: bytes) -> None:
+        try:
+            call, results, *reason = _unpack(data)
+            answer = self._calls.pop(call)
+        except Exception as exc:
+            log.error("an answer from the bridge beside the active dispatcher could not be read ({err}); "
+                      "closing the connection", err=exc)
+            _transport(self).loseConnection()
+            return
+        if results is None:
+            answer.errback(NotForwarded(reason[0] if reason else "no answer"))
+        else:
+            answer.callback(results)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        calls, self._calls = self._calls, {}
+        for answer in calls.values():
+            answer.errback(NotForwarded(f"the connection to the bridge beside the active dispatcher ended "
+                                        f"({reason.getErrorMessage()})"))
+        self.lost.callback(None)
+
+
+class Client:
+    """A bridge beside a standby dispatcher: sends its requests' events to the active one's bridge. ``start``
+    and ``stop`` follow the dispatcher beside it."""
+
+    def __init__(self, name: str, clock: Any = None) -> None:
+        self._name = name
+        self._reactor: Any = clock if clock is not None else _REACTOR
+        self._link: _Link | None = None
+        self._connecting: Deferred[Any] | None = None
+        self._retry: Any = None
+        self._started = False
+        self._warned = False
+        #: Requests forwarded and answered, and sent again over WAMP, since the bridge started (``GET /livez``).
+        self.answered = self.again = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and self._link.usable
+
+    def start(self) -> None:
+        self._started = True
+        self._connect()
+
+    def stop(self) -> None:
+        self._started = False
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        if self._connecting is not None:
+            self._connecting.cancel()  # (its ``failed`` forgets it)
+        link, self._link = self._link, None
+        if link is not None and link.transport is not None:
+            _transport(link).loseConnection()
+
+    async def publish(self, items: list[list[Any]]) -> list[dict[str, Any]]:
+        """The active dispatcher's results for ``items``; ``NotForwarded`` if they may not have reached it
+        or their answer was lost (send them again another way, with the same ids)."""
+        link = self._link
+        try:
+            if link is None or not link.usable:
+                raise NotForwarded("not connected to the bridge beside the active dispatcher")
+            try:
+                results = await link.call(items)
+            except NotForwarded:
+                raise
+            except Exception as exc:  # could not be packed (e.g. an integer past 64 bits): nothing was sent
+                raise NotForwarded(f"the events could not be forwarded: {exc}") from exc
+        except NotForwarded:
+            self.again += 1
+            METER.count(FORWARDED, _COUNTED_AGAIN)
+            raise
+        self.answered += 1
+        METER.count(FORWARDED, _COUNTED_ANSWERED)
+        return results
+
+    def _connect(self) -> None:
+        self._retry = None
+        if not self._started or self._link is not None or self._connecting is not None:
+            return
+
+        def connected(link: _Link) -> None:
+            self._connecting = None
+            if not self._started or not link.usable:  # stopped meanwhile, or refused (another user)
+                if link.transport is not None:
+                    _transport(link).loseConnection()
+                self._again()
+                return
+            self._link = link
+            self._warned = False
+            log.info("forwarding events to the bridge beside the active dispatcher")
+            link.lost.addCallback(lambda _: self._lost(link))
+
+        def failed(failure: Failure) -> None:
+            self._connecting = None
+            if failure.check(CancelledError):  # stopped
+                return
+            if not failure.check(ConnectionRefusedError, FileNotFoundError) and not self._warned:
+                self._warned = True  # once, until it works
+                log.warn("not forwarding events: {err}; trying every {retry} s", err=failure.getErrorMessage(),
+                         retry=RETRY)
+            self._again()
+
+        endpoint = UNIXClientEndpoint(self._reactor, self._name, timeout=RETRY)
+        attempt = self._connecting = endpoint.connect(Factory.forProtocol(_Link))
+        attempt.addCallbacks(connected, failed)
+
+    def _lost(self, link: _Link) -> None:
+        if link is not self._link:
+            return
+        self._link = None
+        log.info("calling the active dispatcher over WAMP: the bridge beside it is gone")
+        self._again()
+
+    def _again(self) -> None:
+        if self._started and self._retry is None:
+            self._retry = self._reactor.callLater(RETRY, self._connect)
+
+
+class Forwarding:
+    """A bridge's end of forwarding, following the dispatcher beside it (``components.delivery.local``):
+    ``Server`` while it is active, ``Client`` otherwise."""
+
+    def __init__(self, name: str, clock: Any = None) -> None:
+        self.server = Server(name, clock)
+        self.client = Client(name, clock)
+        self._unwatch: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unwatch = local.watch(self._follow)
+        self._follow(local.active() is not None)
+
+    def stop(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        self.client.stop()
+        self.server.stop()
+
+    def state(self) -> dict[str, Any]:
+        """For ``GET /livez``: ``publishing`` (beside the active dispatcher; ``from``: how many bridges send
+        their events here), ``forwarding`` (to the bridge beside the active dispatcher), or ``calling`` (over
+        WAMP: no dispatcher is active, or the bridge beside it cannot be reached yet)."""
+        if self.server.listening:
+            return {"state": "publishing", "from": len(self.server.peers), "answered": self.server.answered}
+        if self.client.connected:
+            return {"state": "forwarding", "answered": self.client.answered, "again": self.client.again}
+        return {"state": "calling"}
+
+    def _follow(self, active_here: bool) -> None:
+        if active_here:
+            self.client.stop()
+            self.server.start()
+        else:
+            self.server.stop()
+            self.client.start()
