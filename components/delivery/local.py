@@ -17,8 +17,9 @@ bridge calls the next active dispatcher over WAMP with the same ids, sent as ``G
 the leaving dispatcher did accept were remembered: they are answered as duplicates, not published
 again).
 
-The bridge watches the slot (``watch``): the bridge beside the active dispatcher takes the HTTP
-connections the other bridges accept (``webapp_bridge.server.handoff``).
+The bridge watches the slot (``watch``): the bridge beside the active dispatcher publishes the events
+the other bridges parsed (``webapp_bridge.server.forward``), and takes the HTTP connections they
+accept with the hand-off on (``webapp_bridge.server.handoff``).
 
 Nothing here does I/O: one module-level slot per process (a container runs one dispatcher).
 """

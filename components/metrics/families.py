@@ -65,7 +65,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(HANDOFF, "counter", "HTTP connections a bridge passed to the bridge beside the active dispatcher, and what "
            "that one did with them, by outcome (passed, taken, returned, lost)."),
     Family(FORWARDED, "counter", "Requests whose events a bridge beside a standby dispatcher sent to the bridge beside the "
-           "active one, by outcome (answered; again: sent again over WAMP, as their answer did not come)."),
+           "active one, by outcome (answered; again: sent over WAMP instead, the same ids, as their answer did not come or "
+           "they could not be framed)."),
     Family(CLUSTER_NODES, "gauge", "A cluster's nodes as this node sees them, by state (seen: heard of within 10 s; unseen)."),
     Family(CLUSTER_BEHIND, "gauge", "Events of the shared log this node's router has not acknowledged yet, behind the most "
            "advanced node's place."),

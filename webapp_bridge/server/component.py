@@ -140,8 +140,7 @@ class Bridge(BackendSession):
         self._port = listen_shared(cfg.bridge.host, cfg.bridge.port, site)
         site.accepting_on(self._port)
         if cfg.bridge.forward:
-            self._forwarding = forward.Forwarding(forward.address(cfg.bridge.host, cfg.bridge.port))
-            site.forward_state = self._forwarding.state
+            self._forwarding = forward.Forwarding(forward.address(cfg.bridge.host, cfg.bridge.port), site)
             self._forwarding.start()
         if cfg.bridge.hand_off:
             self._hand_off = HandOff(site, self._port.addressFamily, handoff.address(cfg.bridge.host, cfg.bridge.port))

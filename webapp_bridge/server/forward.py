@@ -14,8 +14,11 @@ each end).
   seconds while none listens. Until it has one (no dispatcher is active yet, or the active one's process
   died and another is taking over), it calls the active dispatcher over WAMP, as before.
 - A request whose answer the connection does not bring (the other bridge's dispatcher left, its process
-  died, the connection broke) is sent again over WAMP with the same ids: one that was published is answered
-  as a duplicate, with its seq (``components.delivery.publishing``), never published twice.
+  died, the connection broke) is sent again over WAMP with the same ids, as a WAMP call whose callee left
+  is: what the dispatcher accepted and remembered is answered as a duplicate, with its seq; what it had
+  published but not remembered yet when its process died (an unlogged event) may go out again, with a new
+  seq (``components.delivery.publishing`` says what is guaranteed). A request too large for a frame, or
+  that cannot be framed, goes over WAMP in the first place.
 - Frames are length-prefixed MessagePack: ``[call, items]`` one way (the items of
   ``gateway.internal.publish``), ``[call, results]`` or ``[call, None, reason]`` back.
 - The socket's name is in Linux's abstract namespace (``address``: no file to clean up, gone with its
@@ -40,7 +43,8 @@ import msgpack
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.endpoints import UNIXClientEndpoint
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ConnectingCancelledError
+from twisted.internet.error import ConnectionRefusedError as TwistedConnectionRefused
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
@@ -55,11 +59,14 @@ _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not
 
 #: Seconds between attempts to reach the bridge beside the active dispatcher while none listens.
 RETRY = 1.0
-#: The largest frame either end accepts: the router's own message limit (a call's items are bounded far
-#: below it by bridge.max_body_bytes).
+#: The largest frame either end sends or accepts: the router's own message limit. A larger request (a batch
+#: near a large bridge.max_body_bytes) goes over WAMP.
 MAX_FRAME = 16 * 1024 * 1024
+#: Seconds a client that stops waits for the answers to the requests it sent (the other end may have
+#: published them) before it cuts the connection and sends them again over WAMP.
+STOP_WAIT = 10.0
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
-#: ``gateway_forwarded_requests_total``'s outcomes.
+#: ``gateway_forwarded_requests_total``'s outcomes (again: sent over WAMP instead, the same ids).
 _COUNTED_ANSWERED, _COUNTED_AGAIN = ((("outcome", outcome),) for outcome in ("answered", "again"))
 #: Failed attempts in a row to take the name before the server says so in the log (a dispatcher leaving
 #: holds it for a moment; longer, some other process holds it).
@@ -108,6 +115,7 @@ class _Peer(_Framed):
     """The server's end of one client's connection: publishes each request's items, answers in kind."""
 
     server: Server
+    closed = False
 
     def connectionMade(self) -> None:
         try:
@@ -115,15 +123,19 @@ class _Peer(_Framed):
         except OSError:
             same = False
         if not same:
-            log.warn("refused a forwarding connection from a process of another user")
+            self.closed = True
+            self.server.refused_other_user()
             _transport(self).abortConnection()
             return
         self.server.peers.add(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.closed = True
         self.server.peers.discard(self)
 
     def stringReceived(self, data: bytes) -> None:
+        if self.closed:  # (refused: nothing it sent is read)
+            return
         try:
             call, items = _unpack(data)
         except Exception as exc:  # a bridge of the same user sent what this one cannot read: a bug, or a version
@@ -132,21 +144,28 @@ class _Peer(_Framed):
             return
         publish = local.active()
         if publish is None:  # the dispatcher left: the client sends it over WAMP
-            self._answer([call, None, "no dispatcher is active in this process"])
+            self._answer(call, None, "no dispatcher is active in this process")
             return
 
         def answered(results: list[dict[str, Any]]) -> None:
             self.server.answered += 1
-            self._answer([call, results])
+            self._answer(call, results)
 
         def failed(failure: Failure) -> None:
-            self._answer([call, None, failure.getErrorMessage()])
+            self._answer(call, None, failure.getErrorMessage())
 
-        ensureDeferred(_results(publish, items)).addCallbacks(answered, failed)
+        ensureDeferred(_results(publish, items)).addCallbacks(answered, failed).addErrback(
+            lambda failure: log.failure("answering a forwarded request failed", failure=failure))
 
-    def _answer(self, frame: list[Any]) -> None:
-        if self.transport is not None and self.connected:
-            self.sendString(_pack(frame))
+    def _answer(self, call: int, results: list[dict[str, Any]] | None, reason: str = "") -> None:
+        """Results, or None and why: the client then sends the request again over WAMP."""
+        if self.closed:
+            return
+        try:
+            frame = _pack([call, results] if results is not None else [call, None, reason])
+        except Exception as exc:  # the results cannot be framed: the client must not wait for ever
+            frame = _pack([call, None, f"the results could not be sent back: {exc}"])
+        self.sendString(frame)
 
 
 async def _results(publish: local.Publish, items: list[list[Any]]) -> list[dict[str, Any]]:
@@ -164,6 +183,7 @@ class Server:
         self._retry: Any = None
         self._started = False
         self._failed_binds = 0
+        self._warned = False
         self.peers: set[_Peer] = set()
         #: Requests answered since the bridge started (``GET /livez``, tests).
         self.answered = 0
@@ -171,6 +191,15 @@ class Server:
     @property
     def listening(self) -> bool:
         return self._port is not None
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def refused_other_user(self) -> None:
+        if not self._warned:  # once while it runs: a process that keeps trying must not fill the log
+            self._warned = True
+            log.warn("refused a forwarding connection from a process of another user (said once)")
 
     def start(self) -> None:
         self._started = True
@@ -222,6 +251,10 @@ class _Link(_Framed):
         self._next = 0
         #: The other end runs as this process's user: until then nothing is sent.
         self.trusted = False
+        #: The connection ended, or is ending: nothing more is sent (Twisted's ``connected`` stays 1).
+        self.closed = False
+        #: Its client stopped: it sends nothing new, and ends once the answers it waits for came.
+        self._closing: Any = None
         self.lost: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
@@ -230,21 +263,46 @@ class _Link(_Framed):
         except OSError:
             self.trusted = False
         if not self.trusted:
-            log.warn("not forwarding events: the forwarding socket is held by a process of another user")
+            self.closed = True
             _transport(self).abortConnection()
 
     @property
     def usable(self) -> bool:
-        return self.trusted and self.connected == 1
+        return self.trusted and not self.closed and self._closing is None
 
     def call(self, items: list[list[Any]]) -> Deferred[list[dict[str, Any]]]:
+        """The answer to ``items``; raises ``NotForwarded`` when nothing was sent (unusable, too large or
+        unframable)."""
+        if not self.usable:
+            raise NotForwarded("not connected to the bridge beside the active dispatcher")
         self._next += 1
         call = self._next
-        frame = _pack([call, items])  # raises (e.g. an integer past 64 bits): the caller goes another way
+        try:
+            frame = _pack([call, items])
+        except Exception as exc:  # e.g. an integer past 64 bits
+            raise NotForwarded(f"the events cannot be framed: {exc}") from exc
+        if len(frame) > MAX_FRAME:
+            raise NotForwarded(f"the request is too large to forward ({len(frame)} bytes)")
         answer: Deferred[list[dict[str, Any]]] = Deferred()
         self._calls[call] = answer
         self.sendString(frame)
         return answer
+
+    def close_when_answered(self, clock: Any, bound: float) -> None:
+        """Send nothing new; end once every request sent was answered (the other end may have published
+        them: their answers are worth waiting for), or after ``bound`` seconds."""
+        if self.closed or self._closing is not None:
+            return
+        self._closing = clock.callLater(bound, self._cut)
+        self._end_if_answered()
+
+    def _cut(self) -> None:
+        if not self.closed:
+            _transport(self).abortConnection()
+
+    def _end_if_answered(self) -> None:
+        if self._closing is not None and not self._calls and not self.closed:
+            _transport(self).loseConnection()
 
     def stringReceived(self, data: bytes) -> None:
         try:
@@ -259,13 +317,19 @@ class _Link(_Framed):
             answer.errback(NotForwarded(reason[0] if reason else "no answer"))
         else:
             answer.callback(results)
+        self._end_if_answered()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Closed first, and the client told, before any caller hears of it: a caller that sends its next
+        # request from there must find the link gone, not write into a closed transport and wait for ever.
+        self.closed = True
+        if self._closing is not None and self._closing.active():
+            self._closing.cancel()
+        self.lost.callback(None)
         calls, self._calls = self._calls, {}
         for answer in calls.values():
             answer.errback(NotForwarded(f"the connection to the bridge beside the active dispatcher ended "
                                         f"({reason.getErrorMessage()})"))
-        self.lost.callback(None)
 
 
 class Client:
@@ -292,6 +356,7 @@ class Client:
         self._connect()
 
     def stop(self) -> None:
+        """Send nothing more; the answers to what was sent still come back (up to ``STOP_WAIT`` s)."""
         self._started = False
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
@@ -299,22 +364,17 @@ class Client:
         if self._connecting is not None:
             self._connecting.cancel()  # (its ``failed`` forgets it)
         link, self._link = self._link, None
-        if link is not None and link.transport is not None:
-            _transport(link).loseConnection()
+        if link is not None:
+            link.close_when_answered(self._reactor, STOP_WAIT)
 
     async def publish(self, items: list[list[Any]]) -> list[dict[str, Any]]:
         """The active dispatcher's results for ``items``; ``NotForwarded`` if they may not have reached it
         or their answer was lost (send them again another way, with the same ids)."""
         link = self._link
         try:
-            if link is None or not link.usable:
+            if link is None:
                 raise NotForwarded("not connected to the bridge beside the active dispatcher")
-            try:
-                results = await link.call(items)
-            except NotForwarded:
-                raise
-            except Exception as exc:  # could not be packed (e.g. an integer past 64 bits): nothing was sent
-                raise NotForwarded(f"the events could not be forwarded: {exc}") from exc
+            results = await link.call(items)
         except NotForwarded:
             self.again += 1
             METER.count(FORWARDED, _COUNTED_AGAIN)
@@ -330,8 +390,12 @@ class Client:
 
         def connected(link: _Link) -> None:
             self._connecting = None
+            if not link.trusted and not self._warned:
+                self._warned = True  # once, until it works: it is tried every second
+                log.warn("not forwarding events: the forwarding socket is held by a process of another user; "
+                         "trying every {retry} s", retry=RETRY)
             if not self._started or not link.usable:  # stopped meanwhile, or refused (another user)
-                if link.transport is not None:
+                if not link.closed:
                     _transport(link).loseConnection()
                 self._again()
                 return
@@ -342,9 +406,10 @@ class Client:
 
         def failed(failure: Failure) -> None:
             self._connecting = None
-            if failure.check(CancelledError):  # stopped
+            if failure.check(CancelledError, ConnectingCancelledError):  # stopped
                 return
-            if not failure.check(ConnectionRefusedError, FileNotFoundError) and not self._warned:
+            # Refused: nobody listens (no dispatcher active yet, or a failover under way), as expected.
+            if not failure.check(TwistedConnectionRefused) and not self._warned:
                 self._warned = True  # once, until it works
                 log.warn("not forwarding events: {err}; trying every {retry} s", err=failure.getErrorMessage(),
                          retry=RETRY)
@@ -368,14 +433,18 @@ class Client:
 
 class Forwarding:
     """A bridge's end of forwarding, following the dispatcher beside it (``components.delivery.local``):
-    ``Server`` while it is active, ``Client`` otherwise."""
+    ``Server`` while it is active, ``Client`` otherwise. ``site``: the bridge's ``BridgeSite`` (its
+    ``forward_state``, for ``GET /livez``)."""
 
-    def __init__(self, name: str, clock: Any = None) -> None:
+    def __init__(self, name: str, site: Any = None, clock: Any = None) -> None:
+        self._site = site
         self.server = Server(name, clock)
         self.client = Client(name, clock)
         self._unwatch: Callable[[], None] | None = None
 
     def start(self) -> None:
+        if self._site is not None:
+            self._site.forward_state = self.state
         self._unwatch = local.watch(self._follow)
         self._follow(local.active() is not None)
 
@@ -383,15 +452,18 @@ class Forwarding:
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
+        if self._site is not None:
+            self._site.forward_state = None
         self.client.stop()
         self.server.stop()
 
     def state(self) -> dict[str, Any]:
         """For ``GET /livez``: ``publishing`` (beside the active dispatcher; ``from``: how many bridges send
-        their events here), ``forwarding`` (to the bridge beside the active dispatcher), or ``calling`` (over
+        their events here; ``listening``: whether they can), ``forwarding`` (to the bridge beside the active dispatcher), or ``calling`` (over
         WAMP: no dispatcher is active, or the bridge beside it cannot be reached yet)."""
-        if self.server.listening:
-            return {"state": "publishing", "from": len(self.server.peers), "answered": self.server.answered}
+        if self.server.started:  # (``listening`` false: it cannot take the name yet; its log says why)
+            return {"state": "publishing", "listening": self.server.listening, "from": len(self.server.peers),
+                    "answered": self.server.answered}
         if self.client.connected:
             return {"state": "forwarding", "answered": self.client.answered, "again": self.client.again}
         return {"state": "calling"}

@@ -58,12 +58,13 @@ _ALIVE = {
         "forward": {"type": "object", "required": ["state"], "description": (
             "which way this bridge's events go to the active dispatcher (bridge.forward): off (a WAMP call); "
             "publishing (it is beside the active dispatcher: other bridges send their events here; from: how "
-            "many); forwarding (over a Unix socket to the bridge beside the active dispatcher; again: requests "
-            "sent again over WAMP, as their answer did not come); calling (a WAMP call: none is active, or the "
-            "bridge beside it cannot be reached yet)"),
+            "many; listening: false while it cannot take the socket's name yet); forwarding (over a Unix socket "
+            "to the bridge beside the active dispatcher; again: requests sent over WAMP instead, as their answer "
+            "did not come or they could not be framed); calling (a WAMP call: none is active, or the bridge "
+            "beside it cannot be reached yet)"),
             "properties": {"state": {"type": "string", "enum": ["off", "publishing", "forwarding", "calling"]},
-                           "from": {"type": "integer"}, "answered": {"type": "integer"},
-                           "again": {"type": "integer"}}},
+                           "listening": {"type": "boolean"}, "from": {"type": "integer"},
+                           "answered": {"type": "integer"}, "again": {"type": "integer"}}},
     },
 }
 _DRAIN = {

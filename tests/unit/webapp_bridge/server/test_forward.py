@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
 from components.delivery import local
 from webapp_bridge.server import forward
-from webapp_bridge.server.forward import RETRY, Client, Forwarding, NotForwarded, Server
+from webapp_bridge.server.forward import RETRY, STOP_WAIT, Client, Forwarding, NotForwarded, Server
 
 NAME = forward.address("test", 8080)
 ITEMS = [["demo.message", {"room": "r", "text": "t"}, "id-1", None, 0]]
@@ -56,24 +57,31 @@ class Pair:
         self.clock = MemoryReactorClock()
         self.server = Server(NAME, self.clock)
         self.client = Client(NAME, self.clock)
-        self.same_user = True
+        #: Whether the server finds its client, and the client its server, run as the same user.
+        self.client_trusted = self.server_trusted = True
         self.pumps: list[iosim.IOPump] = []
 
-    def connect(self) -> iosim.IOPump:
-        """The client's last connection attempt reaches the server's listening socket."""
+    def same_user(self, transport: Any) -> bool:
+        """``forward._same_user``: asked by the server of its client's end, and by the client of the server's."""
+        return self.client_trusted if transport.isServer else self.server_trusted
+
+    def connect(self, flush: bool = True) -> iosim.IOPump:
+        """The client's last connection attempt reaches the server's listening socket (each end's
+        ``connectionMade`` has run; with ``flush``, what they sent then has arrived)."""
         (_, server_factory, *_), = self.clock.unixServers[-1:]
         (_, client_factory, *_), = self.clock.unixClients[-1:]
         server_side, client_side = server_factory.buildProtocol(None), client_factory.buildProtocol(None)
         pump: iosim.IOPump = iosim.connect(server_side, iosim.FakeTransport(server_side, isServer=True),
                              client_side, iosim.FakeTransport(client_side, isServer=False), greet=False)
-        pump.flush()
+        if flush:
+            pump.flush()
         self.pumps.append(pump)
         return pump
 
     def refuse(self) -> None:
         """The client's last connection attempt finds nobody listening."""
         (_, client_factory, *_), = self.clock.unixClients[-1:]
-        client_factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        client_factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))  # (Twisted's: as a reactor)
 
     def flush(self) -> None:
         for pump in self.pumps:
@@ -97,7 +105,7 @@ def dispatcher() -> Iterator[Dispatcher]:
 @pytest.fixture
 def pair(monkeypatch: pytest.MonkeyPatch, dispatcher: Dispatcher) -> Pair:
     pair = Pair()
-    monkeypatch.setattr(forward, "_same_user", lambda transport: pair.same_user)
+    monkeypatch.setattr(forward, "_same_user", pair.same_user)
     pair.server.start()
     pair.client.start()
     return pair
@@ -139,7 +147,9 @@ def test_nothing_is_sent_until_connected_and_a_refused_attempt_is_tried_again(pa
     assert not pair.client.connected
     failure = outcome(ensureDeferred(pair.client.publish(ITEMS)))
     assert isinstance(failure, Failure) and failure.check(NotForwarded)
-    pair.refuse()
+    with capturedLogs() as events:
+        pair.refuse()
+    assert not [e for e in events if e["log_level"] >= LogLevel.warn], "nobody listening yet is expected: no warning"
     attempts = len(pair.clock.unixClients)
     pair.clock.advance(RETRY)
     assert len(pair.clock.unixClients) == attempts + 1
@@ -190,17 +200,102 @@ def test_a_client_that_stops_hangs_up_and_its_server_forgets_it(pair: Pair) -> N
     assert len(pair.clock.unixClients) == attempts, "a stopped client tries nothing"
 
 
-def test_a_process_of_another_user_is_refused_at_either_end(pair: Pair, dispatcher: Dispatcher) -> None:
-    pair.same_user = False
-    pair.connect()
-    assert not pair.server.peers, "the server hung up on it"
-    assert not pair.client.connected, "the client sends nothing to it"
-    failure = outcome(ensureDeferred(pair.client.publish(ITEMS)))
+def test_a_client_of_another_user_is_refused_by_the_server(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.client_trusted = False
+    with capturedLogs() as events:
+        pair.connect(flush=False)
+        assert pair.client.connected, "the client trusts its end, and has not seen the server hang up yet"
+        sent = ensureDeferred(pair.client.publish(ITEMS))  # on its way before it sees the close
+        pair.flush()
+        failure = outcome(sent)
+        assert isinstance(failure, Failure) and failure.check(NotForwarded)
+        assert not pair.server.peers and not pair.client.connected, "the server hung up on it"
+        pair.clock.advance(RETRY)
+        pair.connect()
+    assert dispatcher.published == [], "nothing it sent was read"
+    assert len([e for e in events if e["log_level"] == LogLevel.warn]) == 1, "said once, not for every attempt"
+
+
+def test_a_server_of_another_user_gets_nothing_from_the_client(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.server_trusted = False
+    with capturedLogs() as events:
+        pair.connect()
+        pair.clock.advance(RETRY)
+        pair.connect()
+    assert not pair.client.connected, "the client sends nothing to it, and hung up"
+    failure = outcome(pair.publish())
     assert isinstance(failure, Failure) and failure.check(NotForwarded)
     assert dispatcher.published == []
+    assert len([e for e in events if e["log_level"] == LogLevel.warn]) == 1, "said once, not every second"
     attempts = len(pair.clock.unixClients)
     pair.clock.advance(RETRY)
     assert len(pair.clock.unixClients) == attempts + 1, "tried again: the name may be freed"
+
+
+def test_a_request_sent_as_the_link_is_lost_is_not_left_waiting(pair: Pair, dispatcher: Dispatcher) -> None:
+    """A caller told of the loss who sends its next request at once must find the link gone."""
+    pair.connect()
+    dispatcher.hold = True
+    first = pair.publish()
+    nexts: list[Deferred[Any]] = []
+    first.addErrback(lambda failure: nexts.append(ensureDeferred(pair.client.publish(ITEMS))))
+    pair.server.stop()
+    pair.flush()
+    (next_one,) = nexts
+    failure = outcome(next_one)
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+
+
+def test_a_client_that_stops_still_gets_the_answers_to_what_it_sent(pair: Pair, dispatcher: Dispatcher) -> None:
+    """The other end may have published them: their answers are worth the wait (up to STOP_WAIT)."""
+    pair.connect()
+    dispatcher.hold = True
+    sent = pair.publish()
+    pair.client.stop()
+    pair.flush()
+    assert not pair.client.connected and pair.server.peers, "nothing new goes, the connection stays"
+    failure = outcome(ensureDeferred(pair.client.publish(ITEMS)))
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    (_, held), = dispatcher.waiting
+    held.callback(results(ITEMS, 5))
+    pair.flush()
+    assert outcome(sent) == results(ITEMS, 5)
+    assert not pair.server.peers, "then it hung up"
+
+
+def test_a_client_that_stops_waits_for_answers_a_bounded_time(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    sent = pair.publish()
+    pair.client.stop()
+    pair.clock.advance(STOP_WAIT)
+    pair.flush()
+    failure = outcome(sent)
+    assert isinstance(failure, Failure) and failure.check(NotForwarded), "sent again over WAMP, the same ids"
+    assert not pair.server.peers
+
+
+def test_a_request_too_large_for_a_frame_is_not_sent(pair: Pair, dispatcher: Dispatcher,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    waiting = pair.publish()
+    monkeypatch.setattr(forward, "MAX_FRAME", 64)
+    failure = outcome(pair.publish([["demo.message", {"text": "x" * 100}, "id-1", None, 0]]))
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert len(dispatcher.published) == 1 and pair.client.connected, "nothing sent; the connection stays"
+    assert not waiting.called, "the others on their way are not cut"
+
+
+def test_results_that_cannot_be_sent_back_are_answered_as_not_forwarded(pair: Pair, dispatcher: Dispatcher) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    sent = pair.publish()
+    (_, held), = dispatcher.waiting
+    held.callback([{"id": "id-1", "seq": 2 ** 70}])  # past MessagePack's 64 bits
+    pair.flush()
+    failure = outcome(sent)
+    assert isinstance(failure, Failure) and failure.check(NotForwarded), "never left waiting"
 
 
 def test_events_that_cannot_be_framed_are_not_sent(pair: Pair, dispatcher: Dispatcher) -> None:
@@ -262,13 +357,15 @@ def test_a_server_waits_until_the_name_is_free(monkeypatch: pytest.MonkeyPatch) 
 def test_forwarding_follows_the_dispatcher_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = MemoryReactorClock()
     monkeypatch.setattr(forward, "_same_user", lambda transport: True)
-    forwarding = Forwarding(NAME, clock)
+    site = Site()
+    forwarding = Forwarding(NAME, site, clock)
     try:
         forwarding.start()
+        assert site.forward_state == forwarding.state
         assert forwarding.state() == {"state": "calling"} and len(clock.unixClients) == 1
         dispatcher = Dispatcher()
         local.offer(dispatcher.publish)
-        assert forwarding.state() == {"state": "publishing", "from": 0, "answered": 0}
+        assert forwarding.state() == {"state": "publishing", "listening": True, "from": 0, "answered": 0}
         assert len(clock.unixServers) == 1
         local.withdraw(dispatcher.publish)
         assert forwarding.state() == {"state": "calling"} and not forwarding.server.listening
@@ -278,3 +375,8 @@ def test_forwarding_follows_the_dispatcher_beside_it(monkeypatch: pytest.MonkeyP
         forwarding.stop()
         local._offered = None
     assert not local._watchers, "it stopped watching"
+    assert site.forward_state is None, "/livez says off"
+
+
+class Site:
+    forward_state: Any = None
