@@ -19,8 +19,10 @@ each end).
   published but not remembered yet when its process died (an unlogged event) may go out again, with a new
   seq (``components.delivery.publishing`` says what is guaranteed). A request too large for a frame, or
   that cannot be framed, goes over WAMP in the first place.
-- Frames are length-prefixed MessagePack: ``[call, items]`` one way (the items of
-  ``gateway.internal.publish``), ``[call, results]`` or ``[call, None, reason]`` back.
+- Frames are length-prefixed MessagePack: ``[call, items, sent]`` one way (the items of
+  ``gateway.internal.publish``; ``sent``: the sender's ``time.monotonic()``, one clock for every process
+  of the machine), ``[call, results]`` or ``[call, None, reason]`` back. A request read long after it was sent
+  (``STALE``) may have been sent again over WAMP by then: its ids are all looked up.
 - The socket's name is in Linux's abstract namespace (``address``: no file to clean up, gone with its
   process), one per bridge port. Both ends check that the other runs as the same user (SO_PEERCRED), as
   SO_REUSEPORT does for the port itself: a process of another user can neither publish through it nor
@@ -33,9 +35,7 @@ on, such a bridge passes its connections on instead (``handoff``), and forwards 
 from __future__ import annotations
 
 import errno
-import os
-import socket
-import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,8 +51,10 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from components.delivery import local
+from components.delivery.results import IdOrigin
 from components.metrics.families import FORWARDED
 from components.metrics.process_meter import METER
+from webapp_bridge.server import handoff
 
 log = Logger()
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
@@ -63,9 +65,13 @@ RETRY = 1.0
 #: near a large bridge.max_body_bytes) goes over WAMP.
 MAX_FRAME = 16 * 1024 * 1024
 #: Seconds a client that stops waits for the answers to the requests it sent (the other end may have
-#: published them) before it cuts the connection and sends them again over WAMP.
+#: published them) before it cuts the connection and sends them again over WAMP; when its own dispatcher
+#: takes over (the other has left, and answers at once what it had), ``TAKEOVER_WAIT``.
 STOP_WAIT = 10.0
-_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+TAKEOVER_WAIT = 1.0
+#: A request read this many seconds after it was sent may have been sent again over WAMP meanwhile (its client
+#: gave up waiting): its ids are looked up, as ``GIVEN``, even those the bridge made (``IdOrigin.NEW``).
+STALE = TAKEOVER_WAIT / 2
 #: ``gateway_forwarded_requests_total``'s outcomes (again: sent over WAMP instead, the same ids).
 _COUNTED_ANSWERED, _COUNTED_AGAIN = ((("outcome", outcome),) for outcome in ("answered", "again"))
 #: Failed attempts in a row to take the name before the server says so in the log (a dispatcher leaving
@@ -78,15 +84,17 @@ class NotForwarded(Exception):
     again another way, with the same ids."""
 
 
+#: The clock of ``sent`` (CLOCK_MONOTONIC: one for every process of the machine).
+_now: Callable[[], float] = time.monotonic
+
+
 def address(host: str, port: int) -> str:
     """The Unix socket's name for the bridge on ``host:port`` (abstract: a leading NUL byte)."""
     return f"\0gateway bridge forward {host}:{port}"
 
 
 def _same_user(transport: Any) -> bool:
-    sock: socket.socket = transport.getHandle()
-    _, uid, _ = _CREDENTIALS.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
-    return bool(uid == os.getuid())
+    return handoff.same_user(transport.getHandle())
 
 
 def _transport(protocol: Any) -> Any:
@@ -137,7 +145,9 @@ class _Peer(_Framed):
         if self.closed:  # (refused: nothing it sent is read)
             return
         try:
-            call, items = _unpack(data)
+            call, items, sent = _unpack(data)
+            if _now() - sent > STALE:  # its client may have given up and sent it over WAMP meanwhile
+                items = [[*item[:4], int(IdOrigin.GIVEN)] for item in items]
         except Exception as exc:  # a bridge of the same user sent what this one cannot read: a bug, or a version
             log.error("a forwarded request could not be read ({err}); closing the connection", err=exc)
             _transport(self).loseConnection()
@@ -163,6 +173,8 @@ class _Peer(_Framed):
             return
         try:
             frame = _pack([call, results] if results is not None else [call, None, reason])
+            if len(frame) > MAX_FRAME:
+                raise ValueError(f"{len(frame)} bytes, past {MAX_FRAME}")
         except Exception as exc:  # the results cannot be framed: the client must not wait for ever
             frame = _pack([call, None, f"the results could not be sent back: {exc}"])
         self.sendString(frame)
@@ -183,6 +195,7 @@ class Server:
         self._retry: Any = None
         self._started = False
         self._failed_binds = 0
+        self._bind_warned = False
         self._warned = False
         self.peers: set[_Peer] = set()
         #: Requests answered since the bridge started (``GET /livez``, tests).
@@ -203,6 +216,7 @@ class Server:
 
     def start(self) -> None:
         self._started = True
+        self._failed_binds, self._bind_warned = 0, False
         self._listen()
 
     def stop(self) -> None:
@@ -235,12 +249,15 @@ class Server:
             # that); held for longer, some other process has it. Meanwhile other bridges call over WAMP.
             self._failed_binds += 1
             in_use = isinstance(exc.socketError, OSError) and exc.socketError.errno == errno.EADDRINUSE
-            if not in_use or self._failed_binds == WARN_AFTER:
+            if not self._bind_warned and (not in_use or self._failed_binds >= WARN_AFTER):
+                self._bind_warned = True  # once until it can: it is tried every second
                 log.warn("the bridge cannot publish for the other bridges (attempt {n}): {err}; trying every "
                          "{retry} s", n=self._failed_binds, err=exc.socketError, retry=RETRY)
             self._retry = self._reactor.callLater(RETRY, self._listen)
             return
-        self._failed_binds = 0
+        if self._bind_warned:
+            log.info("the bridge publishes for the other bridges (after {n} attempts)", n=self._failed_binds)
+        self._failed_binds, self._bind_warned = 0, False
 
 
 class _Link(_Framed):
@@ -278,7 +295,7 @@ class _Link(_Framed):
         self._next += 1
         call = self._next
         try:
-            frame = _pack([call, items])
+            frame = _pack([call, items, _now()])
         except Exception as exc:  # e.g. an integer past 64 bits
             raise NotForwarded(f"the events cannot be framed: {exc}") from exc
         if len(frame) > MAX_FRAME:
@@ -355,8 +372,8 @@ class Client:
         self._started = True
         self._connect()
 
-    def stop(self) -> None:
-        """Send nothing more; the answers to what was sent still come back (up to ``STOP_WAIT`` s)."""
+    def stop(self, wait: float = STOP_WAIT) -> None:
+        """Send nothing more; the answers to what was sent still come back, for up to ``wait`` seconds."""
         self._started = False
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
@@ -365,7 +382,7 @@ class Client:
             self._connecting.cancel()  # (its ``failed`` forgets it)
         link, self._link = self._link, None
         if link is not None:
-            link.close_when_answered(self._reactor, STOP_WAIT)
+            link.close_when_answered(self._reactor, wait)
 
     async def publish(self, items: list[list[Any]]) -> list[dict[str, Any]]:
         """The active dispatcher's results for ``items``; ``NotForwarded`` if they may not have reached it
@@ -470,7 +487,7 @@ class Forwarding:
 
     def _follow(self, active_here: bool) -> None:
         if active_here:
-            self.client.stop()
+            self.client.stop(TAKEOVER_WAIT)  # the other dispatcher left: it answers at once what it had
             self.server.start()
         else:
             self.server.stop()

@@ -63,7 +63,7 @@ SEND_BUFFER = 16 * 1024
 _PASSED = b"p"  # a connection passed to the bridge beside the active dispatcher
 _RETURNED = b"r"  # passed back: no room there
 _READY = b"k"  # the receiver accepted the sender's Unix connection: connections may be passed from now on
-_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_CREDENTIALS = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 #: ``gateway_handoff_connections_total``'s outcomes.
 _COUNTED_PASSED, _COUNTED_TAKEN, _COUNTED_RETURNED, _COUNTED_LOST = (
     (("outcome", outcome),) for outcome in ("passed", "taken", "returned", "lost"))
@@ -78,9 +78,11 @@ def address(host: str, port: int) -> bytes:
     return f"\0gateway bridge hand-off {host}:{port}".encode()
 
 
-def _same_user(sock: socket.socket) -> bool:
+def same_user(sock: socket.socket) -> bool:
+    """Whether the process at the other end of the Unix socket ``sock`` runs as this one's (effective) user:
+    the credentials the kernel took when it connected (SO_PEERCRED), not anything it says."""
     _, uid, _ = _CREDENTIALS.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
-    return bool(uid == os.getuid())
+    return bool(uid == os.geteuid())
 
 
 def _unix_socket() -> socket.socket:
@@ -200,6 +202,7 @@ class Receiver(_Retrying):
         self._peers: set[_Watched] = set()
         self._started = False
         self._failed_binds = 0
+        self._bind_warned = False
         #: Connections taken and passed back since the bridge started (``GET /livez``, tests).
         self.taken = self.returned = 0
 
@@ -213,6 +216,7 @@ class Receiver(_Retrying):
 
     def start(self) -> None:
         self._started = True
+        self._failed_binds, self._bind_warned = 0, False
         self._cancel_retry()
         self._listen()
 
@@ -245,12 +249,15 @@ class Receiver(_Retrying):
             # that); held for longer, some other process has it. Meanwhile connections land as the kernel
             # spreads them.
             self._failed_binds += 1
-            if exc.errno != errno.EADDRINUSE or self._failed_binds == WARN_AFTER:
+            if not self._bind_warned and (exc.errno != errno.EADDRINUSE or self._failed_binds >= WARN_AFTER):
+                self._bind_warned = True  # once until it can: it is tried every second
                 log.warn("the bridge cannot take connections from the other bridges (attempt {n}): {err}; "
                          "trying every {retry} s", n=self._failed_binds, err=exc, retry=RETRY)
             self._again(self._listen)
             return
-        self._failed_binds = 0
+        if self._bind_warned:
+            log.info("the bridge takes connections from the other bridges (after {n} attempts)", n=self._failed_binds)
+        self._failed_binds, self._bind_warned = 0, False
         self._listening = _Watched(sock, self._accept, self._listener_lost, "hand-off")
         self._reactor.addReader(self._listening)
 
@@ -270,7 +277,7 @@ class Receiver(_Retrying):
             accepted += 1
             sock.setblocking(False)
             try:
-                if not _same_user(sock):
+                if not same_user(sock):
                     raise PermissionError(errno.EPERM, "a process of another user")
                 sock.send(_READY)  # the first message of a new socket: it fits
             except OSError as exc:
@@ -384,7 +391,7 @@ class Sender(_Retrying):
             # behind (busy, or its process stopped), and new connections are served here instead.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             sock.connect(self._name)
-            if not _same_user(sock):
+            if not same_user(sock):
                 raise PermissionError(errno.EPERM, "the hand-off socket is held by a process of another user")
         except OSError as exc:
             if sock is not None:

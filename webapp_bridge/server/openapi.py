@@ -57,8 +57,8 @@ _ALIVE = {
                            "returned": {"type": "integer"}, "passed": {"type": "integer"}}},
         "forward": {"type": "object", "required": ["state"], "description": (
             "which way this bridge's events go to the active dispatcher (bridge.forward): off (a WAMP call); "
-            "publishing (it is beside the active dispatcher: other bridges send their events here; from: how "
-            "many; listening: false while it cannot take the socket's name yet); forwarding (over a Unix socket "
+            "publishing (it is beside the active dispatcher: other bridges send their events here; from: their "
+            "connections; listening: false while it cannot take the socket's name yet); forwarding (over a Unix socket "
             "to the bridge beside the active dispatcher; again: requests sent over WAMP instead, as their answer "
             "did not come or they could not be framed); calling (a WAMP call: none is active, or the bridge "
             "beside it cannot be reached yet)"),

@@ -22,7 +22,8 @@ from twisted.test import iosim
 
 from components.delivery import local
 from webapp_bridge.server import forward
-from webapp_bridge.server.forward import RETRY, STOP_WAIT, Client, Forwarding, NotForwarded, Server
+from webapp_bridge.server.forward import (RETRY, STALE, STOP_WAIT, TAKEOVER_WAIT, WARN_AFTER, Client, Forwarding,
+                                          NotForwarded, Server)
 
 NAME = forward.address("test", 8080)
 ITEMS = [["demo.message", {"room": "r", "text": "t"}, "id-1", None, 0]]
@@ -337,6 +338,72 @@ def test_an_answer_to_no_request_ends_the_connection(pair: Pair) -> None:
     assert not pair.client.connected and not pair.server.peers
 
 
+def test_a_client_stopped_while_it_connects_says_nothing(pair: Pair) -> None:
+    with capturedLogs() as events:
+        pair.client.stop()  # its first attempt under way: cancelled
+        pair.client.start()
+        pair.client.stop()
+    assert not [e for e in events if e["log_level"] >= LogLevel.warn]
+    attempts = len(pair.clock.unixClients)
+    pair.clock.advance(RETRY * 3)
+    assert len(pair.clock.unixClients) == attempts
+
+
+def test_a_request_read_long_after_it_was_sent_has_its_ids_looked_up(pair: Pair, dispatcher: Dispatcher,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its client may have given up waiting and sent it over WAMP meanwhile: the ids the bridge made (NEW) are
+    looked up too, as GIVEN, so that the one published second is answered as a duplicate."""
+    pair.connect()
+    now = [100.0]
+    monkeypatch.setattr(forward, "_now", lambda: now[0])
+    made_here = [["demo.message", {"room": "r"}, "id-1", None, 1]]  # IdOrigin.NEW
+    pair.publish(made_here)
+    d = ensureDeferred(pair.client.publish(made_here))
+    now[0] += STALE * 2  # read late
+    pair.flush()
+    assert outcome(d) == results(made_here)
+    assert [items[0][4] for items in dispatcher.published] == [1, 0], "read at once: NEW; read late: GIVEN"
+
+
+def test_results_too_large_to_send_back_are_answered_as_not_forwarded(pair: Pair, dispatcher: Dispatcher,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pair.connect()
+    dispatcher.hold = True
+    sent = pair.publish()
+    monkeypatch.setattr(forward, "MAX_FRAME", 64)
+    (_, held), = dispatcher.waiting
+    held.callback([{"id": "x" * 100, "seq": 1}])
+    pair.flush()
+    failure = outcome(sent)
+    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert pair.client.connected, "the link stays: no frame past the limit went"
+
+
+def test_when_the_dispatcher_here_takes_over_answers_are_awaited_briefly(pair: Pair, dispatcher: Dispatcher,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other dispatcher has left: it answers at once what it had, so a caller waits TAKEOVER_WAIT at most
+    (a stuck process's answers are not waited for STOP_WAIT)."""
+    pair.connect()
+    dispatcher.hold = True
+    sent = pair.publish()
+    pair.client.stop(TAKEOVER_WAIT)
+    pair.clock.advance(TAKEOVER_WAIT)
+    pair.flush()
+    failure = outcome(sent)
+    assert isinstance(failure, Failure) and failure.check(NotForwarded), "sent over WAMP after TAKEOVER_WAIT"
+    waits: list[float] = []
+    forwarding = Forwarding(NAME, None, MemoryReactorClock())
+    monkeypatch.setattr(forwarding.client, "stop", lambda wait=STOP_WAIT: waits.append(wait))
+    local._offered = None
+    try:
+        forwarding.start()
+        local.offer(Dispatcher().publish)  # this process's dispatcher takes over
+    finally:
+        forwarding.stop()
+        local._offered = None
+    assert waits[0] == TAKEOVER_WAIT
+
+
 def test_a_server_waits_until_the_name_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = MemoryReactorClock()
     taken = CannotListenError(None, NAME, OSError(errno.EADDRINUSE, "Address already in use"))
@@ -344,14 +411,41 @@ def test_a_server_waits_until_the_name_is_free(monkeypatch: pytest.MonkeyPatch) 
     def in_use(*args: Any, **kwargs: Any) -> None:
         raise taken
     monkeypatch.setattr(clock, "listenUNIX", in_use)
-    second = Server(NAME, clock)
-    second.start()
-    assert not second.listening
-    monkeypatch.undo()  # the other process let the name go
-    clock.advance(RETRY)
-    assert second.listening and len(clock.unixServers) == 1
-    second.stop()
-    assert not second.listening
+    second = Forwarding(NAME, None, clock)
+    with capturedLogs() as events:
+        local.offer(Dispatcher().publish)
+        second.start()
+        assert second.state() == {"state": "publishing", "listening": False, "from": 0, "answered": 0}
+        for _ in range(WARN_AFTER + 5):
+            clock.advance(RETRY)
+        monkeypatch.undo()  # the other process let the name go
+        clock.advance(RETRY)
+    try:
+        assert second.server.listening and len(clock.unixServers) == 1
+        warned = [e for e in events if e["log_level"] == LogLevel.warn]
+        assert len(warned) == 1 and warned[0]["n"] == WARN_AFTER, "said once, after WARN_AFTER attempts"
+        assert [e["n"] for e in events if e["log_level"] == LogLevel.info and "n" in e] == [WARN_AFTER + 6]
+    finally:
+        second.stop()
+        local._offered = None
+    assert not second.server.listening
+
+
+def test_a_server_that_cannot_take_the_name_for_another_reason_says_so_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = MemoryReactorClock()
+
+    def out_of_descriptors(*args: Any, **kwargs: Any) -> None:
+        raise CannotListenError(None, NAME, OSError(errno.EMFILE, "Too many open files"))
+    monkeypatch.setattr(clock, "listenUNIX", out_of_descriptors)
+    server = Server(NAME, clock)
+    with capturedLogs() as events:
+        server.start()
+        for _ in range(30):
+            clock.advance(RETRY)
+        server.stop()
+        server.start()  # a period of its own: said again
+        server.stop()
+    assert [e["n"] for e in events if e["log_level"] == LogLevel.warn] == [1, 1]
 
 
 def test_forwarding_follows_the_dispatcher_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
