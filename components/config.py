@@ -172,14 +172,15 @@ class BridgeConfig(_Section):
     #: no new event (503 ``draining``, /healthz 503) and it waits until the requests it accepted are
     #: answered, then stops (docs/operations.md, "Stopping a node"). 0: it stops at once, without draining.
     drain_timeout: float = 10.0
-    #: Whether a bridge beside a standby dispatcher sends the events it parsed to the bridge beside the
-    #: active one over a Unix socket (webapp_bridge.server.forward): both processes parse HTTP, and the router
-    #: carries no call for them. false: it calls the active dispatcher over WAMP.
-    forward: bool = True
     #: Whether a bridge beside a standby dispatcher passes the connections it accepts to the bridge beside
-    #: the active one (webapp_bridge.server.handoff): one process serves every request (less CPU, a lower
-    #: rate at most). false: each bridge serves the connections the kernel gives it.
-    hand_off: bool = False
+    #: the active one (webapp_bridge.server.handoff): one process serves every request it has room for (the
+    #: lowest latency and CPU). false: each bridge serves the connections the kernel gives it, and both parse
+    #: HTTP (a higher top rate with few subscribers, for more CPU and latency).
+    hand_off: bool = True
+    #: Whether a bridge beside a standby dispatcher sends the events of the requests it serves to the bridge
+    #: beside the active one over a Unix socket (webapp_bridge.server.forward), the router carrying no call
+    #: for them. false: it calls the active dispatcher over WAMP.
+    forward: bool = True
 
     @field_validator("drain_timeout")
     @classmethod

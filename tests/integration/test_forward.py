@@ -63,9 +63,13 @@ def forwarded(node: GatewayNode) -> dict[str, float]:
     return counts
 
 
+#: Each bridge serves the connections the kernel gives it (the hand-off would pass them all to one).
+BOTH_SERVE: dict[str, Any] = {"bridge": {"hand_off": False}}
+
+
 @pytest.fixture(scope="module")
 def node() -> Iterator[GatewayNode]:
-    with running_node() as running:
+    with running_node(BOTH_SERVE) as running:
         yield running
 
 
@@ -92,7 +96,7 @@ def test_events_on_their_way_when_the_active_container_dies_are_answered_all_the
     Every event answered reaches a subscriber with the seq it was answered with (an unlogged one the killed
     dispatcher had already handed to the router may come a second time, with its first seq: the window
     docs/architecture.md describes)."""
-    with running_node() as node, WampClient(node.ws_url) as subscriber:
+    with running_node(BOTH_SERVE) as node, WampClient(node.ws_url) as subscriber:
         subscriber.subscribe(TOPIC)
         active, _ = wait_for(lambda: forwarding(node), what="the standby's bridge forwarding its events")
         room, sent = uuid.uuid4().hex, 20

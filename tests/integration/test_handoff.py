@@ -414,7 +414,7 @@ def taking(node: GatewayNode) -> Reply | None:
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[GatewayNode]:
-    with running_node({"bridge": {"max_in_flight": LIMIT, "max_batch": LIMIT, "hand_off": True}}) as running:
+    with running_node({"bridge": {"max_in_flight": LIMIT, "max_batch": LIMIT}}) as running:
         yield running
 
 
@@ -486,7 +486,7 @@ def test_a_burst_past_the_active_bridges_room_is_absorbed_by_every_bridge(node: 
 
 
 def test_when_the_active_container_dies_the_survivor_serves_every_connection() -> None:
-    with running_node({"bridge": {"hand_off": True}}) as node:
+    with running_node() as node:
         active = wait_for(lambda: taking(node), what="the other bridge passing its connections on").body["pid"]
         os.kill(active, signal.SIGKILL)  # Crossbar does not start a container killed so again
         survivor = wait_for(lambda: _survivor_taking(node, active), timeout=60,

@@ -2,9 +2,9 @@
 
 Every container's bridge listens on the bridge port (SO_REUSEPORT) and the kernel spreads new connections
 over them. A request served beside the active dispatcher is handed to it in the process
-(``components.delivery.local``); one served beside a standby costs a WAMP call to the active one (call,
-invocation, yield and result: four routed messages and two serializations per group of requests) and a
-second busy process on the way. So a bridge beside a standby dispatcher passes each connection it accepts,
+(``components.delivery.local``); one served beside a standby costs a second busy process on the way and a
+hop to the active one (its events forwarded to that bridge, ``forward``, or a WAMP call: four routed
+messages and two serializations per group of requests). So a bridge beside a standby dispatcher passes each connection it accepts,
 before it reads a byte of it, to the bridge beside the active dispatcher: the connection's file descriptor
 itself, over a Unix socket (SCM_RIGHTS). The client notices nothing; the connection is served there from its
 first byte to its last.
