@@ -3,6 +3,7 @@
 Run by hand, never from the test suite::
 
     .venv/bin/python bench/delivery.py [--duration 8] [--subscribers 1,10,100] [--metrics on|off|both] [--batched]
+        [--hand-off on|off] [--logged] [--store sqlite|postgresql]
 
 One gateway node (``tests.support.harness.GatewayNode``) is started. For each N, N
 anonymous WAMP sessions subscribe to ``gateway.event.demo.message``, spread
@@ -149,6 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--logged", action="store_true",
                    help="a persistent subscription on the class first (POST /subscriptions): every event is "
                         "written to the event log before it is published")
+    p.add_argument("--hand-off", choices=("on", "off"), default="on",
+                   help="bridge.hand_off: on (the default: the bridge beside the active dispatcher serves the "
+                        "connections) or off (each bridge serves those the kernel gives it, and both parse)")
     p.add_argument("--batched", action="store_true",
                    help="also 'gateway batched' rows: subscribers of gateway.subscribe(query, batch=True)'s "
                         "batched topic, counting every envelope (delivered/s is envelopes/s)")
@@ -172,6 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def measure(run: Run, args: argparse.Namespace) -> str:
     per = f", {args.per_request} events per gateway request" if args.per_request > 1 else ""
+    per += ", hand-off off (both bridges parse)" if args.hand_off == "off" else ""
     print(header("delivery", f"duration {args.duration:g}s per row, {args.concurrency} in flight{per}, "
                  f"subscribers: {args.serializer} over WebSocket, up to {args.procs} processes"), flush=True)
     variants = {"on": [True], "off": [False], "both": [True, False]}[args.metrics]
@@ -191,6 +196,8 @@ def measure(run: Run, args: argparse.Namespace) -> str:
 def measure_node(run: Run, args: argparse.Namespace, metrics: bool, label: str) -> list[Row]:
     """The rows of one gateway node (``metrics.enabled: metrics``), each gateway row beside a bare one."""
     extra: dict[str, Any] = {} if metrics else {"metrics": {"enabled": False}}
+    if args.hand_off == "off":
+        extra["bridge"] = {"hand_off": False}
     if args.store == "postgresql":
         extra["store"] = postgresql_schema(run)
     node = run.gateway(extra or None, label=f"node ({label})" if label else "node")
