@@ -2,11 +2,12 @@
 
 Every container's bridge listens on the bridge port (SO_REUSEPORT) and the kernel spreads new connections
 over them. A bridge beside the active dispatcher hands its requests' events to it in the process
-(``components.delivery.local``). A bridge beside a standby reads, checks and parses its own requests too,
-then sends their events to the bridge beside the active dispatcher over a Unix socket, and answers its
-clients with the results: both processes parse HTTP, and the router carries no call for them (the WAMP
-call it replaces costs four routed messages and two serializations per group, and autobahn's machinery at
-each end).
+(``components.delivery.local``). A bridge beside a standby reads, checks and parses the requests it serves
+(with the hand-off on, ``handoff``, those passed back to it and those of a failover window; with it off,
+every one the kernel gives it), then sends their events to the bridge beside the active dispatcher over a
+Unix socket, and answers its clients with the results. The router carries no call for them (the WAMP call
+it replaces costs four routed messages and two serializations per group, and autobahn's machinery at each
+end).
 
 - The bridge beside the active dispatcher listens on the Unix socket (``Server``) while its dispatcher is
   active, and publishes each request's events there as it does its own.
@@ -28,8 +29,7 @@ each end).
   SO_REUSEPORT does for the port itself: a process of another user can neither publish through it nor
   read what is sent.
 
-``bridge.forward: false`` turns it off (a bridge beside a standby calls over WAMP). With ``bridge.hand_off``
-on, such a bridge passes its connections on instead (``handoff``), and forwards only those passed back.
+``bridge.forward: false`` turns it off (a bridge beside a standby calls over WAMP).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class _Peer(_Framed):
         try:
             call, items, sent = _unpack(data)
             if _now() - sent > STALE:  # its client may have given up and sent it over WAMP meanwhile
-                items = [[*item[:4], int(IdOrigin.GIVEN)] for item in items]
+                items = [[*item[:4], int(IdOrigin.GIVEN)] if len(item) > 4 else item for item in items]
         except Exception as exc:  # a bridge of the same user sent what this one cannot read: a bug, or a version
             log.error("a forwarded request could not be read ({err}); closing the connection", err=exc)
             _transport(self).loseConnection()
