@@ -179,7 +179,8 @@ class BridgeConfig(_Section):
     hand_off: bool = True
     #: Whether a bridge beside a standby dispatcher sends the events of the requests it serves to the bridge
     #: beside the active one over a Unix socket (webapp_bridge.server.forward), the router carrying no call
-    #: for them. false: it calls the active dispatcher over WAMP.
+    #: for them (over WAMP until it reaches that bridge, and again for those whose answer does not come).
+    #: false: it calls the active dispatcher over WAMP.
     forward: bool = True
 
     @field_validator("drain_timeout")

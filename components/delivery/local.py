@@ -3,9 +3,11 @@
 Every container worker runs a bridge beside a dispatcher, and one dispatcher is active
 (``leadership``). An HTTP request, XML-RPC call or RabbitMQ message that reaches the bridge in the
 active dispatcher's container needs no WAMP call: the bridge hands the events to the dispatcher's
-publish in the process. That spares the router two routed messages per call (the call and its
-result), both sides a serialization, and the event a trip through the router before its publish.
-A bridge in another container calls ``gateway.internal.publish`` as before. Either way the one
+publish in the process. That spares the router four routed messages per call (the call, its
+invocation, the yield and the result), both sides a serialization, and the event a trip through the
+router before its publish. A bridge in another container sends the events to the bridge beside the
+active dispatcher (``webapp_bridge.server.forward``), or calls ``gateway.internal.publish`` over WAMP
+when it cannot. Either way the one
 active dispatcher numbers every event, so there is still one order.
 
 The dispatcher offers its publish here once it has registered ``gateway.internal.publish`` (it

@@ -8,7 +8,9 @@
 - ``overload``  the in-flight limit and the API keys' rates (pure: 503 / 429 with Retry-After);
 - ``openapi``   the served OpenAPI document; ``accesslog`` the access log file;
 - ``counting``  which refusals of events an answer carries, for the metrics (pure);
-- ``status``    what ``gateway.status`` reads besides the metrics: the live queries and their subscribers.
+- ``status``    what ``gateway.status`` reads besides the metrics: the live queries and their subscribers;
+- ``handoff``   new connections passed to the bridge beside the active dispatcher;
+- ``forward``   the events of the requests a bridge beside a standby serves, sent to that bridge.
 
 May import: ``components.events``, ``components.config``, ``components.uris``, ``components.envelope``,
 ``components.limits``, ``components.exceptions``, ``components.arguments``, ``components.ratelimit``,

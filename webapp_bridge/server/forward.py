@@ -3,17 +3,17 @@
 Every container's bridge listens on the bridge port (SO_REUSEPORT) and the kernel spreads new connections
 over them. A bridge beside the active dispatcher hands its requests' events to it in the process
 (``components.delivery.local``). A bridge beside a standby reads, checks and parses the requests it serves
-(with the hand-off on, ``handoff``, those passed back to it and those of a failover window; with it off,
-every one the kernel gives it), then sends their events to the bridge beside the active dispatcher over a
-Unix socket, and answers its clients with the results. The router carries no call for them (the WAMP call
-it replaces costs four routed messages and two serializations per group, and autobahn's machinery at each
-end).
+(with the hand-off on, ``handoff``: the requests on connections it serves itself, passed back by the active
+one's bridge or not passed, and the RabbitMQ messages its consumer takes; with it off, every one the kernel
+gives it), then sends their events to the bridge beside the active dispatcher over a Unix socket, and
+answers its clients with the results. The router carries no call for them (the WAMP call it replaces costs
+four routed messages and two serializations per group, and autobahn's machinery at each end).
 
 - The bridge beside the active dispatcher listens on the Unix socket (``Server``) while its dispatcher is
   active, and publishes each request's events there as it does its own.
 - A bridge beside a standby (``Client``) keeps a connection to that socket, tried again every ``RETRY``
-  seconds while none listens. Until it has one (no dispatcher is active yet, or the active one's process
-  died and another is taking over), it calls the active dispatcher over WAMP, as before.
+  seconds while none listens. Until it has one (no dispatcher is active yet, or the active one left or its
+  process died and another is taking over), it calls the active dispatcher over WAMP, as before.
 - A request whose answer the connection does not bring (the other bridge's dispatcher left, its process
   died, the connection broke) is sent again over WAMP with the same ids, as a WAMP call whose callee left
   is: what the dispatcher accepted and remembered is answered as a duplicate, with its seq; what it had
@@ -475,8 +475,8 @@ class Forwarding:
         self.server.stop()
 
     def state(self) -> dict[str, Any]:
-        """For ``GET /livez``: ``publishing`` (beside the active dispatcher; ``from``: how many bridges send
-        their events here; ``listening``: whether they can), ``forwarding`` (to the bridge beside the active dispatcher), or ``calling`` (over
+        """For ``GET /livez``: ``publishing`` (beside the active dispatcher; ``from``: the connections of bridges
+        sending their events here; ``listening``: whether they can), ``forwarding`` (to the bridge beside the active dispatcher), or ``calling`` (over
         WAMP: no dispatcher is active, or the bridge beside it cannot be reached yet)."""
         if self.server.started:  # (``listening`` false: it cannot take the name yet; its log says why)
             return {"state": "publishing", "listening": self.server.listening, "from": len(self.server.peers),

@@ -56,7 +56,8 @@ _ALIVE = {
                            "from": {"type": "integer"}, "taken": {"type": "integer"},
                            "returned": {"type": "integer"}, "passed": {"type": "integer"}}},
         "forward": {"type": "object", "required": ["state"], "description": (
-            "which way this bridge's events go to the active dispatcher (bridge.forward): off (a WAMP call); "
+            "which way this bridge's events go to the active dispatcher (bridge.forward): off (false: beside a "
+            "standby, a WAMP call; beside the active dispatcher, in the process); "
             "publishing (it is beside the active dispatcher: other bridges send their events here; from: their "
             "connections; listening: false while it cannot take the socket's name yet); forwarding (over a Unix socket "
             "to the bridge beside the active dispatcher; again: requests sent over WAMP instead, as their answer "
