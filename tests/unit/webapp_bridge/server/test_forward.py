@@ -94,13 +94,21 @@ class Pair:
         return d
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_in_local() -> Iterator[None]:
+    """``components.delivery.local`` is one slot per process: each test leaves it as it found it (empty), calls
+    held by a test's dispatcher included, or the next test file run in this process would find them."""
+    yield
+    local._offered = None
+    local._under_way.clear()
+    local._watchers.clear()
+
+
 @pytest.fixture
-def dispatcher() -> Iterator[Dispatcher]:
+def dispatcher() -> Dispatcher:
     dispatcher = Dispatcher()
     local.offer(dispatcher.publish)
-    yield dispatcher
-    local._offered = None
-    local._watchers.clear()
+    return dispatcher
 
 
 @pytest.fixture
