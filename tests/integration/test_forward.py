@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_handoff import another_user, as_nobody, livez, stop
+from tests.integration.test_handoff import another_user, as_nobody, livez, squatting, stop
 from tests.integration.test_overload import BRIDGES, Reply, event, post, router_pid
 from tests.support.harness import GatewayNode, running_node
 from tests.support.waiting import wait_for
@@ -156,17 +156,8 @@ def test_a_process_of_this_user_is_trusted() -> None:
 @another_user
 def test_a_name_held_by_another_user_is_not_trusted() -> None:
     name = forward.address("test", int.from_bytes(os.urandom(3), "big"))
-    squatter = as_nobody(f"""
-        import socket, sys
-        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        unix.bind({name!r})
-        unix.listen(1)
-        print("listening", flush=True)
-        sys.stdin.read()
-    """)
+    squatter = squatting(name, "SOCK_STREAM")
     try:
-        assert squatter.stdout is not None
-        assert squatter.stdout.readline().strip() == "listening"
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(name)
             assert not forward._same_user(Transport(sock)), "the client sends nothing to it"

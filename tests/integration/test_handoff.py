@@ -350,6 +350,22 @@ def stop(process: subprocess.Popen[str]) -> None:
     process.communicate(timeout=10)  # (closes its pipes)
 
 
+def squatting(name: bytes | str, kind: str) -> subprocess.Popen[str]:
+    """Another user's process listening on the Unix socket ``name`` (``kind``: ``SOCK_SEQPACKET``,
+    ``SOCK_STREAM``), once it does; ``stop`` it."""
+    squatter = as_nobody(f"""
+        import socket, sys
+        unix = socket.socket(socket.AF_UNIX, socket.{kind})
+        unix.bind({name!r})
+        unix.listen(1)
+        print("listening", flush=True)
+        sys.stdin.read()
+    """)
+    assert squatter.stdout is not None
+    assert squatter.stdout.readline().strip() == "listening"
+    return squatter
+
+
 @another_user
 def test_a_process_of_another_user_cannot_pass_connections_in(ends: Ends) -> None:
     ends.receiver.start()
@@ -378,17 +394,8 @@ def test_a_process_of_another_user_cannot_pass_connections_in(ends: Ends) -> Non
 
 @another_user
 def test_a_name_held_by_another_user_gets_no_connections(ends: Ends) -> None:
-    squatter = as_nobody(f"""
-        import socket, sys
-        unix = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        unix.bind({ends.name!r})
-        unix.listen(1)
-        print("listening", flush=True)
-        sys.stdin.read()
-    """)
+    squatter = squatting(ends.name, "SOCK_SEQPACKET")
     try:
-        assert squatter.stdout is not None
-        assert squatter.stdout.readline().strip() == "listening"
         ends.sender.start()
         assert not ends.sender.connected, "the other end runs as another user: nothing is passed to it"
         client, accepted = tcp_connection()

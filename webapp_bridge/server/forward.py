@@ -40,7 +40,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.error import CannotListenError, ConnectingCancelledError
@@ -57,10 +56,9 @@ from components.metrics.process_meter import METER
 from webapp_bridge.server import handoff
 
 log = Logger()
-_REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
 
-#: Seconds between attempts to reach the bridge beside the active dispatcher while none listens.
-RETRY = 1.0
+#: Seconds between attempts to reach the bridge beside the active dispatcher while none listens (the hand-off's).
+RETRY = handoff.RETRY
 #: The largest frame either end sends or accepts: the router's own message limit. A larger request (a batch
 #: near a large bridge.max_body_bytes) goes over WAMP.
 MAX_FRAME = 16 * 1024 * 1024
@@ -184,15 +182,14 @@ async def _results(publish: local.Publish, items: list[list[Any]]) -> list[dict[
     return await publish(items)
 
 
-class Server:
+class Server(handoff.Retrying):
     """The bridge beside the active dispatcher: publishes the events other bridges send. ``start`` and
     ``stop`` follow the dispatcher."""
 
     def __init__(self, name: str, clock: Any = None) -> None:
+        super().__init__(clock)
         self._name = name
-        self._reactor: Any = clock if clock is not None else _REACTOR
         self._port: Any = None
-        self._retry: Any = None
         self._started = False
         self._failed_binds = 0
         self._bind_warned = False
@@ -222,9 +219,7 @@ class Server:
     def stop(self) -> None:
         """Stop publishing for other bridges: each sends what it has on its way again over WAMP (the same ids)."""
         self._started = False
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
+        self._cancel_retry()
         port, self._port = self._port, None
         if port is not None:
             port.stopListening()
@@ -253,7 +248,7 @@ class Server:
                 self._bind_warned = True  # once until it can: it is tried every second
                 log.warn("the bridge cannot publish for the other bridges (attempt {n}): {err}; trying every "
                          "{retry} s", n=self._failed_binds, err=exc.socketError, retry=RETRY)
-            self._retry = self._reactor.callLater(RETRY, self._listen)
+            self._again(self._listen)
             return
         if self._bind_warned:
             log.info("the bridge publishes for the other bridges (after {n} attempts)", n=self._failed_binds)
@@ -349,16 +344,15 @@ class _Link(_Framed):
                                         f"({reason.getErrorMessage()})"))
 
 
-class Client:
+class Client(handoff.Retrying):
     """A bridge beside a standby dispatcher: sends its requests' events to the active one's bridge. ``start``
     and ``stop`` follow the dispatcher beside it."""
 
     def __init__(self, name: str, clock: Any = None) -> None:
+        super().__init__(clock)
         self._name = name
-        self._reactor: Any = clock if clock is not None else _REACTOR
         self._link: _Link | None = None
         self._connecting: Deferred[Any] | None = None
-        self._retry: Any = None
         self._started = False
         self._warned = False
         #: Requests forwarded and answered, and sent again over WAMP, since the bridge started (``GET /livez``).
@@ -375,9 +369,7 @@ class Client:
     def stop(self, wait: float = STOP_WAIT) -> None:
         """Send nothing more; the answers to what was sent still come back, for up to ``wait`` seconds."""
         self._started = False
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
+        self._cancel_retry()
         if self._connecting is not None:
             self._connecting.cancel()  # (its ``failed`` forgets it)
         link, self._link = self._link, None
@@ -414,7 +406,7 @@ class Client:
             if not self._started or not link.usable:  # stopped meanwhile, or refused (another user)
                 if not link.closed:
                     _transport(link).loseConnection()
-                self._again()
+                self._try_again()
                 return
             self._link = link
             self._warned = False
@@ -430,7 +422,7 @@ class Client:
                 self._warned = True  # once, until it works
                 log.warn("not forwarding events: {err}; trying every {retry} s", err=failure.getErrorMessage(),
                          retry=RETRY)
-            self._again()
+            self._try_again()
 
         endpoint = UNIXClientEndpoint(self._reactor, self._name, timeout=RETRY)
         attempt = self._connecting = endpoint.connect(Factory.forProtocol(_Link))
@@ -441,11 +433,11 @@ class Client:
             return
         self._link = None
         log.info("calling the active dispatcher over WAMP: the bridge beside it is gone")
-        self._again()
+        self._try_again()
 
-    def _again(self) -> None:
+    def _try_again(self) -> None:
         if self._started and self._retry is None:
-            self._retry = self._reactor.callLater(RETRY, self._connect)
+            self._again(self._connect)
 
 
 class Forwarding:

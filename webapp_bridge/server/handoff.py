@@ -168,8 +168,8 @@ class _Watched:
         return self._name
 
 
-class _Retrying:
-    """One retry timer at a time."""
+class Retrying:
+    """One retry timer at a time (``RETRY`` seconds); ``forward`` retries so too."""
 
     def __init__(self, clock: Any) -> None:
         self._reactor: Any = clock if clock is not None else _REACTOR
@@ -185,7 +185,7 @@ class _Retrying:
         self._retry = None
 
 
-class Receiver(_Retrying):
+class Receiver(Retrying):
     """The bridge beside the active dispatcher: takes the connections other bridges pass on.
 
     ``adopt(fd)`` serves a connection here (the descriptor stays the caller's: ``adopt`` duplicates it);
@@ -328,7 +328,7 @@ class Receiver(_Retrying):
         self._adopt(fd)
 
 
-class Sender(_Retrying):
+class Sender(Retrying):
     """A bridge beside a standby dispatcher: passes the connections it accepts to the active one's bridge.
 
     ``adopt(fd)`` serves here a connection passed back (no room there). ``start`` and ``stop`` follow the

@@ -120,6 +120,12 @@ def pair(monkeypatch: pytest.MonkeyPatch, dispatcher: Dispatcher) -> Pair:
     return pair
 
 
+def not_forwarded(d: Deferred[Any]) -> bool:
+    """``d`` failed with ``NotForwarded``: the caller sends the request again over WAMP, the same ids."""
+    failure = outcome(d)
+    return isinstance(failure, Failure) and bool(failure.check(NotForwarded))
+
+
 def outcome(d: Deferred[Any]) -> Any:
     """What ``d`` fired with (a Failure too); fails the test if it has not fired."""
     got: list[Any] = []
@@ -154,8 +160,7 @@ def test_answers_go_back_to_their_own_requests_in_the_order_they_come(pair: Pair
 def test_nothing_is_sent_until_connected_and_a_refused_attempt_is_tried_again(pair: Pair,
                                                                               dispatcher: Dispatcher) -> None:
     assert not pair.client.connected
-    failure = outcome(ensureDeferred(pair.client.publish(ITEMS)))
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(ensureDeferred(pair.client.publish(ITEMS)))
     with capturedLogs() as events:
         pair.refuse()
     assert not [e for e in events if e["log_level"] >= LogLevel.warn], "nobody listening yet is expected: no warning"
@@ -174,11 +179,9 @@ def test_a_request_whose_dispatcher_left_meanwhile_is_sent_again_another_way(pai
     d = pair.publish()
     local.withdraw(dispatcher.publish)  # its calls under way fail (DispatcherLeft), and are answered so
     pair.flush()
-    failure = outcome(d)
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(d)
     assert pair.client.again == 1
-    failure = outcome(pair.publish())  # none active now: answered at once, not published
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(pair.publish())  # none active now: answered at once, not published
     assert len(dispatcher.published) == 1
 
 
@@ -190,8 +193,7 @@ def test_requests_on_their_way_when_the_server_stops_are_sent_again_another_way(
     pair.server.stop()
     pair.flush()
     for d in waiting:
-        failure = outcome(d)
-        assert isinstance(failure, Failure) and failure.check(NotForwarded)
+        assert not_forwarded(d)
     assert not pair.client.connected and pair.client.again == 2
     attempts = len(pair.clock.unixClients)
     pair.clock.advance(RETRY)
@@ -216,8 +218,7 @@ def test_a_client_of_another_user_is_refused_by_the_server(pair: Pair, dispatche
         assert pair.client.connected, "the client trusts its end, and has not seen the server hang up yet"
         sent = ensureDeferred(pair.client.publish(ITEMS))  # on its way before it sees the close
         pair.flush()
-        failure = outcome(sent)
-        assert isinstance(failure, Failure) and failure.check(NotForwarded)
+        assert not_forwarded(sent)
         assert not pair.server.peers and not pair.client.connected, "the server hung up on it"
         pair.clock.advance(RETRY)
         pair.connect()
@@ -232,8 +233,7 @@ def test_a_server_of_another_user_gets_nothing_from_the_client(pair: Pair, dispa
         pair.clock.advance(RETRY)
         pair.connect()
     assert not pair.client.connected, "the client sends nothing to it, and hung up"
-    failure = outcome(pair.publish())
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(pair.publish())
     assert dispatcher.published == []
     assert len([e for e in events if e["log_level"] == LogLevel.warn]) == 1, "said once, not every second"
     attempts = len(pair.clock.unixClients)
@@ -251,8 +251,7 @@ def test_a_request_sent_as_the_link_is_lost_is_not_left_waiting(pair: Pair, disp
     pair.server.stop()
     pair.flush()
     (next_one,) = nexts
-    failure = outcome(next_one)
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(next_one)
 
 
 def test_a_client_that_stops_still_gets_the_answers_to_what_it_sent(pair: Pair, dispatcher: Dispatcher) -> None:
@@ -263,8 +262,7 @@ def test_a_client_that_stops_still_gets_the_answers_to_what_it_sent(pair: Pair, 
     pair.client.stop()
     pair.flush()
     assert not pair.client.connected and pair.server.peers, "nothing new goes, the connection stays"
-    failure = outcome(ensureDeferred(pair.client.publish(ITEMS)))
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(ensureDeferred(pair.client.publish(ITEMS)))
     (_, held), = dispatcher.waiting
     held.callback(results(ITEMS, 5))
     pair.flush()
@@ -279,8 +277,7 @@ def test_a_client_that_stops_waits_for_answers_a_bounded_time(pair: Pair, dispat
     pair.client.stop()
     pair.clock.advance(STOP_WAIT)
     pair.flush()
-    failure = outcome(sent)
-    assert isinstance(failure, Failure) and failure.check(NotForwarded), "sent again over WAMP, the same ids"
+    assert not_forwarded(sent), "sent again over WAMP, the same ids"
     assert not pair.server.peers
 
 
@@ -290,8 +287,7 @@ def test_a_request_too_large_for_a_frame_is_not_sent(pair: Pair, dispatcher: Dis
     dispatcher.hold = True
     waiting = pair.publish()
     monkeypatch.setattr(forward, "MAX_FRAME", 64)
-    failure = outcome(pair.publish([["demo.message", {"text": "x" * 100}, "id-1", None, 0]]))
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(pair.publish([["demo.message", {"text": "x" * 100}, "id-1", None, 0]]))
     assert len(dispatcher.published) == 1 and pair.client.connected, "nothing sent; the connection stays"
     assert not waiting.called, "the others on their way are not cut"
 
@@ -303,15 +299,13 @@ def test_results_that_cannot_be_sent_back_are_answered_as_not_forwarded(pair: Pa
     (_, held), = dispatcher.waiting
     held.callback([{"id": "id-1", "seq": 2 ** 70}])  # past MessagePack's 64 bits
     pair.flush()
-    failure = outcome(sent)
-    assert isinstance(failure, Failure) and failure.check(NotForwarded), "never left waiting"
+    assert not_forwarded(sent), "never left waiting"
 
 
 def test_events_that_cannot_be_framed_are_not_sent(pair: Pair, dispatcher: Dispatcher) -> None:
     pair.connect()
     huge = [["demo.message", {"n": 2 ** 70}, "id-1", None, 0]]  # past MessagePack's 64 bits
-    failure = outcome(pair.publish(huge))
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(pair.publish(huge))
     assert dispatcher.published == [] and pair.client.connected, "nothing sent; the connection stays"
     assert outcome(pair.publish()) == results(ITEMS)
 
@@ -320,8 +314,7 @@ def test_a_frame_past_the_limit_ends_the_connection(pair: Pair, dispatcher: Disp
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     pair.connect()
     monkeypatch.setattr(forward._Framed, "MAX_LENGTH", 64)
-    failure = outcome(pair.publish([["demo.message", {"text": "x" * 100}, "id-1", None, 0]]))
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(pair.publish([["demo.message", {"text": "x" * 100}, "id-1", None, 0]]))
     assert dispatcher.published == [] and not pair.server.peers
 
 
@@ -334,8 +327,7 @@ def test_a_frame_that_cannot_be_read_ends_the_connection(pair: Pair, dispatcher:
     link.sendString(b"\xc1 not MessagePack")
     pair.flush()
     assert not pair.server.peers and not pair.client.connected
-    failure = outcome(waiting)
-    assert isinstance(failure, Failure) and failure.check(NotForwarded), "its answer cannot come now"
+    assert not_forwarded(waiting), "its answer cannot come now"
 
 
 def test_an_answer_to_no_request_ends_the_connection(pair: Pair) -> None:
@@ -382,8 +374,7 @@ def test_results_too_large_to_send_back_are_answered_as_not_forwarded(pair: Pair
     (_, held), = dispatcher.waiting
     held.callback([{"id": "x" * 100, "seq": 1}])
     pair.flush()
-    failure = outcome(sent)
-    assert isinstance(failure, Failure) and failure.check(NotForwarded)
+    assert not_forwarded(sent)
     assert pair.client.connected, "the link stays: no frame past the limit went"
 
 
@@ -397,8 +388,7 @@ def test_when_the_dispatcher_here_takes_over_answers_are_awaited_briefly(pair: P
     pair.client.stop(TAKEOVER_WAIT)
     pair.clock.advance(TAKEOVER_WAIT)
     pair.flush()
-    failure = outcome(sent)
-    assert isinstance(failure, Failure) and failure.check(NotForwarded), "sent over WAMP after TAKEOVER_WAIT"
+    assert not_forwarded(sent), "sent over WAMP after TAKEOVER_WAIT"
     waits: list[float] = []
     forwarding = Forwarding(NAME, None, MemoryReactorClock())
     monkeypatch.setattr(forwarding.client, "stop", lambda wait=STOP_WAIT: waits.append(wait))
