@@ -460,6 +460,7 @@ class ClusterPublisher(Publisher):
             last.addErrback(_refused, item.row.seq)
         if batch.waiting:
             self._publish_batches(batch)
+        self._sent()
         return last if last is not None else succeed(None)
 
     def close(self) -> None:

@@ -74,6 +74,7 @@ from components.events import Registry
 from components.events.rules import BACKEND_ROLE
 from components.procedures import checked
 from components.ratelimit import CallBuckets
+from components.sending import send_now
 from components.store.base import TERMS, ClusterLog, Store, open_store
 from components.store.thread import StoreThread
 
@@ -133,13 +134,13 @@ class Dispatcher(BackendSession):
             # during this node's own append waits for it: ``LogTail.hold``).
             self._tail_thread = tail_thread = StoreThread(lambda: open_store(cfg.store, node), name="dispatcher-tail")
             publisher = ClusterPublisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
-                                         self._queries, self._send)
+                                         self._queries, self._send, self._send_now)
             publisher.tail = self._tail = LogTail(tail_thread, lambda: _listener(cfg, node), node, node_run(),
                                      publisher.hand_to_router)
             self._publisher = publisher
         else:
             self._publisher = Publisher(thread, self._turn, sequencer, lambda: self.registry, self._sessions,
-                                        self._queries, self._send)
+                                        self._queries, self._send, self._send_now)
         replay = ReplayAndAck(bookkeeping, self._queries, lambda: self.registry, self._know_caller)
         web_app = WebAppSubscriptions(self._queries, bookkeeping, thread, self._sessions, self._turn,
                                       sequencer.high_water, cfg.queries, cfg.auth.user_role, self._send)
@@ -317,6 +318,11 @@ class Dispatcher(BackendSession):
         options = PublishOptions(acknowledge=acknowledge or None, eligible=eligible,
                                  eligible_authrole=restriction.eligible_authrole, exclude=list(exclude) or None)
         return self.publish(topic, payload, *more, options=options)  # type: ignore[no-any-return]
+
+    def _send_now(self) -> None:
+        """What was published goes to the router now (``components.sending``): its transport's
+        (autobahn's protocol's) Twisted connection."""
+        send_now(getattr(self._transport, "transport", None))
 
     async def _subscribe(self, query: str, persistent: bool = False, batch: bool = False,
                          details: CallDetails | None = None) -> dict[str, Any]:

@@ -125,7 +125,9 @@ class Publisher:
 
     def __init__(self, thread: StoreThread, turn: Turn, sequencer: Sequencer,
                  registry: Callable[[], Registry], sessions: Sessions, queries: QuerySubscriptions,
-                 send: Send) -> None:
+                 send: Send, sent: Callable[[], None] = lambda: None) -> None:
+        """``sent()``: what ``send`` queued goes to the router now, not after the reactor's other work
+        (``components.sending``); called once a turn's (or a handed group's) publishes are all queued."""
         self._thread: StoreThread | None = thread
         #: Shared with persistent subscribes (see ``publish``).
         self._turn = turn
@@ -134,6 +136,7 @@ class Publisher:
         self._sessions = sessions
         self._queries = queries
         self._send = send
+        self._sent = sent
         #: id -> (its event class, the result of it being published right now), so that the same
         #: id arriving meanwhile waits for it instead of publishing twice.
         self._pending: dict[str, tuple[str, Deferred[PublishResult]]] = {}
@@ -244,6 +247,7 @@ class Publisher:
                     for *_, later in batch.waiting:
                         if not later.called:
                             later.errback(exc)
+            self._sent()
         finally:
             self._turn.release()
         return results

@@ -53,6 +53,7 @@ from components.delivery import local
 from components.delivery.results import IdOrigin
 from components.metrics.families import FORWARDED
 from components.metrics.process_meter import METER
+from components.sending import send_now
 from webapp_bridge.server import handoff
 
 log = Logger()
@@ -176,6 +177,7 @@ class _Peer(_Framed):
         except Exception as exc:  # the results cannot be framed: the client must not wait for ever
             frame = _pack([call, None, f"the results could not be sent back: {exc}"])
         self.sendString(frame)
+        send_now(self.transport)  # not after the reactor's other work (``components.sending``)
 
 
 async def _results(publish: local.Publish, items: list[list[Any]]) -> list[dict[str, Any]]:
@@ -298,6 +300,7 @@ class _Link(_Framed):
         answer: Deferred[list[dict[str, Any]]] = Deferred()
         self._calls[call] = answer
         self.sendString(frame)
+        send_now(self.transport)
         return answer
 
     def close_when_answered(self, clock: Any, bound: float) -> None:

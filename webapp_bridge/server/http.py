@@ -24,6 +24,7 @@ from twisted.web import http, server
 from twisted.web.resource import IResource, Resource
 
 from components.metrics.process_meter import METER
+from components.sending import send_now
 from webapp_bridge.server.accesslog import AccessLog
 from webapp_bridge.server.api import Answer, BridgeLogic, alive, error
 from webapp_bridge.server.overload import Admission
@@ -455,8 +456,10 @@ def _send(request: server.Request, answer: Answer) -> None:
             request.setHeader(b"Connection", b"close")
             request.channel.persistent = False
     request.setHeader(b"Content-Length", str(len(body)).encode())
+    transport = request.channel.transport
     request.write(body)
     request.finish()
+    send_now(transport)  # not after the other requests this turn of the reactor reads (``components.sending``)
     on_answer: OnAnswer | None = getattr(request, "on_answer", None)
     if on_answer is not None:
         on_answer(request.path, answer, time.monotonic() - getattr(request, "started", time.monotonic()))

@@ -55,9 +55,11 @@ class Now:
 
 
 def publisher_on(thread: Inline, registry: Registry, send: Any,
-                 sessions: Sessions | None = None) -> tuple[Publisher, QuerySubscriptions]:
-    """A dispatcher's publisher (and its query subscriptions) on ``thread``, publishing through ``send``."""
+                 sessions: Sessions | None = None, sent: Callable[[], None] = lambda: None,
+                 ) -> tuple[Publisher, QuerySubscriptions]:
+    """A dispatcher's publisher (and its query subscriptions) on ``thread``, publishing through ``send``;
+    ``sent()`` as the dispatcher's, once a turn's publishes are queued."""
     sessions = sessions if sessions is not None else Sessions()
     queries = QuerySubscriptions(thread, lambda: registry, QueriesConfig(), sessions)
     sequencer = Sequencer(lambda n: thread.run(lambda s, k: s.take(k), n))
-    return Publisher(thread, Turn(), sequencer, lambda: registry, sessions, queries, send), queries
+    return Publisher(thread, Turn(), sequencer, lambda: registry, sessions, queries, send, sent), queries

@@ -184,6 +184,24 @@ def test_ids_the_bridge_made_are_not_looked_up_and_a_turn_with_nothing_to_learn_
     assert thread.work.count("_look_up") == 1
 
 
+def test_a_turns_publishes_go_to_the_router_at_once_once_all_are_queued(tmp_path: Path) -> None:
+    """``sent()`` (the dispatcher sends what it queued, ``components.sending``) comes once a turn, after its
+    last publish: the router starts on them while this process goes on with the reactor's other work."""
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    router = Router()
+    queued_when_sent: list[int] = []
+    publisher, _ = publisher_on(Inline(store), REGISTRY, router, sent=lambda: queued_when_sent.append(len(router.sent)))
+    try:
+        got = outcome(publish(publisher, ["demo.message", MESSAGE, "s1"], ["demo.message", MESSAGE, "s2"]))
+        assert queued_when_sent == [2], "once, after both"
+        router.ack_all()
+        assert got[0] == [Accepted("s1", 1), Accepted("s2", 2)]
+        outcome(publish(publisher, ["demo.message", MESSAGE, "s1"]))
+        assert queued_when_sent == [2, 2], "a turn of duplicates publishes nothing; sending nothing costs nothing"
+    finally:
+        store.close()
+
+
 def test_a_new_id_is_remembered_and_sent_again_it_is_a_duplicate(world: Any) -> None:
     """NEW: not looked up, but remembered: the caller learnt it in the answer and the bridge calls again
     with it (as GIVEN) after the dispatcher went away. An unknown origin is GIVEN: looked up."""
