@@ -3,7 +3,7 @@
 Run by hand, never from the test suite::
 
     .venv/bin/python bench/delivery.py [--duration 8] [--subscribers 1,10,100] [--metrics on|off|both] [--batched]
-        [--hand-off on|off] [--logged] [--store sqlite|postgresql]
+        [--hand-off on|off] [--balance on|off] [--logged] [--store sqlite|postgresql]
 
 One gateway node (``tests.support.harness.GatewayNode``) is started. For each N, N
 anonymous WAMP sessions subscribe to ``gateway.event.demo.message``, spread
@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     # Run as a script, sys.path[0] is bench/: make bench, tests.support and components importable.
@@ -71,6 +73,8 @@ class Row(Measured):
     #: Which node ran it (``--metrics both`` starts two): gateway rows are compared with its bare rows.
     node_label: str = ""
     ratio: float | None = None
+    #: Kept-alive connections the bridges moved during the row (``balance``): given, called back.
+    moved: dict[str, float] | None = None
 
     @property
     def expected(self) -> int:
@@ -92,7 +96,27 @@ def run_phase(node: GatewayNode, pool: SubscriberPool, meter: CpuMeter, n: int, 
         return asyncio.run(publish_bare(node.cbdir / "backend.sock", args.bare_concurrency or args.concurrency,
                                         seconds, rate, room=room))
 
-    return Row(*measure_phase(node, pool, meter, room, n, publish), n, path, f"paced {rate:g}/s" if rate else "max")
+    moved = hand_off_moves(node) if path.startswith("gateway") else None
+    row = Row(*measure_phase(node, pool, meter, room, n, publish), n, path, f"paced {rate:g}/s" if rate else "max")
+    if moved is not None:
+        after = hand_off_moves(node)
+        row.moved = {outcome: after.get(outcome, 0) - moved.get(outcome, 0) for outcome in ("given", "called")}
+    return row
+
+
+def hand_off_moves(node: GatewayNode) -> dict[str, float]:
+    """The node's ``gateway_handoff_connections_total`` by outcome (kept-alive connections the bridges moved:
+    given, called); empty with metrics off."""
+    reply = node.request("GET", "/metrics")
+    if reply.status != 200:
+        return {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(reply.body if isinstance(reply.body, str) else reply.body.decode()):
+        if family.name == "gateway_handoff_connections":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["outcome"]] = sample.value
+    return counts
 
 
 def postgresql_schema(run: Run) -> dict[str, Any]:
@@ -153,6 +177,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hand-off", choices=("on", "off"), default="on",
                    help="bridge.hand_off: on (the default: the bridge beside the active dispatcher serves the "
                         "connections) or off (each bridge serves those the kernel gives it, and both parse)")
+    p.add_argument("--balance", choices=("on", "off"), default="on",
+                   help="bridge.balance, with the hand-off on: on (the default: kept-alive connections move to the "
+                        "other bridge while the active one's is busy, and back) or off (they stay where they are)")
     p.add_argument("--batched", action="store_true",
                    help="also 'gateway batched' rows: subscribers of gateway.subscribe(query, batch=True)'s "
                         "batched topic, counting every envelope (delivered/s is envelopes/s)")
@@ -198,6 +225,8 @@ def measure_node(run: Run, args: argparse.Namespace, metrics: bool, label: str) 
     extra: dict[str, Any] = {} if metrics else {"metrics": {"enabled": False}}
     if args.hand_off == "off":
         extra["bridge"] = {"hand_off": False}
+    elif args.balance == "off":
+        extra["bridge"] = {"balance": False}
     if args.store == "postgresql":
         extra["store"] = postgresql_schema(run)
     node = run.gateway(extra or None, label=f"node ({label})" if label else "node")
@@ -245,8 +274,9 @@ def measured(row: Row, label: str, args: argparse.Namespace) -> Row:
     """The row, labelled with its node, once its progress line is printed."""
     row.node_label = label
     per_event = f", {row.got.count / row.got.events:.1f} envelopes per WAMP event" if row.got.events else ""
+    moved = f", connections given {row.moved['given']:g}, called back {row.moved['called']:g}" if row.moved else ""
     print(f"#   N={row.subscribers} {row.path} {row.mode}{f' ({label})' if label else ''}: "
-          f"{fmt_rate(row.delivered_per_s)} delivered/s{per_event}", flush=True)
+          f"{fmt_rate(row.delivered_per_s)} delivered/s{per_event}{moved}", flush=True)
     print_problems(row.load, row.got.lost)
     if row.load.late:
         print(f"#   publisher: {row.load.late} paced sends left over 5 ms late: all {args.concurrency} "

@@ -177,6 +177,11 @@ class BridgeConfig(_Section):
     #: lowest latency and CPU). false: each bridge serves the connections the kernel gives it, and both parse
     #: HTTP (a higher top rate with few subscribers, for more CPU and latency).
     hand_off: bool = True
+    #: With ``hand_off``: whether kept-alive connections move between the bridges, between two requests, by
+    #: how busy each one is (webapp_bridge.server.balance): given to the other bridges while the one beside
+    #: the active dispatcher falls behind, called back once it keeps up alone. false: a connection stays with
+    #: the bridge that first served it.
+    balance: bool = True
     #: Whether a bridge beside a standby dispatcher sends the events of the requests it serves to the bridge
     #: beside the active one over a Unix socket (webapp_bridge.server.forward), the router carrying no call
     #: for them (over WAMP until it reaches that bridge, and again for those whose answer does not come).

@@ -23,8 +23,9 @@ def send_now(transport: Any) -> None:
     """Send what ``transport`` (a Twisted TCP or Unix connection) has queued, as much as the kernel takes now;
     the rest, if any, goes when the reactor finds the socket writable, as usual. Nothing for a transport that
     is closing (the reactor finishes that, and tells its protocol) or is not a socket's (a test's)."""
-    if transport is None or getattr(transport, "disconnecting", True) or getattr(transport, "_writeDisconnecting", True):
-        return
+    if transport is None or not getattr(transport, "connected", False) or getattr(transport, "disconnecting", True) \
+            or getattr(transport, "_writeDisconnecting", True):
+        return  # (lost: its socket is gone, what was queued with it)
     if not (getattr(transport, "_tempDataBuffer", None) or getattr(transport, "dataBuffer", None)):
         return
     # A failure (the peer went away) is returned, not raised, and the data stays queued: the reactor meets it

@@ -28,5 +28,6 @@ May import: ``components.events``, ``components.query``, ``components.store``, `
 ``components.auth.credentials`` (the client token's hash: sessions' and persistent subscriptions'
 owners), ``components.metrics`` (what the dispatcher counts), and the shared modules ``components.uris``,
 ``components.envelope``, ``components.limits``, ``components.config``, ``components.exceptions``,
-``components.arguments``, ``components.ratelimit``, ``components.procedures``, ``components.backend``.
+``components.arguments``, ``components.ratelimit``, ``components.procedures``, ``components.backend``,
+``components.sending`` (a turn's publishes sent at once).
 """

@@ -63,7 +63,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(AMQP_CONSUMERS, "gauge", "Bridges by the state of their RabbitMQ consumer (off, consuming, standby, ...)."),
     Family(DISPATCHERS, "gauge", "Live dispatchers, by state (active, standby)."),
     Family(HANDOFF, "counter", "HTTP connections a bridge passed to the bridge beside the active dispatcher, and what "
-           "that one did with them, by outcome (passed, taken, returned, lost)."),
+           "that one did with them, by outcome (passed, taken, returned, lost); kept-alive connections moved between "
+           "requests (given: by the busy bridge beside the active dispatcher; called: back to it)."),
     Family(FORWARDED, "counter", "Requests whose events a bridge beside a standby dispatcher sent to the bridge beside the "
            "active one, by outcome (answered; again: sent over WAMP instead, the same ids, as their answer did not come or "
            "they could not be framed)."),

@@ -8,8 +8,10 @@ socket read when the test says so: nothing is timed. The last ones run a real no
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -22,14 +24,17 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.testing import MemoryReactorClock
 
-from tests.integration.test_overload import (LIMIT, BRIDGES, Reply, assert_refused_overloaded, event, health, post,
-                                             router_pid)
-from tests.support.harness import GatewayNode, running_node
+from tests.integration.test_overload import (LIMIT, BRIDGES, Reply, assert_refused_overloaded, event, health,
+                                             message, post, router_pid)
+from tests.support.harness import API_KEY, GatewayNode, running_node
+from tests.unit.webapp_bridge.server.test_http_overload import Bridge
+from tests.unit.webapp_bridge.server.test_http_overload import post as http_post
 from tests.support.waiting import wait_for
 from tests.support.wamp import WampClient
-from webapp_bridge.server import handoff
+from webapp_bridge.server import balance, handoff
 from webapp_bridge.server.handoff import RETRY, Receiver, Sender
 
 pytestmark = pytest.mark.integration
@@ -61,6 +66,8 @@ class Ends:
         #: site asks of every connection it is given).
         self.passed_on_again: list[bool] = []
         self.receiver = Receiver(self.name, lambda fd: self.taken.append(_dup(fd)), lambda: self.room, self.reactor)
+        #: The seconds the receiver's reactor thread has had work (``receiver_window``).
+        self.busy_seconds = 0.0
         self.sender = Sender(self.name, self._serve_here, self.reactor)
 
     def _serve_here(self, fd: int) -> None:
@@ -207,6 +214,187 @@ def test_a_receiver_that_does_not_read_is_passed_only_a_few(ends: Ends) -> None:
         for client, accepted in pairs:
             client.close()
             accepted.close()
+
+
+def report_load(ends: Ends, handling: int, connections: int) -> None:
+    """A window of the sender's samples, reported and read by the receiver."""
+    for _ in range(balance.WINDOW):
+        ends.sender.sample(handling, connections, 0.0, ends.reactor.seconds())
+    ends.read_all()
+
+
+def receiver_window(ends: Ends, handling: int, busy: float = 1.0) -> None:
+    """A window of the receiver's samples, its reactor thread having work ``busy`` of the time (it decides at
+    the window's end), and what it sent read by the sender."""
+    for _ in range(balance.WINDOW):
+        ends.reactor.advance(balance.SAMPLE)
+        ends.busy_seconds += balance.SAMPLE * busy
+        ends.receiver.sample(handling, ends.busy_seconds, ends.reactor.seconds())
+    ends.read_all()
+
+
+def test_a_busy_receiver_gives_kept_alive_connections_to_the_sender_which_serves_them_itself(ends: Ends) -> None:
+    ends.connect()
+    report_load(ends, 0, 0)
+    pairs = [tcp_connection() for _ in range(5)]
+    try:
+        assert not ends.receiver.give_back(pairs[0][1].fileno()), "not busy yet: nothing is given"
+        receiver_window(ends, 16)  # 16 requests at once, none there: a quarter of the difference goes
+        went = [ends.receiver.give_back(accepted.fileno()) for _, accepted in pairs]
+        assert went == [True] * 4 + [False]
+        for _, accepted in pairs:
+            accepted.close()  # the receiver's copies, as its site closes them
+        ends.read_all()
+        assert len(ends.served_here) == 4 and ends.passed_on_again == [False] * 4, \
+            "served by the sender, never passed straight back"
+        for (client, _), served in zip(pairs, ends.served_here):
+            client.sendall(b"next request")
+            served.settimeout(5)
+            assert served.recv(20) == b"next request"
+        assert (ends.receiver.given, ends.sender.given, ends.sender.returned) == (4, 4, 0)
+        receiver_window(ends, 16)
+        receiver_window(ends, 7)
+        another, accepted = tcp_connection()
+        with another, accepted:
+            assert not ends.receiver.give_back(accepted.fileno()), "no longer busy: what was left to give is not"
+    finally:
+        for client, _ in pairs:
+            client.close()
+
+
+def test_a_receiver_that_keeps_up_again_calls_the_kept_alive_connections_back(ends: Ends) -> None:
+    ends.connect()
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert not ends.sender.call_back(accepted.fileno()), "nobody called it back"
+        report_load(ends, 0, 2)  # two connections, idle now
+        receiver_window(ends, 1)
+        assert ends.sender.call_back(accepted.fileno())
+        accepted.close()
+        ends.read_all()
+        assert len(ends.taken) == 1 and (ends.receiver.taken, ends.receiver.called, ends.sender.called) == (1, 1, 1)
+        client.sendall(b"next request")
+        ends.taken[0].settimeout(5)
+        assert ends.taken[0].recv(20) == b"next request"
+    client, accepted = tcp_connection()
+    with client, accepted:
+        ends.reactor.advance(handoff.CALL_GOOD_FOR + 0.1)
+        assert not ends.sender.call_back(accepted.fileno()), "a call is good for a moment: the receiver calls again"
+        receiver_window(ends, 1)
+        assert ends.sender.call_back(accepted.fileno())
+
+
+def test_a_receiver_without_room_calls_nothing_back(ends: Ends) -> None:
+    ends.room = False
+    ends.connect()
+    report_load(ends, 0, 3)
+    receiver_window(ends, 0)
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert not ends.sender.call_back(accepted.fileno()), "it would pass it back at once"
+
+
+def test_a_connection_given_cancels_a_call_from_before_the_receiver_was_busy(ends: Ends) -> None:
+    """A quiet window calls the sender's connections back; the next one is busy and gives one. That one must not
+    go straight back at the end of its next request on the strength of the older call."""
+    ends.connect()
+    report_load(ends, 0, 3)
+    receiver_window(ends, 1, busy=0.1)  # quiet: calls the three back
+    report_load(ends, 0, 3)
+    receiver_window(ends, 16)  # busy: gives
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert ends.receiver.give_back(accepted.fileno())
+    ends.read_all()
+    (given,) = ends.served_here
+    assert not ends.sender.call_back(given.fileno()), "the call from before the give no longer holds"
+
+
+def test_a_bridge_that_never_reported_its_load_is_given_nothing(ends: Ends) -> None:
+    """An older version of the other bridge (no ``_LOAD``) would keep every connection given to it."""
+    ends.connect()
+    receiver_window(ends, 16)
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert not ends.receiver.give_back(accepted.fileno())
+    report_load(ends, 0, 0)
+    receiver_window(ends, 16)
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert ends.receiver.give_back(accepted.fileno())
+
+
+def test_a_load_report_that_is_not_a_load_counts_as_none(ends: Ends) -> None:
+    ends.connect()
+    assert ends.sender._connection is not None
+    ends.sender._connection.sock.send(handoff._LOAD + handoff._LOAD_VALUE.pack(float("nan"), 0))  # (an older one)
+    ends.read_all()
+    receiver_window(ends, 9)  # against a NaN every comparison fails: counted as 0, this one gives
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert ends.receiver.give_back(accepted.fileno())
+
+
+class Firing:
+    """A socket the reactor reads (it stands for the router's): reading it fires ``fire``."""
+
+    def __init__(self, sock: socket.socket, fire: Any) -> None:
+        self.sock = sock
+        self._fire = fire
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def doRead(self) -> None:
+        self.sock.recv(1)
+        self._fire()
+
+    def connectionLost(self, reason: object) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return "router"
+
+
+def test_a_pipelined_request_that_arrives_as_its_connection_moves_is_left_for_the_other_process() -> None:
+    """One poll of a real epoll reactor holds the router's acknowledgement (which answers request 1, so the
+    connection moves) and the client's pipelined request 2. Twisted calls doRead for every event of the poll
+    without asking whether the descriptor still reads: request 2 must stay in the socket for the process the
+    connection went to, not be read here and dropped with this copy."""
+    bridge = Bridge(limit=5)
+    moved: list[int] = []
+    bridge.site.between_requests = lambda fd: moved.append(fd) is None  # the other bridge takes it
+    poller = EPollReactor()  # never installed nor run: one iteration at a time
+    client, accepted = tcp_connection()  # ``accepted`` stands for the other process's copy
+    router, acknowledging = socket.socketpair()
+    with client, accepted, router, acknowledging:
+        transport = poller.adoptStreamConnection(accepted.fileno(), socket.AF_INET, bridge.site)
+        client.sendall(http_post())
+        for _ in range(2):
+            poller.doIteration(0)
+        assert len(bridge.held) == 1, "request 1 read, in flight"
+        poller.addReader(Firing(router, lambda: bridge.held[0].callback(None)))
+        acknowledging.send(b"!")  # the acknowledgement comes first ...
+        client.sendall(http_post())  # ... then the pipelined request
+        wait_for(lambda: _readable(accepted), what="request 2 in the socket")
+        poller.doIteration(0)  # one poll: [router, client]
+        assert moved and bridge.handled == 1, "not read here"
+        assert _waiting(accepted) == len(http_post()), "all of it left in the socket for the other process"
+        poller.doIteration(0)
+        assert transport.disconnected, "this process's copy closed"
+        poller.removeAll()
+
+
+def _waiting(sock: socket.socket) -> int:
+    """Bytes waiting in the socket, not read by anyone."""
+    try:
+        return len(sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return 0
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def open_descriptors() -> int:
@@ -491,6 +679,97 @@ def test_a_burst_past_the_active_bridges_room_is_absorbed_by_every_bridge(node: 
     after = wait_for(lambda: taking(node), what="the bridge beside the active dispatcher").body["hand_off"]
     assert after["returned"] > before["returned"], "it passed connections back while it was full"
 
+
+class KeptAlive:
+    """A web-app's pool of kept-alive connections to the node, each used by one thread at a time."""
+
+    def __init__(self, node: GatewayNode, size: int) -> None:
+        self.connections = [http.client.HTTPConnection("127.0.0.1", node.bridge_port, timeout=30) for _ in range(size)]
+        for connection in self.connections:
+            connection.connect()
+        self.sockets = [connection.sock for connection in self.connections]
+
+    def post(self, i: int, path: str, body: Any) -> Reply:
+        connection = self.connections[i]
+        connection.request("POST", path, json.dumps(body).encode(), {"Authorization": f"Bearer {API_KEY}",
+                                                                     "Content-Type": "application/json"})
+        response = connection.getresponse()
+        return Reply(response.status, {}, json.loads(response.read()))
+
+    def pid(self, i: int) -> int:
+        """Which process serves connection ``i`` now (``GET /livez`` on it)."""
+        connection = self.connections[i]
+        connection.request("GET", "/livez")
+        response = connection.getresponse()
+        return int(json.loads(response.read())["pid"])
+
+    def same_connections(self) -> bool:
+        return [connection.sock for connection in self.connections] == self.sockets
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+
+def test_kept_alive_connections_move_to_the_other_bridge_under_load_and_back_once_one_process_keeps_up() -> None:
+    """Sixteen connections busy all the time with batches: the bridge beside the active dispatcher is busy
+    (``balance.BUSY`` requests at once, its reactor thread running nearly all the time) and gives some of them
+    to the other bridge between two requests; once the load drops to one request at a time it calls them back.
+    The clients see neither: every request on the same connection is answered, each event numbered once, in
+    one numbering, and delivered."""
+    with running_node() as node:
+        active = wait_for(lambda: taking(node), what="the other bridge passing its connections on").body["pid"]
+        pool = KeptAlive(node, 16)
+        room = uuid.uuid4().hex
+        accepted: list[dict[str, Any]] = []
+        try:
+            assert {pool.pid(i) for i in range(16)} == {active}, "every new connection is passed to it"
+            served_by: set[int] = set()
+
+            def busy(burst: int, i: int) -> list[dict[str, Any]]:
+                mine: list[dict[str, Any]] = []
+                for n in range(15):  # seconds of work for the bridge (a window is half a second)
+                    # Fifty events a request, and no subscriber yet (the router idles): the bridge's work, not
+                    # this test's threads nor the router, is what is busy. 16 x 50 in flight stays below
+                    # bridge.max_in_flight.
+                    events = [{"event": "demo.message", "data": message(room), "id": f"{burst}-{i}-{n}-{k}-{room}"}
+                              for k in range(50)]
+                    reply = pool.post(i, "/events/batch", {"events": events})
+                    assert reply.status == 200, reply
+                    mine += reply.body["results"]
+                    if n % 5 == 4:
+                        served_by.add(pool.pid(i))  # where it is served while the load lasts
+                return mine
+            for burst in range(5):  # again while nothing moved yet (a slow machine: a slower window)
+                with ThreadPoolExecutor(16) as threads:
+                    for done in threads.map(lambda i: busy(burst, i), range(16)):
+                        accepted += done
+                if served_by - {active}:
+                    break
+            assert served_by - {active}, "some connections were served by the other bridge under load"
+            assert wait_for(lambda: taking(node), what="the active one's bridge").body["hand_off"]["given"] > 0
+            seqs = [result.get("seq") for result in accepted]
+            assert None not in seqs and len(set(seqs)) == len(seqs), "every event accepted, each with a seq of its own"
+            with WampClient(node.ws_url) as client:
+                client.subscribe(TOPIC)
+                calmly: list[dict[str, Any]] = []
+
+                def calm() -> bool:
+                    for i in range(16):  # one request at a time: a load of at most one
+                        reply = pool.post(i, "/events", {"event": "demo.message", "data": message(room),
+                                                         "id": f"calm-{i}-{len(calmly)}-{room}"})
+                        assert reply.status == 202, reply
+                        calmly.append(reply.body)
+                    return {pool.pid(i) for i in range(16)} == {active}
+                wait_for(calm, timeout=60, what="every connection called back to the active dispatcher's bridge")
+                got = client.take(len(calmly), timeout=60)
+            assert [e["seq"] for e in got] == sorted(r["seq"] for r in calmly)
+            assert [e["id"] for e in got] == [r["id"] for r in sorted(calmly, key=lambda r: r["seq"])]
+            assert min(r["seq"] for r in calmly) > max(seqs), "one numbering"
+            assert pool.same_connections(), "not one connection was closed or opened again"
+            assert livez(node).body["hand_off"]["called"] > 0
+        finally:
+            pool.close()
 
 def test_when_the_active_container_dies_the_survivor_serves_every_connection() -> None:
     with running_node() as node:

@@ -83,3 +83,11 @@ def test_nothing_queued_or_not_a_socket_is_left_alone() -> None:
     send_now(transport)  # a test's transport: no write buffer of Twisted's
     send_now(None)
     assert transport.value() == b"x"
+
+
+def test_a_connection_already_lost_is_left_alone() -> None:
+    sock = Socket()
+    sock.write(b"answer")
+    sock.connected = False  # lost on a read (Twisted drops its socket, and what was queued with it)
+    send_now(sock)
+    assert sock.wire == b""

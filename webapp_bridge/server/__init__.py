@@ -15,6 +15,7 @@
 May import: ``components.events``, ``components.config``, ``components.uris``, ``components.envelope``,
 ``components.limits``, ``components.exceptions``, ``components.arguments``, ``components.ratelimit``,
 ``components.procedures``, ``components.backend`` (the bridge is a component like the others),
+``components.sending`` (answers and forwarded frames sent at once),
 ``components.auth.credentials`` (``POST /tickets``), ``components.auth.policy`` (who may read the
 status page: the authorizer's rule), ``components.store`` (the API keys' store thread),
 ``components.metrics`` (``GET /metrics``, the status page), and of the dispatcher's package only what

@@ -143,7 +143,8 @@ class Bridge(BackendSession):
             self._forwarding = forward.Forwarding(forward.address(cfg.bridge.host, cfg.bridge.port), site)
             self._forwarding.start()
         if cfg.bridge.hand_off:
-            self._hand_off = HandOff(site, self._port.addressFamily, handoff.address(cfg.bridge.host, cfg.bridge.port))
+            self._hand_off = HandOff(site, self._port.addressFamily, handoff.address(cfg.bridge.host, cfg.bridge.port),
+                                     balance=cfg.bridge.balance)
             self._hand_off.start()
         _close_at_shutdown(site)
         self.log.info("bridge listening on http://{host}:{port}/", host=cfg.bridge.host, port=cfg.bridge.port)

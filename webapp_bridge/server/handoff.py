@@ -31,24 +31,35 @@ by the kernel with the socket, as every connection of that process is. A sender 
 receiver has accepted it and said so (``_READY``): a Unix connection still in the listen backlog would be
 dropped with its messages if the receiver stopped then.
 
+Kept-alive connections also move between requests, by how busy each bridge is (``balance``): the bridge
+beside the active dispatcher gives some to the other bridges while it falls behind (a second process parsing
+then carries part of the work), and calls them back once it keeps up alone again (one process on the way is
+the shortest path). A connection moves only when its last answer is sent and nothing of the next request has
+been read (``http._CountedChannel.requestDone``); what the client sends meanwhile waits in the socket. The other
+bridges report their load (``_LOAD``) every window; the active one's asks for connections back (``_CALL``).
+
 ``bridge.hand_off: false`` turns it off (each bridge serves what the kernel gives it).
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.logger import Logger
 
 from components.delivery import local
 from components.metrics.families import HANDOFF
 from components.metrics.process_meter import METER
+from webapp_bridge.server import balance
 
 log = Logger()
 _REACTOR: Any = reactor  # the installed reactor; its module-level typing is not the reactor's
@@ -63,10 +74,18 @@ SEND_BUFFER = 16 * 1024
 _PASSED = b"p"  # a connection passed to the bridge beside the active dispatcher
 _RETURNED = b"r"  # passed back: no room there
 _READY = b"k"  # the receiver accepted the sender's Unix connection: connections may be passed from now on
+_GIVEN = b"g"  # a kept-alive connection given by the busy bridge beside the active dispatcher
+_LOAD = b"l"  # + the sender's load and connections (``balance.Load``), every window
+_CALL = b"c"  # + one byte: the receiver calls that many kept-alive connections back
+_CALLED = b"b"  # a kept-alive connection the sender passes because the receiver called it back
+_LOAD_VALUE = struct.Struct("!fI")
 _CREDENTIALS = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 #: ``gateway_handoff_connections_total``'s outcomes.
-_COUNTED_PASSED, _COUNTED_TAKEN, _COUNTED_RETURNED, _COUNTED_LOST = (
-    (("outcome", outcome),) for outcome in ("passed", "taken", "returned", "lost"))
+_COUNTED_PASSED, _COUNTED_TAKEN, _COUNTED_RETURNED, _COUNTED_LOST, _COUNTED_GIVEN, _COUNTED_CALLED = (
+    (("outcome", outcome),) for outcome in ("passed", "taken", "returned", "lost", "given", "called"))
+#: Seconds a call for connections back stays good: a window and a little (the receiver calls again each window
+#: while it wants them). A connection given meanwhile cancels it.
+CALL_GOOD_FOR = balance.WINDOW * balance.SAMPLE + 0.1
 
 #: Failed attempts in a row to take the name before the receiver says so in the log (a dispatcher leaving
 #: holds it for a moment; longer, some other process holds it).
@@ -104,15 +123,16 @@ def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[
         except OSError:
             return messages, descriptors, True
         if flags & socket.MSG_CTRUNC:  # a descriptor the kernel could not give this process: it closed it
-            if message == _PASSED and not fds:  # out of descriptors (the open-file limit): the client is cut
+            if message in (_PASSED, _CALLED) and not fds:  # out of descriptors (the open-file limit): the client is cut
                 log.error("a connection passed on by another bridge was lost: this process has no descriptor "
                           "left (raise its open-file limit above bridge.max_connections)")
                 METER.count(HANDOFF, _COUNTED_LOST)
-            elif message == _RETURNED and not fds:  # (counted ``returned`` by the other bridge)
+                continue  # nothing to serve, nor to count as served
+            if message in (_RETURNED, _GIVEN) and not fds:  # (counted by the other bridge)
                 log.error("a connection passed back by the other bridge was lost: this process has no "
                           "descriptor left (raise its open-file limit above bridge.max_connections)")
-            else:
-                log.warn("a hand-off message carried more than one connection; the others were closed")
+                continue
+            log.warn("a hand-off message carried more than one connection; the others were closed")
         if not message and not fds:
             return messages, descriptors, True
         messages.append(message)
@@ -190,6 +210,8 @@ class Receiver(Retrying):
 
     ``adopt(fd)`` serves a connection here (the descriptor stays the caller's: ``adopt`` duplicates it);
     ``room()`` says whether one more may be taken now. ``start`` and ``stop`` follow the dispatcher.
+    ``sample(n)`` is this bridge's load now (``balance``), and ``give_back(fd)`` gives a kept-alive connection
+    between two requests to another bridge when this one is busy.
     """
 
     def __init__(self, name: bytes, adopt: Callable[[int], None], room: Callable[[], bool],
@@ -203,8 +225,15 @@ class Receiver(Retrying):
         self._started = False
         self._failed_binds = 0
         self._bind_warned = False
-        #: Connections taken and passed back since the bridge started (``GET /livez``, tests).
-        self.taken = self.returned = 0
+        #: The other bridges' last loads, this one's, and the connections to give until the next window.
+        self._loads: dict[_Watched, balance.Load] = {}
+        self._window = balance.Window()
+        self.load = self.busy = 0.0
+        self._give_to: _Watched | None = None
+        self._to_give = 0
+        #: Connections taken, passed back, given (busy) and called back since the bridge started (``GET /livez``,
+        #: tests).
+        self.taken = self.returned = self.given = self.called = 0
 
     @property
     def listening(self) -> bool:
@@ -217,6 +246,7 @@ class Receiver(Retrying):
     def start(self) -> None:
         self._started = True
         self._failed_binds, self._bind_warned = 0, False
+        self._window, self.load, self._to_give = balance.Window(), 0.0, 0
         self._cancel_retry()
         self._listen()
 
@@ -288,6 +318,44 @@ class Receiver(Retrying):
             self._peers.add(peer)
             self._reactor.addReader(peer)
 
+    def sample(self, handling: int, busy: float, now: float) -> None:
+        """One sample of this bridge's load (requests being handled now, the seconds the reactor thread has had
+        work, a monotonic clock); at the end of a window, decide which connections move until the next one
+        (``balance.decide``)."""
+        reading = self._window.sample(handling, busy, now)
+        if reading is None:
+            return
+        self.load, self.busy = reading
+        self._give_to, self._to_give = None, 0
+        # A peer counts once it has reported: one that never does (an older version) is given nothing.
+        move = balance.decide(self.load, self.busy, {peer: load for peer, load in self._loads.items() if peer in self._peers})
+        if move is None:
+            return
+        if move.give:
+            self._give_to, self._to_give = move.peer, move.count
+            return
+        if not self._room():
+            return  # it would pass them back
+        try:
+            move.peer.sock.send(_CALL + bytes([min(move.count, 255)]))
+        except OSError:
+            pass  # behind in reading, or gone: asked again next window
+
+    def give_back(self, fd: int) -> bool:
+        """Give a kept-alive connection, between two requests, to the least loaded other bridge while this one
+        is busy: True if it went (close this process's copy without a shutdown), False to go on serving it."""
+        peer = self._give_to
+        if self._to_give <= 0 or peer is None or peer not in self._peers:
+            return False
+        try:
+            socket.send_fds(peer.sock, [_GIVEN], [fd])
+        except OSError:
+            return False
+        self._to_give -= 1
+        self.given += 1
+        METER.count(HANDOFF, _COUNTED_GIVEN)
+        return True
+
     def _resume(self, listening: _Watched) -> None:
         if self._listening is listening:
             self._reactor.addReader(listening)
@@ -300,7 +368,12 @@ class Receiver(Retrying):
                 self._again(self._listen)
 
     def _read(self, peer: _Watched) -> None:
-        _, descriptors, closed = _messages(peer.sock)
+        messages, descriptors, closed = _messages(peer.sock)
+        self.called += min(messages.count(_CALLED), len(descriptors))
+        for message in messages:
+            if message[:1] == _LOAD and len(message) == 1 + _LOAD_VALUE.size:
+                load, connections = _LOAD_VALUE.unpack_from(message, 1)
+                self._loads[peer] = balance.Load(load if math.isfinite(load) and load >= 0 else 0.0, connections)
         _serve_each(descriptors, lambda fd: self._take(peer, fd), "passed on by another bridge")
         if closed:
             self._close_peer(peer)
@@ -309,6 +382,7 @@ class Receiver(Retrying):
         if peer not in self._peers:
             return
         self._peers.discard(peer)
+        self._loads.pop(peer, None)
         self._reactor.removeReader(peer)
         _, descriptors = _shut_and_read(peer.sock)
         _serve_each(descriptors, lambda fd: self._take(peer, fd), "passed on by another bridge")
@@ -331,8 +405,10 @@ class Receiver(Retrying):
 class Sender(Retrying):
     """A bridge beside a standby dispatcher: passes the connections it accepts to the active one's bridge.
 
-    ``adopt(fd)`` serves here a connection passed back (no room there). ``start`` and ``stop`` follow the
-    dispatcher beside it.
+    ``adopt(fd)`` serves here a connection passed back (no room there) or given (busy there). ``start`` and
+    ``stop`` follow the dispatcher beside it. ``sample(n)`` is this bridge's load now, reported to the receiver
+    every window; ``call_back(fd)`` passes a kept-alive connection, between two requests, to the receiver
+    when it called for one.
     """
 
     def __init__(self, name: bytes, adopt: Callable[[int], None], clock: Any = None) -> None:
@@ -346,8 +422,13 @@ class Sender(Retrying):
         self._warned = False
         #: True while a connection passed back is being adopted: it is served here, not passed on again.
         self._serving_here = False
-        #: Connections passed on, and passed back, since the bridge started (``GET /livez``, tests).
-        self.passed = self.returned = 0
+        self._window = balance.Window()
+        #: Kept-alive connections the receiver called back, and until when (the reactor's clock).
+        self._called = 0
+        self._called_until = 0.0
+        #: Connections passed on, passed back (no room there; given: busy there), and called back since the
+        #: bridge started (``GET /livez``, tests).
+        self.passed = self.returned = self.given = self.called = 0
 
     @property
     def connected(self) -> bool:
@@ -367,17 +448,45 @@ class Sender(Retrying):
         """Pass a connection just accepted (not a byte read from it) to the bridge beside the active
         dispatcher: True if it went (close this process's copy of the descriptor without a shutdown, which
         would end it for both), False to serve it here."""
+        if not self._pass(fd):
+            return False
+        self.passed += 1
+        METER.count(HANDOFF, _COUNTED_PASSED)
+        return True
+
+    def call_back(self, fd: int) -> bool:
+        """Pass a kept-alive connection, between two requests, to the bridge beside the active dispatcher if it
+        called for one lately: True if it went (as ``pass_on``)."""
+        if self._called <= 0 or self._reactor.seconds() > self._called_until or not self._pass(fd, _CALLED):
+            return False
+        self._called -= 1
+        self.called += 1
+        METER.count(HANDOFF, _COUNTED_CALLED)
+        return True
+
+    def sample(self, handling: int, connections: int, busy: float, now: float) -> None:
+        """One sample of this bridge's load (requests being handled now, the connections it serves, the seconds
+        the reactor thread has had work, a monotonic clock); each window's is reported."""
+        reading = self._window.sample(handling, busy, now)
+        connection = self._connection
+        if reading is None or connection is None or not self._ready:
+            return
+        load, _ = reading
+        try:
+            connection.sock.send(_LOAD + _LOAD_VALUE.pack(load, min(connections, 2**32 - 1)))
+        except OSError:
+            pass  # behind in reading, or gone (seen when reading): the next window's is sent
+
+    def _pass(self, fd: int, message: bytes = _PASSED) -> bool:
         connection = self._connection
         if connection is None or not self._ready or self._serving_here:
             return False
         try:
-            socket.send_fds(connection.sock, [_PASSED], [fd])
+            socket.send_fds(connection.sock, [message], [fd])
         except OSError as exc:
             if isinstance(exc, ConnectionError) or exc.errno == errno.ENOTCONN:
                 self._lost(connection)  # the other end stopped, or died
             return False  # else behind in reading (EAGAIN), or short of kernel memory: this one is served here
-        self.passed += 1
-        METER.count(HANDOFF, _COUNTED_PASSED)
         return True
 
     def _connect(self) -> None:
@@ -413,12 +522,20 @@ class Sender(Retrying):
         if _READY in messages and not self._ready:
             self._ready = True
             log.info("passing new HTTP connections to the bridge beside the active dispatcher")
-        self._serve_returned(descriptors)
+        for message in messages:
+            if message[:1] == _CALL and len(message) == 2:
+                self._called, self._called_until = message[1], self._reactor.seconds() + CALL_GOOD_FOR
+        self._serve_returned(messages, descriptors)
         if closed:
             self._lost(connection)
 
-    def _serve_returned(self, descriptors: list[int]) -> None:
-        self.returned += len(descriptors)
+    def _serve_returned(self, messages: list[bytes], descriptors: list[int]) -> None:
+        """Serve here the connections the receiver sent: passed back (no room there) or given (busy there)."""
+        given = min(messages.count(_GIVEN), len(descriptors))
+        if given:
+            self._called = 0  # the receiver is busy now: a call from before it was is no longer good
+        self.given += given
+        self.returned += len(descriptors) - given
         self._serving_here = True
         try:
             _serve_each(descriptors, self._adopt, "passed back")
@@ -439,30 +556,55 @@ class Sender(Retrying):
     def _lose(self) -> None:
         connection, self._connection = self._connection, None
         self._ready = False
+        self._called = 0
         if connection is not None:
             self._reactor.removeReader(connection)
-            _, descriptors = _shut_and_read(connection.sock)  # passed back, not read yet: served here
-            self._serve_returned(descriptors)
+            messages, descriptors = _shut_and_read(connection.sock)  # passed back, not read yet: served here
+            self._serve_returned(messages, descriptors)
             connection.sock.close()
 
 
 class HandOff:
     """A bridge's end of the hand-off, following the dispatcher beside it (``components.delivery.local``):
-    ``Receiver`` while it is active, ``Sender`` otherwise. ``site`` is the bridge's ``BridgeSite``."""
+    ``Receiver`` while it is active, ``Sender`` otherwise. ``site`` is the bridge's ``BridgeSite``; with
+    ``balance``, kept-alive connections move between requests (``balance``)."""
 
-    def __init__(self, site: Any, family: int, name: bytes) -> None:
+    def __init__(self, site: Any, family: int, name: bytes, balance: bool = True) -> None:
         self._site = site
+        self._balance = balance
 
         def adopt(fd: int) -> None:
             site.adopt(fd, family)
         self.receiver = Receiver(name, adopt, site.room_for_one)
         self.sender = Sender(name, adopt)
         self._unwatch: Callable[[], None] | None = None
+        self._sampling = task.LoopingCall(self._sample)
+        self._schedstat: str | None = None
 
     def start(self) -> None:
         self._site.hand_off_state = self.state
         self._unwatch = local.watch(self._follow)
         self._follow(local.active() is not None)
+        if self._balance:
+            self._sampling.start(balance.SAMPLE, now=False)
+
+    def _sample(self) -> None:
+        if self.receiver.listening:
+            self.receiver.sample(self._site.handling(), self._busy(), time.monotonic())
+        elif self.sender.connected:
+            self.sender.sample(self._site.handling(), self._site.connections, self._busy(), time.monotonic())
+
+    def _busy(self) -> float:
+        """Seconds the reactor's thread (this one) has had work: run, or waited for a core (Linux's schedstat:
+        a process that can take no more waits too, on a busy machine); its CPU time where there is none."""
+        if self._schedstat is None:
+            self._schedstat = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+        try:
+            with open(self._schedstat, "rb") as stat:
+                ran, waited, _ = stat.read().split()
+            return (int(ran) + int(waited)) / 1e9
+        except (OSError, ValueError):
+            return time.thread_time()
 
     def state(self) -> dict[str, Any]:
         """For ``GET /livez``: ``taking`` (beside the active dispatcher; ``from``: how many bridges pass their
@@ -470,16 +612,21 @@ class HandOff:
         connections: no dispatcher is active, or the bridge beside it cannot be reached yet)."""
         if self.receiver.listening:
             return {"state": "taking", "from": self.receiver.peers, "taken": self.receiver.taken,
-                    "returned": self.receiver.returned}
+                    "returned": self.receiver.returned, "given": self.receiver.given,
+                    "called": self.receiver.called, "load": round(self.receiver.load, 2),
+                    "busy": round(self.receiver.busy, 2)}
         if self.sender.connected:
-            return {"state": "passing", "passed": self.sender.passed, "returned": self.sender.returned}
+            return {"state": "passing", "passed": self.sender.passed, "returned": self.sender.returned,
+                    "given": self.sender.given, "called": self.sender.called}
         return {"state": "serving"}
 
     def stop(self) -> None:
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
-        self._site.pass_on = self._site.hand_off_state = None
+        if self._sampling.running:
+            self._sampling.stop()
+        self._site.pass_on = self._site.hand_off_state = self._site.between_requests = None
         self.sender.stop()
         self.receiver.stop()
 
@@ -488,7 +635,9 @@ class HandOff:
             self._site.pass_on = None
             self.sender.stop()
             self.receiver.start()
+            self._site.between_requests = self.receiver.give_back if self._balance else None
         else:
             self.receiver.stop()
             self.sender.start()
             self._site.pass_on = self.sender.pass_on
+            self._site.between_requests = self.sender.call_back if self._balance else None

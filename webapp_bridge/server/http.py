@@ -182,11 +182,40 @@ class _CountedChannel(http.HTTPChannel):
         pass_on = self.site.pass_on
         transport: Any = self.transport  # a tcp.Server: a file descriptor
         if pass_on is not None and pass_on(transport.fileno()):
-            # The bridge beside the active dispatcher serves it now (``handoff``), from its first byte: this
-            # process closes its copy of the descriptor without a shutdown, which would end it for both.
-            transport.stopReading()
-            transport._shouldShutdown = False  # (Twisted's own switch for a socket shared this way)
-            transport.loseConnection()
+            # The bridge beside the active dispatcher serves it now (``handoff``), from its first byte.
+            self._let_go()
+
+    def requestDone(self, request: Any) -> None:
+        super().requestDone(request)
+        move = self.site.between_requests
+        if move is not None and self._between_requests() and move(self.transport.fileno()):  # type: ignore[union-attr]
+            # Another bridge serves it from its next request on (``handoff``, ``balance``).
+            self._let_go()
+
+    def _between_requests(self) -> bool:
+        """Whether this connection may move to another process now: kept alive, its last answer sent whole,
+        and not a byte of the next request read (what the client sends meanwhile waits in the socket)."""
+        transport: Any = self.transport
+        if transport is None or not self.persistent or self._handlingRequest or self.requests or \
+                transport.disconnecting or self.site.draining:
+            return False
+        if self._buffer or self._dataBuffer or not self.line_mode or \
+                getattr(self, "_HTTPChannel__first_line", 0) != 1 or getattr(self, "_HTTPChannel__header", b""):
+            return False  # (Twisted's own parser state: a line or a pipelined request already read)
+        send_now(transport)  # (the answer is queued until the reactor's next turn) sent now, if the kernel takes it
+        return not (transport._tempDataBuffer or transport.dataBuffer)
+
+    def _let_go(self) -> None:
+        """Another process serves this connection now: this one closes its copy of the descriptor without a
+        shutdown, which would end it for both."""
+        transport: Any = self.transport
+        transport.stopReading()
+        # The reactor may still hold a read event for it from the poll under way, and calls doRead for it
+        # without asking whether it still reads (a pipelined request would be read here, then dropped with
+        # this copy): as Twisted's own abortConnection does, reading becomes nothing.
+        transport.doRead = lambda: None
+        transport._shouldShutdown = False  # (Twisted's own switch for a socket shared this way)
+        transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         try:
@@ -239,6 +268,9 @@ class BridgeSite(server.Site):
         #: Passes a connection just accepted to the bridge beside the active dispatcher (``handoff.Sender``):
         #: True if it went. None: every connection is served here.
         self.pass_on: Callable[[int], bool] | None = None
+        #: Moves a kept-alive connection, between two requests, to another bridge (``handoff``: True if it went).
+        #: None: every connection stays where it is served.
+        self.between_requests: Callable[[int], bool] | None = None
         #: What ``GET /livez`` says of the hand-off (``handoff.HandOff.state``); None: it is off.
         self.hand_off_state: Callable[[], dict[str, Any]] | None = None
         #: What ``GET /livez`` says of forwarding (``forward.Forwarding.state``); None: it is off.
@@ -271,6 +303,10 @@ class BridgeSite(server.Site):
     @property
     def connections(self) -> int:
         return len(self._open)
+
+    def handling(self) -> int:
+        """Requests being handled now: read whole, their answer not sent yet (``balance``'s load)."""
+        return sum(1 for channel in self._open if channel._handlingRequest)
 
     def answered(self, channel: Any) -> None:
         """A connection's request is being answered: it no longer counts as a request to come (``room_for_one``)."""

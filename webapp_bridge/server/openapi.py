@@ -50,11 +50,15 @@ _ALIVE = {
                                                        "stopping it): this bridge takes no new events"},
         "hand_off": {"type": "object", "required": ["state"], "description": (
             "where this bridge's new connections are served (bridge.hand_off): off; taking (beside the active "
-            "dispatcher: other bridges pass theirs here; from: how many); passing (to the bridge beside the "
-            "active dispatcher); serving (its own: none is active, or it cannot be reached yet)"),
+            "dispatcher: other bridges pass theirs here; from: how many; load: requests handled at once over the "
+            "last half second; busy: the share of it its reactor thread ran or waited for a core); passing (to the bridge beside the "
+            "active dispatcher); serving (its own: none is active, or it cannot be reached yet). given and called: "
+            "kept-alive connections moved between requests (bridge.balance)"),
             "properties": {"state": {"type": "string", "enum": ["off", "taking", "passing", "serving"]},
                            "from": {"type": "integer"}, "taken": {"type": "integer"},
-                           "returned": {"type": "integer"}, "passed": {"type": "integer"}}},
+                           "returned": {"type": "integer"}, "passed": {"type": "integer"},
+                           "given": {"type": "integer"}, "called": {"type": "integer"},
+                           "load": {"type": "number"}, "busy": {"type": "number"}}},
         "forward": {"type": "object", "required": ["state"], "description": (
             "which way this bridge's events go to the active dispatcher (bridge.forward): off (false: beside a "
             "standby, a WAMP call; beside the active dispatcher, in the process); "

@@ -285,6 +285,103 @@ def test_a_connection_passed_on_is_closed_here_without_a_shutdown_and_one_not_pa
     assert status_and_headers(transport)[0] == 200, "served here"
 
 
+class QueuingTransport(TcpTransport):
+    """What a TCP transport does with an answer: queued until the reactor's next turn (``doWrite``), which sends
+    at most ``room`` bytes (what the kernel takes) and keeps the rest."""
+
+    disconnecting = False
+    _writeDisconnecting = False
+
+    def __init__(self, room: int = 1 << 20) -> None:
+        super().__init__()
+        self.room = room
+        self._tempDataBuffer: list[bytes] = []
+        self.dataBuffer = b""
+
+    def write(self, data: bytes) -> None:
+        self._tempDataBuffer.append(data)
+
+    def writeSequence(self, data: Any) -> None:
+        self._tempDataBuffer.extend(data)
+
+    def doWrite(self) -> None:
+        pending = self.dataBuffer + b"".join(self._tempDataBuffer)
+        self._tempDataBuffer = []
+        self.io.write(pending[:self.room])
+        self.dataBuffer = pending[self.room:]
+
+
+class Moving:
+    """A bridge whose kept-alive connections another bridge would take between requests (``handoff``)."""
+
+    def __init__(self, takes: bool = True, room: int = 1 << 20) -> None:
+        self.bridge = Bridge(limit=5)
+        self.asked: list[int] = []
+        self.takes = takes
+        self.bridge.site.between_requests = self._ask
+        self.channel = self.bridge.site.buildProtocol(None)
+        self.transport = QueuingTransport(room)
+        self.channel.makeConnection(self.transport)
+
+    def _ask(self, fd: int) -> bool:
+        self.asked.append(fd)
+        return self.takes
+
+    @property
+    def moved(self) -> bool:
+        return (self.transport.reading, self.transport._shouldShutdown, self.transport.lost) == (False, False, True)
+
+    def answers(self) -> int:
+        return self.transport.value().count(b"HTTP/1.1 200 OK")
+
+
+def test_a_kept_alive_connection_moves_once_its_answer_is_sent_whole() -> None:
+    moving = Moving()
+    moving.channel.dataReceived(HEALTH)
+    assert moving.asked == [42]
+    assert moving.answers() == 1 and not moving.transport._tempDataBuffer and not moving.transport.dataBuffer, \
+        "the answer queued for the reactor's next turn was sent before the connection went"
+    assert moving.moved, "not a byte more read here; closed without the shutdown that would end it for the other"
+
+
+def test_a_connection_whose_answer_is_not_sent_whole_stays() -> None:
+    moving = Moving(room=10)
+    moving.channel.dataReceived(HEALTH)
+    assert moving.asked == [] and not moving.moved
+    moving.transport.room = 1 << 20
+    moving.transport.doWrite()
+    assert moving.answers() == 1, "its answer goes out as the kernel takes it"
+    moving.channel.dataReceived(HEALTH)
+    assert moving.asked == [42] and moving.moved, "and it may move after its next one"
+
+
+def test_a_connection_moves_only_when_nothing_of_the_next_request_was_read() -> None:
+    pipelined = Moving()
+    pipelined.channel.dataReceived(HEALTH + HEALTH)
+    assert pipelined.answers() == 2 and pipelined.asked == [42], "after the second, which was read already"
+    assert pipelined.moved
+    begun = Moving()
+    begun.channel.dataReceived(HEALTH + b"GET /heal")
+    assert begun.asked == [] and not begun.moved, "a line begun is read here, so served here"
+    begun.channel.dataReceived(b"thz HTTP/1.1\r\nHost: gw\r\n\r\n")
+    assert begun.answers() == 2 and begun.asked == [42]
+
+
+def test_a_connection_the_other_bridge_does_not_take_is_served_here() -> None:
+    moving = Moving(takes=False)
+    moving.channel.dataReceived(HEALTH)
+    moving.channel.dataReceived(HEALTH)
+    moving.transport.doWrite()
+    assert moving.asked == [42, 42] and moving.answers() == 2 and not moving.moved
+
+
+def test_a_connection_that_ends_after_its_answer_never_moves() -> None:
+    moving = Moving()
+    moving.channel.dataReceived(HEALTH.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    moving.transport.doWrite()
+    assert moving.asked == [] and moving.answers() == 1
+
+
 def body_of(transport: StringTransport) -> Any:
     return json.loads(transport.value().partition(b"\r\n\r\n")[2])
 
