@@ -66,9 +66,10 @@ class Ends:
         #: site asks of every connection it is given).
         self.passed_on_again: list[bool] = []
         self.receiver = Receiver(self.name, lambda fd: self.taken.append(_dup(fd)), lambda: self.room, self.reactor)
-        #: The seconds the receiver's reactor thread has had work (``receiver_window``).
-        self.busy_seconds = 0.0
-        self.sender = Sender(self.name, self._serve_here, self.reactor)
+        #: The seconds the receiver's and the sender's reactor threads have had work (``receiver_window``,
+        #: ``report_load``).
+        self.busy_seconds = self.sender_busy_seconds = self.sender_clock = 0.0
+        self.sender = Sender(self.name, self._serve_here, self.reactor, monotonic=self.reactor.seconds)
 
     def _serve_here(self, fd: int) -> None:
         self.passed_on_again.append(self.sender.pass_on(fd))
@@ -216,10 +217,13 @@ def test_a_receiver_that_does_not_read_is_passed_only_a_few(ends: Ends) -> None:
             accepted.close()
 
 
-def report_load(ends: Ends, handling: int, connections: int) -> None:
-    """A window of the sender's samples, reported and read by the receiver."""
-    for _ in range(balance.WINDOW):
-        ends.sender.sample(handling, connections, 0.0, ends.reactor.seconds())
+def report_load(ends: Ends, handling: int, connections: int, busy: float = 0.0) -> None:
+    """A window of the sender's samples (its reactor thread having work ``busy`` of the time), reported and read
+    by the receiver."""
+    for _ in range(balance.WINDOW):  # (on a clock of its own: the receiver's windows are not stretched)
+        ends.sender_clock += balance.SAMPLE
+        ends.sender_busy_seconds += balance.SAMPLE * busy
+        ends.sender.sample(handling, connections, ends.sender_busy_seconds, ends.sender_clock)
     ends.read_all()
 
 
@@ -229,7 +233,7 @@ def receiver_window(ends: Ends, handling: int, busy: float = 1.0) -> None:
     for _ in range(balance.WINDOW):
         ends.reactor.advance(balance.SAMPLE)
         ends.busy_seconds += balance.SAMPLE * busy
-        ends.receiver.sample(handling, ends.busy_seconds, ends.reactor.seconds())
+        ends.receiver.sample(handling, 16, ends.busy_seconds, ends.reactor.seconds())
     ends.read_all()
 
 
@@ -268,7 +272,7 @@ def test_a_receiver_that_keeps_up_again_calls_the_kept_alive_connections_back(en
     with client, accepted:
         assert not ends.sender.call_back(accepted.fileno()), "nobody called it back"
         report_load(ends, 0, 2)  # two connections, idle now
-        receiver_window(ends, 1)
+        receiver_window(ends, 1, busy=0.1)
         assert ends.sender.call_back(accepted.fileno())
         accepted.close()
         ends.read_all()
@@ -280,7 +284,7 @@ def test_a_receiver_that_keeps_up_again_calls_the_kept_alive_connections_back(en
     with client, accepted:
         ends.reactor.advance(handoff.CALL_GOOD_FOR + 0.1)
         assert not ends.sender.call_back(accepted.fileno()), "a call is good for a moment: the receiver calls again"
-        receiver_window(ends, 1)
+        receiver_window(ends, 1, busy=0.1)
         assert ends.sender.call_back(accepted.fileno())
 
 
@@ -288,7 +292,7 @@ def test_a_receiver_without_room_calls_nothing_back(ends: Ends) -> None:
     ends.room = False
     ends.connect()
     report_load(ends, 0, 3)
-    receiver_window(ends, 0)
+    receiver_window(ends, 0, busy=0.0)
     client, accepted = tcp_connection()
     with client, accepted:
         assert not ends.sender.call_back(accepted.fileno()), "it would pass it back at once"
@@ -310,6 +314,25 @@ def test_a_connection_given_cancels_a_call_from_before_the_receiver_was_busy(end
     assert not ends.sender.call_back(given.fileno()), "the call from before the give no longer holds"
 
 
+def test_a_call_sent_after_a_give_holds_when_both_are_read_together(ends: Ends) -> None:
+    ends.connect()
+    report_load(ends, 0, 3)
+    for _ in range(balance.WINDOW):  # busy, not read yet by the sender
+        ends.reactor.advance(balance.SAMPLE)
+        ends.busy_seconds += balance.SAMPLE
+        ends.receiver.sample(16, 16, ends.busy_seconds, ends.reactor.seconds())
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert ends.receiver.give_back(accepted.fileno())  # _GIVEN
+    for _ in range(balance.WINDOW):  # quiet again: it calls them back (_CALL, after the _GIVEN)
+        ends.reactor.advance(balance.SAMPLE)
+        ends.receiver.sample(0, 16, ends.busy_seconds, ends.reactor.seconds())
+    ends.read_all()
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert ends.sender.call_back(accepted.fileno()), "the later call holds"
+
+
 def test_a_bridge_that_never_reported_its_load_is_given_nothing(ends: Ends) -> None:
     """An older version of the other bridge (no ``_LOAD``) would keep every connection given to it."""
     ends.connect()
@@ -327,7 +350,7 @@ def test_a_bridge_that_never_reported_its_load_is_given_nothing(ends: Ends) -> N
 def test_a_load_report_that_is_not_a_load_counts_as_none(ends: Ends) -> None:
     ends.connect()
     assert ends.sender._connection is not None
-    ends.sender._connection.sock.send(handoff._LOAD + handoff._LOAD_VALUE.pack(float("nan"), 0))  # (an older one)
+    ends.sender._connection.sock.send(handoff._LOAD + handoff._LOAD_VALUE.pack(float("nan"), 0, float("nan")))
     ends.read_all()
     receiver_window(ends, 9)  # against a NaN every comparison fails: counted as 0, this one gives
     client, accepted = tcp_connection()
@@ -434,7 +457,7 @@ def test_once_the_receiver_begins_to_stop_a_sender_serves_its_connections_itself
     real = handoff._shut_and_read
     tried: list[bool] = []
 
-    def shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[int]]:
+    def shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[handoff.Received]]:
         got = real(sock)
         client, accepted = tcp_connection()  # a connection the sender accepts right then
         with client, accepted:

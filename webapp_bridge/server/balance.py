@@ -15,15 +15,16 @@ So the bridges move kept-alive connections between requests, by how busy each on
 - the bridge beside the active dispatcher **gives connections** to the least loaded other bridge while its
   load is at least ``BUSY``, its busy share at least ``BUSY_SHARE``, and its load above the other's by
   ``MARGIN``;
-- it **calls connections back** while the whole node's load is at most ``SETTLED`` (one process keeps up
-  alone: every connection the others serve, each at its next request, even those that are idle now), or
-  from the most loaded other bridge while that one's load is above its own by ``MARGIN`` and its own busy
-  share is below ``CALM_SHARE`` (room to take them).
+- it **calls connections back** while the busy shares of all the bridges add up to at most ``CALM_SHARE`` (one
+  process would keep up alone: every connection the others serve, each at its next request, even those
+  that are idle now; busy shares add up when connections move, where loads, measured while the work is
+  split, do not), or from the most loaded other bridge while that one's load is above its own by
+  ``MARGIN`` and its own busy share is below ``CALM_SHARE`` (room to take them).
 
-``MARGIN`` (3), the gap between ``SETTLED`` and ``BUSY``, and the one between ``CALM_SHARE`` and ``BUSY_SHARE`` keep
-a connection from going back and forth: a connection busy all the time carries a load of 1, so moving one
-changes the two bridges' difference by 2. Each window moves about a quarter of the difference (moving half
-would balance them), so sixteen busy connections settle within a couple of seconds.
+``MARGIN`` (3) and the gap between ``CALM_SHARE`` and ``BUSY_SHARE`` keep connections from going back and forth:
+a connection busy all the time carries a load of 1, so moving one changes the two bridges' difference by 2.
+Each window moves about a quarter of the difference (moving half would balance them), so sixteen busy
+connections settle within a couple of seconds.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from typing import Generic, TypeVar
 SAMPLE = 0.1
 WINDOW = 5
 #: Requests handled at once, on average: the bridge beside the active dispatcher gives connections away from
-#: this load on; it calls them back while the whole node's load is at most ``SETTLED``.
+#: this load on.
 BUSY = 8.0
-SETTLED = 5.0
 #: Shares of a window the reactor's thread had work (ran, or waited for a core): at least ``BUSY_SHARE`` to
-#: give connections away; below ``CALM_SHARE`` to call them back from a more loaded bridge.
+#: give connections away; all the bridges' together at most ``CALM_SHARE`` to call every connection back, and
+#: this one's below it to call some back from a more loaded bridge.
 BUSY_SHARE = 0.8
 CALM_SHARE = 0.6
 #: The least difference between two bridges' loads that moves a connection.
@@ -71,7 +72,7 @@ class Window:
             return None
         load = self._sum / self._count
         since_busy, since = self._since
-        share = (busy - since_busy) / (now - since) if now > since else 0.0
+        share = min(1.0, max(0.0, (busy - since_busy) / (now - since))) if now > since else 0.0
         self._sum = self._count = 0
         self._since = (busy, now)
         return load, share
@@ -79,10 +80,12 @@ class Window:
 
 @dataclass(frozen=True)
 class Load:
-    """What another bridge reports: its load, and how many connections it serves (some may be idle)."""
+    """What another bridge reports: its load, how many connections it serves (some may be idle), and its busy
+    share."""
 
     load: float = 0.0
     connections: int = 0
+    busy: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -95,24 +98,26 @@ class Move(Generic[Peer]):
     give: bool
 
 
-def decide(load: float, busy: float, others: Mapping[Peer, Load]) -> Move[Peer] | None:
-    """The move for the bridge beside the active dispatcher, whose load and busy share are ``load`` and
-    ``busy``, with the other bridges' last reports; None: none moves."""
+def decide(load: float, busy: float, connections: int, others: Mapping[Peer, Load]) -> Move[Peer] | None:
+    """The move for the bridge beside the active dispatcher, whose load, busy share and connections are
+    ``load``, ``busy`` and ``connections``, with the other bridges' last reports; None: none moves."""
     if not others:
         return None
     least = min(others, key=lambda peer: others[peer].load)
     if load >= BUSY and busy >= BUSY_SHARE and load - others[least].load >= MARGIN:
-        return Move(least, _quarter(load - others[least].load), give=True)
-    if load + sum(other.load for other in others.values()) <= SETTLED:
+        return Move(least, _quarter(load - others[least].load, connections), give=True)
+    if busy + sum(other.busy for other in others.values()) <= CALM_SHARE:
         serving = max(others, key=lambda peer: others[peer].connections)
         if others[serving].connections > 0:
             return Move(serving, others[serving].connections, give=False)
         return None
     most = max(others, key=lambda peer: others[peer].load)
     if others[most].load - load >= MARGIN and busy < CALM_SHARE:
-        return Move(most, _quarter(others[most].load - load), give=False)
+        return Move(most, _quarter(others[most].load - load, others[most].connections), give=False)
     return None
 
 
-def _quarter(difference: float) -> int:
-    return max(1, math.ceil(difference / 4))
+def _quarter(difference: float, connections: int) -> int:
+    """A quarter of the loads' difference, and of the connections there to move at most (a load far past
+    what the connections carry one each says a process is swamped, not how many to move)."""
+    return max(1, min(math.ceil(difference / 4), math.ceil(connections / 4)))

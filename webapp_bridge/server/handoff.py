@@ -75,10 +75,10 @@ _PASSED = b"p"  # a connection passed to the bridge beside the active dispatcher
 _RETURNED = b"r"  # passed back: no room there
 _READY = b"k"  # the receiver accepted the sender's Unix connection: connections may be passed from now on
 _GIVEN = b"g"  # a kept-alive connection given by the busy bridge beside the active dispatcher
-_LOAD = b"l"  # + the sender's load and connections (``balance.Load``), every window
+_LOAD = b"l"  # + the sender's load, connections and busy share (``balance.Load``), every window
 _CALL = b"c"  # + one byte: the receiver calls that many kept-alive connections back
 _CALLED = b"b"  # a kept-alive connection the sender passes because the receiver called it back
-_LOAD_VALUE = struct.Struct("!fI")
+_LOAD_VALUE = struct.Struct("!fIf")  # load, connections, busy share
 _CREDENTIALS = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 #: ``gateway_handoff_connections_total``'s outcomes.
 _COUNTED_PASSED, _COUNTED_TAKEN, _COUNTED_RETURNED, _COUNTED_LOST, _COUNTED_GIVEN, _COUNTED_CALLED = (
@@ -110,11 +110,16 @@ def _unix_socket() -> socket.socket:
     return sock
 
 
-def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[list[bytes], list[int], bool]:
-    """What the other end sent (at most ``at_most`` messages; None: all there is): the messages, the
-    descriptors they carried (each now the caller's to close), and whether the other end closed (or failed)."""
+#: A descriptor received, with the message it came with (``_PASSED``, ``_GIVEN``...).
+Received = tuple[bytes, int]
+
+
+def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[list[bytes], list[Received], bool]:
+    """What the other end sent (at most ``at_most`` messages; None: all there is): the messages, in order,
+    the descriptors they carried (each now the caller's to close), and whether the other end closed (or
+    failed)."""
     messages: list[bytes] = []
-    descriptors: list[int] = []
+    descriptors: list[Received] = []
     while at_most is None or len(messages) < at_most:
         try:
             message, fds, flags, _ = socket.recv_fds(sock, 16, 1, socket.MSG_CMSG_CLOEXEC)
@@ -136,22 +141,22 @@ def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[
         if not message and not fds:
             return messages, descriptors, True
         messages.append(message)
-        descriptors += fds
+        descriptors += [(message, fd) for fd in fds]
     return messages, descriptors, False
 
 
-def _serve_each(descriptors: list[int], serve: Callable[[int], None], what: str) -> None:
-    """``serve(fd)`` each, then close it: every one closed once, whatever one of them raises."""
-    for fd in descriptors:
+def _serve_each(descriptors: list[Received], serve: Callable[[bytes, int], None], what: str) -> None:
+    """``serve(message, fd)`` each, then close it: every one closed once, whatever one of them raises."""
+    for message, fd in descriptors:
         try:
-            serve(fd)
+            serve(message, fd)
         except Exception as exc:  # gone meanwhile (no peer address), or not a TCP socket: nothing to serve
             log.info("a connection {what} could not be served: {err}", what=what, err=exc)
         finally:
             os.close(fd)
 
 
-def _shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[int]]:
+def _shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[Received]]:
     """Before closing a Unix connection: refuse what the other end sends from now on (its ``sendmsg`` fails,
     and it serves that connection itself), then read what it sent before, which a close would throw away
     (and with it each client's connection: this process's copy is the last)."""
@@ -161,6 +166,17 @@ def _shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[int]]:
         pass  # not connected (any more): what is queued is still read below
     messages, descriptors, _ = _messages(sock, None)
     return messages, descriptors
+
+
+def _schedstat_seconds(fd: int) -> float:
+    """A thread's seconds run and waited for a core so far, from its open /proc schedstat file."""
+    ran, waited, _ = os.pread(fd, 128, 0).split()
+    return (int(ran) + int(waited)) / 1e9
+
+
+def _share(value: float, at_most: float) -> float:
+    """A reported number, sane: not a number or below 0 counts as 0."""
+    return min(value, at_most) if math.isfinite(value) and value >= 0 else 0.0
 
 
 class _Watched:
@@ -208,17 +224,19 @@ class Retrying:
 class Receiver(Retrying):
     """The bridge beside the active dispatcher: takes the connections other bridges pass on.
 
-    ``adopt(fd)`` serves a connection here (the descriptor stays the caller's: ``adopt`` duplicates it);
-    ``room()`` says whether one more may be taken now. ``start`` and ``stop`` follow the dispatcher.
+    ``adopt(fd)`` serves a connection here (the descriptor stays the caller's: ``adopt`` duplicates it), and
+    ``adopt_kept(fd)`` one kept alive that comes back between two requests (no request of it is on its way, as
+    one of a new connection is); ``room()`` says whether one more may be taken now. ``start`` and ``stop`` follow the dispatcher.
     ``sample(n)`` is this bridge's load now (``balance``), and ``give_back(fd)`` gives a kept-alive connection
     between two requests to another bridge when this one is busy.
     """
 
     def __init__(self, name: bytes, adopt: Callable[[int], None], room: Callable[[], bool],
-                 clock: Any = None) -> None:
+                 clock: Any = None, adopt_kept: Callable[[int], None] | None = None) -> None:
         super().__init__(clock)
         self._name = name
         self._adopt = adopt
+        self._adopt_kept = adopt_kept if adopt_kept is not None else adopt
         self._room = room
         self._listening: _Watched | None = None
         self._peers: set[_Watched] = set()
@@ -246,7 +264,7 @@ class Receiver(Retrying):
     def start(self) -> None:
         self._started = True
         self._failed_binds, self._bind_warned = 0, False
-        self._window, self.load, self._to_give = balance.Window(), 0.0, 0
+        self._window, self.load, self.busy, self._give_to, self._to_give = balance.Window(), 0.0, 0.0, None, 0
         self._cancel_retry()
         self._listen()
 
@@ -318,17 +336,17 @@ class Receiver(Retrying):
             self._peers.add(peer)
             self._reactor.addReader(peer)
 
-    def sample(self, handling: int, busy: float, now: float) -> None:
-        """One sample of this bridge's load (requests being handled now, the seconds the reactor thread has had
-        work, a monotonic clock); at the end of a window, decide which connections move until the next one
-        (``balance.decide``)."""
+    def sample(self, handling: int, connections: int, busy: float, now: float) -> None:
+        """One sample of this bridge's load (requests being handled now, the connections it serves, the seconds
+        the reactor thread has had work, a monotonic clock); at the end of a window, decide which connections
+        move until the next one (``balance.decide``)."""
         reading = self._window.sample(handling, busy, now)
         if reading is None:
             return
         self.load, self.busy = reading
         self._give_to, self._to_give = None, 0
         # A peer counts once it has reported: one that never does (an older version) is given nothing.
-        move = balance.decide(self.load, self.busy, {peer: load for peer, load in self._loads.items() if peer in self._peers})
+        move = balance.decide(self.load, self.busy, connections, {peer: load for peer, load in self._loads.items() if peer in self._peers})
         if move is None:
             return
         if move.give:
@@ -369,12 +387,11 @@ class Receiver(Retrying):
 
     def _read(self, peer: _Watched) -> None:
         messages, descriptors, closed = _messages(peer.sock)
-        self.called += min(messages.count(_CALLED), len(descriptors))
         for message in messages:
             if message[:1] == _LOAD and len(message) == 1 + _LOAD_VALUE.size:
-                load, connections = _LOAD_VALUE.unpack_from(message, 1)
-                self._loads[peer] = balance.Load(load if math.isfinite(load) and load >= 0 else 0.0, connections)
-        _serve_each(descriptors, lambda fd: self._take(peer, fd), "passed on by another bridge")
+                load, connections, busy = _LOAD_VALUE.unpack_from(message, 1)
+                self._loads[peer] = balance.Load(_share(load, float("inf")), connections, _share(busy, 1.0))
+        _serve_each(descriptors, lambda message, fd: self._take(peer, message, fd), "passed on by another bridge")
         if closed:
             self._close_peer(peer)
 
@@ -385,10 +402,12 @@ class Receiver(Retrying):
         self._loads.pop(peer, None)
         self._reactor.removeReader(peer)
         _, descriptors = _shut_and_read(peer.sock)
-        _serve_each(descriptors, lambda fd: self._take(peer, fd), "passed on by another bridge")
+        _serve_each(descriptors, lambda message, fd: self._take(peer, message, fd), "passed on by another bridge")
         peer.sock.close()
 
-    def _take(self, peer: _Watched, fd: int) -> None:
+    def _take(self, peer: _Watched, message: bytes, fd: int) -> None:
+        if message == _CALLED:
+            self.called += 1
         if not self._room():
             try:
                 socket.send_fds(peer.sock, [_RETURNED], [fd])
@@ -399,7 +418,7 @@ class Receiver(Retrying):
                 pass  # the sender is gone, leaving or far behind: served here rather than lost
         self.taken += 1  # counted first: one whose client went away meanwhile fails to adopt, taken all the same
         METER.count(HANDOFF, _COUNTED_TAKEN)
-        self._adopt(fd)
+        (self._adopt_kept if message == _CALLED else self._adopt)(fd)
 
 
 class Sender(Retrying):
@@ -411,10 +430,14 @@ class Sender(Retrying):
     when it called for one.
     """
 
-    def __init__(self, name: bytes, adopt: Callable[[int], None], clock: Any = None) -> None:
+    def __init__(self, name: bytes, adopt: Callable[[int], None], clock: Any = None,
+                 adopt_kept: Callable[[int], None] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(clock)
         self._name = name
         self._adopt = adopt
+        self._adopt_kept = adopt_kept if adopt_kept is not None else adopt
+        self._monotonic = monotonic
         self._connection: _Watched | None = None
         #: The receiver accepted the connection (its first message): until then nothing is passed on it.
         self._ready = False
@@ -423,7 +446,7 @@ class Sender(Retrying):
         #: True while a connection passed back is being adopted: it is served here, not passed on again.
         self._serving_here = False
         self._window = balance.Window()
-        #: Kept-alive connections the receiver called back, and until when (the reactor's clock).
+        #: Kept-alive connections the receiver called back, and until when (``monotonic``).
         self._called = 0
         self._called_until = 0.0
         #: Connections passed on, passed back (no room there; given: busy there), and called back since the
@@ -437,6 +460,7 @@ class Sender(Retrying):
     def start(self) -> None:
         self._started = True
         self._cancel_retry()
+        self._window = balance.Window()  # nothing sampled before counts
         self._connect()
 
     def stop(self) -> None:
@@ -457,7 +481,7 @@ class Sender(Retrying):
     def call_back(self, fd: int) -> bool:
         """Pass a kept-alive connection, between two requests, to the bridge beside the active dispatcher if it
         called for one lately: True if it went (as ``pass_on``)."""
-        if self._called <= 0 or self._reactor.seconds() > self._called_until or not self._pass(fd, _CALLED):
+        if self._called <= 0 or self._monotonic() > self._called_until or not self._pass(fd, _CALLED):
             return False
         self._called -= 1
         self.called += 1
@@ -471,9 +495,9 @@ class Sender(Retrying):
         connection = self._connection
         if reading is None or connection is None or not self._ready:
             return
-        load, _ = reading
+        load, busy = reading
         try:
-            connection.sock.send(_LOAD + _LOAD_VALUE.pack(load, min(connections, 2**32 - 1)))
+            connection.sock.send(_LOAD + _LOAD_VALUE.pack(load, min(connections, 2**32 - 1), busy))
         except OSError:
             pass  # behind in reading, or gone (seen when reading): the next window's is sent
 
@@ -522,23 +546,24 @@ class Sender(Retrying):
         if _READY in messages and not self._ready:
             self._ready = True
             log.info("passing new HTTP connections to the bridge beside the active dispatcher")
-        for message in messages:
+        for message in messages:  # in the order sent: a connection given cancels a call sent before it
             if message[:1] == _CALL and len(message) == 2:
-                self._called, self._called_until = message[1], self._reactor.seconds() + CALL_GOOD_FOR
-        self._serve_returned(messages, descriptors)
+                self._called, self._called_until = message[1], self._monotonic() + CALL_GOOD_FOR
+            elif message == _GIVEN:
+                self._called = 0  # the receiver is busy now: a call from before it was is no longer good
+        self._serve_returned(descriptors)
         if closed:
             self._lost(connection)
 
-    def _serve_returned(self, messages: list[bytes], descriptors: list[int]) -> None:
+    def _serve_returned(self, descriptors: list[Received]) -> None:
         """Serve here the connections the receiver sent: passed back (no room there) or given (busy there)."""
-        given = min(messages.count(_GIVEN), len(descriptors))
-        if given:
-            self._called = 0  # the receiver is busy now: a call from before it was is no longer good
+        given = sum(1 for message, _ in descriptors if message == _GIVEN)
         self.given += given
         self.returned += len(descriptors) - given
         self._serving_here = True
         try:
-            _serve_each(descriptors, self._adopt, "passed back")
+            _serve_each(descriptors, lambda message, fd: (self._adopt_kept if message == _GIVEN else self._adopt)(fd),
+                        "passed back")
         finally:
             self._serving_here = False
 
@@ -559,8 +584,8 @@ class Sender(Retrying):
         self._called = 0
         if connection is not None:
             self._reactor.removeReader(connection)
-            messages, descriptors = _shut_and_read(connection.sock)  # passed back, not read yet: served here
-            self._serve_returned(messages, descriptors)
+            _, descriptors = _shut_and_read(connection.sock)  # passed back, not read yet: served here
+            self._serve_returned(descriptors)
             connection.sock.close()
 
 
@@ -575,11 +600,16 @@ class HandOff:
 
         def adopt(fd: int) -> None:
             site.adopt(fd, family)
-        self.receiver = Receiver(name, adopt, site.room_for_one)
-        self.sender = Sender(name, adopt)
+
+        def adopt_kept(fd: int) -> None:
+            site.adopt(fd, family, fresh=False)
+        self.receiver = Receiver(name, adopt, site.room_for_one, adopt_kept=adopt_kept)
+        self.sender = Sender(name, adopt, adopt_kept=adopt_kept)
         self._unwatch: Callable[[], None] | None = None
         self._sampling = task.LoopingCall(self._sample)
-        self._schedstat: str | None = None
+        #: Where ``_busy`` reads the reactor thread's time: its schedstat file (kept open), or None: its CPU time.
+        self._schedstat: int | None = None
+        self._busy_source_chosen = False
 
     def start(self) -> None:
         self._site.hand_off_state = self.state
@@ -589,32 +619,47 @@ class HandOff:
             self._sampling.start(balance.SAMPLE, now=False)
 
     def _sample(self) -> None:
+        busy = self._busy()
+        if busy is None:
+            return
         if self.receiver.listening:
-            self.receiver.sample(self._site.handling(), self._busy(), time.monotonic())
+            self.receiver.sample(self._site.handling(), self._site.connections, busy, time.monotonic())
         elif self.sender.connected:
-            self.sender.sample(self._site.handling(), self._site.connections, self._busy(), time.monotonic())
+            self.sender.sample(self._site.handling(), self._site.connections, busy, time.monotonic())
 
-    def _busy(self) -> float:
-        """Seconds the reactor's thread (this one) has had work: run, or waited for a core (Linux's schedstat:
-        a process that can take no more waits too, on a busy machine); its CPU time where there is none."""
+    def _busy(self) -> float | None:
+        """Seconds the reactor's thread (this one: the sampling runs there) has had work: run, or waited for a
+        core (Linux's schedstat: a process that can take no more waits too, on a busy machine); its CPU time
+        where schedstat cannot be read or is switched off (it reads 0 0 0). One source for the process's life:
+        two clocks would not subtract."""
+        if not self._busy_source_chosen:
+            self._busy_source_chosen = True
+            try:
+                fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                fd = None
+            if fd is not None and _schedstat_seconds(fd) == 0.0:
+                os.close(fd)
+                fd = None
+            self._schedstat = fd
         if self._schedstat is None:
-            self._schedstat = f"/proc/self/task/{threading.get_native_id()}/schedstat"
-        try:
-            with open(self._schedstat, "rb") as stat:
-                ran, waited, _ = stat.read().split()
-            return (int(ran) + int(waited)) / 1e9
-        except (OSError, ValueError):
             return time.thread_time()
+        try:
+            return _schedstat_seconds(self._schedstat)
+        except (OSError, ValueError):
+            return None  # this sample is skipped
 
     def state(self) -> dict[str, Any]:
         """For ``GET /livez``: ``taking`` (beside the active dispatcher; ``from``: how many bridges pass their
         connections here), ``passing`` (to the bridge beside the active dispatcher), or ``serving`` (its own
         connections: no dispatcher is active, or the bridge beside it cannot be reached yet)."""
         if self.receiver.listening:
-            return {"state": "taking", "from": self.receiver.peers, "taken": self.receiver.taken,
-                    "returned": self.receiver.returned, "given": self.receiver.given,
-                    "called": self.receiver.called, "load": round(self.receiver.load, 2),
-                    "busy": round(self.receiver.busy, 2)}
+            taking = {"state": "taking", "from": self.receiver.peers, "taken": self.receiver.taken,
+                      "returned": self.receiver.returned, "given": self.receiver.given,
+                      "called": self.receiver.called}
+            if self._balance:  # (measured only then)
+                taking.update(load=round(self.receiver.load, 2), busy=round(self.receiver.busy, 2))
+            return taking
         if self.sender.connected:
             return {"state": "passing", "passed": self.sender.passed, "returned": self.sender.returned,
                     "given": self.sender.given, "called": self.sender.called}
@@ -626,6 +671,9 @@ class HandOff:
             self._unwatch = None
         if self._sampling.running:
             self._sampling.stop()
+        if self._schedstat is not None:
+            os.close(self._schedstat)
+            self._schedstat, self._busy_source_chosen = None, False
         self._site.pass_on = self._site.hand_off_state = self._site.between_requests = None
         self.sender.stop()
         self.receiver.stop()

@@ -323,10 +323,14 @@ class BridgeSite(server.Site):
         in_flight = self.admission.in_flight if self.admission is not None else None
         return in_flight is None or in_flight.count + len(self._fresh) < in_flight.limit
 
-    def adopt(self, fd: int, family: int) -> None:
-        """Serve here a connection accepted by another process (``handoff``); the descriptor stays the caller's."""
+    def adopt(self, fd: int, family: int, fresh: bool = True) -> None:
+        """Serve here a connection accepted by another process (``handoff``); the descriptor stays the caller's.
+        ``fresh``: a new one, whose first request is to come (``room_for_one``); not one kept alive that moved
+        between two requests (``balance``), which may stay idle."""
         clock: Any = self.reactor
-        clock.adoptStreamConnection(fd, family, self)
+        transport = clock.adoptStreamConnection(fd, family, self)
+        if not fresh:
+            self._fresh.discard(transport.protocol)
 
     def connection_closed(self, channel: Any) -> None:
         self._open.discard(channel)

@@ -50,8 +50,9 @@ _ALIVE = {
                                                        "stopping it): this bridge takes no new events"},
         "hand_off": {"type": "object", "required": ["state"], "description": (
             "where this bridge's new connections are served (bridge.hand_off): off; taking (beside the active "
-            "dispatcher: other bridges pass theirs here; from: how many; load: requests handled at once over the "
-            "last half second; busy: the share of it its reactor thread ran or waited for a core); passing (to the bridge beside the "
+            "dispatcher: other bridges pass theirs here; from: how many; with bridge.balance, load: requests handled "
+            "at once over the last half second, and busy: the share of it its reactor thread ran or waited for a "
+            "core); passing (to the bridge beside the "
             "active dispatcher); serving (its own: none is active, or it cannot be reached yet). given and called: "
             "kept-alive connections moved between requests (bridge.balance)"),
             "properties": {"state": {"type": "string", "enum": ["off", "taking", "passing", "serving"]},

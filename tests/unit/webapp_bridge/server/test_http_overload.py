@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import socket
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -234,6 +235,30 @@ def test_room_for_a_connection_passed_on_counts_each_new_one_as_a_request_to_com
     assert bridge.site.room_for_one()
     lose(second, second.transport)
     assert bridge.site.room_for_one() and bridge.site.connections == 1
+
+
+class Adopting(MemoryReactorClock):
+    """A reactor whose adopted connections are served in memory (``BridgeSite.adopt``)."""
+
+    def adoptStreamConnection(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
+        channel = factory.buildProtocol(None)
+        transport = Transport()
+        channel.makeConnection(transport)
+        transport.protocol = channel
+        return transport
+
+
+def test_a_kept_alive_connection_moved_here_is_not_counted_as_a_request_to_come() -> None:
+    """A connection moved between two requests (``balance``) may stay idle: unlike a new one, it brings no
+    request, and must not take the room new connections are judged by."""
+    bridge = Bridge(limit=2)
+    bridge.site.reactor = Adopting()  # type: ignore[assignment]
+    bridge.site.adopt(7, socket.AF_INET, fresh=False)
+    bridge.site.adopt(8, socket.AF_INET, fresh=False)
+    assert bridge.site.room_for_one() and bridge.site.connections == 2
+    bridge.site.adopt(9, socket.AF_INET)
+    bridge.site.adopt(10, socket.AF_INET)
+    assert not bridge.site.room_for_one(), "two new ones: two requests to come"
 
 
 def test_room_for_a_connection_passed_on_ends_at_max_connections() -> None:
