@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -223,7 +224,7 @@ def report_load(ends: Ends, handling: int, connections: int, busy: float = 0.0) 
     for _ in range(balance.WINDOW):  # (on a clock of its own: the receiver's windows are not stretched)
         ends.sender_clock += balance.SAMPLE
         ends.sender_busy_seconds += balance.SAMPLE * busy
-        ends.sender.sample(handling, connections, ends.sender_busy_seconds, ends.sender_clock)
+        ends.sender.sample(handling, connections, ends.sender_busy_seconds, ends.sender_busy_seconds, ends.sender_clock)
     ends.read_all()
 
 
@@ -233,7 +234,7 @@ def receiver_window(ends: Ends, handling: int, busy: float = 1.0) -> None:
     for _ in range(balance.WINDOW):
         ends.reactor.advance(balance.SAMPLE)
         ends.busy_seconds += balance.SAMPLE * busy
-        ends.receiver.sample(handling, 16, ends.busy_seconds, ends.reactor.seconds())
+        ends.receiver.sample(handling, 16, ends.busy_seconds, ends.busy_seconds, ends.reactor.seconds())
     ends.read_all()
 
 
@@ -320,17 +321,51 @@ def test_a_call_sent_after_a_give_holds_when_both_are_read_together(ends: Ends) 
     for _ in range(balance.WINDOW):  # busy, not read yet by the sender
         ends.reactor.advance(balance.SAMPLE)
         ends.busy_seconds += balance.SAMPLE
-        ends.receiver.sample(16, 16, ends.busy_seconds, ends.reactor.seconds())
+        ends.receiver.sample(16, 16, ends.busy_seconds, ends.busy_seconds, ends.reactor.seconds())
     client, accepted = tcp_connection()
     with client, accepted:
         assert ends.receiver.give_back(accepted.fileno())  # _GIVEN
     for _ in range(balance.WINDOW):  # quiet again: it calls them back (_CALL, after the _GIVEN)
         ends.reactor.advance(balance.SAMPLE)
-        ends.receiver.sample(0, 16, ends.busy_seconds, ends.reactor.seconds())
+        ends.receiver.sample(0, 16, ends.busy_seconds, ends.busy_seconds, ends.reactor.seconds())
     ends.read_all()
     client, accepted = tcp_connection()
     with client, accepted:
         assert ends.sender.call_back(accepted.fileno()), "the later call holds"
+
+
+def test_a_connection_called_back_to_a_receiver_without_room_comes_back_as_kept_alive(ends: Ends) -> None:
+    """Passed back, it is between two requests still: not counted where it lands as a new connection whose
+    first request is to come (``BridgeSite.adopt(fresh=False)``)."""
+    kept: list[socket.socket] = []
+    ends.sender = Sender(ends.name, ends._serve_here, ends.reactor, monotonic=ends.reactor.seconds,
+                         adopt_kept=lambda fd: kept.append(_dup(fd)))
+    ends.connect()
+    report_load(ends, 0, 2)
+    receiver_window(ends, 0, busy=0.0)  # calls them back
+    ends.room = False  # and then has none
+    client, accepted = tcp_connection()
+    with client, accepted:
+        assert ends.sender.call_back(accepted.fileno())
+    ends.read_all()
+    try:
+        assert len(kept) == 1 and not ends.served_here and (ends.receiver.returned, ends.sender.returned) == (1, 1)
+    finally:
+        for sock in kept:
+            sock.close()
+
+
+def test_a_schedstat_that_cannot_be_read_leaves_the_threads_cpu_time_and_no_descriptor_open(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(fd: int) -> tuple[float, float]:
+        raise ValueError("not what schedstat looks like")
+    hand_off = handoff.HandOff(SimpleNamespace(room_for_one=lambda: True), socket.AF_INET, b"\0test")
+    monkeypatch.setattr(handoff, "_schedstat_seconds", unreadable)
+    before = open_descriptors()
+    ran, busy = hand_off._times() or (-1.0, -2.0)
+    assert ran == busy >= 0 and open_descriptors() == before
+    monkeypatch.undo()
+    assert hand_off._times() is not None and hand_off._schedstat is None, "one source for the process's life"
 
 
 def test_a_bridge_that_never_reported_its_load_is_given_nothing(ends: Ends) -> None:
@@ -350,7 +385,7 @@ def test_a_bridge_that_never_reported_its_load_is_given_nothing(ends: Ends) -> N
 def test_a_load_report_that_is_not_a_load_counts_as_none(ends: Ends) -> None:
     ends.connect()
     assert ends.sender._connection is not None
-    ends.sender._connection.sock.send(handoff._LOAD + handoff._LOAD_VALUE.pack(float("nan"), 0, float("nan")))
+    ends.sender._connection.sock.send(handoff._LOAD + handoff._LOAD_VALUE.pack(float("nan"), 0, float("nan"), -1.0))
     ends.read_all()
     receiver_window(ends, 9)  # against a NaN every comparison fails: counted as 0, this one gives
     client, accepted = tcp_connection()

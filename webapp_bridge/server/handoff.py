@@ -48,7 +48,6 @@ import math
 import os
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,7 +77,10 @@ _GIVEN = b"g"  # a kept-alive connection given by the busy bridge beside the act
 _LOAD = b"l"  # + the sender's load, connections and busy share (``balance.Load``), every window
 _CALL = b"c"  # + one byte: the receiver calls that many kept-alive connections back
 _CALLED = b"b"  # a kept-alive connection the sender passes because the receiver called it back
-_LOAD_VALUE = struct.Struct("!fIf")  # load, connections, busy share
+_RETURNED_KEPT = b"R"  # a called-back connection passed back: no room there (kept alive, between two requests)
+_LOAD_VALUE = struct.Struct("!fIff")  # load, connections, busy share, ran share
+#: The longest message: ``_LOAD`` and its value.
+_MESSAGE_SIZE = 1 + _LOAD_VALUE.size
 _CREDENTIALS = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 #: ``gateway_handoff_connections_total``'s outcomes.
 _COUNTED_PASSED, _COUNTED_TAKEN, _COUNTED_RETURNED, _COUNTED_LOST, _COUNTED_GIVEN, _COUNTED_CALLED = (
@@ -122,7 +124,7 @@ def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[
     descriptors: list[Received] = []
     while at_most is None or len(messages) < at_most:
         try:
-            message, fds, flags, _ = socket.recv_fds(sock, 16, 1, socket.MSG_CMSG_CLOEXEC)
+            message, fds, flags, _ = socket.recv_fds(sock, _MESSAGE_SIZE, 1, socket.MSG_CMSG_CLOEXEC)
         except (BlockingIOError, InterruptedError):
             return messages, descriptors, False
         except OSError:
@@ -133,7 +135,7 @@ def _messages(sock: socket.socket, at_most: int | None = READ_AT_ONCE) -> tuple[
                           "left (raise its open-file limit above bridge.max_connections)")
                 METER.count(HANDOFF, _COUNTED_LOST)
                 continue  # nothing to serve, nor to count as served
-            if message in (_RETURNED, _GIVEN) and not fds:  # (counted by the other bridge)
+            if message in (_RETURNED, _RETURNED_KEPT, _GIVEN) and not fds:  # (counted by the other bridge)
                 log.error("a connection passed back by the other bridge was lost: this process has no "
                           "descriptor left (raise its open-file limit above bridge.max_connections)")
                 continue
@@ -168,10 +170,10 @@ def _shut_and_read(sock: socket.socket) -> tuple[list[bytes], list[Received]]:
     return messages, descriptors
 
 
-def _schedstat_seconds(fd: int) -> float:
-    """A thread's seconds run and waited for a core so far, from its open /proc schedstat file."""
+def _schedstat_seconds(fd: int) -> tuple[float, float]:
+    """A thread's seconds run, and run or waited for a core, so far, from its open /proc schedstat file."""
     ran, waited, _ = os.pread(fd, 128, 0).split()
-    return (int(ran) + int(waited)) / 1e9
+    return int(ran) / 1e9, (int(ran) + int(waited)) / 1e9
 
 
 def _share(value: float, at_most: float) -> float:
@@ -246,7 +248,7 @@ class Receiver(Retrying):
         #: The other bridges' last loads, this one's, and the connections to give until the next window.
         self._loads: dict[_Watched, balance.Load] = {}
         self._window = balance.Window()
-        self.load = self.busy = 0.0
+        self.load = self.busy = self.ran = 0.0
         self._give_to: _Watched | None = None
         self._to_give = 0
         #: Connections taken, passed back, given (busy) and called back since the bridge started (``GET /livez``,
@@ -264,7 +266,8 @@ class Receiver(Retrying):
     def start(self) -> None:
         self._started = True
         self._failed_binds, self._bind_warned = 0, False
-        self._window, self.load, self.busy, self._give_to, self._to_give = balance.Window(), 0.0, 0.0, None, 0
+        self._window, self.load, self.busy, self.ran = balance.Window(), 0.0, 0.0, 0.0
+        self._give_to, self._to_give = None, 0
         self._cancel_retry()
         self._listen()
 
@@ -336,17 +339,17 @@ class Receiver(Retrying):
             self._peers.add(peer)
             self._reactor.addReader(peer)
 
-    def sample(self, handling: int, connections: int, busy: float, now: float) -> None:
+    def sample(self, handling: int, connections: int, ran: float, busy: float, now: float) -> None:
         """One sample of this bridge's load (requests being handled now, the connections it serves, the seconds
-        the reactor thread has had work, a monotonic clock); at the end of a window, decide which connections
-        move until the next one (``balance.decide``)."""
-        reading = self._window.sample(handling, busy, now)
+        the reactor thread has run and has had work, a monotonic clock); at the end of a window, decide which
+        connections move until the next one (``balance.decide``)."""
+        reading = self._window.sample(handling, ran, busy, now)
         if reading is None:
             return
-        self.load, self.busy = reading
+        self.load, self.ran, self.busy = reading
         self._give_to, self._to_give = None, 0
         # A peer counts once it has reported: one that never does (an older version) is given nothing.
-        move = balance.decide(self.load, self.busy, connections, {peer: load for peer, load in self._loads.items() if peer in self._peers})
+        move = balance.decide(self.load, self.busy, self.ran, connections, {peer: load for peer, load in self._loads.items() if peer in self._peers})
         if move is None:
             return
         if move.give:
@@ -389,8 +392,9 @@ class Receiver(Retrying):
         messages, descriptors, closed = _messages(peer.sock)
         for message in messages:
             if message[:1] == _LOAD and len(message) == 1 + _LOAD_VALUE.size:
-                load, connections, busy = _LOAD_VALUE.unpack_from(message, 1)
-                self._loads[peer] = balance.Load(_share(load, float("inf")), connections, _share(busy, 1.0))
+                load, connections, busy, ran = _LOAD_VALUE.unpack_from(message, 1)
+                self._loads[peer] = balance.Load(_share(load, float("inf")), connections, _share(busy, 1.0),
+                                                 _share(ran, 1.0))
         _serve_each(descriptors, lambda message, fd: self._take(peer, message, fd), "passed on by another bridge")
         if closed:
             self._close_peer(peer)
@@ -410,7 +414,7 @@ class Receiver(Retrying):
             self.called += 1
         if not self._room():
             try:
-                socket.send_fds(peer.sock, [_RETURNED], [fd])
+                socket.send_fds(peer.sock, [_RETURNED_KEPT if message == _CALLED else _RETURNED], [fd])
                 self.returned += 1
                 METER.count(HANDOFF, _COUNTED_RETURNED)
                 return
@@ -488,16 +492,16 @@ class Sender(Retrying):
         METER.count(HANDOFF, _COUNTED_CALLED)
         return True
 
-    def sample(self, handling: int, connections: int, busy: float, now: float) -> None:
+    def sample(self, handling: int, connections: int, ran: float, busy: float, now: float) -> None:
         """One sample of this bridge's load (requests being handled now, the connections it serves, the seconds
-        the reactor thread has had work, a monotonic clock); each window's is reported."""
-        reading = self._window.sample(handling, busy, now)
+        the reactor thread has run and has had work, a monotonic clock); each window's is reported."""
+        reading = self._window.sample(handling, ran, busy, now)
         connection = self._connection
         if reading is None or connection is None or not self._ready:
             return
-        load, busy = reading
+        load, ran, busy = reading
         try:
-            connection.sock.send(_LOAD + _LOAD_VALUE.pack(load, min(connections, 2**32 - 1), busy))
+            connection.sock.send(_LOAD + _LOAD_VALUE.pack(load, min(connections, 2**32 - 1), busy, ran))
         except OSError:
             pass  # behind in reading, or gone (seen when reading): the next window's is sent
 
@@ -562,8 +566,8 @@ class Sender(Retrying):
         self.returned += len(descriptors) - given
         self._serving_here = True
         try:
-            _serve_each(descriptors, lambda message, fd: (self._adopt_kept if message == _GIVEN else self._adopt)(fd),
-                        "passed back")
+            _serve_each(descriptors, lambda message, fd: (
+                self._adopt_kept if message in (_GIVEN, _RETURNED_KEPT) else self._adopt)(fd), "passed back")
         finally:
             self._serving_here = False
 
@@ -607,9 +611,9 @@ class HandOff:
         self.sender = Sender(name, adopt, adopt_kept=adopt_kept)
         self._unwatch: Callable[[], None] | None = None
         self._sampling = task.LoopingCall(self._sample)
-        #: Where ``_busy`` reads the reactor thread's time: its schedstat file (kept open), or None: its CPU time.
+        #: Where ``_times`` reads the reactor thread's time: its schedstat file (kept open), or None: its CPU time.
         self._schedstat: int | None = None
-        self._busy_source_chosen = False
+        self._times_source_chosen = False
 
     def start(self) -> None:
         self._site.hand_off_state = self.state
@@ -619,35 +623,43 @@ class HandOff:
             self._sampling.start(balance.SAMPLE, now=False)
 
     def _sample(self) -> None:
-        busy = self._busy()
-        if busy is None:
+        times = self._times()
+        if times is None:
             return
+        ran, busy = times
         if self.receiver.listening:
-            self.receiver.sample(self._site.handling(), self._site.connections, busy, time.monotonic())
+            self.receiver.sample(self._site.handling(), self._site.connections, ran, busy, time.monotonic())
         elif self.sender.connected:
-            self.sender.sample(self._site.handling(), self._site.connections, busy, time.monotonic())
+            self.sender.sample(self._site.handling(), self._site.connections, ran, busy, time.monotonic())
 
-    def _busy(self) -> float | None:
-        """Seconds the reactor's thread (this one: the sampling runs there) has had work: run, or waited for a
-        core (Linux's schedstat: a process that can take no more waits too, on a busy machine); its CPU time
-        where schedstat cannot be read or is switched off (it reads 0 0 0). One source for the process's life:
-        two clocks would not subtract."""
-        if not self._busy_source_chosen:
-            self._busy_source_chosen = True
+    def _times(self) -> tuple[float, float] | None:
+        """Seconds the reactor's thread (this one: the sampling runs there) has run, and has had work: run or
+        waited for a core (Linux's schedstat: a process that can take no more waits too, on a busy machine).
+        Its CPU time for both where schedstat cannot be read or is switched off (it reads 0 0 0). One source for
+        the process's life: two clocks would not subtract. None: this sample is skipped."""
+        if not self._times_source_chosen:
+            self._times_source_chosen = True
+            fd: int | None
             try:
-                fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 fd = None
-            if fd is not None and _schedstat_seconds(fd) == 0.0:
-                os.close(fd)
-                fd = None
+            if fd is not None:
+                try:
+                    usable = _schedstat_seconds(fd)[1] > 0
+                except (OSError, ValueError):
+                    usable = False
+                if not usable:
+                    os.close(fd)
+                    fd = None
             self._schedstat = fd
         if self._schedstat is None:
-            return time.thread_time()
+            cpu = time.thread_time()
+            return cpu, cpu
         try:
             return _schedstat_seconds(self._schedstat)
         except (OSError, ValueError):
-            return None  # this sample is skipped
+            return None
 
     def state(self) -> dict[str, Any]:
         """For ``GET /livez``: ``taking`` (beside the active dispatcher; ``from``: how many bridges pass their
@@ -673,7 +685,7 @@ class HandOff:
             self._sampling.stop()
         if self._schedstat is not None:
             os.close(self._schedstat)
-            self._schedstat, self._busy_source_chosen = None, False
+            self._schedstat, self._times_source_chosen = None, False
         self._site.pass_on = self._site.hand_off_state = self._site.between_requests = None
         self.sender.stop()
         self.receiver.stop()

@@ -7,48 +7,55 @@ from webapp_bridge.server.balance import BUSY, BUSY_SHARE, CALM_SHARE, MARGIN, L
 
 def test_a_window_averages_its_samples_once_full_then_starts_again() -> None:
     window = Window(3)
-    # (requests being handled, the seconds the reactor thread has had work, the clock)
-    assert [window.sample(n, busy, at) for n, busy, at in ((1, 10.0, 100.0), (2, 10.25, 100.5), (6, 10.5, 101.0))] \
-        == [None, None, (3.0, 0.5)]
-    assert [window.sample(0, busy, at) for busy, at in ((11.0, 101.5), (11.5, 102.0), (12.0, 102.5))] == \
-        [None, None, (0.0, 1.0)], "the earlier samples are not counted; the busy share since the last window's end"
+    # (requests being handled, the seconds the reactor thread has run and has had work, the clock)
+    assert [window.sample(n, ran, busy, at) for n, ran, busy, at in
+            ((1, 5.0, 10.0, 100.0), (2, 5.125, 10.25, 100.5), (6, 5.25, 10.5, 101.0))] == [None, None, (3.0, 0.25, 0.5)]
+    assert [window.sample(0, ran, busy, at) for ran, busy, at in
+            ((5.5, 11.0, 101.5), (5.75, 11.5, 102.0), (6.0, 12.0, 102.5))] == [None, None, (0.0, 0.5, 1.0)], \
+        "the earlier samples are not counted; the shares since the last window's end"
+    assert [window.sample(0, 0.0, 99.0, at) for at in (103.0, 103.5, 104.0)] == [None, None, (0.0, 0.0, 1.0)], \
+        "shares are clamped (a clock that went back, a counter that did)"
 
 
 def test_with_no_other_bridge_nothing_moves() -> None:
-    assert decide(100.0, 1.0, 16, {}) is None
+    assert decide(100.0, 1.0, 1.0, 16, {}) is None
 
 
 def test_a_busy_bridge_gives_a_quarter_of_the_difference_to_the_least_loaded_one() -> None:
-    assert decide(16.0, 0.9, 16, {"a": Load(0.0, 0)}) == Move("a", 4, give=True)
-    assert decide(16.0, 0.9, 16, {"a": Load(6.0, 6), "b": Load(2.0, 3)}) == Move("b", 4, give=True)
-    assert decide(BUSY, BUSY_SHARE, 16, {"a": Load(BUSY - MARGIN, 5)}) == Move("a", 1, give=True), "at least one"
-    assert decide(60.0, 1.0, 8, {"a": Load(0.0, 0)}) == Move("a", 2, give=True), \
+    assert decide(16.0, 0.9, 0.9, 16, {"a": Load(0.0, 0)}) == Move("a", 4, give=True)
+    assert decide(16.0, 0.9, 0.9, 16, {"a": Load(6.0, 6), "b": Load(2.0, 3)}) == Move("b", 4, give=True)
+    assert decide(BUSY, BUSY_SHARE, BUSY_SHARE, 16, {"a": Load(BUSY - MARGIN, 5)}) == Move("a", 1, give=True), "at least one"
+    assert decide(60.0, 1.0, 1.0, 8, {"a": Load(0.0, 0)}) == Move("a", 2, give=True), \
         "a quarter of the connections at most: a swamped process's load says nothing of how many to move"
 
 
 def test_below_busy_or_within_the_margin_nothing_is_given() -> None:
-    assert decide(BUSY - 0.5, 1.0, 16, {"a": Load(0.0, 0)}) is None, "requests hardly wait: the shortest path stays"
-    assert decide(12.0, 1.0, 16, {"a": Load(12.0 - MARGIN + 0.5, 9)}) is None, "as loaded as the other"
+    assert decide(BUSY - 0.5, 1.0, 1.0, 16, {"a": Load(0.0, 0)}) is None, "requests hardly wait: the shortest path stays"
+    assert decide(12.0, 1.0, 1.0, 16, {"a": Load(12.0 - MARGIN + 0.5, 9)}) is None, "as loaded as the other"
 
 
 def test_requests_that_wait_for_the_router_are_not_given_away() -> None:
     # Many subscribers: the router is the bottleneck, requests wait for its acknowledgement while this process
     # idles. A second process parsing would only take CPU from the router.
-    assert decide(16.0, BUSY_SHARE - 0.05, 16, {"a": Load(0.0, 0)}) is None
+    assert decide(16.0, BUSY_SHARE - 0.05, BUSY_SHARE - 0.05, 16, {"a": Load(0.0, 0)}) is None
 
 
 def test_once_one_process_would_keep_up_alone_every_connection_is_called_back_even_idle_ones() -> None:
-    assert decide(1.0, 0.2, 4, {"a": Load(0.0, 12, 0.1), "b": Load(0.5, 3, 0.1)}) == Move("a", 12, give=False)
-    assert decide(6.0, 0.5, 4, {"a": Load(6.0, 2, CALM_SHARE - 0.5)}) == Move("a", 2, give=False), \
-        "the busy shares add up when connections move; the loads, measured while the work is split, do not"
-    assert decide(1.0, 0.4, 4, {"a": Load(1.0, 12, 0.3)}) is None, "together they would be too busy for one"
-    assert decide(0.0, 0.0, 4, {"a": Load(0.0, 0)}) is None, "nothing there to call"
+    assert decide(1.0, 0.2, 0.2, 4, {"a": Load(0.0, 12, 0.1, 0.1), "b": Load(0.5, 3, 0.1, 0.1)}) == \
+        Move("a", 12, give=False)
+    assert decide(6.0, 0.5, 0.3, 4, {"a": Load(6.0, 2, 0.5, 0.2)}) == Move("a", 2, give=False), \
+        "the time run adds up when connections move; the loads, measured while the work is split, do not, nor " \
+        "the time each waited for a core behind the other"
+    assert decide(1.0, 0.4, 0.4, 4, {"a": Load(1.0, 12, 0.3, 0.3)}) is None, "together they would be too busy for one"
+    assert decide(0.0, 0.0, 0.0, 4, {"a": Load(0.0, 0)}) is None, "nothing there to call"
 
 
 def test_a_more_loaded_other_bridge_hands_back_a_quarter_of_the_difference_if_there_is_room_here() -> None:
-    assert decide(4.0, 0.5, 4, {"a": Load(12.0, 12, 0.9), "b": Load(5.0, 5, 0.5)}) == Move("a", 2, give=False)
-    assert decide(6.0, 0.5, 4, {"a": Load(6.0 + MARGIN - 0.5, 8, 0.9)}) is None
-    assert decide(4.0, CALM_SHARE, 4, {"a": Load(12.0, 12, 0.9)}) is None, "this process has too much to take them"
+    assert decide(4.0, 0.5, 0.5, 4, {"a": Load(12.0, 12, 0.9, 0.9), "b": Load(5.0, 5, 0.5, 0.5)}) == \
+        Move("a", 2, give=False)
+    assert decide(6.0, 0.5, 0.5, 4, {"a": Load(6.0 + MARGIN - 0.5, 8, 0.9, 0.9)}) is None
+    assert decide(4.0, CALM_SHARE, CALM_SHARE, 4, {"a": Load(12.0, 12, 0.9, 0.9)}) is None, \
+        "this process has too much to take them"
 
 
 def simulate(rate: float, connections: int, parse: float, windows: int = 60) -> list[Move[str] | None]:
@@ -68,8 +75,8 @@ def simulate(rate: float, connections: int, parse: float, windows: int = 60) -> 
             other_load = rate * share * ((parse + forward) / (1 - other) + publish / (1 - active))
         else:  # past what the node can do: every request of a swamped process waits, one per connection
             load, other_load = (connections - there) * min(1.0, active), there * min(1.0, other)
-        move = decide(load, min(active, 1.0), connections - there,
-                      {"other": Load(other_load, there, min(other, 1.0))})
+        move = decide(load, min(active, 1.0), min(active, 1.0), connections - there,
+                      {"other": Load(other_load, there, min(other, 1.0), min(other, 1.0))})
         moves.append(move)
         if move is not None:
             there = min(connections, there + move.count) if move.give else max(0, there - move.count)
