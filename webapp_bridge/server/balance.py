@@ -16,9 +16,10 @@ So the bridges move kept-alive connections between requests, by how busy each on
   load is at least ``BUSY``, its busy share at least ``BUSY_SHARE``, and its load above the other's by
   ``MARGIN``;
 - it **calls connections back** while the shares all the bridges' threads ran add up to at most
-  ``CALM_SHARE`` (one process would keep up alone: every connection the others serve, each at its next
-  request, even those that are idle now; the time run adds up, roughly, when connections move, where loads
-  measured while the work is split do not, nor does the time each waited for a core behind the other), or
+  ``CALM_SHARE`` and its own busy share is below it (one process would keep up alone, and this one has room:
+  every connection the others serve, each at its next request, even those that are idle now; the time run
+  adds up, roughly, when connections move, where loads measured while the work is split do not, nor does the
+  time each waited for a core behind the other), or
   from the most loaded other bridge while that one's load is above its own by ``MARGIN`` and its own busy
   share is below ``CALM_SHARE`` (room to take them).
 
@@ -42,8 +43,8 @@ WINDOW = 5
 #: this load on.
 BUSY = 8.0
 #: Shares of a window the reactor's thread had work (ran, or waited for a core): at least ``BUSY_SHARE`` to
-#: give connections away; below ``CALM_SHARE`` to call some back from a more loaded bridge. The shares the
-#: bridges' threads ran, together at most ``CALM_SHARE``, to call every connection back.
+#: give connections away; below ``CALM_SHARE`` to call any back. The shares the bridges' threads ran, together
+#: at most ``CALM_SHARE``, to call every connection back.
 BUSY_SHARE = 0.8
 CALM_SHARE = 0.6
 #: The least difference between two bridges' loads that moves a connection.
@@ -115,7 +116,7 @@ def decide(load: float, busy: float, ran: float, connections: int, others: Mappi
     least = min(others, key=lambda peer: others[peer].load)
     if load >= BUSY and busy >= BUSY_SHARE and load - others[least].load >= MARGIN:
         return Move(least, _quarter(load - others[least].load, connections), give=True)
-    if ran + sum(other.ran for other in others.values()) <= CALM_SHARE:
+    if busy < CALM_SHARE and ran + sum(other.ran for other in others.values()) <= CALM_SHARE:
         serving = max(others, key=lambda peer: others[peer].connections)
         if others[serving].connections > 0:
             return Move(serving, others[serving].connections, give=False)

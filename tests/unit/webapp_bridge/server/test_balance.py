@@ -47,6 +47,8 @@ def test_once_one_process_would_keep_up_alone_every_connection_is_called_back_ev
         "the time run adds up when connections move; the loads, measured while the work is split, do not, nor " \
         "the time each waited for a core behind the other"
     assert decide(1.0, 0.4, 0.4, 4, {"a": Load(1.0, 12, 0.3, 0.3)}) is None, "together they would be too busy for one"
+    assert decide(1.0, 0.9, 0.3, 4, {"a": Load(0.0, 12, 0.8, 0.2)}) is None, \
+        "this thread waits for a core most of the time (a busy machine): no room to take them"
     assert decide(0.0, 0.0, 0.0, 4, {"a": Load(0.0, 0)}) is None, "nothing there to call"
 
 
