@@ -74,7 +74,7 @@ _PASSED = b"p"  # a connection passed to the bridge beside the active dispatcher
 _RETURNED = b"r"  # passed back: no room there
 _READY = b"k"  # the receiver accepted the sender's Unix connection: connections may be passed from now on
 _GIVEN = b"g"  # a kept-alive connection given by the busy bridge beside the active dispatcher
-_LOAD = b"l"  # + the sender's load, connections and busy share (``balance.Load``), every window
+_LOAD = b"l"  # + the sender's load, connections, busy and ran shares (``balance.Load``), every window
 _CALL = b"c"  # + one byte: the receiver calls that many kept-alive connections back
 _CALLED = b"b"  # a kept-alive connection the sender passes because the receiver called it back
 _RETURNED_KEPT = b"R"  # a called-back connection passed back: no room there (kept alive, between two requests)
@@ -228,9 +228,9 @@ class Receiver(Retrying):
 
     ``adopt(fd)`` serves a connection here (the descriptor stays the caller's: ``adopt`` duplicates it), and
     ``adopt_kept(fd)`` one kept alive that comes back between two requests (no request of it is on its way, as
-    one of a new connection is); ``room()`` says whether one more may be taken now. ``start`` and ``stop`` follow the dispatcher.
-    ``sample(n)`` is this bridge's load now (``balance``), and ``give_back(fd)`` gives a kept-alive connection
-    between two requests to another bridge when this one is busy.
+    one of a new connection is); ``room()`` says whether one more may be taken now. ``start`` and ``stop``
+    follow the dispatcher. ``sample(...)`` is this bridge's load now (``balance``), and ``give_back(fd)`` gives
+    a kept-alive connection between two requests to another bridge when this one is busy.
     """
 
     def __init__(self, name: bytes, adopt: Callable[[int], None], room: Callable[[], bool],
@@ -349,7 +349,8 @@ class Receiver(Retrying):
         self.load, self.ran, self.busy = reading
         self._give_to, self._to_give = None, 0
         # A peer counts once it has reported: one that never does (an older version) is given nothing.
-        move = balance.decide(self.load, self.busy, self.ran, connections, {peer: load for peer, load in self._loads.items() if peer in self._peers})
+        reported = {peer: load for peer, load in self._loads.items() if peer in self._peers}
+        move = balance.decide(self.load, self.busy, self.ran, connections, reported)
         if move is None:
             return
         if move.give:

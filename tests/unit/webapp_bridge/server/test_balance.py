@@ -24,13 +24,15 @@ def test_with_no_other_bridge_nothing_moves() -> None:
 def test_a_busy_bridge_gives_a_quarter_of_the_difference_to_the_least_loaded_one() -> None:
     assert decide(16.0, 0.9, 0.9, 16, {"a": Load(0.0, 0)}) == Move("a", 4, give=True)
     assert decide(16.0, 0.9, 0.9, 16, {"a": Load(6.0, 6), "b": Load(2.0, 3)}) == Move("b", 4, give=True)
-    assert decide(BUSY, BUSY_SHARE, BUSY_SHARE, 16, {"a": Load(BUSY - MARGIN, 5)}) == Move("a", 1, give=True), "at least one"
+    assert decide(BUSY, BUSY_SHARE, BUSY_SHARE, 16, {"a": Load(BUSY - MARGIN, 5)}) == Move("a", 1, give=True), \
+        "at least one"
     assert decide(60.0, 1.0, 1.0, 8, {"a": Load(0.0, 0)}) == Move("a", 2, give=True), \
         "a quarter of the connections at most: a swamped process's load says nothing of how many to move"
 
 
 def test_below_busy_or_within_the_margin_nothing_is_given() -> None:
-    assert decide(BUSY - 0.5, 1.0, 1.0, 16, {"a": Load(0.0, 0)}) is None, "requests hardly wait: the shortest path stays"
+    assert decide(BUSY - 0.5, 1.0, 1.0, 16, {"a": Load(0.0, 0)}) is None, \
+        "requests hardly wait: the shortest path stays"
     assert decide(12.0, 1.0, 1.0, 16, {"a": Load(12.0 - MARGIN + 0.5, 9)}) is None, "as loaded as the other"
 
 
