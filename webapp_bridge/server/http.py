@@ -186,6 +186,9 @@ class _CountedChannel(http.HTTPChannel):
             self._let_go()
 
     def requestDone(self, request: Any) -> None:
+        # Every answer, written whole: sent now, not after the other requests this turn of the reactor reads
+        # (``components.sending``); then whatever Twisted does next (the next pipelined request, the close).
+        send_now(self.transport)
         super().requestDone(request)
         move = self.site.between_requests
         if move is not None and self._between_requests() and move(self.transport.fileno()):  # type: ignore[union-attr]
@@ -202,8 +205,7 @@ class _CountedChannel(http.HTTPChannel):
         if self._buffer or self._dataBuffer or not self.line_mode or \
                 getattr(self, "_HTTPChannel__first_line", 0) != 1 or getattr(self, "_HTTPChannel__header", b""):
             return False  # (Twisted's own parser state: a line or a pipelined request already read)
-        send_now(transport)  # (the answer is queued until the reactor's next turn) sent now, if the kernel takes it
-        return not (transport._tempDataBuffer or transport.dataBuffer)
+        return not (transport._tempDataBuffer or transport.dataBuffer)  # (sent whole: the kernel took it all)
 
     def _let_go(self) -> None:
         """Another process serves this connection now: this one closes its copy of the descriptor without a
@@ -496,10 +498,8 @@ def _send(request: server.Request, answer: Answer) -> None:
             request.setHeader(b"Connection", b"close")
             request.channel.persistent = False
     request.setHeader(b"Content-Length", str(len(body)).encode())
-    transport = request.channel.transport
     request.write(body)
-    request.finish()
-    send_now(transport)  # not after the other requests this turn of the reactor reads (``components.sending``)
+    request.finish()  # (sent at once: ``_CountedChannel.requestDone``)
     on_answer: OnAnswer | None = getattr(request, "on_answer", None)
     if on_answer is not None:
         on_answer(request.path, answer, time.monotonic() - getattr(request, "started", time.monotonic()))

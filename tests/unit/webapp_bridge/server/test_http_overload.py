@@ -360,6 +360,16 @@ class Moving:
         return self.transport.value().count(b"HTTP/1.1 200 OK")
 
 
+def test_every_answer_is_sent_at_once_not_at_the_reactors_next_poll() -> None:
+    bridge = Bridge(limit=5)
+    channel = bridge.site.buildProtocol(None)
+    transport = QueuingTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(HEALTH)
+    assert transport.value().count(b"HTTP/1.1 200 OK") == 1 and not transport._tempDataBuffer, \
+        "written to the socket in the same turn (components.sending)"
+
+
 def test_a_kept_alive_connection_moves_once_its_answer_is_sent_whole() -> None:
     moving = Moving()
     moving.channel.dataReceived(HEALTH)
